@@ -1,0 +1,3 @@
+module github.com/virtplane/virtplane
+
+go 1.26
