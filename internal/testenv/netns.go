@@ -22,6 +22,7 @@ type Netns struct {
 // and iproute2); it fails under CI and skips elsewhere.
 func RequireNetns(t testing.TB) {
 	t.Helper()
+	SkipShort(t)
 	if _, err := exec.LookPath("ip"); err != nil {
 		Missing(t, "iproute2", "env-net", err)
 	}

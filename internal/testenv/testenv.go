@@ -42,6 +42,15 @@ func Missing(t testing.TB, component, target string, cause error) {
 	t.Skip(msg)
 }
 
+// SkipShort skips a test that needs a real component when -short is given
+// (`make test-unit`); `make test` runs without -short.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a real component; skipped with -short (run `make test`)")
+	}
+}
+
 // load reads the KEY=VALUE file a setup script wrote for component.
 func load(component string) (map[string]string, error) {
 	f, err := os.Open(filepath.Join(StateDir(), component+".env"))
@@ -68,6 +77,7 @@ func load(component string) (map[string]string, error) {
 // failure the test is failed or skipped through Missing.
 func component(t testing.TB, name, target string, ready func(map[string]string) error) map[string]string {
 	t.Helper()
+	SkipShort(t)
 	kv, err := load(name)
 	if err == nil {
 		err = ready(kv)
