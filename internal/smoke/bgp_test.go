@@ -2,7 +2,6 @@ package smoke
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -85,5 +84,5 @@ protocol bgp hv1 {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	t.Fatal(fmt.Sprintf("route reflector never showed 10.249.100.7/32; last birdc output:\n%s", last))
+	t.Fatalf("route reflector never showed 10.249.100.7/32; last birdc output:\n%s", last)
 }
