@@ -25,10 +25,12 @@ import (
 // descent; even walks the higher-K child first, so the first fitting leaf
 // it reaches is usually the answer and the bound prunes the rest.
 //
-// Nodes that are not active, the source of a move, and (for anti-affinity)
-// the nodes hosting a group member are masked: their leaves look full, so
-// the search never enters them. Masking a node costs O(log n), so a request
-// in an anti-affinity group of g members costs O(g log n).
+// Nodes that are not active look full in the tree, so the search never
+// enters them. The source of a move and the hosts of the request's
+// anti-affinity group are marked skipped for one search instead (O(1) per
+// node); the search steps over them at the leaves, so a request in a group
+// of g members costs O(g log n) at worst and less when the members are not
+// among the best nodes.
 //
 // Every allocation change rewrites one leaf and its O(log n) ancestors.
 // Adding or removing nodes rebuilds the index, O(n log n).
@@ -39,12 +41,18 @@ type bucket struct {
 	nodes    []int32 // node indexes in rank order; leaf i is nodes[i]
 	size     int     // leaves, a power of two
 
-	k        []float64
-	cpu      []int64
-	ram      []int64
-	slots    []int32
-	minRank  []int32
-	poolFree []int64 // len(poolSets) values per tree node
+	agg      []agg   // tree nodes 1..2*size-1; leaves at size+i
+	poolFree []int64 // len(poolSets) values per tree node: most free bytes in a pool of that tag set
+}
+
+// agg is what a tree node knows about its subtree; one struct so that an
+// update touches one cache line per level.
+type agg struct {
+	k       float64 // largest free fraction K
+	cpu     int64   // most free vCPUs
+	ram     int64   // most free RAM bytes
+	slots   int32   // most free VM slots
+	minRank int32   // smallest rank
 }
 
 func (s *Scheduler) buildIndex() {
@@ -95,18 +103,14 @@ func (s *Scheduler) buildIndex() {
 			b.size *= 2
 		}
 		P := len(b.poolSets)
-		b.k = make([]float64, 2*b.size)
-		b.cpu = make([]int64, 2*b.size)
-		b.ram = make([]int64, 2*b.size)
-		b.slots = make([]int32, 2*b.size)
-		b.minRank = make([]int32, 2*b.size)
+		b.agg = make([]agg, 2*b.size)
 		b.poolFree = make([]int64, 2*b.size*P)
 		for i := b.size; i < 2*b.size; i++ {
 			if li := i - b.size; li < len(b.nodes) {
 				b.setLeaf(i, &s.nodes[b.nodes[li]])
 			} else {
 				b.setEmpty(i)
-				b.minRank[i] = math.MaxInt32
+				b.agg[i].minRank = math.MaxInt32
 			}
 		}
 		for i := b.size - 1; i >= 1; i-- {
@@ -116,8 +120,7 @@ func (s *Scheduler) buildIndex() {
 }
 
 func (b *bucket) setEmpty(i int) {
-	b.k[i] = math.Inf(-1)
-	b.cpu[i], b.ram[i], b.slots[i] = -1, -1, 0
+	b.agg[i] = agg{k: math.Inf(-1), cpu: -1, ram: -1, minRank: b.agg[i].minRank}
 	P := len(b.poolSets)
 	for j := range P {
 		b.poolFree[i*P+j] = -1
@@ -125,15 +128,12 @@ func (b *bucket) setEmpty(i int) {
 }
 
 func (b *bucket) setLeaf(i int, n *node) {
-	b.minRank[i] = n.rank
-	if n.state != NodeActive || n.masked > 0 {
+	b.agg[i].minRank = n.rank
+	if n.state != NodeActive {
 		b.setEmpty(i)
 		return
 	}
-	b.k[i] = n.freeFraction()
-	b.cpu[i] = n.cpuCap - n.cpuUsed
-	b.ram[i] = n.ramCap - n.ramUsed
-	b.slots[i] = n.slots()
+	b.agg[i] = agg{k: n.freeFraction(), cpu: n.cpuCap - n.cpuUsed, ram: n.ramCap - n.ramUsed, slots: n.slots(), minRank: n.rank}
 	P := len(b.poolSets)
 	pf := b.poolFree[i*P : (i+1)*P]
 	for j := range pf {
@@ -147,42 +147,35 @@ func (b *bucket) setLeaf(i int, n *node) {
 	}
 }
 
-func (b *bucket) pull(i int) {
-	l, r := 2*i, 2*i+1
-	b.k[i] = max(b.k[l], b.k[r])
-	b.cpu[i] = max(b.cpu[l], b.cpu[r])
-	b.ram[i] = max(b.ram[l], b.ram[r])
-	b.slots[i] = max(b.slots[l], b.slots[r])
-	b.minRank[i] = min(b.minRank[l], b.minRank[r])
+// pull recomputes tree node i from its children and reports whether it changed.
+func (b *bucket) pull(i int) bool {
+	l, r := &b.agg[2*i], &b.agg[2*i+1]
+	a := agg{k: max(l.k, r.k), cpu: max(l.cpu, r.cpu), ram: max(l.ram, r.ram), slots: max(l.slots, r.slots), minRank: min(l.minRank, r.minRank)}
+	changed := a != b.agg[i]
+	b.agg[i] = a
 	P := len(b.poolSets)
 	for j := range P {
-		b.poolFree[i*P+j] = max(b.poolFree[l*P+j], b.poolFree[r*P+j])
+		v := max(b.poolFree[2*i*P+j], b.poolFree[(2*i+1)*P+j])
+		if v != b.poolFree[i*P+j] {
+			b.poolFree[i*P+j] = v
+			changed = true
+		}
 	}
+	return changed
 }
 
-// updateLeaf refreshes node idx in the index after its state, allocation or
-// mask changed.
+// updateLeaf refreshes node idx in the index after its state or allocation
+// changed. It stops climbing once an ancestor is unchanged: most updates
+// touch a few levels, not all of them.
 func (s *Scheduler) updateLeaf(idx int32) {
 	n := &s.nodes[idx]
 	b := &s.buckets[n.bucket]
 	i := b.size + int(n.leaf)
 	b.setLeaf(i, n)
 	for i >>= 1; i >= 1; i >>= 1 {
-		b.pull(i)
-	}
-}
-
-func (s *Scheduler) mask(idx int32) {
-	s.nodes[idx].masked++
-	if s.nodes[idx].masked == 1 {
-		s.updateLeaf(idx)
-	}
-}
-
-func (s *Scheduler) unmask(idx int32) {
-	s.nodes[idx].masked--
-	if s.nodes[idx].masked == 0 {
-		s.updateLeaf(idx)
+		if !b.pull(i) {
+			return
+		}
 	}
 }
 
@@ -195,7 +188,7 @@ type candidate struct {
 
 // fits reports whether tree node i's subtree may hold a node that fits q.
 func (b *bucket) fits(i int, q *query, cand [][]int32) bool {
-	if b.slots[i] < 1 || b.cpu[i] < q.cpu || b.ram[i] < q.ram {
+	if a := &b.agg[i]; a.slots < 1 || a.cpu < q.cpu || a.ram < q.ram {
 		return false
 	}
 	P := len(b.poolSets)
@@ -214,34 +207,39 @@ func (b *bucket) fits(i int, q *query, cand [][]int32) bool {
 	return true
 }
 
+// skipped reports whether node idx is left out of this search: the node a
+// VM moves away from, or a host of the request's anti-affinity group.
+func (s *Scheduler) skipped(idx int32) bool { return s.nodes[idx].skip == s.epoch }
+
 func (s *Scheduler) searchSequential(b *bucket, i int, q *query, best *candidate) bool {
-	if b.minRank[i] >= best.rank || !b.fits(i, q, s.scratch.cand) {
+	if b.agg[i].minRank >= best.rank || !b.fits(i, q, s.scratch.cand) {
 		return false
 	}
 	if i >= b.size {
 		idx := b.nodes[i-b.size]
-		if !s.fitsDisks(&s.nodes[idx], q) {
+		if s.skipped(idx) || !s.fitsDisks(&s.nodes[idx], q) {
 			return false
 		}
-		*best = candidate{node: idx, k: b.k[i], rank: b.minRank[i]}
+		*best = candidate{node: idx, k: b.agg[i].k, rank: b.agg[i].minRank}
 		return true
 	}
 	return s.searchSequential(b, 2*i, q, best) || s.searchSequential(b, 2*i+1, q, best)
 }
 
 func (s *Scheduler) searchEven(b *bucket, i int, q *query, best *candidate) {
-	if k := b.k[i]; k < best.k || (k == best.k && b.minRank[i] > best.rank) || !b.fits(i, q, s.scratch.cand) {
+	a := &b.agg[i]
+	if a.k < best.k || (a.k == best.k && a.minRank > best.rank) || !b.fits(i, q, s.scratch.cand) {
 		return
 	}
 	if i >= b.size {
 		idx := b.nodes[i-b.size]
-		if s.fitsDisks(&s.nodes[idx], q) {
-			*best = candidate{node: idx, k: b.k[i], rank: b.minRank[i]}
+		if !s.skipped(idx) && s.fitsDisks(&s.nodes[idx], q) {
+			*best = candidate{node: idx, k: a.k, rank: a.minRank}
 		}
 		return
 	}
 	l, r := 2*i, 2*i+1
-	if b.k[r] > b.k[l] {
+	if b.agg[r].k > b.agg[l].k {
 		l, r = r, l
 	}
 	s.searchEven(b, l, q, best)
@@ -307,19 +305,23 @@ func (s *Scheduler) placeIndexedWith(q *query, even bool) int32 {
 	if q.unknown != "" {
 		return -1
 	}
-	if q.exclude >= 0 {
-		s.mask(q.exclude)
-		defer s.unmask(q.exclude)
-	}
+	// Skipped nodes are marked with a fresh epoch instead of being masked
+	// in the tree: marking costs O(1) per node, and the search steps over a
+	// marked leaf as it does over one whose disks do not fit.
 	members := s.groups[q.group]
+	s.epoch++
+	if q.exclude >= 0 {
+		s.nodes[q.exclude].skip = s.epoch
+	}
 	for idx := range members {
-		s.mask(idx)
+		s.nodes[idx].skip = s.epoch
 	}
 	best := s.searchBuckets(q, even)
-	for idx := range members {
-		s.unmask(idx)
-	}
 	if best < 0 && len(members) > 0 && !q.hard {
+		s.epoch++
+		if q.exclude >= 0 {
+			s.nodes[q.exclude].skip = s.epoch
+		}
 		best = s.searchBuckets(q, even)
 	}
 	return best

@@ -95,8 +95,8 @@ type model struct {
 	defs   map[string]Node
 	state  map[string]NodeState
 	groups map[string]map[string]int // group → node → members
-	res    map[string]Request         // reservation → request
-	resAt  map[string]string          // reservation → node
+	res    map[string]Request        // reservation → request
+	resAt  map[string]string         // reservation → node
 }
 
 func TestPropertyPlacement(t *testing.T) {

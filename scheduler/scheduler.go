@@ -37,6 +37,7 @@ type Scheduler struct {
 	groups       map[string]map[int32]int // anti-affinity group → node → members
 	totalVMs     int
 	nextRes      uint64
+	epoch        uint64 // current search, for node.skip
 
 	scratch scratch
 }
@@ -63,7 +64,7 @@ type node struct {
 	pools  []pool
 	bucket int32
 	leaf   int32
-	masked int32 // >0 hides the node from the index (anti-affinity, exclusion)
+	skip   uint64 // equal to Scheduler.epoch: left out of the current search
 
 	src Node // the input, kept to rebuild
 }
@@ -330,7 +331,6 @@ type scratch struct {
 	cand     [][]int32
 	assigned []int64
 	poolPick []int32
-	masked   []int32
 }
 
 // compile turns r into a query in s.scratch. The returned query is valid

@@ -144,10 +144,10 @@ func TestPlaceSettings(t *testing.T) {
 			want: "a", pools: []string{"p", "p"},
 		},
 		{
-			name: "two disks do not fit one pool",
+			name:    "two disks do not fit one pool",
 			cluster: Cluster{Nodes: []Node{{ID: "a", Cores: 8, RAM: 8 * gib, Pools: []Pool{{Name: "p", Size: 70 * gib}}}}},
-			req:  Request{VCPUs: 1, RAM: gib, Disks: []Disk{{Size: 40 * gib}, {Size: 40 * gib}}},
-			want: "",
+			req:     Request{VCPUs: 1, RAM: gib, Disks: []Disk{{Size: 40 * gib}, {Size: 40 * gib}}},
+			want:    "",
 		},
 		{
 			name: "disk overcommit per storage",
