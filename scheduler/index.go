@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"math"
+	"math/bits"
 	"sort"
 	"strings"
 )
@@ -53,6 +54,21 @@ type agg struct {
 	ram     int64   // most free RAM bytes
 	slots   int32   // most free VM slots
 	minRank int32   // smallest rank
+	// ramAtCPU[j] is the most free RAM on a node with at least 2^j free
+	// vCPUs. Plain maxima of CPU and RAM may come from different nodes, so
+	// first-fit would wander into subtrees where no single node has both;
+	// this ladder makes the CPU×RAM test exact for power-of-two vCPU counts
+	// and tight for the others.
+	ramAtCPU [cpuLadder]int64
+}
+
+// cpuLadder is the number of rungs in agg.ramAtCPU: 1 to 64 vCPUs.
+const cpuLadder = 7
+
+// rung is the ladder index for a request of cpu vCPUs: the largest j with
+// 2^j ≤ cpu, so every node with cpu free vCPUs is counted in that rung.
+func rung(cpu int64) int {
+	return min(bits.Len64(uint64(cpu))-1, cpuLadder-1)
 }
 
 func (s *Scheduler) buildIndex() {
@@ -121,6 +137,9 @@ func (s *Scheduler) buildIndex() {
 
 func (b *bucket) setEmpty(i int) {
 	b.agg[i] = agg{k: math.Inf(-1), cpu: -1, ram: -1, minRank: b.agg[i].minRank}
+	for j := range cpuLadder {
+		b.agg[i].ramAtCPU[j] = -1
+	}
 	P := len(b.poolSets)
 	for j := range P {
 		b.poolFree[i*P+j] = -1
@@ -133,7 +152,14 @@ func (b *bucket) setLeaf(i int, n *node) {
 		b.setEmpty(i)
 		return
 	}
-	b.agg[i] = agg{k: n.freeFraction(), cpu: n.cpuCap - n.cpuUsed, ram: n.ramCap - n.ramUsed, slots: n.slots(), minRank: n.rank}
+	a := agg{k: n.freeFraction(), cpu: n.cpuCap - n.cpuUsed, ram: n.ramCap - n.ramUsed, slots: n.slots(), minRank: n.rank}
+	for j := range cpuLadder {
+		a.ramAtCPU[j] = -1
+		if a.cpu >= 1<<j {
+			a.ramAtCPU[j] = a.ram
+		}
+	}
+	b.agg[i] = a
 	P := len(b.poolSets)
 	pf := b.poolFree[i*P : (i+1)*P]
 	for j := range pf {
@@ -151,6 +177,9 @@ func (b *bucket) setLeaf(i int, n *node) {
 func (b *bucket) pull(i int) bool {
 	l, r := &b.agg[2*i], &b.agg[2*i+1]
 	a := agg{k: max(l.k, r.k), cpu: max(l.cpu, r.cpu), ram: max(l.ram, r.ram), slots: max(l.slots, r.slots), minRank: min(l.minRank, r.minRank)}
+	for j := range cpuLadder {
+		a.ramAtCPU[j] = max(l.ramAtCPU[j], r.ramAtCPU[j])
+	}
 	changed := a != b.agg[i]
 	b.agg[i] = a
 	P := len(b.poolSets)
@@ -188,7 +217,7 @@ type candidate struct {
 
 // fits reports whether tree node i's subtree may hold a node that fits q.
 func (b *bucket) fits(i int, q *query, cand [][]int32) bool {
-	if a := &b.agg[i]; a.slots < 1 || a.cpu < q.cpu || a.ram < q.ram {
+	if a := &b.agg[i]; a.slots < 1 || a.cpu < q.cpu || a.ramAtCPU[q.rung] < q.ram {
 		return false
 	}
 	P := len(b.poolSets)

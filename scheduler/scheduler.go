@@ -306,6 +306,7 @@ func (n *node) slots() int32 {
 type query struct {
 	req      *Request
 	cpu, ram int64
+	rung     int // rung(cpu), for agg.ramAtCPU
 	require  tagSet
 	forbid   tagSet
 	unknown  string // a required tag no node has
@@ -342,6 +343,7 @@ func (s *Scheduler) compile(r *Request, field string) (*query, error) {
 	sc := &s.scratch
 	q := &sc.q
 	*q = query{req: r, cpu: int64(r.VCPUs), ram: r.RAM, group: r.AntiAffinity.Group, hard: r.AntiAffinity.Hard, pinned: -1, exclude: -1}
+	q.rung = rung(q.cpu)
 	need := s.words * (2 + len(r.Disks))
 	if cap(sc.tagWords) < need {
 		sc.tagWords = make([]uint64, need)
