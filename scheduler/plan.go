@@ -208,14 +208,16 @@ type RebalancePlan struct {
 // It is greedy, one move at a time: take the most loaded node whose load
 // is above the least loaded one by more than the threshold; for each VM on
 // it that is not pinned and has not moved yet, find where an even placement
-// would put it (any rule-abiding node but its own); keep the move that
-// leaves the lower of the two nodes' new loads highest — that is, minimises
-// max(source load after, target load after) — and only if that maximum is
-// below the source's load before (so the move cannot create a new peak).
-// When the busiest node has no such move, the next busiest is tried, up to
-// opts.MaxSources. Each step takes the move that lowers the peak most, so
-// the plan is short, but finding the shortest plan is a bin-packing problem
-// and is not attempted.
+// would put it (any rule-abiding node but its own, ties in the cluster's
+// node order). A move qualifies when it lowers the source's load without
+// the target ending at or above the source's old load, and does not widen
+// the spread; among those, the one leaving the smallest spread (then the
+// lowest of the two new loads) wins. When the busiest node has no such
+// move, the next busiest is tried, up to opts.MaxSources. The plan is then
+// cut to the shortest prefix reaching the lowest spread it saw, so it holds
+// no move that does not pay off. Each VM moves at most once. The plan is
+// short, but finding the shortest one is a bin-packing problem and is not
+// attempted.
 func (s *Scheduler) PlanRebalance(opts RebalanceOptions) (RebalancePlan, error) {
 	if math.IsNaN(opts.Threshold) || opts.Threshold < 0 || opts.Threshold > 1 {
 		return RebalancePlan{}, invalid("opts.Threshold %v: want 0 to 1", opts.Threshold)
@@ -246,6 +248,7 @@ func (s *Scheduler) PlanRebalance(opts RebalanceOptions) (RebalancePlan, error) 
 		}
 	}()
 	moved := map[string]bool{}
+	var after []float64 // imbalance after each move
 	byNode := map[int32][]*allocation{}
 	for _, a := range s.vms {
 		byNode[a.node] = append(byNode[a.node], a)
@@ -266,8 +269,27 @@ func (s *Scheduler) PlanRebalance(opts RebalanceOptions) (RebalancePlan, error) 
 		slices.SortFunc(sources, func(a, b int32) int {
 			return cmp.Or(cmp.Compare(s.nodes[b].load(), s.nodes[a].load()), cmp.Compare(s.nodes[a].rank, s.nodes[b].rank))
 		})
+		// The spread once src and tgt change: the others' extremes come
+		// from the ends of the sorted list, skipping the two.
+		spread := func(src, tgt int32, ls, lt float64) float64 {
+			hi, lo := max(ls, lt), min(ls, lt)
+			for _, idx := range sources {
+				if idx != src && idx != tgt {
+					hi = max(hi, s.nodes[idx].load())
+					break
+				}
+			}
+			for i := len(sources) - 1; i >= 0; i-- {
+				if idx := sources[i]; idx != src && idx != tgt {
+					lo = min(lo, s.nodes[idx].load())
+					break
+				}
+			}
+			return hi - lo
+		}
+		current := s.Imbalance()
 		var bestA, bestTo *allocation
-		bestPeak := math.Inf(1)
+		bestSpread, bestPeak := math.Inf(1), math.Inf(1)
 		for si, src := range sources {
 			n := &s.nodes[src]
 			if si >= opts.MaxSources || n.load()-lo <= opts.Threshold {
@@ -285,9 +307,14 @@ func (s *Scheduler) PlanRebalance(opts RebalanceOptions) (RebalancePlan, error) 
 				if err != nil {
 					continue
 				}
-				peak := max(srcAfter, s.nodes[to.node].loadWith(int64(a.req.VCPUs), a.req.RAM))
-				if peak < before && peak < bestPeak {
-					bestA, bestTo, bestPeak = a, to, peak
+				tgtAfter := s.nodes[to.node].loadWith(int64(a.req.VCPUs), a.req.RAM)
+				peak := max(srcAfter, tgtAfter)
+				sp := spread(src, to.node, srcAfter, tgtAfter)
+				if peak >= before || sp > current+1e-12 {
+					continue // no progress on the busy node, or a worse spread
+				}
+				if sp < bestSpread || (sp == bestSpread && peak < bestPeak) {
+					bestA, bestTo, bestSpread, bestPeak = a, to, sp, peak
 				}
 			}
 			if bestA != nil {
@@ -307,8 +334,19 @@ func (s *Scheduler) PlanRebalance(opts RebalanceOptions) (RebalancePlan, error) 
 		byNode[bestA.node] = append(byNode[bestA.node], bestA)
 		p := s.placementOf(bestA)
 		plan.Moves = append(plan.Moves, Move{VM: bestA.id, From: s.nodes[from].id, To: p.Node, Pools: p.Pools})
+		after = append(after, s.Imbalance())
 	}
-	plan.After = s.Imbalance()
+	// Moves that kept the spread level (several nodes sharing the peak)
+	// pay off only if later moves lower it; keep the shortest prefix that
+	// reaches the lowest spread seen.
+	plan.After = plan.Before
+	keep := 0
+	for i, imb := range after {
+		if imb < plan.After-1e-12 {
+			plan.After, keep = imb, i+1
+		}
+	}
+	plan.Moves = plan.Moves[:keep]
 	plan.Reached = plan.After <= opts.Threshold
 	return plan, nil
 }
