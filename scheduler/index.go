@@ -3,6 +3,7 @@ package scheduler
 import (
 	"math"
 	"math/bits"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -42,8 +43,7 @@ type bucket struct {
 	nodes    []int32 // node indexes in rank order; leaf i is nodes[i]
 	size     int     // leaves, a power of two
 
-	agg      []agg   // tree nodes 1..2*size-1; leaves at size+i
-	poolFree []int64 // len(poolSets) values per tree node: most free bytes in a pool of that tag set
+	agg []agg // tree nodes 1..2*size-1; leaves at size+i
 }
 
 // agg is what a tree node knows about its subtree; one struct so that an
@@ -60,7 +60,18 @@ type agg struct {
 	// this ladder makes the CPU×RAM test exact for power-of-two vCPU counts
 	// and tight for the others.
 	ramAtCPU [cpuLadder]int64
+	// poolFree[j] is the most free bytes in a pool whose tags are
+	// bucket.poolSets[j].
+	poolFree [maxPoolSets]int64
 }
+
+// maxPoolSets bounds the pool tag sets a bucket tracks, so that agg has a
+// fixed size and an update touches no other memory. A node with more
+// distinct pool tag sets has the extra ones merged into the last slot under
+// the union of their tags: still an upper bound for pruning (a disk that
+// fits a merged pool passes the slot's test), looser but never wrong; the
+// leaf check stays exact.
+const maxPoolSets = 4
 
 // cpuLadder is the number of rungs in agg.ramAtCPU: 1 to 64 vCPUs.
 const cpuLadder = 7
@@ -95,8 +106,15 @@ func (s *Scheduler) buildIndex() {
 			bi = int32(len(s.buckets))
 			byKey[key] = bi
 			b := bucket{tags: n.tags}
-			for _, k := range keys {
-				b.poolSets = append(b.poolSets, setKeys[k])
+			for j, k := range keys {
+				if j < maxPoolSets {
+					b.poolSets = append(b.poolSets, slices.Clone(setKeys[k]))
+					continue
+				}
+				last := b.poolSets[maxPoolSets-1]
+				for w := range last {
+					last[w] |= setKeys[k][w]
+				}
 			}
 			s.buckets = append(s.buckets, b)
 		}
@@ -105,11 +123,7 @@ func (s *Scheduler) buildIndex() {
 		n.leaf = int32(len(b.nodes))
 		b.nodes = append(b.nodes, idx)
 		for pi := range n.pools {
-			for j, ps := range b.poolSets {
-				if ps.key() == n.pools[pi].tags.key() {
-					n.pools[pi].set = j
-				}
-			}
+			n.pools[pi].set = min(slices.Index(keys, n.pools[pi].tags.key()), maxPoolSets-1)
 		}
 	}
 	for bi := range s.buckets {
@@ -118,9 +132,7 @@ func (s *Scheduler) buildIndex() {
 		for b.size < len(b.nodes) {
 			b.size *= 2
 		}
-		P := len(b.poolSets)
 		b.agg = make([]agg, 2*b.size)
-		b.poolFree = make([]int64, 2*b.size*P)
 		for i := b.size; i < 2*b.size; i++ {
 			if li := i - b.size; li < len(b.nodes) {
 				b.setLeaf(i, &s.nodes[b.nodes[li]])
@@ -140,9 +152,8 @@ func (b *bucket) setEmpty(i int) {
 	for j := range cpuLadder {
 		b.agg[i].ramAtCPU[j] = -1
 	}
-	P := len(b.poolSets)
-	for j := range P {
-		b.poolFree[i*P+j] = -1
+	for j := range maxPoolSets {
+		b.agg[i].poolFree[j] = -1
 	}
 }
 
@@ -159,18 +170,16 @@ func (b *bucket) setLeaf(i int, n *node) {
 			a.ramAtCPU[j] = a.ram
 		}
 	}
-	b.agg[i] = a
-	P := len(b.poolSets)
-	pf := b.poolFree[i*P : (i+1)*P]
-	for j := range pf {
-		pf[j] = -1
+	for j := range maxPoolSets {
+		a.poolFree[j] = -1
 	}
 	for pi := range n.pools {
 		p := &n.pools[pi]
-		if free := p.cap - p.used; free > pf[p.set] {
-			pf[p.set] = free
+		if free := p.cap - p.used; free > a.poolFree[p.set] {
+			a.poolFree[p.set] = free
 		}
 	}
+	b.agg[i] = a
 }
 
 // pull recomputes tree node i from its children and reports whether it changed.
@@ -180,16 +189,11 @@ func (b *bucket) pull(i int) bool {
 	for j := range cpuLadder {
 		a.ramAtCPU[j] = max(l.ramAtCPU[j], r.ramAtCPU[j])
 	}
+	for j := range maxPoolSets {
+		a.poolFree[j] = max(l.poolFree[j], r.poolFree[j])
+	}
 	changed := a != b.agg[i]
 	b.agg[i] = a
-	P := len(b.poolSets)
-	for j := range P {
-		v := max(b.poolFree[2*i*P+j], b.poolFree[(2*i+1)*P+j])
-		if v != b.poolFree[i*P+j] {
-			b.poolFree[i*P+j] = v
-			changed = true
-		}
-	}
 	return changed
 }
 
@@ -217,14 +221,14 @@ type candidate struct {
 
 // fits reports whether tree node i's subtree may hold a node that fits q.
 func (b *bucket) fits(i int, q *query, cand [][]int32) bool {
-	if a := &b.agg[i]; a.slots < 1 || a.cpu < q.cpu || a.ramAtCPU[q.rung] < q.ram {
+	a := &b.agg[i]
+	if a.slots < 1 || a.cpu < q.cpu || a.ramAtCPU[q.rung] < q.ram {
 		return false
 	}
-	P := len(b.poolSets)
 	for d := range q.disks {
 		ok := false
 		for _, j := range cand[d] {
-			if b.poolFree[i*P+int(j)] >= q.disks[d].size {
+			if a.poolFree[j] >= q.disks[d].size {
 				ok = true
 				break
 			}

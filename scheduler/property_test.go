@@ -17,7 +17,7 @@ const mib = 1 << 20
 
 var (
 	nodeTagPool = []string{"a", "b", "c"}
-	diskTagPool = []string{"ssd", "hdd"}
+	diskTagPool = []string{"ssd", "hdd", "nvme"}
 )
 
 func genTags(t *rapid.T, label string, from []string) []string {
@@ -52,8 +52,8 @@ func genCluster(t *rapid.T) Cluster {
 			RAMRatio: rapid.SampledFrom([]float64{0, 0, 1.5}).Draw(t, "nodeRAMRatio"),
 			MaxVMs:   rapid.SampledFrom([]int{0, 0, 2}).Draw(t, "nodeMaxVMs"),
 		}
-		nd.ID = fmt.Sprintf("node-%03d", i*7%101) // unique, not sorted by index
-		pools := rapid.IntRange(0, 3).Draw(t, "pools")
+		nd.ID = fmt.Sprintf("node-%03d", i*7%101)      // unique, not sorted by index
+		pools := rapid.IntRange(0, 6).Draw(t, "pools") // up to 8 tag sets: more than maxPoolSets
 		for p := range pools {
 			nd.Pools = append(nd.Pools, Pool{
 				Name:  fmt.Sprintf("p%d", p),
