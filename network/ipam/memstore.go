@@ -19,7 +19,7 @@ import (
 type MemoryStore struct {
 	mu     sync.RWMutex // guards pools, owners and calls
 	pools  map[string]*memPool
-	owners map[Owner]map[poolPrefix]struct{}
+	owners map[Owner][]poolPrefix // Allocated records by owner; owners hold few
 	fault  func(op string) error
 	log    bool
 	calls  []string
@@ -54,7 +54,7 @@ func WithCallLog() MemoryStoreOption { return func(s *MemoryStore) { s.log = tru
 
 // NewMemoryStore returns an empty store.
 func NewMemoryStore(opts ...MemoryStoreOption) *MemoryStore {
-	s := &MemoryStore{pools: map[string]*memPool{}, owners: map[Owner]map[poolPrefix]struct{}{}}
+	s := &MemoryStore{pools: map[string]*memPool{}, owners: map[Owner][]poolPrefix{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -178,7 +178,7 @@ func (s *MemoryStore) Update(ctx context.Context, poolID string, fn func(Txn) er
 	defer mp.update.Unlock()
 	s.mu.RLock()
 	_, still := s.pools[poolID]
-	t := &memTxn{mp: mp, pool: mp.pool.clone(), puts: map[netip.Prefix]*Record{}, cursors: map[string]Cursor{}}
+	t := &memTxn{mp: mp, pool: mp.pool.clone()}
 	s.mu.RUnlock()
 	if !still {
 		return virtplane.Errorf(virtplane.ErrNotFound, "pool %q", poolID)
@@ -226,23 +226,18 @@ func (s *MemoryStore) index(r Record) {
 	if r.State != StateAllocated {
 		return
 	}
-	set := s.owners[r.Owner]
-	if set == nil {
-		set = map[poolPrefix]struct{}{}
-		s.owners[r.Owner] = set
-	}
-	set[poolPrefix{r.Pool, r.Prefix}] = struct{}{}
+	s.owners[r.Owner] = append(s.owners[r.Owner], poolPrefix{r.Pool, r.Prefix})
 }
 
 func (s *MemoryStore) unindex(r Record) {
 	if r.State != StateAllocated {
 		return
 	}
-	if set := s.owners[r.Owner]; set != nil {
-		delete(set, poolPrefix{r.Pool, r.Prefix})
-		if len(set) == 0 {
-			delete(s.owners, r.Owner)
-		}
+	set := slices.DeleteFunc(s.owners[r.Owner], func(k poolPrefix) bool { return k == poolPrefix{r.Pool, r.Prefix} })
+	if len(set) == 0 {
+		delete(s.owners, r.Owner)
+	} else {
+		s.owners[r.Owner] = set
 	}
 }
 
@@ -277,8 +272,8 @@ func (s *MemoryStore) ByOwner(ctx context.Context, o Owner) ([]Record, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []Record
-	add := func(set map[poolPrefix]struct{}) {
-		for k := range set {
+	add := func(set []poolPrefix) {
+		for _, k := range set {
 			if mp, ok := s.pools[k.pool]; ok {
 				if r, ok := mp.records[k.prefix]; ok {
 					out = append(out, r.clone())
@@ -345,7 +340,7 @@ type memTxn struct {
 	mp         *memPool
 	pool       Pool
 	setPool    *Pool
-	puts       map[netip.Prefix]*Record // nil value: delete
+	puts       map[netip.Prefix]*Record // nil value: delete; nil map until the first write
 	cursors    map[string]Cursor
 	dropBlocks map[string]struct{}
 }
@@ -369,6 +364,9 @@ func (t *memTxn) Cursor(blockID string) (Cursor, error) {
 }
 
 func (t *memTxn) SetCursor(blockID string, c Cursor) error {
+	if t.cursors == nil {
+		t.cursors = map[string]Cursor{}
+	}
 	t.cursors[blockID] = c
 	return nil
 }
@@ -400,11 +398,17 @@ func (t *memTxn) Put(r Record) error {
 	}
 	r = r.clone()
 	r.Pool = t.pool.ID
+	if t.puts == nil {
+		t.puts = map[netip.Prefix]*Record{}
+	}
 	t.puts[r.Prefix] = &r
 	return nil
 }
 
 func (t *memTxn) Delete(p netip.Prefix) error {
+	if t.puts == nil {
+		t.puts = map[netip.Prefix]*Record{}
+	}
 	t.puts[p] = nil
 	return nil
 }
