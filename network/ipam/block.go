@@ -229,6 +229,11 @@ func (b Block) Units() uint64 {
 	return d.lo + 1
 }
 
+// lastOffset is the offset of the block's last unit (units - 1).
+func (b Block) lastOffset() uint64 {
+	return b.unitIndex(b.Range.To()).sub(b.unitIndex(b.Range.From())).lo
+}
+
 // Contains reports whether prefix p is a unit this block can hand out.
 func (b Block) Contains(p netip.Prefix) bool {
 	return p.IsValid() && p.Bits() == b.unitBits() && p.Addr().Is4() == b.Range.From().Is4() && b.Range.Contains(p.Addr())

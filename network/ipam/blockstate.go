@@ -57,7 +57,7 @@ type transition struct {
 
 // newBlockState builds the allocator of b; b must be valid.
 func newBlockState(b Block, cooldown int64) *blockState {
-	last := b.Units() - 1
+	last := b.lastOffset()
 	s := &blockState{blk: b, last: last, lap1: true, cooldown: cooldown}
 	var excl []interval
 	addExcl := func(a, z netip.Addr) {

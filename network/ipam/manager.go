@@ -201,6 +201,11 @@ func (m *Manager) update(ctx context.Context, poolID string, fn func(t Txn, c *p
 				b.expire(now.UnixNano())
 			}
 		}
+		// Write the expiries first, so that fn reads records that agree
+		// with the allocators.
+		if err := c.flush(t); err != nil {
+			return err
+		}
 		if err := fn(t, c, now); err != nil {
 			return err
 		}
