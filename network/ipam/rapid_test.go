@@ -333,4 +333,3 @@ func TestManagerStateMachine(t *testing.T) {
 		t.Repeat(rapid.StateMachineActions(s))
 	})
 }
-
