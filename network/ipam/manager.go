@@ -2,6 +2,8 @@ package ipam
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -138,6 +140,7 @@ type poolCache struct {
 	mu      sync.Mutex // serialises this manager's transactions on the pool
 	valid   bool
 	version uint64
+	uid     string // the pool incarnation the cache belongs to
 	blocks  []*blockState // in pool order
 	saved   map[string]Cursor
 	dirty   bool  // the allocators changed in the running transaction
@@ -187,7 +190,7 @@ func (m *Manager) update(ctx context.Context, poolID string, fn func(t Txn, c *p
 		p := t.Pool()
 		readVersion = p.Version
 		c.dirty = false
-		if !c.valid || c.version != p.Version {
+		if !c.valid || c.version != p.Version || c.uid != p.UID {
 			if err := c.load(t, p, m.cooldown); err != nil {
 				c.valid = false
 				return err
@@ -285,7 +288,7 @@ func (c *poolCache) load(t Txn, p Pool, cooldown time.Duration) error {
 		sort.Slice(st.cooling, func(i, j int) bool { return st.cooling[i].at < st.cooling[j].at })
 		c.blocks = append(c.blocks, st)
 	}
-	c.valid, c.version = true, p.Version
+	c.valid, c.version, c.uid = true, p.Version, p.UID
 	return nil
 }
 
@@ -538,6 +541,11 @@ func (m *Manager) CreatePool(ctx context.Context, p Pool) (Pool, error) {
 	}
 	p = p.clone()
 	p.Version = 0
+	uid, err := newUID()
+	if err != nil {
+		return Pool{}, err
+	}
+	p.UID = uid
 	var seen []Block
 	for i := range p.Blocks {
 		b, err := checkNewBlock(p.Blocks[i], seen)
@@ -551,6 +559,15 @@ func (m *Manager) CreatePool(ctx context.Context, p Pool) (Pool, error) {
 		return Pool{}, err
 	}
 	return m.store.GetPool(ctx, p.ID)
+}
+
+// newUID returns a random identifier for a pool incarnation.
+func newUID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", virtplane.Errorf(virtplane.ErrUnavailable, "pool UID: %v", err)
+	}
+	return hex.EncodeToString(b[:]), nil
 }
 
 func validatePoolID(id string) error {

@@ -87,6 +87,9 @@ type Pool struct {
 	ID       string
 	Clusters []string
 	Blocks   []Block
+	// UID tells incarnations of a pool ID apart (a pool deleted and created
+	// again starts at Version 0 with a new UID); the Manager sets it.
+	UID string
 	// Version counts the committed Update transactions of the pool. An
 	// allocator caches a pool's state with the version it read it at and
 	// reloads when the version moved (another allocator wrote).
@@ -180,7 +183,7 @@ type Store interface {
 type Txn interface {
 	// Pool returns the pool as of the transaction start, with its Version.
 	Pool() Pool
-	// SetPool replaces the pool's clusters and blocks (ID and Version are kept).
+	// SetPool replaces the pool's clusters and blocks (ID, UID and Version are kept).
 	SetPool(p Pool) error
 	// Cursor returns a block's cursor (zero value if never set).
 	Cursor(blockID string) (Cursor, error)

@@ -66,7 +66,7 @@ func host(s string) netip.Prefix {
 
 func newPool(t *testing.T, s ipam.Store, id string, blocks ...string) ipam.Pool {
 	t.Helper()
-	p := ipam.Pool{ID: id, Clusters: []string{"c1"}}
+	p := ipam.Pool{ID: id, Clusters: []string{"c1"}, UID: "uid-" + id}
 	for _, r := range blocks {
 		p.Blocks = append(p.Blocks, mustBlock(t, ipam.BlockSpec{ID: r, Range: r}))
 	}
@@ -81,6 +81,7 @@ func testPoolLifecycle(t *testing.T, s ipam.Store) {
 	require.NoError(t, err)
 	assert.Equal(t, p.Blocks, got.Blocks)
 	assert.Equal(t, []string{"c1"}, got.Clusters)
+	assert.Equal(t, "uid-p1", got.UID)
 	assert.Zero(t, got.Version)
 
 	assert.ErrorIs(t, s.CreatePool(ctx, p), virtplane.ErrAlreadyExists)
@@ -559,6 +560,23 @@ func testTwoManagers(t *testing.T, s ipam.Store) {
 	a, err := m1.Allocate(ctx, "p", ipam.Request{Owner: ipam.Owner{VM: "x"}})
 	require.NoError(t, err)
 	assert.Equal(t, "10.0.0.5", a.Addr().String())
+
+	// A pool deleted and created again reaches the version m2 cached: the
+	// new UID still tells m2 that its cache is stale.
+	_, err = m1.CreatePool(ctx, ipam.Pool{ID: "q", Blocks: []ipam.Block{mustBlock(t, ipam.BlockSpec{Range: "10.1.0.0/30"})}})
+	require.NoError(t, err)
+	q1, err := m2.Allocate(ctx, "q", ipam.Request{Owner: ipam.Owner{VM: "old"}})
+	require.NoError(t, err)
+	require.NoError(t, m2.Release(ctx, "q", q1.Prefix))
+	require.NoError(t, m1.DeletePool(ctx, "q"))
+	_, err = m1.CreatePool(ctx, ipam.Pool{ID: "q", Blocks: []ipam.Block{mustBlock(t, ipam.BlockSpec{Range: "10.1.0.0/30"})}})
+	require.NoError(t, err)
+	for _, vm := range []string{"n1", "n2"} {
+		_, err := m1.Allocate(ctx, "q", ipam.Request{Owner: ipam.Owner{VM: vm}})
+		require.NoError(t, err)
+	}
+	_, err = m2.Allocate(ctx, "q", ipam.Request{Owner: ipam.Owner{VM: "late"}})
+	assert.ErrorIs(t, err, virtplane.ErrResourceExhausted, "both addresses of the new pool are taken")
 }
 
 func testConcurrent(t *testing.T, s ipam.Store, n int) {
