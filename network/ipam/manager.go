@@ -140,7 +140,7 @@ type poolCache struct {
 	mu      sync.Mutex // serialises this manager's transactions on the pool
 	valid   bool
 	version uint64
-	uid     string // the pool incarnation the cache belongs to
+	uid     string        // the pool incarnation the cache belongs to
 	blocks  []*blockState // in pool order
 	saved   map[string]Cursor
 	dirty   bool  // the allocators changed in the running transaction
@@ -187,11 +187,11 @@ func (m *Manager) update(ctx context.Context, poolID string, fn func(t Txn, c *p
 	var readVersion uint64
 	c.opErr = nil
 	err := m.store.Update(ctx, poolID, func(t Txn) error {
-		p := t.Pool()
-		readVersion = p.Version
+		uid, version := t.Version()
+		readVersion = version
 		c.dirty = false
-		if !c.valid || c.version != p.Version || c.uid != p.UID {
-			if err := c.load(t, p, m.cooldown); err != nil {
+		if !c.valid || c.version != version || c.uid != uid {
+			if err := c.load(t, t.Pool(), m.cooldown); err != nil {
 				c.valid = false
 				return err
 			}

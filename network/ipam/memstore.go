@@ -178,7 +178,7 @@ func (s *MemoryStore) Update(ctx context.Context, poolID string, fn func(Txn) er
 	defer mp.update.Unlock()
 	s.mu.RLock()
 	_, still := s.pools[poolID]
-	t := &memTxn{mp: mp, pool: mp.pool.clone()}
+	t := &memTxn{mp: mp}
 	s.mu.RUnlock()
 	if !still {
 		return virtplane.Errorf(virtplane.ErrNotFound, "pool %q", poolID)
@@ -337,15 +337,16 @@ func (s *MemoryStore) List(ctx context.Context, poolID string, opts ListOptions)
 
 // memTxn buffers an Update's writes until commit.
 type memTxn struct {
-	mp         *memPool
-	pool       Pool
+	mp         *memPool // mp.pool does not change while the txn holds mp.update
 	setPool    *Pool
 	puts       map[netip.Prefix]*Record // nil value: delete; nil map until the first write
 	cursors    map[string]Cursor
 	dropBlocks map[string]struct{}
 }
 
-func (t *memTxn) Pool() Pool { return t.pool.clone() }
+func (t *memTxn) Pool() Pool { return t.mp.pool.clone() }
+
+func (t *memTxn) Version() (string, uint64) { return t.mp.pool.UID, t.mp.pool.Version }
 
 func (t *memTxn) SetPool(p Pool) error {
 	p = p.clone()
@@ -397,7 +398,7 @@ func (t *memTxn) Put(r Record) error {
 		}
 	}
 	r = r.clone()
-	r.Pool = t.pool.ID
+	r.Pool = t.mp.pool.ID
 	if t.puts == nil {
 		t.puts = map[netip.Prefix]*Record{}
 	}

@@ -183,6 +183,9 @@ type Store interface {
 type Txn interface {
 	// Pool returns the pool as of the transaction start, with its Version.
 	Pool() Pool
+	// Version returns the pool's UID and Version as of the transaction
+	// start, without copying the pool (the Manager's cache check).
+	Version() (uid string, version uint64)
 	// SetPool replaces the pool's clusters and blocks (ID, UID and Version are kept).
 	SetPool(p Pool) error
 	// Cursor returns a block's cursor (zero value if never set).

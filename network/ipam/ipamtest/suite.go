@@ -121,6 +121,9 @@ func testUpdate(t *testing.T, s ipam.Store) {
 		Tags: map[string]string{"k": "v"}, AllocatedAt: time.Unix(1700000000, 0).UTC()}
 	require.NoError(t, s.Update(ctx, "p", func(tx ipam.Txn) error {
 		assert.Equal(t, uint64(0), tx.Pool().Version)
+		uid, v := tx.Version()
+		assert.Equal(t, "uid-p", uid)
+		assert.Equal(t, uint64(0), v)
 		require.NoError(t, tx.SetCursor("10.0.0.0/24", ipam.Cursor{Next: 6}))
 		return tx.Put(r)
 	}))
@@ -159,6 +162,8 @@ func testUpdate(t *testing.T, s ipam.Store) {
 		require.NoError(t, err)
 		assert.Equal(t, ipam.Cursor{Next: 6}, c)
 		assert.Equal(t, uint64(1), tx.Pool().Version)
+		_, v := tx.Version()
+		assert.Equal(t, uint64(1), v)
 		return nil
 	}))
 	p, err = s.GetPool(ctx, "p")
