@@ -449,6 +449,12 @@ func (c *poolCache) unitOf(poolID string, p netip.Prefix) (*blockState, netip.Pr
 // The unit cools down before it is handed out again. ErrNotFound when it is
 // not allocated.
 func (m *Manager) Release(ctx context.Context, poolID string, p netip.Prefix) error {
+	return m.release(ctx, poolID, p, nil)
+}
+
+// release releases p; when owner is set, only if p still belongs to it, so
+// that ReleaseOwner never frees an address that changed hands meanwhile.
+func (m *Manager) release(ctx context.Context, poolID string, p netip.Prefix, owner *Owner) error {
 	return m.update(ctx, poolID, func(t Txn, c *poolCache, now time.Time) error {
 		st, unit, err := c.unitOf(poolID, p)
 		if err != nil {
@@ -458,7 +464,7 @@ func (m *Manager) Release(ctx context.Context, poolID string, p netip.Prefix) er
 		if err != nil {
 			return err
 		}
-		if !ok || old.State != StateAllocated {
+		if !ok || old.State != StateAllocated || (owner != nil && !owns(*owner, old.Owner)) {
 			return c.refuse(virtplane.Errorf(virtplane.ErrNotFound, "%s is not allocated in pool %q", unit, poolID))
 		}
 		c.dirty = true
@@ -471,6 +477,33 @@ func (m *Manager) Release(ctx context.Context, poolID string, p netip.Prefix) er
 		}
 		return nil
 	})
+}
+
+// owns reports whether owner pattern o (an empty Interface matches all of
+// the VM's interfaces) covers holder h.
+func owns(o, h Owner) bool { return o.VM == h.VM && (o.Interface == "" || o.Interface == h.Interface) }
+
+// ReleaseOwner releases every allocation of an owner in every pool (all
+// interfaces of the VM when Interface is empty), as a VM delete does, and
+// returns what it released. Each release is its own transaction; after a
+// failure, calling ReleaseOwner again releases the rest.
+func (m *Manager) ReleaseOwner(ctx context.Context, o Owner) ([]Allocation, error) {
+	held, err := m.LookupOwner(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	var out []Allocation
+	for _, a := range held {
+		err := m.release(ctx, a.Pool, a.Prefix, &a.Owner)
+		if errors.Is(err, virtplane.ErrNotFound) {
+			continue // released or gone meanwhile
+		}
+		if err != nil {
+			return out, fmt.Errorf("release %s of pool %q: %w", a.Prefix, a.Pool, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 // ReleaseAddr is Release for a single address.

@@ -401,6 +401,26 @@ func testManagerAllocate(t *testing.T, s ipam.Store) {
 	require.NoError(t, err)
 	assert.Len(t, rest, 2)
 	assert.False(t, next2.IsValid())
+
+	// A VM with two interfaces is deleted: both addresses go, nobody else's.
+	_, err = m.Allocate(ctx, "p", ipam.Request{Owner: ipam.Owner{VM: "y", Interface: "eth1"}, Addr: addr(t, "192.0.2.4")})
+	assert.ErrorIs(t, err, virtplane.ErrConflict)
+	require.NoError(t, m.ReleaseAddr(ctx, "p", addr(t, "192.0.2.5")))
+	_, err = m.Allocate(ctx, "p", ipam.Request{Owner: ipam.Owner{VM: "y", Interface: "eth1"}, Addr: addr(t, "192.0.2.5")})
+	require.NoError(t, err)
+	released, err := m.ReleaseOwner(ctx, ipam.Owner{VM: "y"})
+	require.NoError(t, err)
+	var rel []string
+	for _, a := range released {
+		rel = append(rel, a.Addr().String()+" "+a.Owner.Interface)
+	}
+	assert.Equal(t, []string{"192.0.2.4 eth0", "192.0.2.5 eth1"}, rel)
+	left, err := m.LookupOwner(ctx, ipam.Owner{VM: "y"})
+	require.NoError(t, err)
+	assert.Empty(t, left)
+	others, _, err := m.List(ctx, "p", netip.Prefix{}, 0)
+	require.NoError(t, err)
+	assert.Len(t, others, 3)
 }
 
 func testManagerCooldown(t *testing.T, s ipam.Store) {
