@@ -27,6 +27,7 @@ const (
 	StateFresh
 )
 
+// String returns the state's name.
 func (s RecordState) String() string {
 	switch s {
 	case StateFree:
