@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"cmp"
 	"math"
 	"math/bits"
 	"slices"
@@ -306,18 +307,39 @@ func (s *Scheduler) diskCandidates(b *bucket, q *query) bool {
 
 func (s *Scheduler) searchBuckets(q *query, even bool) int32 {
 	best := candidate{node: -1, k: math.Inf(-1), rank: math.MaxInt32}
-	for bi := range s.buckets {
-		b := &s.buckets[bi]
-		if !b.tags.contains(q.require) || b.tags.intersects(q.forbid) || !s.diskCandidates(b, q) {
-			continue
+	if !even {
+		for bi := range s.buckets {
+			b := &s.buckets[bi]
+			if b.matches(q) && s.diskCandidates(b, q) {
+				s.searchSequential(b, 1, q, &best)
+			}
 		}
-		if even {
+		return best.node
+	}
+	// Even: visit the buckets with the largest K first, so that the first
+	// answer is a strong bound and the other buckets are cut at their root.
+	order := s.scratch.buckets[:0]
+	for bi := range s.buckets {
+		if s.buckets[bi].matches(q) {
+			order = append(order, int32(bi))
+		}
+	}
+	slices.SortFunc(order, func(x, y int32) int { return cmp.Compare(s.buckets[y].agg[1].k, s.buckets[x].agg[1].k) })
+	s.scratch.buckets = order
+	for _, bi := range order {
+		b := &s.buckets[bi]
+		if b.agg[1].k < best.k {
+			break // sorted: no later bucket can beat it
+		}
+		if s.diskCandidates(b, q) {
 			s.searchEven(b, 1, q, &best)
-		} else {
-			s.searchSequential(b, 1, q, &best)
 		}
 	}
 	return best.node
+}
+
+func (b *bucket) matches(q *query) bool {
+	return b.tags.contains(q.require) && !b.tags.intersects(q.forbid)
 }
 
 // placeIndexed answers like placeNaive through the index.

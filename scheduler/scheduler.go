@@ -332,6 +332,7 @@ type scratch struct {
 	cand     [][]int32
 	assigned []int64
 	poolPick []int32
+	buckets  []int32
 }
 
 // compile turns r into a query in s.scratch. The returned query is valid
