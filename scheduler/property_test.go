@@ -15,10 +15,8 @@ import (
 
 const mib = 1 << 20
 
-var (
-	nodeTagPool = []string{"a", "b", "c"}
-	diskTagPool = []string{"ssd", "hdd", "nvme"}
-)
+func nodeTagPool() []string { return []string{"a", "b", "c"} }
+func diskTagPool() []string { return []string{"ssd", "hdd", "nvme"} }
 
 func genTags(t *rapid.T, label string, from []string) []string {
 	var out []string
@@ -45,7 +43,7 @@ func genCluster(t *rapid.T) Cluster {
 			ID:       fmt.Sprintf("node-%02d", rapid.IntRange(0, 99).Filter(func(int) bool { return true }).Draw(t, "id")),
 			State:    rapid.SampledFrom([]NodeState{"", NodeActive, NodeActive, NodeActive, NodeMaintenance, NodeOffline}).Draw(t, "state"),
 			Order:    rapid.IntRange(0, 3).Draw(t, "order"),
-			Tags:     genTags(t, "tag", nodeTagPool),
+			Tags:     genTags(t, "tag", nodeTagPool()),
 			Cores:    rapid.IntRange(0, 16).Draw(t, "cores"),
 			RAM:      int64(rapid.IntRange(0, 64).Draw(t, "ram512")) * 512 * mib,
 			CPURatio: rapid.SampledFrom([]float64{0, 0, 2}).Draw(t, "nodeCPURatio"),
@@ -57,7 +55,7 @@ func genCluster(t *rapid.T) Cluster {
 		for p := range pools {
 			nd.Pools = append(nd.Pools, Pool{
 				Name:  fmt.Sprintf("p%d", p),
-				Tags:  genTags(t, "ptag", diskTagPool),
+				Tags:  genTags(t, "ptag", diskTagPool()),
 				Size:  int64(rapid.IntRange(0, 100).Draw(t, "poolGiB")) * gib,
 				Ratio: rapid.SampledFrom([]float64{0, 0, 1.5}).Draw(t, "poolRatio"),
 			})
@@ -73,13 +71,13 @@ func genRequest(t *rapid.T, nodes []Node) Request {
 		RAM:         int64(rapid.IntRange(1, 16).Draw(t, "ram512")) * 512 * mib,
 		RequireTags: genTags(t, "req", []string{"a", "b", "zz"}[:rapid.IntRange(0, 3).Draw(t, "reqN")]),
 	}
-	for _, tag := range genTags(t, "forbid", nodeTagPool) {
+	for _, tag := range genTags(t, "forbid", nodeTagPool()) {
 		if !slices.Contains(r.RequireTags, tag) {
 			r.ForbidTags = append(r.ForbidTags, tag)
 		}
 	}
 	for range rapid.IntRange(0, 2).Draw(t, "disks") {
-		r.Disks = append(r.Disks, Disk{Size: int64(rapid.IntRange(1, 60).Draw(t, "diskGiB")) * gib, Tags: genTags(t, "dtag", diskTagPool)})
+		r.Disks = append(r.Disks, Disk{Size: int64(rapid.IntRange(1, 60).Draw(t, "diskGiB")) * gib, Tags: genTags(t, "dtag", diskTagPool())})
 	}
 	// Groups keep one hardness, as real ones do: a soft member may share a
 	// node with a hard one, which the rule checks would flag.
