@@ -142,6 +142,66 @@ func TestPropertyPlacement(t *testing.T) {
 				require.NoError(t, s.SetNodeState(n.ID, st))
 				m.state[n.ID] = st
 			},
+			"grow": func(t *rapid.T) {
+				// Redefine a node with more capacity and other tags: the
+				// index is rebuilt and allocations carried over.
+				id := rapid.SampledFrom(c.Nodes).Draw(t, "node").ID
+				def := m.defs[id]
+				def.Cores += rapid.IntRange(0, 8).Draw(t, "moreCores")
+				def.RAM += int64(rapid.IntRange(0, 8).Draw(t, "moreRAM")) * gib
+				def.Tags = genTags(t, "newTag", nodeTagPool())
+				def.State = m.state[id]
+				require.NoError(t, s.UpsertNode(def))
+				m.defs[id] = def
+			},
+			"commit": func(t *rapid.T) {
+				if len(m.res) == 0 {
+					t.Skip("nothing reserved")
+				}
+				ids := make([]string, 0, len(m.res))
+				for id := range m.res {
+					ids = append(ids, id)
+				}
+				slices.Sort(ids)
+				id := rapid.SampledFrom(ids).Draw(t, "res")
+				before := s.VMCount()
+				require.NoError(t, s.Commit(id, "vm-"+id))
+				require.Equal(t, before, s.VMCount())
+				// A committed VM is gone from the model's releasable set but
+				// keeps its capacity and group membership.
+				delete(m.res, id)
+				delete(m.resAt, id)
+			},
+			"batch": func(t *rapid.T) {
+				// PlaceBatch answers what reserving one by one would, and
+				// changes nothing.
+				reqs := make([]Request, rapid.IntRange(1, 4).Draw(t, "batch"))
+				for i := range reqs {
+					reqs[i] = genRequest(t, c.Nodes)
+				}
+				got, err := s.PlaceBatch(reqs)
+				var want []Placement
+				var ids []string
+				var wantErr error
+				for _, r := range reqs {
+					res, err := s.Reserve(r, time.Time{})
+					if err != nil {
+						wantErr = err
+						break
+					}
+					want = append(want, res.Placement)
+					ids = append(ids, res.ID)
+				}
+				for _, id := range ids {
+					require.NoError(t, s.Release(id))
+				}
+				if wantErr != nil {
+					require.Error(t, err)
+					return
+				}
+				require.NoError(t, err)
+				require.Equal(t, want, got)
+			},
 			"": func(t *rapid.T) { checkCapacity(t, s, &m) },
 		})
 	})
