@@ -41,6 +41,10 @@ type Harness struct {
 	// NoMemorySnapshots says that the driver returns ErrNotImplemented for
 	// snapshots with memory (LXD without CRIU).
 	NoMemorySnapshots bool
+	// NoIOWeight says that the host has no IO weight controller (cgroup v2
+	// io.weight needs the BFQ scheduler): the driver must refuse IO weights
+	// with ErrNotImplemented.
+	NoIOWeight bool
 	// NoLiveNICLimits says that the host cannot apply NIC bandwidth limits
 	// to a running machine (a kernel without the needed tc qdiscs): the
 	// driver must then refuse with ErrNotImplemented and change nothing.
@@ -360,7 +364,7 @@ func (l *lifecycle) limits(t *testing.T) {
 		t.Skip("driver does not implement vmm.Limiter")
 	}
 	ctx := t.Context()
-	want := vmm.Limits{CPUWeight: 300, IOWeight: 200}
+	want := vmm.Limits{CPUWeight: 300}
 	if len(l.spec.Disks) > 0 {
 		want.Disks = map[string]vmm.DiskLimits{l.spec.Disks[0].Target: {ReadIOPS: 500, WriteIOPS: 400, ReadBytesSec: 10 << 20, WriteBytesSec: 5 << 20}}
 	}
@@ -368,9 +372,20 @@ func (l *lifecycle) limits(t *testing.T) {
 	vm, err := l.d.Get(ctx, l.name)
 	require.NoError(t, err)
 	assert.Equal(t, want.CPUWeight, vm.Spec.Limits.CPUWeight)
-	assert.Equal(t, want.IOWeight, vm.Spec.Limits.IOWeight)
 	assert.Equal(t, want.Disks, vm.Spec.Limits.Disks)
 	assert.Equal(t, vmm.StateRunning, vm.State, "limits apply live")
+
+	err = lim.SetLimits(ctx, l.name, vmm.Limits{IOWeight: 200})
+	vm, gerr := l.d.Get(ctx, l.name)
+	require.NoError(t, gerr)
+	if l.h.NoIOWeight {
+		requireClass(t, err, virtplane.ErrNotImplemented, "io weight")
+		assert.Zero(t, vm.Spec.Limits.IOWeight, "a refused change leaves nothing behind")
+	} else {
+		require.NoError(t, err)
+		assert.Equal(t, uint64(200), vm.Spec.Limits.IOWeight)
+	}
+	assert.Equal(t, want.CPUWeight, vm.Spec.Limits.CPUWeight, "limits not named stay")
 
 	for _, n := range l.spec.NICs {
 		if n.MAC == "" {
