@@ -69,7 +69,7 @@ type testGuest struct {
 	kernel, initrd, marker string
 }
 
-func buildGuest(t *testing.T, dir string) testGuest {
+func buildGuest(t testing.TB, dir string) testGuest {
 	t.Helper()
 	g := testenv.RequireGuest(t)
 	base, err := os.ReadFile(g.Initrd)
@@ -87,7 +87,7 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func qcow2(t *testing.T, path string) {
+func qcow2(t testing.TB, path string) {
 	t.Helper()
 	out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", path, "64M").CombinedOutput()
 	require.NoError(t, err, string(out))
@@ -176,6 +176,11 @@ type fixture struct {
 
 func newFixture(t *testing.T, opts ...libvirt.Option) *fixture {
 	t.Helper()
+	return newFixtureTB(t, opts...)
+}
+
+func newFixtureTB(t testing.TB, opts ...libvirt.Option) *fixture {
+	t.Helper()
 	env := testenv.RequireLibvirt(t)
 	dir := t.TempDir()
 	require.NoError(t, os.Chmod(dir, 0o755))
@@ -191,6 +196,7 @@ func newFixture(t *testing.T, opts ...libvirt.Option) *fixture {
 // spec is a bootable machine: the test kernel, a qcow2 disk (so internal
 // snapshots work), a tap NIC, a VNC console and a cloud-init seed.
 func (f *fixture) spec(t *testing.T, name string) vmm.Spec {
+	t.Helper()
 	disk := filepath.Join(f.dir, name+".qcow2")
 	qcow2(t, disk)
 	mac := "52:54:00:" + randHex(1) + ":" + randHex(1) + ":" + randHex(1)
