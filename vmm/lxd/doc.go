@@ -12,10 +12,10 @@
 //
 // Capabilities: snapshots (stateless; stateful ones need CRIU and return
 // ErrNotImplemented), resize, limits, exec through the guest agent
-// interface, usage counters. Not claimed: consoles (containers have no
-// VNC/SPICE), rescue boot (no boot loader), live migration and an event
-// stream (LXD's events endpoint is a WebSocket, which this driver does not
-// speak). Extra disks in a spec are refused: a container's root file
+// interface, usage counters, lifecycle events (read from LXD's events
+// WebSocket with a minimal built-in client). Not claimed: consoles
+// (containers have no VNC/SPICE), rescue boot (no boot loader) and live
+// migration. Extra disks in a spec are refused: a container's root file
 // system comes from its image.
 //
 // Example:

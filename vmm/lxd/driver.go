@@ -102,7 +102,7 @@ func parseBitRate(s string) uint64 {
 	for _, suf := range []string{"kbit", "Mbit", "Gbit", "bit"} {
 		if v, ok := strings.CutSuffix(s, suf); ok {
 			n, err := strconv.ParseUint(v, 10, 64)
-			if err != nil {
+			if err != nil || n > (1<<64-1)/mult[suf] {
 				return 0
 			}
 			return n * mult[suf] / kibsBits
