@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"net"
 	"path/filepath"
 	"strings"
 
@@ -143,10 +144,7 @@ func renderDisk(d vmm.Disk, lim vmm.DiskLimits) (libvirtxml.DomainDisk, error) {
 	case "rbd":
 		nw := &libvirtxml.DomainDiskSourceNetwork{Protocol: "rbd", Name: src.Pool + "/" + src.Image}
 		for _, m := range src.Monitors {
-			host, port, _ := strings.Cut(m, ":")
-			if i := strings.LastIndex(m, ":"); i >= 0 {
-				host, port = strings.Trim(m[:i], "[]"), m[i+1:]
-			}
+			host, port, _ := net.SplitHostPort(m) // validated as host:port
 			nw.Hosts = append(nw.Hosts, libvirtxml.DomainDiskSourceHost{Name: host, Port: port})
 		}
 		if src.User != "" {
@@ -373,7 +371,7 @@ func parse(x string) (vmm.VM, *libvirtxml.Domain, meta, error) {
 				d.Source.Kind = "rbd"
 				d.Source.Pool, d.Source.Image, _ = strings.Cut(nw.Name, "/")
 				for _, h := range nw.Hosts {
-					d.Source.Monitors = append(d.Source.Monitors, h.Name+":"+h.Port)
+					d.Source.Monitors = append(d.Source.Monitors, net.JoinHostPort(h.Name, h.Port))
 				}
 				if nw.Auth != nil {
 					d.Source.User = nw.Auth.Username

@@ -123,3 +123,24 @@ func FuzzRenderXML(f *testing.F) {
 		assert.Equal(t, want, got, "values must never become elements")
 	})
 }
+
+func TestRenderNetworkDisks(t *testing.T) {
+	spec := vmm.Spec{Name: "vpt-n", VCPUs: 1, MemoryMiB: 64, Disks: []vmm.Disk{
+		{Target: "vda", Source: vmm.DiskSource{Kind: "rbd", Pool: "rbd", Image: "a", Monitors: []string{"10.0.0.1:6789", "[fd00::1]:3300"}, User: "vm", Secret: "0a1b2c3d-0000-4000-8000-000000000001"}},
+		{Target: "vdb", Source: vmm.DiskSource{Kind: "iscsi", URL: "iscsi://127.0.0.1:3260/iqn.2026-01.dev.virtplane:t1/1"}},
+		{Target: "sda", Source: vmm.DiskSource{Kind: "block", Path: "/dev/vg/a", Format: "raw"}},
+	}}
+	x, err := libvirt.RenderXML(spec, libvirt.Values{}, "/s", nil)
+	require.NoError(t, err)
+	var dom libvirtxml.Domain
+	require.NoError(t, dom.Unmarshal(x))
+	rbd := dom.Devices.Disks[0].Source.Network
+	assert.Equal(t, []libvirtxml.DomainDiskSourceHost{{Name: "10.0.0.1", Port: "6789"}, {Name: "fd00::1", Port: "3300"}}, rbd.Hosts)
+	assert.Equal(t, "vm", rbd.Auth.Username)
+	assert.Equal(t, "0a1b2c3d-0000-4000-8000-000000000001", rbd.Auth.Secret.UUID)
+	iscsi := dom.Devices.Disks[1].Source.Network
+	assert.Equal(t, "iscsi", iscsi.Protocol)
+	assert.Equal(t, "iqn.2026-01.dev.virtplane:t1/1", iscsi.Name)
+	assert.Equal(t, "/dev/vg/a", dom.Devices.Disks[2].Source.Block.Dev)
+	assert.Equal(t, "sata", dom.Devices.Disks[2].Target.Bus)
+}
