@@ -2,6 +2,8 @@ package file
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -200,23 +202,41 @@ func (p *Pool) List(ctx context.Context) ([]storage.Volume, error) {
 	return out, nil
 }
 
-// claim creates the volume's file exclusively, so that two creates of one
-// name cannot both succeed; qemu-img then writes over the empty file.
-func (p *Pool) claim(name string, f storage.Format) (string, error) {
+// checkFree reports ErrAlreadyExists when a volume of that name exists.
+func (p *Pool) checkFree(name string) error {
 	if _, _, err := p.find(name); err == nil {
-		return "", storage.AlreadyExists(p.name, name)
+		return storage.AlreadyExists(p.name, name)
 	} else if !errors.Is(err, virtplane.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// tempPath names the file a new volume is written to before publish gives
+// it its name: a half-written volume never appears under its final name,
+// and qemu-img writes a new file (cheaper than overwriting a placeholder).
+// The leading dot keeps it out of List.
+func (p *Pool) tempPath(name string, f storage.Format) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return filepath.Join(p.dir, "."+name+"-"+hex.EncodeToString(b[:])+"."+string(f))
+}
+
+// publish gives the finished file at tmp its volume name. link(2) fails when
+// the name is taken, so two creates of one name (even from two nodes on a
+// shared directory) cannot both succeed.
+func (p *Pool) publish(tmp, name string, f storage.Format) (string, error) {
+	if err := p.checkFree(name); err != nil {
 		return "", err
 	}
 	path := p.path(name, f)
-	fh, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if errors.Is(err, fs.ErrExist) {
+	if err := os.Link(tmp, path); errors.Is(err, fs.ErrExist) {
 		return "", storage.AlreadyExists(p.name, name)
-	}
-	if err != nil {
+	} else if err != nil {
 		return "", fmt.Errorf("volume %q: %w: %v", name, virtplane.ErrUnavailable, err)
 	}
-	return path, fh.Close()
+	_ = os.Remove(tmp)
+	return path, nil
 }
 
 // Create implements storage.Pool.
@@ -227,20 +247,24 @@ func (p *Pool) Create(ctx context.Context, spec storage.VolumeSpec) (storage.Vol
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	r := revert.New()
-	defer r.Fail()
-	path, err := p.claim(spec.Name, spec.Format)
-	if err != nil {
+	if err := p.checkFree(spec.Name); err != nil {
 		return storage.Volume{}, err
 	}
-	r.Add(func() { _ = os.Remove(path) })
+	r := revert.New()
+	defer r.Fail()
+	tmp := p.tempPath(spec.Name, spec.Format)
+	r.Add(func() { _ = os.Remove(tmp) })
 	args := []string{"create", "-q", "-f", string(spec.Format)}
 	if spec.Format == storage.FormatQcow2 {
 		args = append(args, "-o", "preallocation=off")
 	}
-	args = append(args, path, strconv.FormatInt(spec.Size, 10))
+	args = append(args, tmp, strconv.FormatInt(spec.Size, 10))
 	if _, err := p.ex.Run(ctx, storage.Command{Name: "qemu-img", Args: args}); err != nil {
 		return storage.Volume{}, fmt.Errorf("create volume %q: %w", spec.Name, err)
+	}
+	path, err := p.publish(tmp, spec.Name, spec.Format)
+	if err != nil {
+		return storage.Volume{}, err
 	}
 	v, err := p.stat(spec.Name, path, spec.Format)
 	if err != nil {
@@ -333,24 +357,28 @@ func (p *Pool) Clone(ctx context.Context, src, dst string, mode storage.CloneMod
 	if mode == storage.CloneLinked {
 		df = storage.FormatQcow2
 	}
-	r := revert.New()
-	defer r.Fail()
-	dpath, err := p.claim(dst, df)
-	if err != nil {
+	if err := p.checkFree(dst); err != nil {
 		return storage.Volume{}, err
 	}
-	r.Add(func() { _ = os.Remove(dpath) })
+	r := revert.New()
+	defer r.Fail()
+	tmp := p.tempPath(dst, df)
+	r.Add(func() { _ = os.Remove(tmp) })
 	var cmd storage.Command
 	switch mode {
 	case storage.CloneLinked:
-		cmd = storage.Command{Name: "qemu-img", Args: []string{"create", "-q", "-f", "qcow2", "-b", filepath.Base(spath), "-F", string(sf), dpath}}
+		cmd = storage.Command{Name: "qemu-img", Args: []string{"create", "-q", "-f", "qcow2", "-b", filepath.Base(spath), "-F", string(sf), tmp}}
 	case storage.CloneFull:
-		cmd = storage.Command{Name: "qemu-img", Args: []string{"convert", "-f", string(sf), "-O", string(df), spath, dpath}}
+		cmd = storage.Command{Name: "qemu-img", Args: []string{"convert", "-f", string(sf), "-O", string(df), spath, tmp}}
 	default:
 		return storage.Volume{}, virtplane.Errorf(virtplane.ErrInvalidArgument, "clone mode %d", mode)
 	}
 	if _, err := p.ex.Run(ctx, cmd); err != nil {
 		return storage.Volume{}, fmt.Errorf("clone %q to %q: %w", src, dst, err)
+	}
+	dpath, err := p.publish(tmp, dst, df)
+	if err != nil {
+		return storage.Volume{}, err
 	}
 	v, err := p.stat(dst, dpath, df)
 	if err != nil {

@@ -121,8 +121,10 @@ func TestFailureLeavesNothing(t *testing.T) {
 	needQemuImg(t)
 	ctx := t.Context()
 	ex := &fake.Executor{Next: storage.LocalExecutor{}}
-	p := newPool(t, ex)
-	_, err := p.Create(ctx, storage.VolumeSpec{Name: "base", Size: 1 << 20})
+	dir := t.TempDir()
+	p, err := file.New(file.Config{Name: "local", Dir: dir, Exec: ex})
+	require.NoError(t, err)
+	_, err = p.Create(ctx, storage.VolumeSpec{Name: "base", Size: 1 << 20})
 	require.NoError(t, err)
 	injected := errors.New("injected")
 	steps := []struct {
@@ -144,6 +146,9 @@ func TestFailureLeavesNothing(t *testing.T) {
 		require.Len(t, vols, 1, "only base is left after a failed %s", s.prefix)
 		_, err = p.Volume(ctx, "new")
 		assert.ErrorIs(t, err, virtplane.ErrNotFound)
+		entries, err := os.ReadDir(dir)
+		require.NoError(t, err)
+		assert.Len(t, entries, 1, "no temporary file is left")
 	}
 }
 
