@@ -39,13 +39,17 @@ func (e *Executor) On(prefix, stdout string, err error) {
 	e.rules = append(e.rules, rule{prefix: prefix, stdout: []byte(stdout), err: err, times: -1})
 }
 
-// FailOnce makes the next command starting with prefix fail with err.
-// Rules added later take precedence over earlier ones.
-func (e *Executor) FailOnce(prefix string, err error) {
+// Once answers the next command starting with prefix with stdout and err.
+// One-shot rules come before the rules of On and are used up in the order
+// they were added, so a test can script a sequence of answers.
+func (e *Executor) Once(prefix, stdout string, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.rules = append(e.rules, rule{prefix: prefix, err: err, times: 1})
+	e.rules = append(e.rules, rule{prefix: prefix, stdout: []byte(stdout), err: err, times: 1})
 }
+
+// FailOnce makes the next command starting with prefix fail with err.
+func (e *Executor) FailOnce(prefix string, err error) { e.Once(prefix, "", err) }
 
 // Run implements storage.Executor.
 func (e *Executor) Run(ctx context.Context, cmd storage.Command) ([]byte, error) {
@@ -56,17 +60,23 @@ func (e *Executor) Run(ctx context.Context, cmd storage.Command) ([]byte, error)
 	line := render(cmd)
 	e.mu.Lock()
 	e.cmds = append(e.cmds, cmd)
+	// One-shot rules first, oldest first; then standing rules, newest first.
+	for i := range e.rules {
+		r := &e.rules[i]
+		if r.times > 0 && strings.HasPrefix(line, r.prefix) {
+			r.times--
+			out, err := r.stdout, r.err
+			e.mu.Unlock()
+			return out, err
+		}
+	}
 	for i := len(e.rules) - 1; i >= 0; i-- {
 		r := &e.rules[i]
-		if r.times == 0 || !strings.HasPrefix(line, r.prefix) {
-			continue
+		if r.times < 0 && strings.HasPrefix(line, r.prefix) {
+			out, err := r.stdout, r.err
+			e.mu.Unlock()
+			return out, err
 		}
-		if r.times > 0 {
-			r.times--
-		}
-		out, err := r.stdout, r.err
-		e.mu.Unlock()
-		return out, err
 	}
 	next := e.Next
 	e.mu.Unlock()
