@@ -101,7 +101,9 @@ func QemuSpec(a Attachment) (spec string, format Format, err error) {
 			}
 			opts["user"] = a.User
 		}
-		b, err := json.Marshal(opts)
+		// The format layer wraps the rbd protocol layer; qemu-img -f/-O
+		// then name the same format.
+		b, err := json.Marshal(map[string]any{"driver": string(format), "file": opts})
 		if err != nil {
 			return "", "", err
 		}
