@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -150,6 +151,9 @@ func (im Importer) Import(ctx context.Context, pool Pool, name string, img Image
 	if err != nil {
 		return Volume{}, err
 	}
+	if len(pinfo.Formats) == 0 {
+		return Volume{}, virtplane.Errorf(virtplane.ErrInvalidArgument, "pool %q lists no formats", pinfo.Name)
+	}
 	r := revert.New()
 	defer r.Fail()
 	undoCtx := context.WithoutCancel(ctx)
@@ -180,4 +184,23 @@ func (im Importer) Import(ctx context.Context, pool Pool, name string, img Image
 	}
 	r.Success()
 	return v, nil
+}
+
+// Base returns the pool's base volume of img, named after img.Key, importing
+// it only when the pool does not hold it yet: the second VM made from an
+// image neither fetches nor converts it again, it is a linked clone of the
+// same base. imported reports whether this call made it.
+func (im Importer) Base(ctx context.Context, pool Pool, img Image, progress Progress) (v Volume, imported bool, err error) {
+	if err := ValidateName("image key", img.Key); err != nil {
+		return Volume{}, false, err
+	}
+	v, err = pool.Volume(ctx, img.Key)
+	if err == nil {
+		return v, false, nil
+	}
+	if !errors.Is(err, virtplane.ErrNotFound) {
+		return Volume{}, false, err
+	}
+	v, err = im.Import(ctx, pool, img.Key, img, progress)
+	return v, err == nil, err
 }
