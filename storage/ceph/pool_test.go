@@ -152,3 +152,40 @@ func TestCopyFailureLeavesNoImage(t *testing.T) {
 	_, err = rp.Volume(ctx, name)
 	assert.ErrorIs(t, err, virtplane.ErrNotFound)
 }
+
+// An OS image file is imported into RBD (qemu-img convert to an rbd target)
+// and VMs get linked clones of it.
+func TestImportIntoRBD(t *testing.T) {
+	ctx := t.Context()
+	p := newPool(t)
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "image.raw")
+	want := writePattern(t, raw, 4<<20)
+	qcow := filepath.Join(dir, "image.qcow2")
+	out, err := exec.CommandContext(ctx, "qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, qcow).CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	key := storagetest.RandomName() + "-image"
+	clone := key + "-vm1"
+	t.Cleanup(func() {
+		_ = p.Delete(t.Context(), clone)
+		_ = p.Delete(t.Context(), key)
+	})
+	im := storage.Importer{Exec: storage.LocalExecutor{}}
+	base, imported, err := im.Base(ctx, p, storage.Image{Key: key, Path: qcow}, nil)
+	require.NoError(t, err)
+	assert.True(t, imported)
+	_, imported, err = im.Base(ctx, p, storage.Image{Key: key, Path: qcow}, nil)
+	require.NoError(t, err)
+	assert.False(t, imported, "the second VM reuses the base")
+
+	_, err = p.Clone(ctx, base.Name, clone, storage.CloneLinked)
+	require.NoError(t, err)
+	img, err := rbd.OpenImageReadOnly(p.IOContext(), clone, rbd.NoSnapshot)
+	require.NoError(t, err)
+	got := make([]byte, len(want))
+	_, err = img.ReadAt(got, 0)
+	require.NoError(t, img.Close())
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(want, got), "the clone reads the image's bytes through its parent")
+}
