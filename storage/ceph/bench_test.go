@@ -46,7 +46,7 @@ func BenchmarkLinkedClone(b *testing.B) {
 	var clones []string
 	b.Cleanup(func() {
 		for _, c := range clones {
-			_ = p.Delete(ctx, c)
+			deleteOrReport(b, p, c)
 		}
 		for _, c := range bare {
 			_ = rbd.RemoveImage(ioctx, c)
@@ -57,8 +57,8 @@ func BenchmarkLinkedClone(b *testing.B) {
 				_ = img.Close()
 			}
 		}
-		_ = p.Delete(ctx, base1)
-		_ = p.Delete(ctx, base20)
+		deleteOrReport(b, p, base1)
+		deleteOrReport(b, p, base20)
 	})
 
 	var d1, d20, dBare time.Duration

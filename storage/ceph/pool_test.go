@@ -55,7 +55,7 @@ func TestLinkedCloneFailureLeavesNothing(t *testing.T) {
 	base := storagetest.RandomName() + "-base"
 	_, err := p.Create(ctx, storage.VolumeSpec{Name: base, Size: 16 << 20})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = p.Delete(t.Context(), base) })
+	t.Cleanup(func() { deleteOrReport(t, p, base) })
 	for _, step := range []string{"protect", "clone", "stat"} {
 		t.Run(step, func(t *testing.T) {
 			injected := errors.New("injected at " + step)
@@ -115,7 +115,7 @@ func TestCopyFileToRBDAndBack(t *testing.T) {
 	require.NoError(t, err, string(b))
 
 	name := storagetest.RandomName() + "-copy"
-	t.Cleanup(func() { _ = rp.Delete(t.Context(), name) })
+	t.Cleanup(func() { deleteOrReport(t, rp, name) })
 	rv, err := storage.CopyVolume(ctx, ex, fp, "src", rp, name)
 	require.NoError(t, err)
 	assert.Equal(t, int64(8<<20), rv.Capacity)
@@ -168,8 +168,8 @@ func TestImportIntoRBD(t *testing.T) {
 	key := storagetest.RandomName() + "-image"
 	clone := key + "-vm1"
 	t.Cleanup(func() {
-		_ = p.Delete(t.Context(), clone)
-		_ = p.Delete(t.Context(), key)
+		deleteOrReport(t, p, clone)
+		deleteOrReport(t, p, key)
 	})
 	im := storage.Importer{Exec: storage.LocalExecutor{}}
 	base, imported, err := im.Base(ctx, p, storage.Image{Key: key, Path: qcow}, nil)

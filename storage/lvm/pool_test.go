@@ -1,6 +1,7 @@
 package lvm_test
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -42,7 +43,9 @@ func TestForeignLVsAreLeftAlone(t *testing.T) {
 	_, err := ex.Run(ctx, storage.Command{Name: "lvcreate", Args: []string{"-y", "-an", "-Zn", "-Wn", "-L", "4m", "-n", name, env.VG}})
 	require.NoError(t, err)
 	t.Cleanup(func() {
-		_, _ = ex.Run(t.Context(), storage.Command{Name: "lvremove", Args: []string{"-y", env.VG + "/" + name}})
+		// Not t.Context(): it is canceled before cleanups run.
+		_, err := ex.Run(context.Background(), storage.Command{Name: "lvremove", Args: []string{"-y", env.VG + "/" + name}})
+		assert.NoError(t, err, "cleanup: lvremove %s", name)
 	})
 	p, err := lvm.New(lvm.Config{Name: "lvm", VG: env.VG, Env: env.Env(), NoActivation: true})
 	require.NoError(t, err)
