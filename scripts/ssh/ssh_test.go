@@ -141,7 +141,9 @@ func TestPasswordServerConformance(t *testing.T) {
 	srv := startPasswordServer(t, "admin", "pw")
 	r, err := ssh.New(ssh.Config{Credentials: ssh.Credentials{User: "admin", Password: "pw"}, HostKeyCallback: xssh.FixedHostKey(srv.hostKey)})
 	require.NoError(t, err)
-	scripttest.Run(t, func(t *testing.T) scripttest.Harness { return harness(r, scripts.Target{Name: "local", Address: srv.addr}) })
+	scripttest.Run(t, func(t *testing.T) scripttest.Harness {
+		return harness(r, scripts.Target{Name: "local", Address: srv.addr})
+	})
 }
 
 func TestHostKeyChecking(t *testing.T) {
