@@ -247,7 +247,7 @@ func (t Target) Validate() error {
 	if !targetName.MatchString(t.Name) {
 		return virtplane.Errorf(virtplane.ErrInvalidArgument, "target name %q: must be a hostname-like word", t.Name)
 	}
-	if strings.ContainsAny(t.Address, " \t\r\n'\"\\") {
+	if strings.ContainsAny(t.Address, " \t\r\n'\"\\{}%$`;") {
 		return virtplane.Errorf(virtplane.ErrInvalidArgument, "target %q address %q: malformed", t.Name, t.Address)
 	}
 	if t.User != "" && !targetName.MatchString(t.User) {
