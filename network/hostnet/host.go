@@ -166,6 +166,7 @@ func fromNetlink(nl netlink.Link, byIndex map[int]string, tag string) Link {
 			l.VXLANLocal = ip.Unmap()
 		}
 		l.VXLANPort = v.Port
+		l.VXLANLearning = v.Learning
 		if v.VtepDevIndex != 0 {
 			l.VXLANDevice = byIndex[v.VtepDevIndex]
 		}
@@ -229,7 +230,7 @@ func (h *Host) toNetlink(l Link) (netlink.Link, error) {
 		}
 		return b, nil
 	case KindVXLAN:
-		x := &netlink.Vxlan{LinkAttrs: attrs, VxlanId: l.VNI, Port: l.VXLANPort, Learning: false}
+		x := &netlink.Vxlan{LinkAttrs: attrs, VxlanId: l.VNI, Port: l.VXLANPort, Learning: l.VXLANLearning}
 		if l.VXLANLocal.IsValid() {
 			x.SrcAddr = net.IP(l.VXLANLocal.AsSlice())
 		}

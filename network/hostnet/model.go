@@ -58,14 +58,16 @@ type Bond struct {
 	XmitHashPolicy string // "layer2", "layer3+4", "layer2+3", "encap2+3", "encap3+4"; empty for the default
 }
 
-// VXLAN is a VxLAN tunnel endpoint. Learning is off by design: forwarding
-// entries come from the control plane (full-mesh FDB or EVPN).
+// VXLAN is a VxLAN tunnel endpoint.
 type VXLAN struct {
 	Common
 	VNI    int        // 1..16777215
 	Local  netip.Addr // the underlay source address
 	Port   int        // UDP port; 0 means 4789
 	Device string     // underlay link; empty for any
+	// Learning lets the device learn remote MACs from received frames (full
+	// mesh); off when a control plane (EVPN) programs every entry.
+	Learning bool
 }
 
 // Port is an existing link (tap, veth, NIC) to enslave to a bridge.
@@ -107,13 +109,14 @@ type Link struct {
 	VXLANLocal    netip.Addr
 	VXLANPort     int
 	VXLANDevice   string
+	VXLANLearning bool
 }
 
 // identity is what cannot change on a live link; a difference means the
 // link is deleted and created again.
 func (l Link) identity() string {
-	return fmt.Sprintf("%s|%s|%d|%s|%s|%d|%s|%s|%t|%d|%s|%d|%s", l.Kind, l.VLANParent, l.VLANID, l.VLANProtocol,
-		l.BondMode, l.BondMiimon, l.BondLACPRate, l.BondHash, l.VLANFiltering, l.VNI, l.VXLANLocal, l.VXLANPort, l.VXLANDevice)
+	return fmt.Sprintf("%s|%s|%d|%s|%s|%d|%s|%s|%t|%d|%s|%d|%s|%t", l.Kind, l.VLANParent, l.VLANID, l.VLANProtocol,
+		l.BondMode, l.BondMiimon, l.BondLACPRate, l.BondHash, l.VLANFiltering, l.VNI, l.VXLANLocal, l.VXLANPort, l.VXLANDevice, l.VXLANLearning)
 }
 
 var linkName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
@@ -218,7 +221,7 @@ func (d Desired) links() ([]Link, error) {
 		if port < 1 || port > 65535 {
 			return nil, invalid("vxlan %q: port %d out of range", x.Name, x.Port)
 		}
-		if err := add("vxlan", x.Common, Link{Kind: KindVXLAN, VNI: x.VNI, VXLANLocal: x.Local, VXLANPort: port, VXLANDevice: x.Device}); err != nil {
+		if err := add("vxlan", x.Common, Link{Kind: KindVXLAN, VNI: x.VNI, VXLANLocal: x.Local, VXLANPort: port, VXLANDevice: x.Device, VXLANLearning: x.Learning}); err != nil {
 			return nil, err
 		}
 	}
