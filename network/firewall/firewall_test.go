@@ -35,7 +35,9 @@ func nftIn(t *testing.T, ns *testenv.Netns) *nftables.Conn {
 }
 
 func TestConformanceFake(t *testing.T) {
-	firewalltest.Run(t, func(t *testing.T) (firewall.Enforcer, [2]string) { return firewall.NewFake(), [2]string{"tap0", "tap1"} })
+	firewalltest.Run(t, func(t *testing.T) (firewall.Enforcer, [2]string) {
+		return firewall.NewFake(), [2]string{"tap0", "tap1"}
+	})
 }
 
 func TestConformanceNftables(t *testing.T) {

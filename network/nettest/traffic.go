@@ -208,4 +208,3 @@ func Send(t testing.TB, nsName, addr string, d time.Duration) {
 	out, err := TrafficCommand(t.Context(), nsName, "send", addr, d.String()).CombinedOutput()
 	require.NoError(t, err, string(out))
 }
-
