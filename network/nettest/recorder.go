@@ -21,6 +21,7 @@ type Recorder struct {
 	mu     sync.Mutex
 	links  []netlink.Link
 	addrs  map[int][]netlink.Addr
+	routes []netlink.Route
 	next   int
 	log    []string
 	failOn map[string]error
@@ -65,7 +66,13 @@ func (r *Recorder) Requests() string {
 }
 
 func (r *Recorder) record(method, link, format string, args ...any) error {
-	line := strings.TrimSpace(method + " " + link + " " + fmt.Sprintf(format, args...))
+	parts := []string{method}
+	for _, p := range []string{link, fmt.Sprintf(format, args...)} {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	line := strings.Join(parts, " ")
 	if err, ok := r.failOn[method+" "+link]; ok {
 		delete(r.failOn, method+" "+link)
 		r.log = append(r.log, line+" FAILED")
@@ -294,4 +301,62 @@ func (r *Recorder) AddrDel(l netlink.Link, a *netlink.Addr) error {
 		return unix.EADDRNOTAVAIL
 	}
 	return r.record("AddrDel", r.links[i].Attrs().Name, "%s", a.IPNet)
+}
+
+// LinkByIndex finds a link by index.
+func (r *Recorder) LinkByIndex(index int) (netlink.Link, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, x := range r.links {
+		if x.Attrs().Index == index {
+			return x, nil
+		}
+	}
+	return nil, unix.ENODEV
+}
+
+func (r *Recorder) describeRoute(rt *netlink.Route) string {
+	return fmt.Sprintf("%s dev %s scope %d proto %d table %d", rt.Dst, r.nameOf(rt.LinkIndex), rt.Scope, rt.Protocol, rt.Table)
+}
+
+// RouteListFiltered returns the routes matching the protocol and table of
+// filter (the only filters the network packages use).
+func (r *Recorder) RouteListFiltered(family int, filter *netlink.Route, mask uint64) ([]netlink.Route, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []netlink.Route
+	for _, rt := range r.routes {
+		if mask&netlink.RT_FILTER_PROTOCOL != 0 && rt.Protocol != filter.Protocol {
+			continue
+		}
+		if mask&netlink.RT_FILTER_TABLE != 0 && rt.Table != filter.Table {
+			continue
+		}
+		out = append(out, rt)
+	}
+	return out, nil
+}
+
+// RouteReplace adds or replaces a route.
+func (r *Recorder) RouteReplace(rt *netlink.Route) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.record("RouteReplace", "", "%s", r.describeRoute(rt)); err != nil {
+		return err
+	}
+	r.routes = slices.DeleteFunc(r.routes, func(x netlink.Route) bool { return x.Dst.String() == rt.Dst.String() && x.Table == rt.Table })
+	r.routes = append(r.routes, *rt)
+	return nil
+}
+
+// RouteDel deletes a route.
+func (r *Recorder) RouteDel(rt *netlink.Route) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := len(r.routes)
+	r.routes = slices.DeleteFunc(r.routes, func(x netlink.Route) bool { return x.Dst.String() == rt.Dst.String() && x.Table == rt.Table })
+	if len(r.routes) == n {
+		return unix.ESRCH
+	}
+	return r.record("RouteDel", "", "%s", r.describeRoute(rt))
 }
