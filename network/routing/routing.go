@@ -167,6 +167,12 @@ func (r *Router) Apply(ctx context.Context, vms []VM) ([]string, error) {
 		links[port] = l
 		return l, nil
 	}
+	// Every port must exist before anything changes.
+	for _, vm := range vms {
+		if _, err := linkOf(vm.Port); err != nil {
+			return nil, err
+		}
+	}
 	// Gateway addresses first: the routes go through ports that answer for
 	// the gateway.
 	newPorts := map[string]bool{}

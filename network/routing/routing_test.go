@@ -12,6 +12,7 @@ import (
 	"github.com/virtplane/virtplane/internal/testenv"
 	"github.com/virtplane/virtplane/network/nettest"
 	"github.com/virtplane/virtplane/network/routing"
+	"github.com/virtplane/virtplane/network/routing/routingtest"
 )
 
 const vmMAC = "02:cc:00:00:00:10"
@@ -100,4 +101,24 @@ func TestGoldenRequests(t *testing.T) {
 	_, err = r.Apply(t.Context(), vms[1:])
 	require.NoError(t, err)
 	nettest.Golden(t, "routing_remove_vm1", rec.Requests())
+}
+
+var gateways = routing.Config{GatewayV4: netip.MustParseAddr("172.31.1.1"), GatewayV6: netip.MustParseAddr("fe80::1")}
+
+func TestConformanceFake(t *testing.T) {
+	routingtest.Run(t, func(t *testing.T) (routing.Applier, [2]string) {
+		return routing.NewFake(gateways, "vm1p", "vm2p"), [2]string{"vm1p", "vm2p"}
+	})
+}
+
+func TestConformanceNetlink(t *testing.T) {
+	routingtest.Run(t, func(t *testing.T) (routing.Applier, [2]string) {
+		ns := testenv.NewNetns(t)
+		ns.Run(t, "ip", "link", "add", "vm1p", "type", "veth", "peer", "name", "vm2p")
+		ns.Run(t, "ip", "link", "set", "vm1p", "up")
+		ns.Run(t, "ip", "link", "set", "vm2p", "up")
+		r, err := routing.New(nettest.Handle(t, ns.Name), gateways)
+		require.NoError(t, err)
+		return r, [2]string{"vm1p", "vm2p"}
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/virtplane/virtplane/internal/testenv"
 	"github.com/virtplane/virtplane/network/nettest"
 	"github.com/virtplane/virtplane/network/shaping"
+	"github.com/virtplane/virtplane/network/shaping/shapingtest"
 )
 
 func TestMain(m *testing.M) {
@@ -119,4 +120,18 @@ func BenchmarkShaped20Mbit(b *testing.B) {
 	b.ReportMetric(in/n, "in-Mbit/s")
 	b.ReportMetric(out/n/20, "out/target")
 	b.ReportMetric(in/n/20, "in/target")
+}
+
+func TestConformanceFake(t *testing.T) {
+	shapingtest.Run(t, func(t *testing.T) (shaping.Limiter, string) { return shaping.NewFake("vnet0"), "vnet0" })
+}
+
+func TestConformanceTC(t *testing.T) {
+	shapingtest.Run(t, func(t *testing.T) (shaping.Limiter, string) {
+		ns := testenv.NewNetns(t)
+		ns.Run(t, "ip", "link", "add", "vm1p", "type", "veth", "peer", "name", "vm1px")
+		s, err := shaping.New(nettest.Handle(t, ns.Name))
+		require.NoError(t, err)
+		return s, "vm1p"
+	})
 }
