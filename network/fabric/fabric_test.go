@@ -16,6 +16,7 @@ import (
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/internal/testenv"
 	"github.com/virtplane/virtplane/network/fabric"
+	"github.com/virtplane/virtplane/network/fabric/fabrictest"
 )
 
 // fabricNet: a reflector namespace with bridge fab (10.251.0.1/24,
@@ -176,4 +177,23 @@ func TestFakeAnnouncer(t *testing.T) {
 	require.NoError(t, f.Withdraw(t.Context(), p))
 	assert.ErrorIs(t, f.Announce(t.Context(), netip.MustParsePrefix("10.0.0.0/24")), virtplane.ErrInvalidArgument)
 	assert.Equal(t, []string{"announce 10.0.0.5/32", "withdraw 10.0.0.5/32", "withdraw 10.0.0.5/32"}, f.Calls())
+}
+
+func TestConformanceFake(t *testing.T) {
+	fabrictest.Run(t, func(t *testing.T) fabric.Announcer { return fabric.NewFake() })
+}
+
+// TestConformanceSpeaker runs the suite on a real speaker whose reflector
+// (a closed port on loopback) never answers: announcing does not wait for
+// sessions.
+func TestConformanceSpeaker(t *testing.T) {
+	fabrictest.Run(t, func(t *testing.T) fabric.Announcer {
+		sp, err := fabric.Start(t.Context(), fabric.Config{
+			ASN: 65000, RouterID: netip.MustParseAddr("10.0.0.1"), NextHop: netip.MustParseAddr("10.0.0.1"),
+			Reflectors: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, ReflectorPort: 1,
+		})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = sp.Stop(context.Background()) })
+		return sp
+	})
 }

@@ -25,8 +25,10 @@ type Config struct {
 	ASN        uint32       // the fabric's AS (iBGP: the reflectors share it)
 	RouterID   netip.Addr   // an IPv4 address identifying this host
 	Reflectors []netip.Addr // iBGP route reflectors to peer with
-	NextHop    netip.Addr   // this host's IPv4 address in the fabric
-	NextHopV6  netip.Addr   // this host's IPv6 address, needed to announce /128s
+	// ReflectorPort is the reflectors' TCP port; 0 means 179.
+	ReflectorPort uint16
+	NextHop       netip.Addr // this host's IPv4 address in the fabric
+	NextHopV6     netip.Addr // this host's IPv6 address, needed to announce /128s
 	// EVPN also negotiates the l2vpn-evpn family, for VxLAN route-reflector mode.
 	EVPN bool
 	// ListenPort is the TCP port to accept sessions on; 0 means none (the
@@ -118,6 +120,9 @@ func Start(ctx context.Context, cfg Config) (*Speaker, error) {
 		p := &api.Peer{
 			Conf:   &api.PeerConf{NeighborAddress: rr.String(), PeerAsn: cfg.ASN},
 			Timers: &api.Timers{Config: &api.TimersConfig{ConnectRetry: 1, HoldTime: 9, KeepaliveInterval: 3}},
+		}
+		if cfg.ReflectorPort != 0 {
+			p.Transport = &api.Transport{RemotePort: uint32(cfg.ReflectorPort)}
 		}
 		for _, f := range families {
 			p.AfiSafis = append(p.AfiSafis, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: f, Enabled: true}})
