@@ -50,7 +50,7 @@ func (s setup) measure(t testing.TB, d time.Duration) (out, in float64) {
 // TestShaping20Mbit: a 20 Mbit/s limit in both directions is installed
 // (HTB on the port, ingress redirected to an IFB with TBF), traffic above it
 // is cut down to about the limit, and removing it restores the line rate.
-// Rates are asserted with wide margins; the ±15% figure is reported.
+// The measured rates are logged (and reported by BenchmarkShaped20Mbit).
 func TestShaping20Mbit(t *testing.T) {
 	env := vmBehindPort(t)
 	host, s := env.host, env.shaper
@@ -72,14 +72,22 @@ func TestShaping20Mbit(t *testing.T) {
 	assert.Contains(t, host.Run(t, "tc", "filter", "show", "dev", "vm1p", "ingress"), "Redirect to device "+shaping.IFBName("vm1p"))
 	assert.Contains(t, host.Run(t, "tc", "qdisc", "show", "dev", shaping.IFBName("vm1p")), "rate 20Mbit")
 
-	out, in := env.measure(t, 3*time.Second)
-	t.Logf("shaped at 20 Mbit/s: VM sends %.1f Mbit/s (%+.0f%%), receives %.1f Mbit/s (%+.0f%%)", out, (out/20-1)*100, in, (in/20-1)*100)
-	for _, r := range []float64{out, in} {
-		assert.Greater(t, r, 10.0, "not starved")
-		assert.Less(t, r, 30.0, "limited")
+	// The bar is ±15% of the limit. A busy machine can slow one
+	// measurement down, so up to three are made; each must be far below the
+	// line rate, and one must land within ±15% in each direction.
+	within := func(r float64) bool { return r > 17 && r < 23 }
+	var okOut, okIn bool
+	for attempt := 0; attempt < 3 && !(okOut && okIn); attempt++ {
+		out, in := env.measure(t, 3*time.Second)
+		t.Logf("shaped at 20 Mbit/s: VM sends %.1f Mbit/s (%+.0f%%), receives %.1f Mbit/s (%+.0f%%)", out, (out/20-1)*100, in, (in/20-1)*100)
+		assert.Less(t, out, freeOut/5)
+		assert.Less(t, in, freeIn/5)
+		assert.Less(t, out, 30.0)
+		assert.Less(t, in, 30.0)
+		okOut, okIn = okOut || within(out), okIn || within(in)
 	}
-	assert.Less(t, out, freeOut/5)
-	assert.Less(t, in, freeIn/5)
+	assert.True(t, okOut, "VM's sending rate within ±15% of 20 Mbit/s")
+	assert.True(t, okIn, "VM's receiving rate within ±15% of 20 Mbit/s")
 
 	// Change one direction only, then remove.
 	changed, err = s.Apply(t.Context(), shaping.Limit{Port: "vm1p", InKbit: 50_000, OutKbit: 20_000})
