@@ -303,6 +303,10 @@ func (h *Host) exec(c Change) (func() error, error) {
 	}
 	l, err := h.byName(c.Link)
 	if err != nil {
+		if c.Op == OpDelete && errors.Is(err, virtplane.ErrNotFound) {
+			// A VLAN deleted with its parent, earlier in this plan.
+			return func() error { return nil }, nil
+		}
 		return nil, err
 	}
 	switch c.Op {
@@ -418,7 +422,13 @@ func Simulate(links []Link, changes []Change) []Link {
 		i := find(c.Link)
 		switch c.Op {
 		case OpDelete:
+			if i < 0 {
+				continue // went with its parent
+			}
 			out = slices.Delete(out, i, i+1)
+			out = slices.DeleteFunc(out, func(l Link) bool {
+				return (l.Kind == KindVLAN && l.VLANParent == c.Link) || (l.Kind == KindVXLAN && l.VXLANDevice == c.Link)
+			})
 			for j := range out {
 				if out[j].Master == c.Link {
 					out[j].Master = ""

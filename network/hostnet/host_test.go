@@ -165,3 +165,26 @@ func TestApplyRevertsOnFailure(t *testing.T) {
 	require.ErrorIs(t, err, virtplane.ErrUnavailable)
 	assert.Equal(t, "LinkAdd br0 type=bridge\nLinkSetAlias br0 virtplane\nLinkSetMaster eth0 master=br0 FAILED\nLinkDel br0\n", rec.Requests())
 }
+
+// TestRecreatedBondTakesItsVLANs: changing a bond's mode recreates it; the
+// kernel deletes the VLAN on it, so the plan recreates the VLAN too.
+func TestRecreatedBondTakesItsVLANs(t *testing.T) {
+	rec := nettest.NewRecorder("eth0", "eth1")
+	h, err := hostnet.New(hostnet.Config{Netlink: rec})
+	require.NoError(t, err)
+	d := hostnet.Desired{
+		Bonds: []hostnet.Bond{{Common: hostnet.Common{Name: "bond0"}, Mode: "active-backup", Members: []string{"eth0", "eth1"}}},
+		VLANs: []hostnet.VLAN{{Common: hostnet.Common{Name: "bond0.7"}, Parent: "bond0", ID: 7}},
+	}
+	_, err = h.Apply(t.Context(), d)
+	require.NoError(t, err)
+	rec.Requests()
+	d.Bonds[0].Mode = "802.3ad"
+	changes, err := h.Apply(t.Context(), d)
+	require.NoError(t, err)
+	assert.Contains(t, hostnet.FormatChanges(changes), "create vlan bond0.7")
+	nettest.Golden(t, "bond_mode_change", rec.Requests())
+	again, err := h.Apply(t.Context(), d)
+	require.NoError(t, err)
+	assert.Empty(t, again)
+}

@@ -82,6 +82,20 @@ func Plan(current []Link, d Desired) ([]Change, error) {
 			deleted[l.Name] = true
 		}
 	}
+	// The kernel deletes a VLAN or VxLAN device with the link under it:
+	// plan that explicitly, so the dependent is recreated.
+	for changed := true; changed; {
+		changed = false
+		for _, l := range current {
+			if deleted[l.Name] || !l.Owned {
+				continue
+			}
+			if (l.Kind == KindVLAN && deleted[l.VLANParent]) || (l.Kind == KindVXLAN && deleted[l.VXLANDevice]) {
+				deletes = append(deletes, Change{Op: OpDelete, Link: l.Name, Spec: l})
+				deleted[l.Name], changed = true, true
+			}
+		}
+	}
 	// Dependents before what they hang on: a VLAN goes with its parent and
 	// deleting the parent first would make the VLAN's delete fail.
 	deleteRank := map[string]int{KindVLAN: 0, KindVXLAN: 1, KindBridge: 2, KindBond: 3, KindOther: 4}
