@@ -115,4 +115,15 @@ func TestEVPNWithFRRReflector(t *testing.T) {
 	out := vms[0].Run(t, "ping", "-c", "3", "-i", "0.2", "-W", "2", "192.168.7.2")
 	assert.Contains(t, out, "3 received")
 	assert.Contains(t, vms[0].Run(t, "ip", "neigh", "show", "192.168.7.2"), macs[1])
+
+	// VM 1 goes: its type-2 route is withdrawn and host 0 drops the MAC entry.
+	mac1, _ := net.ParseMAC(macs[1])
+	sp[1].do(request{Op: "withdraw-evpn", EVPN: fabric.EVPNRoute{Type: 2, VNI: vni, MAC: mac1, IP: netip.MustParseAddr("192.168.7.2")}})
+	eventually(t, "withdrawal reflected to host 0", func() (bool, string) {
+		got := sp[0].do(request{Op: "learned-evpn"}).EVPN
+		return len(got) == 1 && got[0].Type == 3, fmt.Sprintf("%+v", got)
+	})
+	resp := sp[0].do(request{Op: "sync-fdb", Device: fmt.Sprintf("vx%d", vni), EVPN: fabric.EVPNRoute{VNI: vni}, Local: netip.MustParseAddr("10.251.0.2")})
+	assert.Equal(t, [2]int{0, 1}, [2]int{resp.Added, resp.Removed})
+	assert.NotContains(t, hosts[0].Run(t, "bridge", "fdb", "show", "dev", fmt.Sprintf("vx%d", vni)), macs[1]+" dst", "the VxLAN entry is gone (the bridge may still have learned the MAC)")
 }

@@ -49,6 +49,7 @@ type response struct {
 	EVPN         []fabric.EVPNRoute
 	Reachability fabric.Reachability
 	Added        int
+	Removed      int
 }
 
 func runHelper(cfgJSON string) int {
@@ -87,6 +88,8 @@ func runHelper(cfgJSON string) int {
 			resp.Reachability, err = fabric.CheckAddress(ctx, req.Addr)
 		case "announce-evpn":
 			err = sp.AnnounceEVPN(ctx, req.EVPN)
+		case "withdraw-evpn":
+			err = sp.WithdrawEVPN(ctx, req.EVPN)
 		case "learned-evpn":
 			resp.EVPN, err = sp.LearnedEVPN(ctx)
 		case "sync-fdb":
@@ -97,7 +100,7 @@ func runHelper(cfgJSON string) int {
 				var h *netlink.Handle
 				h, err = netlink.NewHandle()
 				if err == nil {
-					resp.Added, _, err = vxlan.SyncFDB(ctx, h, req.Device, fabric.FDBEntries(routes, req.EVPN.VNI, req.Local))
+					resp.Added, resp.Removed, err = vxlan.SyncFDB(ctx, h, req.Device, fabric.FDBEntries(routes, req.EVPN.VNI, req.Local))
 					h.Close()
 				}
 			}
