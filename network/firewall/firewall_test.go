@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netns"
 
+	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/internal/testenv"
 	"github.com/virtplane/virtplane/network/firewall"
 	"github.com/virtplane/virtplane/network/firewall/firewalltest"
@@ -152,4 +153,20 @@ func TestConnectionLimit(t *testing.T) {
 	nettest.Serve(t, srv.Name, "10.72.0.2:9000")
 	connected := nettest.DialHold(t, vm.Name, "10.72.0.2:9000", 5, 5*time.Second)
 	assert.Equal(t, 3, connected())
+}
+
+// FuzzPolicyValidate: arbitrary policies never panic and every rejection is
+// an invalid-argument error; accepted ones pass the Fake.
+func FuzzPolicyValidate(f *testing.F) {
+	f.Add("vnet0", []byte{2, 0, 0, 0, 0, 1}, []byte{10, 0, 0, 1}, "tcp", uint16(25), uint16(0), -1)
+	f.Add("", []byte{}, []byte{}, "sctp", uint16(0), uint16(1), 0)
+	f.Fuzz(func(t *testing.T, port string, mac, ip []byte, proto string, first, last uint16, limit int) {
+		a, _ := netip.AddrFromSlice(ip)
+		p := firewall.Policy{Port: port, MAC: mac, IPv4: []netip.Addr{a}, BlockOut: []firewall.PortRange{{Protocol: proto, First: first, Last: last}}, MaxConnections: limit}
+		if err := p.Validate(); err != nil {
+			assert.ErrorIs(t, err, virtplane.ErrInvalidArgument)
+			return
+		}
+		assert.NoError(t, firewall.NewFake().Apply(t.Context(), p))
+	})
 }
