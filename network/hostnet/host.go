@@ -21,8 +21,8 @@ type Configurator interface {
 	// Apply brings the host to d and returns the changes it made; applying
 	// the same d again returns no changes. On error nothing is changed.
 	Apply(ctx context.Context, d Desired) ([]Change, error)
-	// Links returns the links Apply manages or may manage: owned links and
-	// every link enslaved to one or named in the last configuration.
+	// Links returns the host's links in the model's terms; addresses are
+	// filled in for owned links only.
 	Links(ctx context.Context) ([]Link, error)
 }
 

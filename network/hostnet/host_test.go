@@ -55,12 +55,14 @@ func TestSwitchingTwoHosts(t *testing.T) {
 	testenv.Veth(t, vmA, "eth0", "10.50.0.1/24", hostA, "vm1p", "")
 	testenv.Veth(t, vmB, "eth0", "10.50.0.2/24", hostB, "vm2p", "")
 
+	var hostBCfg *hostnet.Host
 	for _, h := range []struct {
 		ns   *testenv.Netns
 		port string
 	}{{hostA, "vm1p"}, {hostB, "vm2p"}} {
 		host, err := hostnet.New(hostnet.Config{Netlink: nettest.Handle(t, h.ns.Name)})
 		require.NoError(t, err)
+		hostBCfg = host
 		d := hostnet.Desired{
 			Bridges: []hostnet.Bridge{{Common: hostnet.Common{Name: "br0"}}},
 			Ports:   []hostnet.Port{{Name: "eth0", Master: "br0"}, {Name: h.port, Master: "br0"}},
@@ -75,6 +77,15 @@ func TestSwitchingTwoHosts(t *testing.T) {
 	out := vmA.Run(t, "ping", "-c", "2", "-W", "2", "-i", "0.2", "10.50.0.2")
 	assert.Contains(t, out, "2 received")
 	assert.Contains(t, hostB.Run(t, "bridge", "fdb", "show", "br", "br0"), "master br0")
+
+	// VM 2 stops: its port leaves the configuration and the bridge.
+	changes, err := hostBCfg.Apply(t.Context(), hostnet.Desired{
+		Bridges: []hostnet.Bridge{{Common: hostnet.Common{Name: "br0"}}},
+		Ports:   []hostnet.Port{{Name: "eth0", Master: "br0"}},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "release vm2p br0\n", hostnet.FormatChanges(changes))
+	assert.Error(t, vmA.Command(t.Context(), "ping", "-c", "1", "-W", "1", "10.50.0.2").Run())
 }
 
 // TestVLANOnThisKernel: the kernel here has no 802.1Q module. Apply of a
