@@ -447,7 +447,7 @@ func FDBEntries(routes []EVPNRoute, vni int, local netip.Addr) []vxlan.Entry {
 		}
 		switch r.Type {
 		case 3:
-			out = append(out, vxlan.Entry{MAC: vxlan.FloodMAC, Dst: r.NextHop})
+			out = append(out, vxlan.Entry{MAC: vxlan.FloodMAC(), Dst: r.NextHop})
 		case 2:
 			out = append(out, vxlan.Entry{MAC: r.MAC, Dst: r.NextHop})
 		}

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/network/hostnet"
 )
 
 // Fake is an in-memory Enforcer: it keeps the last policy of every port,
@@ -74,7 +75,7 @@ func (f *Fake) Apply(ctx context.Context, p Policy) error {
 
 // Remove forgets the port's policy.
 func (f *Fake) Remove(ctx context.Context, port string) error {
-	if !portName.MatchString(port) {
+	if !hostnet.ValidLinkName(port) {
 		return invalid("firewall: port %q is not a link name", port)
 	}
 	if err := ctx.Err(); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/network/hostnet"
 )
 
 // PortRange is a range of TCP or UDP destination ports.
@@ -36,15 +36,13 @@ type Policy struct {
 	MaxConnections int
 }
 
-var portName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
-
 func invalid(format string, args ...any) error {
 	return virtplane.Errorf(virtplane.ErrInvalidArgument, format, args...)
 }
 
 // Validate checks a policy without touching the host.
 func (p Policy) Validate() error {
-	if !portName.MatchString(p.Port) {
+	if !hostnet.ValidLinkName(p.Port) {
 		return invalid("firewall policy: port %q is not a link name", p.Port)
 	}
 	if len(p.MAC) != 6 {
@@ -272,7 +270,7 @@ func portRange(r PortRange) []expr.Any {
 
 // Remove deletes the port's tables.
 func (f *Firewall) Remove(ctx context.Context, port string) error {
-	if !portName.MatchString(port) {
+	if !hostnet.ValidLinkName(port) {
 		return invalid("firewall: port %q is not a link name", port)
 	}
 	if err := ctx.Err(); err != nil {

@@ -149,7 +149,7 @@ func TestGoldenVLANBond(t *testing.T) {
 
 func TestGoldenBondModes(t *testing.T) {
 	var all strings.Builder
-	for _, mode := range hostnet.BondModes {
+	for _, mode := range hostnet.BondModes() {
 		rec := nettest.NewRecorder("eth0", "eth1")
 		h, err := hostnet.New(hostnet.Config{Netlink: rec})
 		require.NoError(t, err)

@@ -3,7 +3,6 @@ package hostnet
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
 	"slices"
 
 	"github.com/virtplane/virtplane"
@@ -45,8 +44,10 @@ type VLAN struct {
 	Protocol string // "802.1Q" (default) or "802.1ad"
 }
 
-// BondModes lists the Linux bonding modes Bond.Mode accepts.
-var BondModes = []string{"balance-rr", "active-backup", "balance-xor", "broadcast", "802.3ad", "balance-tlb", "balance-alb"}
+// BondModes returns the Linux bonding modes Bond.Mode accepts.
+func BondModes() []string {
+	return []string{"balance-rr", "active-backup", "balance-xor", "broadcast", "802.3ad", "balance-tlb", "balance-alb"}
+}
 
 // Bond aggregates Members into one link.
 type Bond struct {
@@ -119,7 +120,21 @@ func (l Link) identity() string {
 		l.BondMode, l.BondMiimon, l.BondLACPRate, l.BondHash, l.VLANFiltering, l.VNI, l.VXLANLocal, l.VXLANPort, l.VXLANDevice, l.VXLANLearning)
 }
 
-var linkName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
+// ValidLinkName reports whether name can name a Linux link: 1 to 15
+// characters of letters, digits, '_', '.' and '-' (a safe subset of what
+// the kernel allows).
+func ValidLinkName(name string) bool {
+	if len(name) < 1 || len(name) > 15 {
+		return false
+	}
+	for _, c := range name {
+		ok := (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
 
 func invalid(format string, args ...any) error {
 	return virtplane.Errorf(virtplane.ErrInvalidArgument, format, args...)
@@ -138,7 +153,7 @@ func (d Desired) links() ([]Link, error) {
 	var out []Link
 	seen := map[string]string{}
 	add := func(kind string, c Common, l Link) error {
-		if !linkName.MatchString(c.Name) {
+		if !ValidLinkName(c.Name) {
 			return invalid("%s name %q: want 1-15 characters of [A-Za-z0-9_.-]", kind, c.Name)
 		}
 		if prev, ok := seen[c.Name]; ok {
@@ -164,8 +179,8 @@ func (d Desired) links() ([]Link, error) {
 		}
 	}
 	for _, b := range d.Bonds {
-		if !slices.Contains(BondModes, b.Mode) {
-			return nil, invalid("bond %q: mode %q: want one of %v", b.Name, b.Mode, BondModes)
+		if !slices.Contains(BondModes(), b.Mode) {
+			return nil, invalid("bond %q: mode %q: want one of %v", b.Name, b.Mode, BondModes())
 		}
 		if b.LACPRate != "" && b.LACPRate != "slow" && b.LACPRate != "fast" {
 			return nil, invalid("bond %q: lacp rate %q: want slow or fast", b.Name, b.LACPRate)
@@ -200,7 +215,7 @@ func (d Desired) links() ([]Link, error) {
 		if proto != "802.1Q" && proto != "802.1ad" {
 			return nil, invalid("vlan %q: protocol %q: want 802.1Q or 802.1ad", v.Name, v.Protocol)
 		}
-		if !linkName.MatchString(v.Parent) {
+		if !ValidLinkName(v.Parent) {
 			return nil, invalid("vlan %q: parent %q is not a link name", v.Name, v.Parent)
 		}
 		if err := add("vlan", v.Common, Link{Kind: KindVLAN, VLANParent: v.Parent, VLANID: v.ID, VLANProtocol: proto}); err != nil {
@@ -234,7 +249,7 @@ func (d Desired) links() ([]Link, error) {
 	}
 	ports = append(ports, d.Ports...)
 	for _, p := range ports {
-		if !linkName.MatchString(p.Name) {
+		if !ValidLinkName(p.Name) {
 			return nil, invalid("port name %q: want 1-15 characters of [A-Za-z0-9_.-]", p.Name)
 		}
 		if prev, ok := seen[p.Name]; ok {

@@ -37,7 +37,7 @@ func genDesired(t *rapid.T) hostnet.Desired {
 	}
 	if rapid.Bool().Draw(t, "bond") {
 		d.Bonds = append(d.Bonds, hostnet.Bond{Common: hostnet.Common{Name: "bond0", Master: pickMaster("bond-master")},
-			Mode: rapid.SampledFrom(hostnet.BondModes).Draw(t, "mode"), Members: []string{"eth0", "eth1"}})
+			Mode: rapid.SampledFrom(hostnet.BondModes()).Draw(t, "mode"), Members: []string{"eth0", "eth1"}})
 		used["eth0"], used["eth1"] = true, true
 	}
 	for i := range rapid.IntRange(0, 2).Draw(t, "vlans") {

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"regexp"
 	"slices"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/network/hostnet"
 )
 
 // RouteProtocol marks the routes a Router installs (the rtm_protocol field),
@@ -71,8 +71,6 @@ func New(nl Netlink, cfg Config) (*Router, error) {
 	return &Router{nl: nl, cfg: cfg}, nil
 }
 
-var portName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
-
 type route struct {
 	dst  netip.Prefix
 	port string
@@ -85,7 +83,7 @@ func desiredRoutes(vms []VM) ([]route, error) {
 	owner := map[netip.Addr]string{}
 	ports := map[string]bool{}
 	for _, vm := range vms {
-		if !portName.MatchString(vm.Port) {
+		if !hostnet.ValidLinkName(vm.Port) {
 			return nil, invalid("routing: port %q is not a link name", vm.Port)
 		}
 		if ports[vm.Port] {

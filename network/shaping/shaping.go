@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"regexp"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/network/hostnet"
 )
 
 // Limit is the bandwidth limit of one VM port, from the VM's point of view.
@@ -22,8 +22,6 @@ type Limit struct {
 	InKbit, OutKbit uint64
 }
 
-var portName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
-
 func invalid(format string, args ...any) error {
 	return virtplane.Errorf(virtplane.ErrInvalidArgument, format, args...)
 }
@@ -34,7 +32,7 @@ const maxKbit = 100_000_000
 
 // Validate checks a limit without touching the host.
 func (l Limit) Validate() error {
-	if !portName.MatchString(l.Port) {
+	if !hostnet.ValidLinkName(l.Port) {
 		return invalid("shaping: port %q is not a link name", l.Port)
 	}
 	if l.InKbit > maxKbit || l.OutKbit > maxKbit {
@@ -77,10 +75,11 @@ func New(nl Netlink) (*Shaper, error) {
 // IFBName is the IFB device that carries a port's inbound (VM-sent) traffic.
 func IFBName(port string) string { return fmt.Sprintf("vpi%08x", crc32.ChecksumIEEE([]byte(port))) }
 
-var (
-	rootHandle    = netlink.MakeHandle(1, 0)
-	classHandle   = netlink.MakeHandle(1, 0x10)
-	ingressHandle = netlink.MakeHandle(0xffff, 0)
+// tc handles (major:minor): the HTB root 1:, its class 1:10, the ingress qdisc ffff:.
+const (
+	rootHandle    uint32 = 1 << 16
+	classHandle   uint32 = 1<<16 | 0x10
+	ingressHandle uint32 = 0xffff << 16
 )
 
 // State is what the Shaper finds installed on a port.

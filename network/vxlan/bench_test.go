@@ -51,7 +51,7 @@ func BenchmarkSyncFDB(b *testing.B) {
 		}
 		for _, p := range ps {
 			require.NoError(b, nl.NeighAppend(&netlink.Neigh{LinkIndex: link.Attrs().Index, Family: unix.AF_BRIDGE,
-				State: netlink.NUD_PERMANENT, Flags: netlink.NTF_SELF, IP: net.IP(p.AsSlice()), HardwareAddr: vxlan.FloodMAC}))
+				State: netlink.NUD_PERMANENT, Flags: netlink.NTF_SELF, IP: net.IP(p.AsSlice()), HardwareAddr: vxlan.FloodMAC()}))
 		}
 	}
 	_, _, err = vxlan.SyncFDB(b.Context(), nl, "vx100", vxlan.FullMesh(local, peers(20)))

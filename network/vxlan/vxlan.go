@@ -85,15 +85,15 @@ type Entry struct {
 
 func (e Entry) key() string { return e.MAC.String() + ">" + e.Dst.String() }
 
-// FloodMAC is the all-zero MAC of head-end replication entries.
-var FloodMAC = net.HardwareAddr{0, 0, 0, 0, 0, 0}
+// FloodMAC returns the all-zero MAC of head-end replication entries.
+func FloodMAC() net.HardwareAddr { return net.HardwareAddr{0, 0, 0, 0, 0, 0} }
 
 // FullMesh returns the flood entries for a full mesh: one per peer.
 func FullMesh(local netip.Addr, peers []netip.Addr) []Entry {
 	var out []Entry
 	for _, p := range peers {
 		if p != local {
-			out = append(out, Entry{MAC: FloodMAC, Dst: p})
+			out = append(out, Entry{MAC: FloodMAC(), Dst: p})
 		}
 	}
 	return out
