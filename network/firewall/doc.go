@@ -10,7 +10,11 @@
 // port's table in one transaction. The connection limit needs conntrack and
 // lives in an inet forward chain: it applies on routed paths (routing and IP
 // fabric modes, or bridges with br_netfilter); bridge-family conntrack is not
-// in this test kernel. Fake records policies; firewalltest.Run is the suite.
+// in this test kernel. A policy may be applied before the port exists (the
+// hypervisor makes the tap when the VM starts): recent kernels, this one
+// included, hook the chains when the device appears; older ones refuse, and
+// Apply returns ErrNotFound. Fake records policies; firewalltest.Run is the
+// suite.
 //
 //	fw, _ := firewall.New(conn) // nftables.New(...)
 //	err := fw.Apply(ctx, firewall.Policy{Port: "vnet3", MAC: mac,

@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"slices"
@@ -150,8 +151,12 @@ func (f *Firewall) Apply(ctx context.Context, p Policy) error {
 
 func kernelErr(what string, err error) error {
 	class := virtplane.ErrUnavailable
-	if strings.Contains(err.Error(), "not supported") || strings.Contains(err.Error(), "protocol error") {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, unix.EOPNOTSUPP) || strings.Contains(msg, "not supported") || strings.Contains(msg, "protocol error"):
 		class = virtplane.ErrNotImplemented
+	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) || strings.Contains(msg, "no such file") || strings.Contains(msg, "no such device"):
+		class = virtplane.ErrNotFound // the port device is gone
 	}
 	return virtplane.Errorf(class, "%s: %v", what, err)
 }

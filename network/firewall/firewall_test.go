@@ -170,3 +170,26 @@ func FuzzPolicyValidate(f *testing.F) {
 		assert.NoError(t, firewall.NewFake().Apply(t.Context(), p))
 	})
 }
+
+// TestPolicyBeforePort: a policy applied before the VM's port exists (the
+// hypervisor creates the tap when the VM starts) takes effect when it appears.
+func TestPolicyBeforePort(t *testing.T) {
+	host, vm1, vm2 := testenv.NewNetns(t), testenv.NewNetns(t), testenv.NewNetns(t)
+	fw, err := firewall.New(nftIn(t, host))
+	require.NoError(t, err)
+	require.NoError(t, fw.Apply(t.Context(), firewall.Policy{Port: "vm1p", MAC: mac1, IPv4: []netip.Addr{netip.MustParseAddr("10.70.0.1")}}))
+
+	testenv.Veth(t, vm1, "eth0", "10.70.0.1/24", host, "vm1p", "")
+	testenv.Veth(t, vm2, "eth0", "10.70.0.2/24", host, "vm2p", "")
+	vm1.Run(t, "ip", "link", "set", "eth0", "address", mac1.String())
+	h, err := hostnet.New(hostnet.Config{Netlink: nettest.Handle(t, host.Name)})
+	require.NoError(t, err)
+	_, err = h.Apply(t.Context(), hostnet.Desired{
+		Bridges: []hostnet.Bridge{{Common: hostnet.Common{Name: "br0"}}},
+		Ports:   []hostnet.Port{{Name: "vm1p", Master: "br0"}, {Name: "vm2p", Master: "br0"}},
+	})
+	require.NoError(t, err)
+	assert.True(t, pings(vm1, t, "10.70.0.2"))
+	vm1.Run(t, "ip", "addr", "add", "10.70.0.99/24", "dev", "eth0")
+	assert.False(t, pings(vm1, t, "-I", "10.70.0.99", "10.70.0.2"), "spoofed source dropped on the port that appeared later")
+}

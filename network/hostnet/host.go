@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 
@@ -59,6 +60,9 @@ type Config struct {
 
 // Host applies configurations to the kernel through netlink.
 type Host struct {
+	// mu serialises Apply: two plans computed from the same reading would
+	// undo each other's work.
+	mu  sync.Mutex
 	nl  Netlink
 	tag string
 }
@@ -251,6 +255,8 @@ func (h *Host) Apply(ctx context.Context, d Desired) ([]Change, error) {
 	if err := d.Validate(); err != nil {
 		return nil, err
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	cur, err := h.Links(ctx)
 	if err != nil {
 		return nil, err
