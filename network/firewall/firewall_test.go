@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func nftIn(t *testing.T, ns *testenv.Netns) *nftables.Conn {
+func nftIn(t testing.TB, ns *testenv.Netns) *nftables.Conn {
 	h, err := netns.GetFromName(ns.Name)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = h.Close() })
