@@ -3,7 +3,10 @@
 // and /128 to iBGP route reflectors, with the host as next hop, and
 // withdraws them when the VM stops or migrates; stopping the speaker
 // withdraws everything. Hosts may sit in a private network: the speaker only
-// dials out. CheckAddress pings the fabric's check address (usually the
+// dials out. SyncKernel installs the routes learned from the reflectors
+// (other hosts' VMs via those hosts) into the kernel, so that VMs on
+// different hosts reach each other; with package routing this is the whole
+// IP-fabric mode. CheckAddress pings the fabric's check address (usually the
 // gateway) to report reachability.
 //
 // The same speaker carries BGP EVPN for VxLAN route-reflector mode: type-3

@@ -17,6 +17,8 @@ import (
 	"github.com/virtplane/virtplane/internal/testenv"
 	"github.com/virtplane/virtplane/network/fabric"
 	"github.com/virtplane/virtplane/network/fabric/fabrictest"
+	"github.com/virtplane/virtplane/network/nettest"
+	"github.com/virtplane/virtplane/network/routing"
 )
 
 // fabricNet: a reflector namespace with bridge fab (10.251.0.1/24,
@@ -196,4 +198,53 @@ func TestConformanceSpeaker(t *testing.T) {
 		t.Cleanup(func() { _ = sp.Stop(context.Background()) })
 		return sp
 	})
+}
+
+// TestFabricVMToVM: the whole IP fabric. Each host routes its VM (routed
+// mode: host route to the port, gateway on the port), announces the VM's /32
+// through BIRD, and installs the routes it learns into its kernel; a VM on
+// host 0 then reaches the VM on host 1. When VM 1 is withdrawn, host 0
+// removes the route and the path is gone.
+func TestFabricVMToVM(t *testing.T) {
+	r := testenv.RequireRouting(t)
+	rr, hosts := fabricNet(t, 2)
+	birdc := startBird(t, r, rr)
+	var sp []*speaker
+	var vms []*testenv.Netns
+	for i, h := range hosts {
+		self := netip.MustParseAddr(fmt.Sprintf("10.251.0.%d", i+2))
+		vmAddr := netip.MustParseAddr(fmt.Sprintf("10.200.0.%d", i+5))
+		vm := testenv.NewNetns(t)
+		testenv.Veth(t, vm, "eth0", vmAddr.String()+"/32", h, "vm0p", "")
+		vm.Run(t, "ip", "route", "add", "172.31.1.1", "dev", "eth0")
+		vm.Run(t, "ip", "route", "add", "default", "via", "172.31.1.1")
+		h.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+		router, err := routing.New(nettest.Handle(t, h.Name), routing.Config{GatewayV4: netip.MustParseAddr("172.31.1.1")})
+		require.NoError(t, err)
+		_, err = router.Apply(t.Context(), []routing.VM{{Port: "vm0p", IPv4: []netip.Addr{vmAddr}}})
+		require.NoError(t, err)
+
+		s := startSpeaker(t, h, fabric.Config{ASN: 65000, RouterID: self, Reflectors: []netip.Addr{netip.MustParseAddr("10.251.0.1")}, NextHop: self})
+		s.do(request{Op: "announce", Prefix: netip.PrefixFrom(vmAddr, 32)})
+		sp, vms = append(sp, s), append(vms, vm)
+	}
+	for i, s := range sp {
+		eventually(t, fmt.Sprintf("host %d learned the other VM", i), func() (bool, string) {
+			return len(s.do(request{Op: "learned"}).Routes) == 1, birdc("show", "route")
+		})
+		resp := s.do(request{Op: "sync-kernel"})
+		assert.Equal(t, 1, resp.Added)
+		assert.Zero(t, s.do(request{Op: "sync-kernel"}).Added, "second sync changes nothing")
+	}
+	assert.Contains(t, hosts[0].Run(t, "ip", "route", "show", "10.200.0.6"), "via 10.251.0.3")
+	assert.Contains(t, vms[0].Run(t, "ping", "-c", "2", "-i", "0.2", "-W", "2", "10.200.0.6"), "2 received")
+
+	sp[1].do(request{Op: "withdraw", Prefix: netip.MustParsePrefix("10.200.0.6/32")})
+	eventually(t, "host 0 forgets VM 1", func() (bool, string) {
+		got := sp[0].do(request{Op: "learned"}).Routes
+		return len(got) == 0, fmt.Sprint(got)
+	})
+	assert.Equal(t, 1, sp[0].do(request{Op: "sync-kernel"}).Removed)
+	assert.NotContains(t, hosts[0].Run(t, "ip", "route", "show"), "10.200.0.6")
+	assert.Error(t, vms[0].Command(t.Context(), "ping", "-c", "1", "-W", "1", "10.200.0.6").Run())
 }

@@ -104,6 +104,17 @@ func runHelper(cfgJSON string) int {
 					h.Close()
 				}
 			}
+		case "sync-kernel":
+			var routes []fabric.Route
+			routes, err = sp.Learned(ctx)
+			if err == nil {
+				var h *netlink.Handle
+				h, err = netlink.NewHandle()
+				if err == nil {
+					resp.Added, resp.Removed, err = fabric.SyncKernel(ctx, h, routes)
+					h.Close()
+				}
+			}
 		case "stop":
 			return 0
 		default:
