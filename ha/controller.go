@@ -133,6 +133,8 @@ type vmRecord struct {
 	phase vmPhase
 	// drainedFrom is the node a drain moved it from, for Return.
 	drainedFrom string
+	// unplacedLogged keeps retries of an unplaced VM out of the log.
+	unplacedLogged bool
 }
 
 type nodePhase int
@@ -516,6 +518,11 @@ func (c *Controller) evacuateLocked(ctx context.Context, node string, vms []*vmR
 		return
 	}
 	for _, u := range plan.Unplaced {
+		if v := byID[u.VM]; v.unplacedLogged {
+			continue
+		} else {
+			v.unplacedLogged = true
+		}
 		c.log.Record(Event{Time: time.Now(), Kind: EventVMUnplaced, Node: node, VM: u.VM,
 			Reason: fmt.Sprintf("priority %d: %v; retried when capacity appears", u.Priority, u.Err)})
 	}
@@ -593,6 +600,7 @@ func (c *Controller) restart(ctx context.Context, v *vmRecord, moved VM, target 
 	from := v.Node
 	v.Node, v.Pools = moved.Node, moved.Pools
 	v.phase = vmPlaced
+	v.unplacedLogged = false
 	c.log.Record(Event{Time: time.Now(), Kind: EventVMRestarted, Node: from, VM: v.ID, Target: target.ID,
 		Reason: fmt.Sprintf("priority %d, placed by the scheduler's evacuation plan", v.Priority)})
 }
@@ -655,6 +663,30 @@ func (c *Controller) retryPending(ctx context.Context) {
 		}
 	}
 	for _, src := range slices.Sorted(maps.Keys(bySource)) {
+		if st, _ := c.det.State(src); st == NodeHealthy {
+			// The node is back: its VMs, fenced, can start where they are
+			// (the evacuation plan never targets its own source).
+			for _, v := range bySource[src] {
+				moved := v.VM
+				v.phase = vmMoving
+				target := c.nodes[src]
+				c.wg.Add(1)
+				go func() {
+					defer c.wg.Done()
+					select {
+					case c.restartSlots <- struct{}{}:
+					case <-ctx.Done():
+						c.mu.Lock()
+						v.phase = vmPending
+						c.mu.Unlock()
+						return
+					}
+					defer func() { <-c.restartSlots }()
+					c.restart(ctx, v, moved, target)
+				}()
+			}
+			continue
+		}
 		c.evacuateLocked(ctx, src, bySource[src])
 	}
 }

@@ -193,6 +193,9 @@ func (c *Cluster) Leader() *ha.Controller { return c.Controllers[0] }
 // Start runs the controllers and the agents until ctx ends; wait returns
 // when they all stopped.
 func (c *Cluster) Start(ctx context.Context) (wait func()) {
+	c.mu.Lock()
+	c.ctx = ctx
+	c.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, ctl := range c.Controllers {
 		wg.Add(1)
@@ -255,9 +258,11 @@ func (c *Cluster) Crash(node string) {
 	}
 }
 
-// Boot brings a crashed node back (its machines stay down).
-func (c *Cluster) Boot(ctx context.Context, node string) {
+// Boot brings a crashed node back (its machines stay down); its agent runs
+// until the context given to Start ends.
+func (c *Cluster) Boot(node string) {
 	c.mu.Lock()
+	ctx := c.ctx
 	n := c.byID[node]
 	if !n.crashed {
 		c.mu.Unlock()
