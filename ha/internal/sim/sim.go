@@ -112,7 +112,11 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	if cfg.Power {
 		c.Power = fakepower.New(ids...)
-		c.Power.OnPowerOff(func(node string) { c.Crash(node) })
+		// A power fence is a power cycle: the node is back 20 s later.
+		c.Power.OnPowerOff(func(node string) {
+			c.Crash(node)
+			time.AfterFunc(20*time.Second, func() { c.Boot(node) })
+		})
 	}
 	for i := range cfg.VMs {
 		v := &cfg.VMs[i]
