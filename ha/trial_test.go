@@ -136,7 +136,6 @@ func (tr trial) run(t *testing.T) trialResult {
 	}
 	var actions []action
 	for _, f := range tr.faults {
-		f := f
 		switch f.kind {
 		case "crash":
 			actions = append(actions, action{f.at, func() {
@@ -239,4 +238,3 @@ func TestFaultTrials(t *testing.T) {
 	t.Logf("%d trials, %d VM recoveries after crashes: p50 %s, p99 %s, max %s",
 		runs, len(all), percentile(all, 0.5), percentile(all, 0.99), percentile(all, 1))
 }
-
