@@ -315,3 +315,55 @@ func TestDrainAndReturn(t *testing.T) {
 		assert.Error(t, err)
 	})
 }
+
+func TestNoRestartOnUnconfirmedFence(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, stop := running(t, sim.Config{Nodes: 2, NodeCores: 32, NodeRAM: 64 << 30, VMs: []ha.VM{haVM("a", 0), haVM("b", 0)}})
+		time.Sleep(2 * time.Second)
+		// Isolated (failed), its hypervisor too slow to answer, and its
+		// heartbeats still arrive: neither the hypervisor nor the
+		// self-fence timeout can confirm a fence.
+		c.CheckLost("node-1", true)
+		c.Slow("node-1", 10*time.Second)
+		time.Sleep(60 * time.Second)
+		stop()
+		require.NotEmpty(t, c.Leader().Log().Filter(ha.EventNodeFailed, "node-1"))
+		failed := c.Leader().Log().Filter(ha.EventFenceFailed, "node-1")
+		require.NotEmpty(t, failed)
+		assert.Contains(t, failed[0].Reason, "nothing restarted")
+		assert.Empty(t, c.Leader().Log().Filter(ha.EventFenced, "node-1"))
+		assert.Empty(t, eventsOf(c, ha.EventVMRestarted))
+		assert.Equal(t, []string{"node-1"}, c.Running()["a"])
+	})
+}
+
+func TestRestartsBoundedAndInPriorityOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var vms []ha.VM
+		for i := range 20 {
+			v := haVM(fmt.Sprintf("v%02d", i), i%5)
+			v.Node = "node-1"
+			vms = append(vms, v)
+		}
+		c, stop := running(t, sim.Config{Nodes: 3, NodeCores: 64, NodeRAM: 256 << 30, VMs: vms,
+			StartLatency: time.Second, Timings: ha.Timings{RestartParallelism: 2}})
+		time.Sleep(2 * time.Second)
+		c.Crash("node-1")
+		time.Sleep(30 * time.Second)
+		stop()
+		fenced := c.Leader().Log().Filter(ha.EventFenced, "node-1")
+		require.Len(t, fenced, 1)
+		restarted := eventsOf(c, ha.EventVMRestarted)
+		require.Len(t, restarted, 20)
+		took := restarted[19].Time.Sub(fenced[0].Time)
+		assert.GreaterOrEqual(t, took, 10*time.Second, "20 starts of 1 s, 2 at a time")
+		assert.Less(t, took, 11*time.Second)
+		prio := map[string]int{}
+		for _, v := range vms {
+			prio[v.ID] = v.Priority
+		}
+		for i := 1; i < len(restarted); i++ {
+			assert.GreaterOrEqual(t, prio[restarted[i-1].VM], prio[restarted[i].VM], "restart %d (%s) after %s", i, restarted[i].VM, restarted[i-1].VM)
+		}
+	})
+}
