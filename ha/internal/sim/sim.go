@@ -66,7 +66,6 @@ type Cluster struct {
 	byID        map[string]*Node
 	Controllers []*ha.Controller
 	Power       *fakepower.Power
-	Sched       []*scheduler.Scheduler
 	isHA        map[string]bool
 	ctx         context.Context
 	cut         map[cutKey]bool
@@ -135,60 +134,37 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	var peers []*ha.Controller
-	for i := range cfg.Controllers {
+	// Controller 0 acts; the others observe and answer its NodeView calls.
+	c.Controllers = make([]*ha.Controller, cfg.Controllers)
+	var others []ha.Peer
+	for i := cfg.Controllers - 1; i >= 0; i-- {
 		s, err := scheduler.New(scheduler.Cluster{Nodes: snodes})
 		if err != nil {
 			return nil, err
 		}
-		c.Sched = append(c.Sched, s)
 		var nodes []ha.Node
 		for _, n := range c.Nodes {
 			nodes = append(nodes, ha.Node{ID: n.ID, Driver: &link{n: n, idx: i}, MigrationURI: "sim://" + n.ID})
 		}
 		var opts []ha.Option
-		if i > 0 {
-			opts = append(opts, ha.AsObserver())
-		}
 		if c.Power != nil {
 			opts = append(opts, ha.WithPower(c.Power))
+		}
+		if i > 0 {
+			opts = append(opts, ha.AsObserver())
+		} else {
+			opts = append(opts, ha.WithPeers(others...))
 		}
 		ctl, err := ha.New(ha.Config{Nodes: nodes, VMs: slices.Clone(cfg.VMs), Scheduler: s, Timings: cfg.Timings}, opts...)
 		if err != nil {
 			return nil, err
 		}
-		peers = append(peers, ctl)
-	}
-	c.Controllers = peers
-	// The leader (controller 0) asks the others; wire them after creation.
-	if len(peers) > 1 {
-		var others []ha.Peer
-		for _, p := range peers[1:] {
-			others = append(others, &peerLink{c: c, p: p})
+		c.Controllers[i] = ctl
+		if i > 0 {
+			others = append([]ha.Peer{ctl}, others...)
 		}
-		lead, err := ha.New(ha.Config{Nodes: leaderNodes(c), VMs: slices.Clone(cfg.VMs), Scheduler: c.Sched[0], Timings: cfg.Timings},
-			append([]ha.Option{ha.WithPeers(others...)}, powerOpt(c)...)...)
-		if err != nil {
-			return nil, err
-		}
-		c.Controllers[0] = lead
 	}
 	return c, nil
-}
-
-func leaderNodes(c *Cluster) []ha.Node {
-	var nodes []ha.Node
-	for _, n := range c.Nodes {
-		nodes = append(nodes, ha.Node{ID: n.ID, Driver: &link{n: n}, MigrationURI: "sim://" + n.ID})
-	}
-	return nodes
-}
-
-func powerOpt(c *Cluster) []ha.Option {
-	if c.Power != nil {
-		return []ha.Option{ha.WithPower(c.Power)}
-	}
-	return nil
 }
 
 // Leader is the acting controller.
@@ -505,15 +481,6 @@ func (k checkLink) ProbeCheck(ctx context.Context) error {
 		return virtplane.Errorf(virtplane.ErrUnavailable, "check address lost")
 	}
 	return nil
-}
-
-type peerLink struct {
-	c *Cluster
-	p *ha.Controller
-}
-
-func (p *peerLink) NodeView(ctx context.Context, node string) (ha.NodeView, error) {
-	return p.p.NodeView(ctx, node)
 }
 
 type cutKey struct {
