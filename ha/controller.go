@@ -729,6 +729,9 @@ func (c *Controller) reconcileLocked(ctx context.Context, node string, list []vm
 	for _, vm := range list {
 		byName[vm.Name] = vm
 	}
+	if st == NodeHealthy {
+		c.removeStaleLocked(ctx, node, list)
+	}
 	var relocate []*vmRecord
 	for _, id := range slices.Sorted(maps.Keys(c.vms)) {
 		v := c.vms[id]
@@ -766,5 +769,35 @@ func (c *Controller) reconcileLocked(ctx context.Context, node string, list []vm
 	}
 	if len(relocate) > 0 {
 		c.evacuateLocked(ctx, node, relocate)
+	}
+}
+
+// removeStaleLocked deletes, on a healthy node, the stopped definitions of
+// VMs that were restarted elsewhere while the node was away, so that nobody
+// boots the old copy by hand (c.mu held). Their disks belong to storage and
+// stay.
+func (c *Controller) removeStaleLocked(ctx context.Context, node string, list []vmm.VM) {
+	byName := map[string]*vmRecord{}
+	for _, v := range c.vms {
+		byName[v.name()] = v
+	}
+	drv := c.nodes[node].Driver
+	for _, vm := range list {
+		v, ok := byName[vm.Name]
+		if !ok || v.Node == node || v.phase != vmPlaced || (vm.State != vmm.StateStopped && vm.State != vmm.StateCrashed) {
+			continue
+		}
+		name, id, now := vm.Name, v.ID, v.Node
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			dctx, cancel := context.WithTimeout(ctx, c.t.ProbeTimeout)
+			defer cancel()
+			if err := drv.Delete(dctx, name); err != nil {
+				return // tried again on the next probe
+			}
+			c.log.Record(Event{Time: time.Now(), Kind: EventStaleRemoved, Node: node, VM: id,
+				Reason: fmt.Sprintf("stopped copy removed; the VM runs on %s", now)})
+		}()
 	}
 }

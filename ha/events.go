@@ -27,6 +27,7 @@ const (
 	EventDrainStarted  EventKind = "drain-started"
 	EventDrainDone     EventKind = "drain-done"
 	EventReturnDone    EventKind = "return-done"
+	EventStaleRemoved  EventKind = "vm-stale-removed"
 )
 
 // Event is one entry of the decision log: what happened, to which node and

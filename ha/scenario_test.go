@@ -121,6 +121,11 @@ func TestPartitionedNodeSelfFencesBeforeAnyRestart(t *testing.T) {
 		for _, id := range []string{"a", "b", "c", "d"} {
 			assert.Len(t, c.Running()[id], 1, id)
 		}
+		stale := c.Leader().Log().Filter(ha.EventStaleRemoved, "node-1")
+		assert.Len(t, stale, 2, "the stopped copies on the healed node are removed")
+		left, err := c.Nodes[0].Local.List(t.Context())
+		require.NoError(t, err)
+		assert.Empty(t, left)
 	})
 }
 
