@@ -93,3 +93,24 @@ func TestHeartbeatFromUnknownNode(t *testing.T) {
 	_, _, err = c.Location("zz")
 	assert.ErrorIs(t, err, virtplane.ErrNotFound)
 }
+
+func TestInventoryChanges(t *testing.T) {
+	s, err := scheduler.New(scheduler.Cluster{Nodes: []scheduler.Node{{ID: "n1", Cores: 8, RAM: 8 << 30}}})
+	require.NoError(t, err)
+	c, err := ha.New(ha.Config{Scheduler: s, Nodes: []ha.Node{{ID: "n1", Driver: fake.New()}}})
+	require.NoError(t, err)
+	vm := ha.VM{ID: "a", Node: "n1", Request: scheduler.Request{VCPUs: 1, RAM: 1 << 30}}
+	require.NoError(t, c.AddVM(vm))
+	assert.ErrorIs(t, c.AddVM(vm), virtplane.ErrAlreadyExists)
+	assert.ErrorIs(t, c.AddVM(ha.VM{ID: "b", Node: "n9"}), virtplane.ErrNotFound)
+	assert.ErrorIs(t, c.AddVM(ha.VM{Node: "n1"}), virtplane.ErrInvalidArgument)
+	require.NoError(t, c.SetHA("a", true, 7))
+	assert.ErrorIs(t, c.SetHA("zz", true, 0), virtplane.ErrNotFound)
+	node, settled, err := c.Location("a")
+	require.NoError(t, err)
+	assert.Equal(t, "n1", node)
+	assert.True(t, settled)
+	require.NoError(t, c.RemoveVM("a"))
+	assert.ErrorIs(t, c.RemoveVM("a"), virtplane.ErrNotFound)
+	assert.ErrorIs(t, s.RemoveVM("a"), virtplane.ErrNotFound, "the scheduler forgot it too")
+}
