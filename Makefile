@@ -25,9 +25,10 @@ test: env
 test-unit:
 	CGO_ENABLED=0 $(GO) test -short -count=1 ./...
 
-## bench: the headline benchmarks, each beside its reference
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime=$${BENCHTIME:-1s} ./...
+## bench: the headline benchmarks, each beside its reference (real-component ones need `make env`)
+bench: env
+	$(GO) test -tags '$(TEST_TAGS)' -run '^$$' -bench . -benchmem -benchtime=$${BENCHTIME:-1s} -timeout 60m ./...
+	@$(ENV)/clean.sh
 
 ## lint: gofmt, go vet (with and without the ceph tag), staticcheck
 lint: $(BIN)/staticcheck

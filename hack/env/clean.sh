@@ -19,3 +19,20 @@ if command -v lxc >/dev/null && [ -S /var/lib/lxd/unix.socket ]; then
     lxc delete --force "$c" && say "removed lxd instance $c"
   done
 fi
+if [ -f "$STATE/ceph/ceph.conf" ] && command -v rbd >/dev/null; then
+  export CEPH_CONF=$STATE/ceph/ceph.conf
+  for img in $(timeout 20 rbd ls rbd 2>/dev/null | grep '^vpt-' || true); do
+    for snap in $(timeout 10 rbd snap ls "rbd/$img" --format json 2>/dev/null | grep -o '"name":"[^"]*"' | cut -d'"' -f4); do
+      timeout 10 rbd snap unprotect "rbd/$img@$snap" >/dev/null 2>&1 || true
+    done
+    timeout 20 rbd snap purge "rbd/$img" >/dev/null 2>&1 || true
+    timeout 20 rbd rm "rbd/$img" >/dev/null 2>&1 && say "removed rbd image $img"
+  done
+fi
+if [ -f "$STATE/lvm.env" ]; then
+  export LVM_SYSTEM_DIR=$STATE/lvm/conf LVM_SUPPRESS_FD_WARNINGS=1
+  VG=$(sed -n 's/^VG=//p' "$STATE/lvm.env")
+  for lv in $(lvs --noheadings -o lv_name "$VG" 2>/dev/null | awk '$1 ~ /^vpt-/ {print $1}'); do
+    lvremove -y "$VG/$lv" >/dev/null 2>&1 && say "removed lv $VG/$lv"
+  done
+fi

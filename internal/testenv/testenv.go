@@ -276,6 +276,9 @@ type ISCSI struct {
 
 	// A second, small LUN (2) that only the environment's smoke test writes.
 	ScratchURL, ScratchFile string
+	// ControlPort selects tgtd's management socket (tgtadm -C PORT), for
+	// tests that add targets of their own.
+	ControlPort string
 }
 
 // RequireISCSI returns the target started by `make env-iscsi`.
@@ -288,7 +291,7 @@ func RequireISCSI(t testing.TB) ISCSI {
 		return dialTCP(kv["PORTAL"])
 	})
 	return ISCSI{Portal: kv["PORTAL"], Target: kv["TARGET"], LUN: 1, URL: kv["URL"], File: kv["FILE"],
-		ScratchURL: kv["SCRATCH_URL"], ScratchFile: kv["SCRATCH_FILE"]}
+		ScratchURL: kv["SCRATCH_URL"], ScratchFile: kv["SCRATCH_FILE"], ControlPort: kv["CONTROL_PORT"]}
 }
 
 // Routing holds the paths of the routing daemons `make env-bgp` installs.
