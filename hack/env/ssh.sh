@@ -3,7 +3,8 @@
 . "$(dirname "$0")/lib.sh"
 D=$STATE/ssh; mkdir -p "$D"
 PORT=${VIRTPLANE_SSH_PORT:-22022}
-ensure_pkgs openssh-server openssh-client
+# ansible-core: the scripts/ansible runner plays against this sshd.
+ensure_pkgs openssh-server openssh-client ansible-core procps
 if alive "$D/sshd.pid" && tcp_answers 127.0.0.1 "$PORT"; then
   say "sshd already listens on 127.0.0.1:$PORT"
 else
