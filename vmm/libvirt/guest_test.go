@@ -30,6 +30,7 @@ const guestInit = `#!/bin/busybox sh
 /bin/busybox --install -s
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
 echo "%s uptime=$(cut -d' ' -f1 /proc/uptime) cmdline=$(cat /proc/cmdline)"
+case "$(cat /proc/cmdline)" in *vpt.seed=1*) /bin/vpt-seed ;; esac
 i=0
 while true; do i=$((i+1)); echo "VPT-TICK $i"; sleep 1; done
 `

@@ -51,6 +51,9 @@ func TestSeedAndLimitsInLiveDomain(t *testing.T) {
 	name := "vpt-seed-" + randHex(3)
 	spec := f.spec(t, name)
 	spec.CloudInit.NetworkConfig = "version: 2\n"
+	// The guest mounts its seed CD-ROM and prints the files on its console
+	// (hack/env/guest.sh ships the modules and /bin/vpt-seed).
+	spec.Boot.Cmdline += " vpt.seed=1"
 	cleanupVM(t, f, name)
 	_, err := f.d.Create(ctx, spec)
 	require.NoError(t, err)
@@ -67,6 +70,18 @@ func TestSeedAndLimitsInLiveDomain(t *testing.T) {
 	assert.Contains(t, live, "<read_iops_sec>123</read_iops_sec>")
 	assert.Contains(t, live, "<write_bytes_sec>4194304</write_bytes_sec>")
 	assert.Contains(t, virshXML(t, name, true), "<read_iops_sec>123</read_iops_sec>", "limits persist")
+
+	// What the guest itself read from the seed.
+	require.NoError(t, f.console.WaitBooted(ctx, name))
+	var console string
+	require.Eventually(t, func() bool {
+		_, _, console = f.console.scan(name)
+		return strings.Contains(console, "VPT-SEED end") || strings.Contains(console, "VPT-SEED none")
+	}, 90*time.Second, 250*time.Millisecond, "the guest never finished reading its seed")
+	assert.Contains(t, console, "VPT-SEED meta-data: instance-id: "+name)
+	assert.Contains(t, console, "VPT-SEED meta-data: local-hostname: "+name)
+	assert.Contains(t, console, "VPT-SEED user-data: #cloud-config")
+	assert.Contains(t, console, "VPT-SEED network-config: version: 2")
 
 	img, err := os.ReadFile(seed)
 	require.NoError(t, err)
