@@ -177,6 +177,13 @@ func (a *Agent) watch(ctx context.Context) {
 	defer cancel()
 	list, err := a.cfg.Driver.List(ctx)
 	if err != nil {
+		// The node's own hypervisor is gone (which usually took its VMs
+		// with it): nothing to stop, but the decision is still logged once.
+		if first {
+			a.log.Record(Event{Time: time.Now(), Kind: EventSelfFenced, Node: a.cfg.Node, Method: FenceSelf,
+				Reason: fmt.Sprintf("no majority of controllers since %s (check address reachable: %v); hypervisor unreachable, no VM stopped: %v",
+					deadline.Add(-a.t.SelfFenceTimeout).Format(time.RFC3339Nano), checkOK, err)})
+		}
 		return
 	}
 	stopped := 0

@@ -211,6 +211,8 @@ func TestRealHostFailure(t *testing.T) {
 	// A's agent outlived its libvirtd: cut off from the controller, its
 	// watchdog fired (with nothing left it could stop); B's never did.
 	assert.True(t, agents[0].Fenced(), "host A's watchdog")
+	assert.NotEmpty(t, agents[0].Log().Filter(ha.EventSelfFenced, hostA.Name),
+		"host A's self-fence is in its decision log even though its hypervisor was dead")
 	assert.False(t, agents[1].Fenced(), "host B's watchdog")
 	assert.Empty(t, agents[1].Log().Filter(ha.EventSelfFenced, hostB.Name), "host B's watchdog")
 	require.NotNil(t, fenced, "host A fenced")
