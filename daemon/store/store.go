@@ -17,6 +17,9 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
 	"time"
 )
 
@@ -178,4 +181,13 @@ type Store interface {
 	// rolled back otherwise.
 	Update(ctx context.Context, f func(Tx) error) error
 	Close() error
+}
+
+// NewID returns a new object or task ID: 16 hex digits of the current time
+// in nanoseconds, then 8 random hex digits, so IDs sort by creation time
+// (list pages and task queues rely on that) and do not collide across daemons.
+func NewID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%016x%s", time.Now().UnixNano(), hex.EncodeToString(b[:]))
 }

@@ -152,7 +152,9 @@ func (r reader) wrap(err error) error {
 // but said no, or it is not reachable; both are reported as unavailable.
 type dbError struct{ err error }
 
-func (e *dbError) Error() string { return "database: " + e.err.Error() + ": " + virtplane.ErrUnavailable.Error() }
+func (e *dbError) Error() string {
+	return "database: " + e.err.Error() + ": " + virtplane.ErrUnavailable.Error()
+}
 func (e *dbError) Unwrap() []error { return []error{e.err, virtplane.ErrUnavailable} }
 
 func nanos(t time.Time) int64 {

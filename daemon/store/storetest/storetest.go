@@ -98,8 +98,8 @@ func testObjectCRUD(t *testing.T, st store.Store) {
 func testObjectNames(t *testing.T, st store.Store) {
 	ctx := t.Context()
 	create(t, st, &store.Object{Kind: store.KindNode, ID: "n1", Name: "a", Parent: "c1"})
-	create(t, st, &store.Object{Kind: store.KindNode, ID: "n2", Name: "a", Parent: "c2"})  // other parent
-	create(t, st, &store.Object{Kind: store.KindPool, ID: "n3", Name: "a", Parent: "c1"})  // other kind
+	create(t, st, &store.Object{Kind: store.KindNode, ID: "n2", Name: "a", Parent: "c2"}) // other parent
+	create(t, st, &store.Object{Kind: store.KindPool, ID: "n3", Name: "a", Parent: "c1"}) // other kind
 	err := st.Update(ctx, func(tx store.Tx) error {
 		return tx.CreateObject(ctx, &store.Object{Kind: store.KindNode, ID: "n4", Name: "a", Parent: "c1"})
 	})
