@@ -185,3 +185,10 @@ func ValidName(field, name string) error {
 	}
 	return nil
 }
+
+// ConsoleInfo tells a client how to reach a VM's console.
+type ConsoleInfo struct {
+	Type string `json:"type" doc:"vnc or serial"`
+	Host string `json:"host"`
+	Port int    `json:"port"`
+}
