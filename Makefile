@@ -18,8 +18,8 @@ run:
 
 ## test: set up every real component (idempotent), then run every test
 test: env
-	$(GO) test -tags '$(TEST_TAGS)' -count=1 -timeout $(TEST_TIMEOUT) ./...
-	@$(ENV)/clean.sh
+	@rc=0; $(GO) test -tags '$(TEST_TAGS)' -count=1 -timeout $(TEST_TIMEOUT) ./... || rc=$$?; \
+	$(ENV)/clean.sh; exit $$rc
 
 ## test-unit: fast inner loop; tests that need a real component are skipped (-short)
 test-unit:

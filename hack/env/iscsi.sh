@@ -7,17 +7,20 @@ CP=77   # tgtd control port: selects the management socket /var/run/tgtd/socket.
 T=iqn.2026-01.io.virtplane:test
 PORTAL=127.0.0.1:3260
 ensure_pkgs tgt qemu-utils qemu-block-extra
-if alive "$D/tgtd.pid" && tgtadm -C $CP --lld iscsi --op show --mode target 2>/dev/null | grep -q "$T"; then
+if alive "$D/tgtd.pid" && tgtadm -C $CP --lld iscsi --op show --mode target 2>/dev/null | grep -q "LUN: 2"; then
   say "tgtd already serves $T on $PORTAL"
 else
   [ -f "$D/lun1.img" ] || truncate -s 1G "$D/lun1.img"
+  [ -f "$D/lun2.img" ] || truncate -s 64M "$D/lun2.img"   # scratch LUN of the smoke test
   rm -f /var/run/tgtd/socket.$CP /var/run/tgtd/socket.$CP.lock
   setsid tgtd -C $CP -p "$D/tgtd.pid" --iscsi portal=$PORTAL </dev/null >"$D/tgtd.out" 2>&1
   wait_for tgtd 10 test -S /var/run/tgtd/socket.$CP
   tgtadm -C $CP --lld iscsi --op new --mode target --tid 1 -T $T
   tgtadm -C $CP --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$D/lun1.img"
+  tgtadm -C $CP --lld iscsi --op new --mode logicalunit --tid 1 --lun 2 -b "$D/lun2.img"
   tgtadm -C $CP --lld iscsi --op bind --mode target --tid 1 -I ALL
   wait_for "iscsi portal" 10 tcp_answers 127.0.0.1 3260
   say "started tgtd on $PORTAL (pid $(cat "$D/tgtd.pid")), LUN 1 = $D/lun1.img"
 fi
-write_env iscsi "PORTAL=$PORTAL" "TARGET=$T" "URL=iscsi://$PORTAL/$T/1" "FILE=$D/lun1.img" "CONTROL_PORT=$CP"
+write_env iscsi "PORTAL=$PORTAL" "TARGET=$T" "URL=iscsi://$PORTAL/$T/1" "FILE=$D/lun1.img" "CONTROL_PORT=$CP" \
+  "SCRATCH_URL=iscsi://$PORTAL/$T/2" "SCRATCH_FILE=$D/lun2.img"

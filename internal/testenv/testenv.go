@@ -38,8 +38,9 @@ func Missing(t testing.TB, component, target string, cause error) {
 	msg := fmt.Sprintf("%s is not available (%v); start it with `make %s`", component, cause, target)
 	if InCI() {
 		t.Fatal(msg)
+	} else {
+		t.Skip(msg)
 	}
-	t.Skip(msg)
 }
 
 // SkipShort skips a test that needs a real component when -short is given
@@ -272,6 +273,9 @@ type ISCSI struct {
 	LUN    int
 	URL    string // iscsi://portal/target/lun, as QEMU and qemu-img take it
 	File   string // the file behind the LUN, for checking what was written
+
+	// A second, small LUN (2) that only the environment's smoke test writes.
+	ScratchURL, ScratchFile string
 }
 
 // RequireISCSI returns the target started by `make env-iscsi`.
@@ -283,7 +287,8 @@ func RequireISCSI(t testing.TB) ISCSI {
 		}
 		return dialTCP(kv["PORTAL"])
 	})
-	return ISCSI{Portal: kv["PORTAL"], Target: kv["TARGET"], LUN: 1, URL: kv["URL"], File: kv["FILE"]}
+	return ISCSI{Portal: kv["PORTAL"], Target: kv["TARGET"], LUN: 1, URL: kv["URL"], File: kv["FILE"],
+		ScratchURL: kv["SCRATCH_URL"], ScratchFile: kv["SCRATCH_FILE"]}
 }
 
 // Routing holds the paths of the routing daemons `make env-bgp` installs.

@@ -1,0 +1,104 @@
+package vmm
+
+import (
+	"context"
+	"time"
+)
+
+// Driver manages the life cycle of the machines of one node. Names are the
+// identity of a machine on its node. Every method is safe for concurrent use.
+type Driver interface {
+	// Create defines a machine from spec without starting it. A machine with
+	// the same name gives ErrAlreadyExists; an invalid spec ErrInvalidArgument.
+	Create(ctx context.Context, spec Spec) (VM, error)
+	// Start boots a stopped machine. Starting a running machine gives ErrConflict.
+	Start(ctx context.Context, name string) error
+	// Shutdown asks the guest to power off and waits up to timeout for it to
+	// stop; when the guest does not stop in time it returns ErrTimeout and
+	// leaves the machine running (the caller may then Stop it).
+	Shutdown(ctx context.Context, name string, timeout time.Duration) error
+	// Stop powers a machine off at once, like pulling the plug.
+	Stop(ctx context.Context, name string) error
+	// Reboot resets a running machine.
+	Reboot(ctx context.Context, name string) error
+	// Suspend pauses a running machine's CPUs; Resume continues them.
+	Suspend(ctx context.Context, name string) error
+	Resume(ctx context.Context, name string) error
+	// Delete removes a stopped machine with its snapshots and the files the
+	// driver created for it (cloud-init seeds); disks handed over in the spec
+	// belong to storage and stay. A running machine gives ErrConflict.
+	Delete(ctx context.Context, name string) error
+	// Get returns a machine's state and configured resources.
+	Get(ctx context.Context, name string) (VM, error)
+	// List returns all machines of the node, sorted by name.
+	List(ctx context.Context) ([]VM, error)
+}
+
+// Snapshotter takes and restores point-in-time copies of a machine.
+type Snapshotter interface {
+	// CreateSnapshot records the disks (and, with spec.Memory, the memory
+	// and device state of a running machine).
+	CreateSnapshot(ctx context.Context, name string, spec SnapshotSpec) error
+	// ListSnapshots returns the snapshots of a machine, oldest first.
+	ListSnapshots(ctx context.Context, name string) ([]Snapshot, error)
+	// RevertSnapshot returns the machine to the snapshot: disks, and the
+	// run state it had (running only for snapshots with memory).
+	RevertSnapshot(ctx context.Context, name, snapshot string) error
+	DeleteSnapshot(ctx context.Context, name, snapshot string) error
+}
+
+// Resizer changes the CPU count and memory of a machine. Drivers apply the
+// change to the configuration; a running machine gives ErrConflict where the
+// hypervisor cannot apply it live.
+type Resizer interface {
+	Resize(ctx context.Context, name string, r Resources) error
+}
+
+// Limiter sets the resource limits of a machine, live when it runs.
+type Limiter interface {
+	SetLimits(ctx context.Context, name string, l Limits) error
+}
+
+// Rescuer boots a machine from a diagnostics image with its own disks
+// attached, and back to its normal boot.
+type Rescuer interface {
+	EnterRescue(ctx context.Context, name string, r RescueSpec) error
+	ExitRescue(ctx context.Context, name string) error
+}
+
+// Consoler exposes the graphical console of a machine.
+type Consoler interface {
+	Console(ctx context.Context, name string) (Console, error)
+	// SetConsolePassword changes the password the console asks for.
+	SetConsolePassword(ctx context.Context, name, password string) error
+}
+
+// Migrator moves a running machine to another node without stopping it.
+type Migrator interface {
+	// Migrate returns when the machine runs on the target, reporting
+	// progress to progress (which may be nil) while memory is copied.
+	Migrate(ctx context.Context, name string, target MigrationTarget, progress func(MigrationProgress)) error
+}
+
+// GuestAgent talks to an agent inside the guest.
+type GuestAgent interface {
+	// GuestAddresses returns the addresses the guest reports per interface.
+	GuestAddresses(ctx context.Context, name string) ([]GuestInterface, error)
+	// GuestExec runs a command in the guest and returns its result.
+	GuestExec(ctx context.Context, name string, argv []string) (ExecResult, error)
+	// SetGuestPassword sets the password of a guest user.
+	SetGuestPassword(ctx context.Context, name, user, password string) error
+}
+
+// EventWatcher streams state changes of the node's machines.
+type EventWatcher interface {
+	// Events delivers state changes until ctx ends, then closes the channel.
+	// A slow reader loses events rather than blocking the driver; the State
+	// in each event is the machine's state after the change.
+	Events(ctx context.Context) (<-chan Event, error)
+}
+
+// UsageReporter returns cumulative usage counters of a running machine.
+type UsageReporter interface {
+	Usage(ctx context.Context, name string) (Usage, error)
+}

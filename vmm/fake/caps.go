@@ -1,0 +1,409 @@
+package fake
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/vmm"
+)
+
+// CreateSnapshot records the machine's resources and, with Memory, its run state.
+func (d *Driver) CreateSnapshot(ctx context.Context, name string, spec vmm.SnapshotSpec) error {
+	if err := d.enter(ctx, "CreateSnapshot", name, spec); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	if err := vmm.CheckName("snapshot name", spec.Name); err != nil {
+		return err
+	}
+	m, err := d.get(name)
+	if err != nil {
+		return err
+	}
+	if spec.Memory && m.state != vmm.StateRunning && m.state != vmm.StatePaused {
+		return conflict(name, m.state, "take a memory snapshot")
+	}
+	for _, s := range m.snapshots {
+		if s.info.Name == spec.Name {
+			return virtplane.Errorf(virtplane.ErrAlreadyExists, "snapshot %q of vm %q", spec.Name, name)
+		}
+	}
+	m.snapshots = append(m.snapshots, snapshot{
+		info:  vmm.Snapshot{Name: spec.Name, Memory: spec.Memory, State: m.state, Created: d.now()},
+		spec:  cloneSpec(m.spec),
+		state: m.state,
+	})
+	return nil
+}
+
+// ListSnapshots returns the snapshots oldest first.
+func (d *Driver) ListSnapshots(ctx context.Context, name string) ([]vmm.Snapshot, error) {
+	if err := d.enter(ctx, "ListSnapshots", name, nil); err != nil {
+		return nil, err
+	}
+	defer d.mu.Unlock()
+	m, err := d.get(name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]vmm.Snapshot, 0, len(m.snapshots))
+	for _, s := range m.snapshots {
+		out = append(out, s.info)
+	}
+	return out, nil
+}
+
+func (m *machine) snapshot(vm, name string) (int, error) {
+	for i, s := range m.snapshots {
+		if s.info.Name == name {
+			return i, nil
+		}
+	}
+	return 0, virtplane.Errorf(virtplane.ErrNotFound, "snapshot %q of vm %q", name, vm)
+}
+
+// RevertSnapshot restores resources and, for memory snapshots, the run state.
+func (d *Driver) RevertSnapshot(ctx context.Context, name, snap string) error {
+	if err := d.enter(ctx, "RevertSnapshot", name, snap); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	m, err := d.get(name)
+	if err != nil {
+		return err
+	}
+	i, err := m.snapshot(name, snap)
+	if err != nil {
+		return err
+	}
+	s := m.snapshots[i]
+	m.spec = cloneSpec(s.spec)
+	st := vmm.StateStopped
+	if s.info.Memory {
+		st = s.state
+	}
+	d.setState(name, m, st, "reverted")
+	return nil
+}
+
+// DeleteSnapshot removes a snapshot.
+func (d *Driver) DeleteSnapshot(ctx context.Context, name, snap string) error {
+	if err := d.enter(ctx, "DeleteSnapshot", name, snap); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	m, err := d.get(name)
+	if err != nil {
+		return err
+	}
+	i, err := m.snapshot(name, snap)
+	if err != nil {
+		return err
+	}
+	m.snapshots = slices.Delete(m.snapshots, i, i+1)
+	return nil
+}
+
+// Resize changes the configured CPUs and memory.
+func (d *Driver) Resize(ctx context.Context, name string, r vmm.Resources) error {
+	if err := d.enter(ctx, "Resize", name, r); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	m, err := d.get(name)
+	if err != nil {
+		return err
+	}
+	s := m.spec
+	s.VCPUs, s.MemoryMiB = r.VCPUs, r.MemoryMiB
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	m.spec = s
+	return nil
+}
+
+// SetLimits replaces the machine's limits.
+func (d *Driver) SetLimits(ctx context.Context, name string, l vmm.Limits) error {
+	if err := d.enter(ctx, "SetLimits", name, l); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	m, err := d.get(name)
+	if err != nil {
+		return err
+	}
+	s := m.spec
+	s.Limits = vmm.Limits{CPUWeight: l.CPUWeight, IOWeight: l.IOWeight, Disks: maps.Clone(l.Disks), NICs: map[string]vmm.NICLimits{}}
+	for mac, nl := range l.NICs {
+		s.Limits.NICs[strings.ToLower(mac)] = nl
+	}
+	s.NICs = slices.Clone(s.NICs)
+	for i := range s.NICs {
+		s.NICs[i].Limits = s.Limits.NICs[s.NICs[i].MAC]
+	}
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	if len(s.Limits.NICs) == 0 {
+		s.Limits.NICs = nil
+	}
+	m.spec = s
+	return nil
+}
+
+// EnterRescue reboots the machine from the rescue image.
+func (d *Driver) EnterRescue(ctx context.Context, name string, r vmm.RescueSpec) error {
+	if err := d.enter(ctx, "EnterRescue", name, r); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	if err := vmm.CheckRescue(r); err != nil {
+		return err
+	}
+	m, err := d.get(name)
+	if err != nil {
+		return err
+	}
+	if m.rescue != nil {
+		return conflict(name, "in rescue", "enter rescue")
+	}
+	m.rescue = &r
+	d.setState(name, m, vmm.StateRunning, "rescue")
+	return nil
+}
+
+// ExitRescue boots the machine normally again.
+func (d *Driver) ExitRescue(ctx context.Context, name string) error {
+	if err := d.enter(ctx, "ExitRescue", name, nil); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	m, err := d.get(name)
+	if err != nil {
+		return err
+	}
+	if m.rescue == nil {
+		return conflict(name, "not in rescue", "exit rescue")
+	}
+	m.rescue = nil
+	d.setState(name, m, vmm.StateRunning, "booted")
+	return nil
+}
+
+// Console returns the console endpoint of a running machine.
+func (d *Driver) Console(ctx context.Context, name string) (vmm.Console, error) {
+	if err := d.enter(ctx, "Console", name, nil); err != nil {
+		return vmm.Console{}, err
+	}
+	defer d.mu.Unlock()
+	m, err := d.get(name)
+	if err != nil {
+		return vmm.Console{}, err
+	}
+	if m.spec.Console.Type == "" {
+		return vmm.Console{}, virtplane.Errorf(virtplane.ErrNotFound, "vm %q has no console", name)
+	}
+	if m.state != vmm.StateRunning && m.state != vmm.StatePaused {
+		return vmm.Console{}, conflict(name, m.state, "open a console")
+	}
+	port := 5900
+	for _, n := range slices.Sorted(maps.Keys(d.vms)) {
+		if n == name {
+			break
+		}
+		port++
+	}
+	return vmm.Console{Type: m.spec.Console.Type, Host: "127.0.0.1", Port: port, Password: m.consolePass}, nil
+}
+
+// SetConsolePassword changes the console password.
+func (d *Driver) SetConsolePassword(ctx context.Context, name, password string) error {
+	if err := d.enter(ctx, "SetConsolePassword", name, nil); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	if err := vmm.CheckPassword("password", password); err != nil {
+		return err
+	}
+	m, err := d.get(name)
+	if err != nil {
+		return err
+	}
+	if m.spec.Console.Type == "" {
+		return virtplane.Errorf(virtplane.ErrNotFound, "vm %q has no console", name)
+	}
+	m.consolePass = password
+	m.spec.Console.Password = password
+	return nil
+}
+
+// Migrate moves a running machine to the peer registered for target.URI.
+func (d *Driver) Migrate(ctx context.Context, name string, target vmm.MigrationTarget, progress func(vmm.MigrationProgress)) error {
+	if err := d.enter(ctx, "Migrate", name, target); err != nil {
+		return err
+	}
+	m, err := d.get(name)
+	if err != nil {
+		d.mu.Unlock()
+		return err
+	}
+	peer, ok := d.peers[target.URI]
+	if !ok {
+		d.mu.Unlock()
+		return virtplane.Errorf(virtplane.ErrUnavailable, "migration target %q unknown", target.URI)
+	}
+	if m.state != vmm.StateRunning {
+		d.mu.Unlock()
+		return conflict(name, m.state, "migrate")
+	}
+	d.mu.Unlock()
+	total := uint64(m.spec.MemoryMiB) << 20
+	if progress != nil {
+		for i := uint64(1); i <= 4; i++ {
+			progress(vmm.MigrationProgress{DataTotal: total, DataProcessed: total * i / 4, DataRemaining: total - total*i/4, Elapsed: time.Duration(i) * time.Millisecond})
+		}
+	}
+	peer.mu.Lock()
+	if _, ok := peer.vms[name]; ok {
+		peer.mu.Unlock()
+		return virtplane.Errorf(virtplane.ErrAlreadyExists, "vm %q on %s", name, target.URI)
+	}
+	pm := &machine{spec: cloneSpec(m.spec), state: vmm.StateStopped, consolePass: m.consolePass, guestPass: maps.Clone(m.guestPass)}
+	peer.vms[name] = pm
+	peer.setState(name, pm, vmm.StateRunning, "migrated")
+	peer.mu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.setState(name, m, vmm.StateStopped, "migrated")
+	delete(d.vms, name)
+	return nil
+}
+
+func (d *Driver) runningGuest(name string) (*machine, error) {
+	m, err := d.get(name)
+	if err != nil {
+		return nil, err
+	}
+	if m.state != vmm.StateRunning {
+		return nil, conflict(name, m.state, "reach the guest agent")
+	}
+	return m, nil
+}
+
+// GuestAddresses reports one interface per NIC, named eth0, eth1, ...
+func (d *Driver) GuestAddresses(ctx context.Context, name string) ([]vmm.GuestInterface, error) {
+	if err := d.enter(ctx, "GuestAddresses", name, nil); err != nil {
+		return nil, err
+	}
+	defer d.mu.Unlock()
+	m, err := d.runningGuest(name)
+	if err != nil {
+		return nil, err
+	}
+	out := []vmm.GuestInterface{{Name: "lo", Addresses: []string{"127.0.0.1/8"}}}
+	for i, n := range m.spec.NICs {
+		out = append(out, vmm.GuestInterface{Name: fmt.Sprintf("eth%d", i), MAC: n.MAC})
+	}
+	return out, nil
+}
+
+// GuestExec understands "echo ARGS..." and "true"; anything else exits 127.
+func (d *Driver) GuestExec(ctx context.Context, name string, argv []string) (vmm.ExecResult, error) {
+	if err := d.enter(ctx, "GuestExec", name, argv); err != nil {
+		return vmm.ExecResult{}, err
+	}
+	defer d.mu.Unlock()
+	if len(argv) == 0 {
+		return vmm.ExecResult{}, virtplane.Errorf(virtplane.ErrInvalidArgument, "argv: empty")
+	}
+	if _, err := d.runningGuest(name); err != nil {
+		return vmm.ExecResult{}, err
+	}
+	switch argv[0] {
+	case "echo":
+		return vmm.ExecResult{Stdout: []byte(strings.Join(argv[1:], " ") + "\n")}, nil
+	case "true":
+		return vmm.ExecResult{}, nil
+	}
+	return vmm.ExecResult{ExitCode: 127, Stderr: []byte(argv[0] + ": not found\n")}, nil
+}
+
+// SetGuestPassword records the password of a guest user.
+func (d *Driver) SetGuestPassword(ctx context.Context, name, user, password string) error {
+	if err := d.enter(ctx, "SetGuestPassword", name, user); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	if err := vmm.CheckName("user", user); err != nil {
+		return err
+	}
+	if err := vmm.CheckPassword("password", password); err != nil {
+		return err
+	}
+	m, err := d.runningGuest(name)
+	if err != nil {
+		return err
+	}
+	m.guestPass[user] = password
+	return nil
+}
+
+// GuestPassword returns the password last set for user, for tests.
+func (d *Driver) GuestPassword(name, user string) (string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m, ok := d.vms[name]
+	if !ok {
+		return "", false
+	}
+	p, ok := m.guestPass[user]
+	return p, ok
+}
+
+// Events streams state changes until ctx ends.
+func (d *Driver) Events(ctx context.Context) (<-chan vmm.Event, error) {
+	if err := d.enter(ctx, "Events", "", nil); err != nil {
+		return nil, err
+	}
+	ch := make(chan vmm.Event, 64)
+	d.subs[ch] = struct{}{}
+	d.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		d.mu.Lock()
+		delete(d.subs, ch)
+		close(ch)
+		d.mu.Unlock()
+	}()
+	return ch, nil
+}
+
+// Usage reports counters: CPU time is the time spent running.
+func (d *Driver) Usage(ctx context.Context, name string) (vmm.Usage, error) {
+	if err := d.enter(ctx, "Usage", name, nil); err != nil {
+		return vmm.Usage{}, err
+	}
+	defer d.mu.Unlock()
+	m, err := d.get(name)
+	if err != nil {
+		return vmm.Usage{}, err
+	}
+	u := vmm.Usage{CPUTime: m.cpuUsed}
+	if m.state == vmm.StateRunning {
+		u.CPUTime += d.now().Sub(m.started)
+		u.MemoryBytes = uint64(m.spec.MemoryMiB) << 20
+	}
+	for _, disk := range m.spec.Disks {
+		u.Disks = append(u.Disks, vmm.DiskUsage{Target: disk.Target})
+	}
+	for _, n := range m.spec.NICs {
+		u.NICs = append(u.NICs, vmm.NICUsage{MAC: n.MAC})
+	}
+	return u, nil
+}

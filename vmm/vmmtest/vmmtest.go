@@ -1,0 +1,585 @@
+package vmmtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/vmm"
+)
+
+// Harness is what a driver hands the suite.
+type Harness struct {
+	Driver vmm.Driver
+	// Prefix starts the name of every machine the suite creates ("vpt-").
+	Prefix string
+	// Spec returns a valid spec of a machine called name that the driver
+	// can create and start. The suite creates at most a few of them. The
+	// spec should have at least one disk and one NIC with a MAC when the
+	// driver claims Limiter, so per-disk and per-NIC limits are tested.
+	Spec func(t *testing.T, name string) vmm.Spec
+	// WaitBooted, when set, blocks until the guest of a started machine has
+	// booted (for example: a marker read from its serial console).
+	WaitBooted func(ctx context.Context, name string) error
+	// Alive, when set, checks that a running guest makes progress (a
+	// heartbeat on its console); used after resume, revert and migration.
+	// It gets the driver the machine runs on.
+	Alive func(ctx context.Context, d vmm.Driver, name string) error
+	// GuestIgnoresShutdown says that the guest does not act on a graceful
+	// shutdown request (no ACPI handling): Shutdown must then time out.
+	GuestIgnoresShutdown bool
+	// NoMemorySnapshots says that the driver returns ErrNotImplemented for
+	// snapshots with memory (LXD without CRIU).
+	NoMemorySnapshots bool
+	// GuestAgent says that the guest runs an agent; without one, the suite
+	// checks that agent calls fail with ErrUnavailable.
+	GuestAgent bool
+	// Rescue is the rescue image used when the driver claims Rescuer.
+	Rescue vmm.RescueSpec
+	// Migration, when set and the driver claims Migrator, prepares a
+	// migration target and returns it with a driver connected to it.
+	Migration func(t *testing.T) (vmm.MigrationTarget, vmm.Driver)
+	// BootTimeout bounds each wait for a guest; default 2 minutes.
+	BootTimeout time.Duration
+}
+
+// Factory returns a fresh harness for one top-level test of the suite.
+type Factory func(t *testing.T) Harness
+
+// Run runs the suite.
+func Run(t *testing.T, factory Factory) {
+	t.Run("InvalidSpec", func(t *testing.T) { testInvalidSpec(t, factory(t)) })
+	t.Run("NotFound", func(t *testing.T) { testNotFound(t, factory(t)) })
+	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, factory(t)) })
+}
+
+func (h Harness) name(t *testing.T) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return h.Prefix + "ct-" + hex.EncodeToString(b)
+}
+
+func (h Harness) bootTimeout() time.Duration {
+	if h.BootTimeout > 0 {
+		return h.BootTimeout
+	}
+	return 2 * time.Minute
+}
+
+// cleanup removes the machine at the end of the test, whatever state it is in.
+func cleanup(t *testing.T, d vmm.Driver, name string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if vm, err := d.Get(ctx, name); err == nil && vm.State != vmm.StateStopped {
+			_ = d.Stop(ctx, name)
+		}
+		_ = d.Delete(ctx, name)
+	})
+}
+
+func requireClass(t *testing.T, err error, class error, msgAndArgs ...any) {
+	t.Helper()
+	require.Error(t, err, msgAndArgs...)
+	require.ErrorIs(t, err, class, msgAndArgs...)
+}
+
+func testInvalidSpec(t *testing.T, h Harness) {
+	ctx := t.Context()
+	good := h.Spec(t, h.name(t))
+	require.NoError(t, good.Validate(), "the harness spec must be valid")
+	cases := []struct {
+		name   string
+		mutate func(*vmm.Spec)
+	}{
+		{"empty name", func(s *vmm.Spec) { s.Name = "" }},
+		{"name with markup", func(s *vmm.Spec) { s.Name = "a<b>" }},
+		{"name with slash", func(s *vmm.Spec) { s.Name = "../etc" }},
+		{"zero vcpus", func(s *vmm.Spec) { s.VCPUs = 0 }},
+		{"tiny memory", func(s *vmm.Spec) { s.MemoryMiB = 1 }},
+		{"bad disk kind", func(s *vmm.Spec) {
+			s.Disks = append(s.Disks, vmm.Disk{Target: "vdz", Source: vmm.DiskSource{Kind: "nfs", Path: "/x", Format: "raw"}})
+		}},
+		{"relative disk path", func(s *vmm.Spec) {
+			s.Disks = append(s.Disks, vmm.Disk{Target: "vdz", Source: vmm.DiskSource{Kind: "file", Path: "x.img", Format: "raw"}})
+		}},
+		{"disk path with newline", func(s *vmm.Spec) {
+			s.Disks = append(s.Disks, vmm.Disk{Target: "vdz", Source: vmm.DiskSource{Kind: "file", Path: "/a\n<b/>", Format: "raw"}})
+		}},
+		{"bad target", func(s *vmm.Spec) {
+			s.Disks = append(s.Disks, vmm.Disk{Target: "vd'a", Source: vmm.DiskSource{Kind: "file", Path: "/x", Format: "raw"}})
+		}},
+		{"bad mac", func(s *vmm.Spec) { s.NICs = append(s.NICs, vmm.NIC{Bridge: "br0", MAC: "zz:00:00:00:00:01"}) }},
+		{"bridge with quote", func(s *vmm.Spec) { s.NICs = append(s.NICs, vmm.NIC{Bridge: `br"0`}) }},
+		{"bad nic model", func(s *vmm.Spec) { s.NICs = append(s.NICs, vmm.NIC{Bridge: "br0", Model: "ne2k'"}) }},
+		{"limits for unknown disk", func(s *vmm.Spec) {
+			s.Limits.Disks = map[string]vmm.DiskLimits{"vdy": {ReadIOPS: 1}}
+		}},
+		{"console type", func(s *vmm.Spec) { s.Console.Type = "rdp" }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := good
+			s.Name = h.name(t)
+			s.Disks = slices.Clone(good.Disks)
+			s.NICs = slices.Clone(good.NICs)
+			c.mutate(&s)
+			_, err := h.Driver.Create(ctx, s)
+			if err == nil {
+				cleanup(t, h.Driver, s.Name)
+			}
+			requireClass(t, err, virtplane.ErrInvalidArgument)
+			_, err = h.Driver.Get(ctx, s.Name)
+			assert.Error(t, err, "a rejected spec must leave nothing behind")
+		})
+	}
+}
+
+func testNotFound(t *testing.T, h Harness) {
+	ctx := t.Context()
+	name := h.name(t)
+	d := h.Driver
+	_, err := d.Get(ctx, name)
+	requireClass(t, err, virtplane.ErrNotFound)
+	for op, f := range map[string]func() error{
+		"Start":  func() error { return d.Start(ctx, name) },
+		"Stop":   func() error { return d.Stop(ctx, name) },
+		"Delete": func() error { return d.Delete(ctx, name) },
+		"Resume": func() error { return d.Resume(ctx, name) },
+	} {
+		requireClass(t, f(), virtplane.ErrNotFound, op)
+	}
+	vms, err := d.List(ctx)
+	require.NoError(t, err)
+	for _, vm := range vms {
+		assert.NotEqual(t, name, vm.Name)
+	}
+}
+
+// lifecycle carries one machine through the ordered steps.
+type lifecycle struct {
+	top  *testing.T // the Lifecycle test, for cleanups that outlive a step
+	h    Harness
+	d    vmm.Driver
+	name string
+	spec vmm.Spec
+}
+
+func (l *lifecycle) state(t *testing.T) vmm.State {
+	t.Helper()
+	vm, err := l.d.Get(t.Context(), l.name)
+	require.NoError(t, err)
+	return vm.State
+}
+
+func (l *lifecycle) waitState(t *testing.T, d vmm.Driver, want vmm.State) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), l.h.bootTimeout())
+	defer cancel()
+	var last vmm.State
+	for {
+		vm, err := d.Get(ctx, l.name)
+		if err == nil {
+			last = vm.State
+			if last == want {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("vm %s: state %q, want %q (%v)", l.name, last, want, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (l *lifecycle) booted(t *testing.T) {
+	t.Helper()
+	if l.h.WaitBooted == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), l.h.bootTimeout())
+	defer cancel()
+	require.NoError(t, l.h.WaitBooted(ctx, l.name), "guest did not boot")
+}
+
+func (l *lifecycle) alive(t *testing.T, d vmm.Driver) {
+	t.Helper()
+	if l.h.Alive == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), l.h.bootTimeout())
+	defer cancel()
+	require.NoError(t, l.h.Alive(ctx, d, l.name), "guest makes no progress")
+}
+
+func testLifecycle(t *testing.T, h Harness) {
+	ctx := t.Context()
+	l := &lifecycle{top: t, h: h, d: h.Driver, name: h.name(t)}
+	l.spec = h.Spec(t, l.name)
+	d := h.Driver
+	cleanup(t, d, l.name)
+
+	var events <-chan vmm.Event
+	if w, ok := d.(vmm.EventWatcher); ok {
+		ectx, cancel := context.WithCancel(ctx)
+		t.Cleanup(cancel)
+		ch, err := w.Events(ectx)
+		require.NoError(t, err)
+		events = ch
+	}
+
+	steps := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"Create", l.create},
+		{"Start", l.start},
+		{"Events", func(t *testing.T) { l.events(t, events) }},
+		{"SuspendResume", l.suspendResume},
+		{"Usage", l.usage},
+		{"Limits", l.limits},
+		{"Console", l.console},
+		{"GuestAgent", l.guestAgent},
+		{"Snapshots", l.snapshots},
+		{"Reboot", l.reboot},
+		{"Shutdown", l.shutdown},
+		{"Rescue", l.rescue},
+		{"Migrate", l.migrate},
+		{"StopDelete", l.stopDelete},
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, s.run) {
+			t.Fatalf("step %s failed; later steps depend on it", s.name)
+		}
+	}
+}
+
+func (l *lifecycle) create(t *testing.T) {
+	ctx := t.Context()
+	vm, err := l.d.Create(ctx, l.spec)
+	require.NoError(t, err)
+	assert.Equal(t, l.name, vm.Name)
+	assert.Equal(t, vmm.StateStopped, vm.State)
+
+	got, err := l.d.Get(ctx, l.name)
+	require.NoError(t, err)
+	assert.Equal(t, vmm.StateStopped, got.State)
+	assert.Equal(t, l.spec.VCPUs, got.Spec.VCPUs)
+	assert.Equal(t, l.spec.MemoryMiB, got.Spec.MemoryMiB)
+	assert.Len(t, got.Spec.Disks, len(l.spec.Disks))
+	assert.Len(t, got.Spec.NICs, len(l.spec.NICs))
+	for i, n := range l.spec.NICs {
+		if n.MAC != "" && i < len(got.Spec.NICs) {
+			assert.Equal(t, vmm.Spec{NICs: []vmm.NIC{n}}.Normalize().NICs[0].MAC, got.Spec.NICs[i].MAC)
+		}
+	}
+
+	_, err = l.d.Create(ctx, l.spec)
+	requireClass(t, err, virtplane.ErrAlreadyExists)
+
+	vms, err := l.d.List(ctx)
+	require.NoError(t, err)
+	names := make([]string, 0, len(vms))
+	for _, vm := range vms {
+		names = append(names, vm.Name)
+	}
+	assert.Contains(t, names, l.name)
+	assert.True(t, slices.IsSorted(names), "List must sort by name: %v", names)
+}
+
+func (l *lifecycle) start(t *testing.T) {
+	ctx := t.Context()
+	require.NoError(t, l.d.Start(ctx, l.name))
+	assert.Equal(t, vmm.StateRunning, l.state(t))
+	requireClass(t, l.d.Start(ctx, l.name), virtplane.ErrConflict, "start twice")
+	requireClass(t, l.d.Delete(ctx, l.name), virtplane.ErrConflict, "delete while running")
+	l.booted(t)
+}
+
+func (l *lifecycle) events(t *testing.T, events <-chan vmm.Event) {
+	if events == nil {
+		t.Skip("driver does not implement vmm.EventWatcher")
+	}
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case ev, ok := <-events:
+			require.True(t, ok, "event stream closed early")
+			if ev.VM == l.name && ev.State == vmm.StateRunning {
+				assert.False(t, ev.Time.IsZero())
+				return
+			}
+		case <-timeout:
+			t.Fatal("no running event for the started machine")
+		}
+	}
+}
+
+func (l *lifecycle) suspendResume(t *testing.T) {
+	ctx := t.Context()
+	require.NoError(t, l.d.Suspend(ctx, l.name))
+	assert.Equal(t, vmm.StatePaused, l.state(t))
+	requireClass(t, l.d.Suspend(ctx, l.name), virtplane.ErrConflict, "suspend twice")
+	require.NoError(t, l.d.Resume(ctx, l.name))
+	assert.Equal(t, vmm.StateRunning, l.state(t))
+	requireClass(t, l.d.Resume(ctx, l.name), virtplane.ErrConflict, "resume a running machine")
+	l.alive(t, l.d)
+}
+
+func (l *lifecycle) usage(t *testing.T) {
+	u, ok := l.d.(vmm.UsageReporter)
+	if !ok {
+		t.Skip("driver does not implement vmm.UsageReporter")
+	}
+	got, err := u.Usage(t.Context(), l.name)
+	require.NoError(t, err)
+	assert.Positive(t, got.CPUTime, "a machine that ran has used CPU")
+	assert.Positive(t, got.MemoryBytes)
+	_, err = u.Usage(t.Context(), l.h.name(t))
+	requireClass(t, err, virtplane.ErrNotFound)
+}
+
+func (l *lifecycle) limits(t *testing.T) {
+	lim, ok := l.d.(vmm.Limiter)
+	if !ok {
+		t.Skip("driver does not implement vmm.Limiter")
+	}
+	ctx := t.Context()
+	want := vmm.Limits{CPUWeight: 300, IOWeight: 200}
+	if len(l.spec.Disks) > 0 {
+		want.Disks = map[string]vmm.DiskLimits{l.spec.Disks[0].Target: {ReadIOPS: 500, WriteIOPS: 400, ReadBytesSec: 10 << 20, WriteBytesSec: 5 << 20}}
+	}
+	for _, n := range l.spec.NICs {
+		if n.MAC != "" {
+			want.NICs = map[string]vmm.NICLimits{vmm.Spec{NICs: []vmm.NIC{n}}.Normalize().NICs[0].MAC: {InboundKiBs: 1000, OutboundKiBs: 2000}}
+			break
+		}
+	}
+	require.NoError(t, lim.SetLimits(ctx, l.name, want))
+	vm, err := l.d.Get(ctx, l.name)
+	require.NoError(t, err)
+	assert.Equal(t, want.CPUWeight, vm.Spec.Limits.CPUWeight)
+	assert.Equal(t, want.IOWeight, vm.Spec.Limits.IOWeight)
+	assert.Equal(t, want.Disks, vm.Spec.Limits.Disks)
+	assert.Equal(t, want.NICs, vm.Spec.Limits.NICs)
+	assert.Equal(t, vmm.StateRunning, vm.State, "limits apply live")
+
+	requireClass(t, lim.SetLimits(ctx, l.name, vmm.Limits{Disks: map[string]vmm.DiskLimits{"vdy": {ReadIOPS: 1}}}), virtplane.ErrInvalidArgument, "unknown disk")
+	requireClass(t, lim.SetLimits(ctx, l.name, vmm.Limits{CPUWeight: 1 << 40}), virtplane.ErrInvalidArgument, "huge weight")
+}
+
+func (l *lifecycle) console(t *testing.T) {
+	c, ok := l.d.(vmm.Consoler)
+	if !ok {
+		t.Skip("driver does not implement vmm.Consoler")
+	}
+	if l.spec.Console.Type == "" {
+		t.Skip("harness spec has no console")
+	}
+	ctx := t.Context()
+	got, err := c.Console(ctx, l.name)
+	require.NoError(t, err)
+	assert.Equal(t, l.spec.Console.Type, got.Type)
+	assert.Positive(t, got.Port)
+	assert.NotEmpty(t, got.Host)
+	require.NoError(t, c.SetConsolePassword(ctx, l.name, "n3wpass"))
+	got, err = c.Console(ctx, l.name)
+	require.NoError(t, err)
+	assert.Equal(t, "n3wpass", got.Password)
+	requireClass(t, c.SetConsolePassword(ctx, l.name, "bad\npass"), virtplane.ErrInvalidArgument)
+}
+
+func (l *lifecycle) guestAgent(t *testing.T) {
+	g, ok := l.d.(vmm.GuestAgent)
+	if !ok {
+		t.Skip("driver does not implement vmm.GuestAgent")
+	}
+	ctx := t.Context()
+	if !l.h.GuestAgent {
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		_, err := g.GuestExec(actx, l.name, []string{"echo", "hi"})
+		requireClass(t, err, virtplane.ErrUnavailable, "no agent in the guest")
+		return
+	}
+	res, err := g.GuestExec(ctx, l.name, []string{"echo", "hello", "agent"})
+	require.NoError(t, err)
+	assert.Equal(t, 0, res.ExitCode)
+	assert.Equal(t, "hello agent\n", string(res.Stdout))
+	_, err = g.GuestExec(ctx, l.name, nil)
+	requireClass(t, err, virtplane.ErrInvalidArgument)
+	ifs, err := g.GuestAddresses(ctx, l.name)
+	require.NoError(t, err)
+	assert.NotEmpty(t, ifs)
+	require.NoError(t, g.SetGuestPassword(ctx, l.name, "root", "s3cret-Pw"))
+}
+
+func (l *lifecycle) snapshots(t *testing.T) {
+	s, ok := l.d.(vmm.Snapshotter)
+	if !ok {
+		t.Skip("driver does not implement vmm.Snapshotter")
+	}
+	ctx := t.Context()
+	var want []string
+
+	// A memory snapshot of the running machine.
+	err := s.CreateSnapshot(ctx, l.name, vmm.SnapshotSpec{Name: "s-mem", Memory: true})
+	memory := !l.h.NoMemorySnapshots
+	if memory {
+		require.NoError(t, err)
+		want = append(want, "s-mem")
+		assert.Equal(t, vmm.StateRunning, l.state(t), "a memory snapshot leaves the machine running")
+	} else {
+		requireClass(t, err, virtplane.ErrNotImplemented)
+	}
+	requireClass(t, s.CreateSnapshot(ctx, l.name, vmm.SnapshotSpec{Name: "bad/name"}), virtplane.ErrInvalidArgument)
+
+	// A disk snapshot of the stopped machine, then a resize it must undo.
+	require.NoError(t, l.d.Stop(ctx, l.name))
+	l.waitState(t, l.d, vmm.StateStopped)
+	require.NoError(t, s.CreateSnapshot(ctx, l.name, vmm.SnapshotSpec{Name: "s-off"}))
+	want = append(want, "s-off")
+	requireClass(t, s.CreateSnapshot(ctx, l.name, vmm.SnapshotSpec{Name: "s-off"}), virtplane.ErrAlreadyExists)
+	resized := false
+	if r, ok := l.d.(vmm.Resizer); ok {
+		require.NoError(t, r.Resize(ctx, l.name, vmm.Resources{VCPUs: l.spec.VCPUs + 1, MemoryMiB: l.spec.MemoryMiB + 64}))
+		vm, err := l.d.Get(ctx, l.name)
+		require.NoError(t, err)
+		assert.Equal(t, l.spec.VCPUs+1, vm.Spec.VCPUs)
+		assert.Equal(t, l.spec.MemoryMiB+64, vm.Spec.MemoryMiB)
+		requireClass(t, r.Resize(ctx, l.name, vmm.Resources{VCPUs: 0, MemoryMiB: 64}), virtplane.ErrInvalidArgument)
+		resized = true
+	}
+
+	list, err := s.ListSnapshots(ctx, l.name)
+	require.NoError(t, err)
+	var names []string
+	for _, sn := range list {
+		names = append(names, sn.Name)
+	}
+	assert.Equal(t, want, names)
+
+	require.NoError(t, s.RevertSnapshot(ctx, l.name, "s-off"))
+	vm, err := l.d.Get(ctx, l.name)
+	require.NoError(t, err)
+	assert.Equal(t, vmm.StateStopped, vm.State, "revert to a snapshot of a stopped machine")
+	if resized {
+		assert.Equal(t, l.spec.VCPUs, vm.Spec.VCPUs, "revert restores the CPU count")
+		assert.Equal(t, l.spec.MemoryMiB, vm.Spec.MemoryMiB, "revert restores the memory size")
+	}
+	requireClass(t, s.RevertSnapshot(ctx, l.name, "no-such"), virtplane.ErrNotFound)
+
+	if memory {
+		require.NoError(t, s.RevertSnapshot(ctx, l.name, "s-mem"))
+		l.waitState(t, l.d, vmm.StateRunning)
+		l.alive(t, l.d)
+	} else {
+		require.NoError(t, l.d.Start(ctx, l.name))
+		l.booted(t)
+	}
+	for _, n := range want {
+		require.NoError(t, s.DeleteSnapshot(ctx, l.name, n))
+	}
+	requireClass(t, s.DeleteSnapshot(ctx, l.name, "s-off"), virtplane.ErrNotFound)
+	list, err = s.ListSnapshots(ctx, l.name)
+	require.NoError(t, err)
+	assert.Empty(t, list)
+}
+
+func (l *lifecycle) reboot(t *testing.T) {
+	require.NoError(t, l.d.Reboot(t.Context(), l.name))
+	l.waitState(t, l.d, vmm.StateRunning)
+	l.alive(t, l.d)
+}
+
+func (l *lifecycle) shutdown(t *testing.T) {
+	ctx := t.Context()
+	if l.h.GuestIgnoresShutdown {
+		err := l.d.Shutdown(ctx, l.name, 2*time.Second)
+		requireClass(t, err, virtplane.ErrTimeout, "a guest that ignores shutdown")
+		assert.Equal(t, vmm.StateRunning, l.state(t), "a timed-out shutdown leaves the machine running")
+		return
+	}
+	require.NoError(t, l.d.Shutdown(ctx, l.name, l.h.bootTimeout()))
+	assert.Equal(t, vmm.StateStopped, l.state(t))
+	requireClass(t, l.d.Shutdown(ctx, l.name, time.Second), virtplane.ErrConflict, "shut down a stopped machine")
+	require.NoError(t, l.d.Start(ctx, l.name))
+	l.booted(t)
+}
+
+func (l *lifecycle) rescue(t *testing.T) {
+	r, ok := l.d.(vmm.Rescuer)
+	if !ok {
+		t.Skip("driver does not implement vmm.Rescuer")
+	}
+	ctx := t.Context()
+	requireClass(t, r.EnterRescue(ctx, l.name, vmm.RescueSpec{}), virtplane.ErrInvalidArgument)
+	require.NoError(t, r.EnterRescue(ctx, l.name, l.h.Rescue))
+	vm, err := l.d.Get(ctx, l.name)
+	require.NoError(t, err)
+	assert.True(t, vm.Rescue)
+	assert.Equal(t, vmm.StateRunning, vm.State)
+	assert.Len(t, vm.Spec.Disks, len(l.spec.Disks), "rescue keeps the disks attached")
+	l.booted(t)
+	requireClass(t, r.EnterRescue(ctx, l.name, l.h.Rescue), virtplane.ErrConflict, "enter rescue twice")
+
+	require.NoError(t, r.ExitRescue(ctx, l.name))
+	vm, err = l.d.Get(ctx, l.name)
+	require.NoError(t, err)
+	assert.False(t, vm.Rescue)
+	assert.Equal(t, vmm.StateRunning, vm.State)
+	l.booted(t)
+	requireClass(t, r.ExitRescue(ctx, l.name), virtplane.ErrConflict, "exit rescue twice")
+}
+
+func (l *lifecycle) migrate(t *testing.T) {
+	m, ok := l.d.(vmm.Migrator)
+	if !ok {
+		t.Skip("driver does not implement vmm.Migrator")
+	}
+	if l.h.Migration == nil {
+		t.Skip("harness has no migration target")
+	}
+	ctx := t.Context()
+	target, peer := l.h.Migration(l.top)
+	cleanup(l.top, peer, l.name)
+	var reports []vmm.MigrationProgress
+	require.NoError(t, m.Migrate(ctx, l.name, target, func(p vmm.MigrationProgress) { reports = append(reports, p) }))
+	vm, err := peer.Get(ctx, l.name)
+	require.NoError(t, err)
+	assert.Equal(t, vmm.StateRunning, vm.State, "running on the target")
+	l.alive(t, peer)
+	_, err = l.d.Get(ctx, l.name)
+	requireClass(t, err, virtplane.ErrNotFound, "gone from the source")
+	if len(reports) > 0 {
+		last := reports[len(reports)-1]
+		assert.LessOrEqual(t, last.DataProcessed, last.DataTotal+last.DataProcessed)
+	}
+	t.Logf("migration progress reports: %d", len(reports))
+
+	// The last step stops and deletes the machine where it now runs.
+	l.d = peer
+}
+
+func (l *lifecycle) stopDelete(t *testing.T) {
+	ctx := t.Context()
+	require.NoError(t, l.d.Stop(ctx, l.name))
+	assert.Equal(t, vmm.StateStopped, l.state(t))
+	requireClass(t, l.d.Stop(ctx, l.name), virtplane.ErrConflict, "stop a stopped machine")
+	requireClass(t, l.d.Suspend(ctx, l.name), virtplane.ErrConflict, "suspend a stopped machine")
+	require.NoError(t, l.d.Delete(ctx, l.name))
+	_, err := l.d.Get(ctx, l.name)
+	requireClass(t, err, virtplane.ErrNotFound)
+	if err := l.d.Delete(ctx, l.name); !errors.Is(err, virtplane.ErrNotFound) {
+		t.Errorf("delete twice: %v, want ErrNotFound", err)
+	}
+}
