@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"sort"
 	"strings"
 	"testing"
@@ -25,6 +26,7 @@ import (
 	"github.com/virtplane/virtplane/daemon/internal/dbtest"
 	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/daemon/store"
+	"github.com/virtplane/virtplane/network/ipam"
 )
 
 // env is a running daemon with an admin and two users.
@@ -350,4 +352,97 @@ func TestDocsAndOpenAPI(t *testing.T) {
 			assert.Contains(t, b.String(), "virtplane_objects")
 		}
 	}
+}
+
+// TestVMLifecycleOnSimulatedNode runs the create flow through the API on a
+// simulated node, on SQLite and on PostgreSQL: the VM runs with an address
+// from the pool; stop, snapshot, delete; nothing is left behind.
+func TestVMLifecycleOnSimulatedNode(t *testing.T) {
+	for name, open := range map[string]func(testing.TB) store.Store{
+		"sqlite":   func(t testing.TB) store.Store { return dbtest.SQLite(t) },
+		"postgres": func(t testing.TB) store.Store { return dbtest.Postgres(t) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			e := newEnv(t, st)
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			defer cancel()
+			created, err := e.alice.WaitTask(ctx, e.aliceTask.ID)
+			require.NoError(t, err)
+			require.NoError(t, client.TaskError(created))
+			vm, err := e.alice.GetVM(ctx, e.aliceVM.ID)
+			require.NoError(t, err)
+			assert.Equal(t, model.VMRunning, vm.State)
+			assert.Equal(t, e.node.ID, vm.NodeID)
+			require.Len(t, vm.Addresses, 1)
+			assert.True(t, netip.MustParsePrefix("192.0.2.0/24").Contains(netip.MustParseAddr(vm.Addresses[0])))
+			assert.NotEqual(t, "192.0.2.1", vm.Addresses[0], "the gateway is never handed out")
+
+			for _, step := range []func() (api.TaskView, error){
+				func() (api.TaskView, error) { return e.alice.VMAction(ctx, vm.ID, "stop") },
+				func() (api.TaskView, error) { return e.alice.Snapshot(ctx, vm.ID, "before-upgrade") },
+				func() (api.TaskView, error) { return e.alice.VMAction(ctx, vm.ID, "start") },
+			} {
+				tk, err := step()
+				require.NoError(t, err)
+				tk, err = e.alice.WaitTask(ctx, tk.ID)
+				require.NoError(t, err)
+				require.NoError(t, client.TaskError(tk))
+			}
+			vm, err = e.alice.GetVM(ctx, vm.ID)
+			require.NoError(t, err)
+			assert.Equal(t, model.VMRunning, vm.State)
+			require.Len(t, vm.Snapshots, 1)
+			assert.Equal(t, "before-upgrade", vm.Snapshots[0].Name)
+
+			del, err := e.alice.DeleteVM(ctx, vm.ID)
+			require.NoError(t, err)
+			del, err = e.alice.WaitTask(ctx, del.ID)
+			require.NoError(t, err)
+			require.NoError(t, client.TaskError(del))
+			_, err = e.alice.GetVM(ctx, vm.ID)
+			assert.ErrorIs(t, err, virtplane.ErrNotFound)
+
+			// Nothing left: no address, no domain on the node.
+			allocs, err := e.srv.IPAM.LookupOwner(ctx, ipam.Owner{VM: vm.ID})
+			require.NoError(t, err)
+			assert.Empty(t, allocs)
+			sims, err := st.ListObjects(ctx, store.KindSimState, store.ListOptions{})
+			require.NoError(t, err)
+			assert.Empty(t, sims)
+			var log client.Page[api.LogLineView]
+			require.NoError(t, e.alice.Do(ctx, "GET", "/v1/tasks/"+e.aliceTask.ID+"/log", nil, &log))
+			assert.NotEmpty(t, log.Items)
+		})
+	}
+}
+
+// TestCreateRollsBackWhenThePoolIsFull: the second VM finds no address; its
+// reservation is released and the VM recorded as failed.
+func TestCreateRollsBackWhenThePoolIsFull(t *testing.T) {
+	e := newEnv(t, dbtest.SQLite(t))
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	tiny, err := e.admin.CreatePool(ctx, api.PoolBody{Name: "tiny", ClusterIDs: []string{e.cluster.ID}, Blocks: []api.BlockBody{{Range: "198.51.100.7/32"}}})
+	require.NoError(t, err)
+	b := e.vmBody("one")
+	b.PoolID = tiny.ID
+	_, t1, err := e.alice.CreateVM(ctx, b, "")
+	require.NoError(t, err)
+	t1, err = e.alice.WaitTask(ctx, t1.ID)
+	require.NoError(t, err)
+	require.NoError(t, client.TaskError(t1))
+	b.Name = "two"
+	vm2, t2, err := e.alice.CreateVM(ctx, b, "")
+	require.NoError(t, err)
+	t2, err = e.alice.WaitTask(ctx, t2.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "failed", t2.State)
+	assert.ErrorIs(t, client.TaskError(t2), virtplane.ErrResourceExhausted)
+	vm2, err = e.alice.GetVM(ctx, vm2.ID)
+	require.NoError(t, err)
+	assert.Equal(t, model.VMFailed, vm2.State)
+	doms, err := e.srv.Flow.Domains(ctx, e.node.ID)
+	require.NoError(t, err)
+	assert.Len(t, doms, 2, "alice's web VM and the first one; none for the failed create")
 }

@@ -2,10 +2,13 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
+	"time"
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/api"
@@ -14,8 +17,11 @@ import (
 	"github.com/virtplane/virtplane/daemon/flow"
 	"github.com/virtplane/virtplane/daemon/metrics"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/simnode"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
+	"github.com/virtplane/virtplane/network/ipam"
+	"github.com/virtplane/virtplane/vmm"
 )
 
 // Config configures a daemon.
@@ -28,8 +34,12 @@ type Config struct {
 	Workers int
 	Logger  *slog.Logger
 	Version string
-	// Flow configures the VM task handlers (backends of the nodes).
-	Flow flow.Config
+	// DataDir is where the daemon keeps files (the SQLite database lives
+	// there too when the store is SQLite).
+	DataDir string
+	// LocalDriver opens the hypervisor of a node with address "local" (the
+	// local libvirtd); nil refuses such nodes with ErrNotImplemented.
+	LocalDriver func(ctx context.Context) (vmm.Driver, error)
 }
 
 // Server is one daemon: store, task engine, API, events and metrics.
@@ -41,6 +51,81 @@ type Server struct {
 	Tasks   *tasks.Engine
 	Flow    *flow.Flow
 	API     *api.Server
+	IPAM    *ipam.Manager
+
+	mu    sync.Mutex
+	nodes map[string]vmm.Driver // opened hypervisor drivers by node ID
+}
+
+// driver returns the hypervisor driver of a node, opening it on first use.
+func (s *Server) driver(ctx context.Context, n model.Node) (vmm.Driver, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d, ok := s.nodes[n.ID]; ok {
+		return d, nil
+	}
+	var d vmm.Driver
+	var err error
+	switch n.Address {
+	case "sim":
+		d, err = simnode.Open(ctx, s.cfg.Store, n.ID)
+	case "local":
+		if s.cfg.LocalDriver == nil {
+			return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: the local libvirt driver is not wired into this daemon yet", n.Name)
+		}
+		d, err = s.cfg.LocalDriver(ctx)
+	default:
+		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: remote node agents (%s)", n.Name, n.Address)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.nodes[n.ID] = d
+	return d, nil
+}
+
+// SetupFirstNode creates, on a fresh store, the cluster "local" with one
+// node ("local": this host's libvirtd; "sim": a simulated node), an IP pool
+// of documentation addresses and an image record, so that a first VM can be
+// created right away.
+func (s *Server) SetupFirstNode(ctx context.Context, address string) error {
+	n, err := s.cfg.Store.CountObjects(ctx, store.KindCluster, store.ListOptions{})
+	if err != nil || n > 0 {
+		return err
+	}
+	c := model.Cluster{ID: store.NewID(), Name: "local", VirtType: model.VirtKVM, Strategy: model.StrategyEven,
+		CPUOvercommit: 4, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: "bridge", Storages: []model.StorageRef{}, Created: time.Now().UTC()}
+	node := model.Node{ID: store.NewID(), ClusterID: c.ID, Name: address + "1", Address: address, State: model.NodeActive,
+		Cores: 8, MemoryMiB: 16384, DiskGiB: 200, Created: time.Now().UTC()}
+	pool := model.IPPool{ID: store.NewID(), Name: "default", ClusterIDs: []string{c.ID},
+		Blocks: []model.IPBlock{{ID: "b1", Range: "192.0.2.0/24", Gateway: "192.0.2.1"}}, Created: time.Now().UTC()}
+	img := model.Image{ID: store.NewID(), Name: "debian-12", OSType: "linux", Source: "/var/lib/virtplane/images/debian-12.qcow2", Format: "qcow2", Created: time.Now().UTC()}
+	if s.IPAM != nil {
+		blk, err := ipam.ParseBlock(ipam.BlockSpec{ID: "b1", Range: "192.0.2.0/24", Gateway: "192.0.2.1"})
+		if err != nil {
+			return err
+		}
+		if _, err := s.IPAM.CreatePool(ctx, ipam.Pool{ID: pool.ID, Clusters: pool.ClusterIDs, Blocks: []ipam.Block{blk}}); err != nil {
+			return err
+		}
+	}
+	return s.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		for _, o := range []struct {
+			kind         store.Kind
+			id, name, pa string
+			v            any
+		}{{store.KindCluster, c.ID, c.Name, "", c}, {store.KindNode, node.ID, node.Name, c.ID, node},
+			{store.KindPool, pool.ID, pool.Name, "", pool}, {store.KindImage, img.ID, img.Name, "", img}} {
+			data, err := json.Marshal(o.v)
+			if err != nil {
+				return err
+			}
+			if err := tx.CreateObject(ctx, &store.Object{Kind: o.kind, ID: o.id, Name: o.name, Parent: o.pa, Data: data}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // New wires a daemon over a store.
@@ -71,16 +156,19 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.Tasks = eng
-	fcfg := cfg.Flow
-	fcfg.Store = cfg.Store
-	fcfg.Events = s.Events
-	if s.Flow, err = flow.New(fcfg); err != nil {
+	if is, ok := cfg.Store.(interface{ IPAM() ipam.Store }); ok {
+		if s.IPAM, err = ipam.New(ipam.Config{Store: is.IPAM()}); err != nil {
+			return nil, err
+		}
+	}
+	s.nodes = map[string]vmm.Driver{}
+	if s.Flow, err = flow.New(flow.Config{Store: cfg.Store, Events: s.Events, IPAM: s.IPAM, Driver: s.driver}); err != nil {
 		return nil, err
 	}
 	s.Flow.Register(eng)
 	s.API, err = api.New(api.Config{
 		Store: cfg.Store, Tasks: eng, Auth: s.Auth, Events: s.Events, Metrics: s.Metrics,
-		Version: cfg.Version, Console: s.Flow.Console,
+		Version: cfg.Version, Console: s.Flow.Console, IPAM: s.IPAM, Invalidate: s.Flow.Invalidate,
 	})
 	if err != nil {
 		return nil, err

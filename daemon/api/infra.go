@@ -2,8 +2,10 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/daemon/store"
+	"github.com/virtplane/virtplane/network/ipam"
 )
 
 // ClusterBody is what a client sets on a cluster.
@@ -126,6 +129,7 @@ func (s *Server) registerClusters() {
 		if err != nil {
 			return nil, problem(err)
 		}
+		s.cfg.Invalidate(c.ID)
 		s.publish("cluster", "changed", c.ID, "", "")
 		return &struct{ Body model.Cluster }{c}, nil
 	})
@@ -224,6 +228,7 @@ func (s *Server) registerNodes() {
 		if err != nil {
 			return nil, problem(err)
 		}
+		s.cfg.Invalidate(n.ClusterID)
 		s.publish("node", "created", n.ID, "", n.State)
 		return &struct{ Body model.Node }{n}, nil
 	})
@@ -260,6 +265,7 @@ func (s *Server) registerNodes() {
 		if err != nil {
 			return nil, problem(err)
 		}
+		s.cfg.Invalidate(n.ClusterID)
 		s.publish("node", "changed", n.ID, "", n.State)
 		return &struct{ Body model.Node }{n}, nil
 	})
@@ -271,9 +277,11 @@ func (s *Server) registerNodes() {
 			return nil, problem(err)
 		}
 		err := s.st.Update(ctx, func(tx store.Tx) error {
-			if _, err := tx.GetObject(ctx, store.KindNode, in.ID); err != nil {
+			no, err := tx.GetObject(ctx, store.KindNode, in.ID)
+			if err != nil {
 				return field("path.id", err)
 			}
+			defer s.cfg.Invalidate(no.Parent)
 			if n, err := countVMs(ctx, tx, func(vm model.VM) bool { return vm.NodeID == in.ID }); err != nil || n > 0 {
 				if err == nil {
 					err = field("path.id", virtplane.Errorf(virtplane.ErrConflict, "node %s hosts %d VMs", in.ID, n))
@@ -396,6 +404,19 @@ func (s *Server) registerPools() {
 			}
 			p.Blocks = append(p.Blocks, model.IPBlock{ID: store.NewID(), Range: b.Range, Gateway: b.Gateway})
 		}
+		if s.cfg.IPAM != nil {
+			ip := ipam.Pool{ID: p.ID, Clusters: p.ClusterIDs}
+			for i, b := range p.Blocks {
+				blk, err := ipam.ParseBlock(ipam.BlockSpec{ID: b.ID, Range: b.Range, Gateway: b.Gateway})
+				if err != nil {
+					return nil, problem(field("body.blocks["+itoa(i)+"]", err))
+				}
+				ip.Blocks = append(ip.Blocks, blk)
+			}
+			if _, err := s.cfg.IPAM.CreatePool(ctx, ip); err != nil {
+				return nil, problem(field("body.blocks", err))
+			}
+		}
 		err := s.st.Update(ctx, func(tx store.Tx) error {
 			for i, c := range p.ClusterIDs {
 				if _, err := tx.GetObject(ctx, store.KindCluster, c); err != nil {
@@ -409,6 +430,9 @@ func (s *Server) registerPools() {
 			return field("body.name", tx.CreateObject(ctx, &store.Object{Kind: store.KindPool, ID: p.ID, Name: p.Name, Data: data}))
 		})
 		if err != nil {
+			if s.cfg.IPAM != nil {
+				_ = s.cfg.IPAM.DeletePool(context.WithoutCancel(ctx), p.ID)
+			}
 			return nil, problem(err)
 		}
 		s.publish("pool", "created", p.ID, "", "")
@@ -427,8 +451,23 @@ func (s *Server) registerPools() {
 		if err := in.Body.validate("body"); err != nil {
 			return nil, problem(err)
 		}
+		// IPAM first, outside the store transaction: on SQLite both share
+		// the one writer connection.
+		b := model.IPBlock{ID: store.NewID(), Range: in.Body.Range, Gateway: in.Body.Gateway}
+		if _, _, err := getObject[model.IPPool](ctx, s.st, store.KindPool, in.ID, "path.id"); err != nil {
+			return nil, problem(err)
+		}
+		if s.cfg.IPAM != nil {
+			blk, err := ipam.ParseBlock(ipam.BlockSpec{ID: b.ID, Range: b.Range, Gateway: b.Gateway})
+			if err != nil {
+				return nil, problem(field("body.range", err))
+			}
+			if _, err := s.cfg.IPAM.AddBlock(ctx, in.ID, blk); err != nil {
+				return nil, problem(field("body.range", err))
+			}
+		}
 		p, err := s.changePool(ctx, in.ID, func(p *model.IPPool) error {
-			p.Blocks = append(p.Blocks, model.IPBlock{ID: store.NewID(), Range: in.Body.Range, Gateway: in.Body.Gateway})
+			p.Blocks = append(p.Blocks, b)
 			return nil
 		})
 		return &struct{ Body model.IPPool }{p}, problem(err)
@@ -443,7 +482,16 @@ func (s *Server) registerPools() {
 		if err := requireAdmin(ctx); err != nil {
 			return nil, problem(err)
 		}
-		_, err := s.changePool(ctx, in.ID, func(p *model.IPPool) error {
+		pool, _, err := getObject[model.IPPool](ctx, s.st, store.KindPool, in.ID, "path.id")
+		if err != nil {
+			return nil, problem(err)
+		}
+		if s.cfg.IPAM != nil && slices.ContainsFunc(pool.Blocks, func(b model.IPBlock) bool { return b.ID == in.Block }) {
+			if err := s.cfg.IPAM.RemoveBlock(ctx, in.ID, in.Block); err != nil && !errors.Is(err, virtplane.ErrNotFound) {
+				return nil, problem(field("path.block", err))
+			}
+		}
+		_, err = s.changePool(ctx, in.ID, func(p *model.IPPool) error {
 			for i, b := range p.Blocks {
 				if b.ID == in.Block {
 					p.Blocks = append(p.Blocks[:i], p.Blocks[i+1:]...)
@@ -461,18 +509,22 @@ func (s *Server) registerPools() {
 		if err := requireAdmin(ctx); err != nil {
 			return nil, problem(err)
 		}
-		err := s.st.Update(ctx, func(tx store.Tx) error {
-			if _, err := tx.GetObject(ctx, store.KindPool, in.ID); err != nil {
-				return field("path.id", err)
+		if _, err := s.st.GetObject(ctx, store.KindPool, in.ID); err != nil {
+			return nil, problem(field("path.id", err))
+		}
+		if n, err := countVMs(ctx, s.st, func(vm model.VM) bool { return vm.PoolID == in.ID }); err != nil || n > 0 {
+			if err == nil {
+				err = field("path.id", virtplane.Errorf(virtplane.ErrConflict, "pool %s is used by %d VMs", in.ID, n))
 			}
-			if n, err := countVMs(ctx, tx, func(vm model.VM) bool { return vm.PoolID == in.ID }); err != nil || n > 0 {
-				if err == nil {
-					err = field("path.id", virtplane.Errorf(virtplane.ErrConflict, "pool %s is used by %d VMs", in.ID, n))
-				}
-				return err
+			return nil, problem(err)
+		}
+		// IPAM refuses while the pool has allocations.
+		if s.cfg.IPAM != nil {
+			if err := s.cfg.IPAM.DeletePool(ctx, in.ID); err != nil && !errors.Is(err, virtplane.ErrNotFound) {
+				return nil, problem(field("path.id", err))
 			}
-			return tx.DeleteObject(ctx, store.KindPool, in.ID, 0)
-		})
+		}
+		err := s.st.Update(ctx, func(tx store.Tx) error { return tx.DeleteObject(ctx, store.KindPool, in.ID, 0) })
 		return nil, problem(err)
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
+	"github.com/virtplane/virtplane/network/ipam"
 )
 
 // Config holds what the API serves.
@@ -31,6 +32,12 @@ type Config struct {
 	// Backend answers synchronous questions to the hypervisor (console
 	// info); nil answers ErrNotImplemented.
 	Console func(ctx context.Context, vmID string) (model.ConsoleInfo, error)
+	// IPAM keeps the pools' allocations; pools made through the API are
+	// created there too. Nil keeps pools as records only.
+	IPAM *ipam.Manager
+	// Invalidate is told when a cluster's placement inputs (settings,
+	// nodes) change.
+	Invalidate func(clusterID string)
 }
 
 // Server is the HTTP API.
@@ -53,6 +60,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New(cfg.Store)
+	}
+	if cfg.Invalidate == nil {
+		cfg.Invalidate = func(string) {}
 	}
 	if cfg.Version == "" {
 		cfg.Version = "dev"
