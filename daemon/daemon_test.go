@@ -23,6 +23,7 @@ import (
 	"github.com/virtplane/virtplane/daemon/api"
 	"github.com/virtplane/virtplane/daemon/client"
 	"github.com/virtplane/virtplane/daemon/events"
+	"github.com/virtplane/virtplane/daemon/flow"
 	"github.com/virtplane/virtplane/daemon/internal/dbtest"
 	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/daemon/store"
@@ -377,6 +378,7 @@ func TestVMLifecycleOnSimulatedNode(t *testing.T) {
 			require.Len(t, vm.Addresses, 1)
 			assert.True(t, netip.MustParsePrefix("192.0.2.0/24").Contains(netip.MustParseAddr(vm.Addresses[0])))
 			assert.NotEqual(t, "192.0.2.1", vm.Addresses[0], "the gateway is never handed out")
+			assert.Equal(t, flow.VolumeName(vm.ID), vm.Volume, "a linked clone of the image")
 
 			for _, step := range []func() (api.TaskView, error){
 				func() (api.TaskView, error) { return e.alice.VMAction(ctx, vm.ID, "stop") },
@@ -407,9 +409,11 @@ func TestVMLifecycleOnSimulatedNode(t *testing.T) {
 			allocs, err := e.srv.IPAM.LookupOwner(ctx, ipam.Owner{VM: vm.ID})
 			require.NoError(t, err)
 			assert.Empty(t, allocs)
+			// Only the image's base volume stays on the node: no domain, no VM disk.
 			sims, err := st.ListObjects(ctx, store.KindSimState, store.ListOptions{})
 			require.NoError(t, err)
-			assert.Empty(t, sims)
+			require.Len(t, sims, 1)
+			assert.Equal(t, flow.ImageVolume(e.image.ID), sims[0].Name)
 			var log client.Page[api.LogLineView]
 			require.NoError(t, e.alice.Do(ctx, "GET", "/v1/tasks/"+e.aliceTask.ID+"/log", nil, &log))
 			assert.NotEmpty(t, log.Items)

@@ -21,6 +21,7 @@ import (
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
 	"github.com/virtplane/virtplane/network/ipam"
+	"github.com/virtplane/virtplane/storage"
 	"github.com/virtplane/virtplane/vmm"
 )
 
@@ -40,6 +41,8 @@ type Config struct {
 	// LocalDriver opens the hypervisor of a node with address "local" (the
 	// local libvirtd); nil refuses such nodes with ErrNotImplemented.
 	LocalDriver func(ctx context.Context) (vmm.Driver, error)
+	// LocalStorage opens the storage pool of a node with address "local".
+	LocalStorage func(ctx context.Context) (storage.Pool, error)
 }
 
 // Server is one daemon: store, task engine, API, events and metrics.
@@ -54,7 +57,35 @@ type Server struct {
 	IPAM    *ipam.Manager
 
 	mu    sync.Mutex
-	nodes map[string]vmm.Driver // opened hypervisor drivers by node ID
+	nodes map[string]vmm.Driver   // opened hypervisor drivers by node ID
+	pools map[string]storage.Pool // opened storage pools by node ID
+}
+
+// storage returns the storage pool of a node, opening it on first use.
+func (s *Server) storage(ctx context.Context, n model.Node) (storage.Pool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.pools[n.ID]; ok {
+		return p, nil
+	}
+	var p storage.Pool
+	var err error
+	switch n.Address {
+	case "sim":
+		p, err = simnode.OpenStorage(ctx, s.cfg.Store, n.ID)
+	case "local":
+		if s.cfg.LocalStorage == nil {
+			return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: no local storage pool is configured", n.Name)
+		}
+		p, err = s.cfg.LocalStorage(ctx)
+	default:
+		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: remote node agents (%s)", n.Name, n.Address)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.pools[n.ID] = p
+	return p, nil
 }
 
 // driver returns the hypervisor driver of a node, opening it on first use.
@@ -162,7 +193,8 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.nodes = map[string]vmm.Driver{}
-	if s.Flow, err = flow.New(flow.Config{Store: cfg.Store, Events: s.Events, IPAM: s.IPAM, Driver: s.driver}); err != nil {
+	s.pools = map[string]storage.Pool{}
+	if s.Flow, err = flow.New(flow.Config{Store: cfg.Store, Events: s.Events, IPAM: s.IPAM, Driver: s.driver, Storage: s.storage}); err != nil {
 		return nil, err
 	}
 	s.Flow.Register(eng)

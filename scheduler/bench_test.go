@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 )
@@ -188,5 +189,42 @@ func BenchmarkReserveRelease(b *testing.B) {
 		if err := s.Release(res.ID); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestIndexAgreesAtScale drives a few thousand decisions through the index
+// and the reference on a cluster large enough for deep trees and several
+// buckets, with allocations, releases and state changes in
+// between; every answer must be the same.
+func TestIndexAgreesAtScale(t *testing.T) {
+	for _, strategy := range []Strategy{StrategyEven, StrategySequential} {
+		t.Run(string(strategy), func(t *testing.T) {
+			c := benchCluster(2000, strategy)
+			s, err := New(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := newPlacer(s, benchRequests(512), 3000)
+			rng := rand.New(rand.NewPCG(5, 6))
+			for i := range 4000 {
+				r := p.reqs[p.next%len(p.reqs)]
+				fast, fastErr := s.Place(r)
+				naive, naiveErr := s.PlaceNaive(r)
+				if fast.Node != naive.Node || !slices.Equal(fast.Pools, naive.Pools) || (fastErr == nil) != (naiveErr == nil) {
+					t.Fatalf("step %d: index %v (%v), reference %v (%v)", i, fast, fastErr, naive, naiveErr)
+				}
+				p.step(false)
+				if i%50 == 0 {
+					id := c.Nodes[rng.IntN(len(c.Nodes))].ID
+					st := []NodeState{NodeActive, NodeMaintenance, NodeOffline}[rng.IntN(3)]
+					if err := s.SetNodeState(id, st); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if p.failed == 4000 {
+				t.Fatal("every request failed: the stream tests nothing")
+			}
+		})
 	}
 }

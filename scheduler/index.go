@@ -50,20 +50,32 @@ type bucket struct {
 // update touches one cache line per level.
 type agg struct {
 	k       float64 // largest free fraction K
-	cpu     int64   // most free vCPUs
-	ram     int64   // most free RAM bytes
+	cpu     int32   // most free vCPUs
 	slots   int32   // most free VM slots
 	minRank int32   // smallest rank
-	// ramAtCPU[j] is the most free RAM on a node with at least 2^j free
-	// vCPUs. Plain maxima of CPU and RAM may come from different nodes, so
-	// first-fit would wander into subtrees where no single node has both;
-	// this ladder makes the CPU×RAM test exact for power-of-two vCPU counts
-	// and tight for the others.
-	ramAtCPU [cpuLadder]int64
-	// poolFree[j] is the most free bytes in a pool whose tags are
-	// bucket.poolSets[j].
-	poolFree [maxPoolSets]int64
+	// ramAtCPU[j] is the most free RAM, in MiB rounded up, on a node with
+	// at least 2^j free vCPUs. Plain maxima of CPU and RAM may come from
+	// different nodes, so first-fit would wander into subtrees where no
+	// single node has both; this ladder makes the CPU×RAM test exact for
+	// power-of-two vCPU counts and tight for the others.
+	ramAtCPU [cpuLadder]int32
+	// poolFree[j] is the most free space, in MiB rounded up, in a pool
+	// whose tags are bucket.poolSets[j].
+	poolFree [maxPoolSets]int32
 }
+
+// Sizes in the index are MiB rounded up and saturated, so that agg fills
+// one 64-byte cache line: an update then costs one line per level. Rounding
+// up keeps every value an upper bound, so pruning stays sound; leaves are
+// checked exactly against the node.
+func upMiB(bytes int64) int32 {
+	if bytes < 0 {
+		return -1
+	}
+	return int32(min((bytes+(1<<20)-1)>>20, math.MaxInt32))
+}
+
+func sat32(v int64) int32 { return int32(max(min(v, math.MaxInt32), -1)) }
 
 // maxPoolSets bounds the pool tag sets a bucket tracks, so that agg has a
 // fixed size and an update touches no other memory. A node with more
@@ -148,7 +160,7 @@ func (s *Scheduler) buildIndex() {
 }
 
 func (b *bucket) setEmpty(i int) {
-	b.agg[i] = agg{k: math.Inf(-1), cpu: -1, ram: -1, minRank: b.agg[i].minRank}
+	b.agg[i] = agg{k: math.Inf(-1), cpu: -1, minRank: b.agg[i].minRank}
 	for j := range cpuLadder {
 		b.agg[i].ramAtCPU[j] = -1
 	}
@@ -163,11 +175,12 @@ func (b *bucket) setLeaf(i int, n *node) {
 		b.setEmpty(i)
 		return
 	}
-	a := agg{k: n.freeFraction(), cpu: n.cpuCap - n.cpuUsed, ram: n.ramCap - n.ramUsed, slots: n.slots(), minRank: n.rank}
+	a := agg{k: n.freeFraction(), cpu: sat32(n.cpuCap - n.cpuUsed), slots: n.slots(), minRank: n.rank}
+	ram := upMiB(n.ramCap - n.ramUsed)
 	for j := range cpuLadder {
 		a.ramAtCPU[j] = -1
 		if a.cpu >= 1<<j {
-			a.ramAtCPU[j] = a.ram
+			a.ramAtCPU[j] = ram
 		}
 	}
 	for j := range maxPoolSets {
@@ -175,7 +188,7 @@ func (b *bucket) setLeaf(i int, n *node) {
 	}
 	for pi := range n.pools {
 		p := &n.pools[pi]
-		if free := p.cap - p.used; free > a.poolFree[p.set] {
+		if free := upMiB(p.cap - p.used); free > a.poolFree[p.set] {
 			a.poolFree[p.set] = free
 		}
 	}
@@ -185,7 +198,7 @@ func (b *bucket) setLeaf(i int, n *node) {
 // pull recomputes tree node i from its children and reports whether it changed.
 func (b *bucket) pull(i int) bool {
 	l, r := &b.agg[2*i], &b.agg[2*i+1]
-	a := agg{k: max(l.k, r.k), cpu: max(l.cpu, r.cpu), ram: max(l.ram, r.ram), slots: max(l.slots, r.slots), minRank: min(l.minRank, r.minRank)}
+	a := agg{k: max(l.k, r.k), cpu: max(l.cpu, r.cpu), slots: max(l.slots, r.slots), minRank: min(l.minRank, r.minRank)}
 	for j := range cpuLadder {
 		a.ramAtCPU[j] = max(l.ramAtCPU[j], r.ramAtCPU[j])
 	}
@@ -222,13 +235,13 @@ type candidate struct {
 // fits reports whether tree node i's subtree may hold a node that fits q.
 func (b *bucket) fits(i int, q *query, cand [][]int32) bool {
 	a := &b.agg[i]
-	if a.slots < 1 || a.cpu < q.cpu || a.ramAtCPU[q.rung] < q.ram {
+	if a.slots < 1 || int64(a.cpu) < q.cpu || a.ramAtCPU[q.rung] < q.ramMiB {
 		return false
 	}
 	for d := range q.disks {
 		ok := false
 		for _, j := range cand[d] {
-			if a.poolFree[j] >= q.disks[d].size {
+			if a.poolFree[j] >= q.disks[d].sizeMiB {
 				ok = true
 				break
 			}
@@ -250,7 +263,7 @@ func (s *Scheduler) searchSequential(b *bucket, i int, q *query, best *candidate
 	}
 	if i >= b.size {
 		idx := b.nodes[i-b.size]
-		if s.skipped(idx) || !s.fitsDisks(&s.nodes[idx], q) {
+		if s.skipped(idx) || !s.fitsExactly(&s.nodes[idx], q) {
 			return false
 		}
 		*best = candidate{node: idx, k: b.agg[i].k, rank: b.agg[i].minRank}
@@ -266,7 +279,7 @@ func (s *Scheduler) searchEven(b *bucket, i int, q *query, best *candidate) {
 	}
 	if i >= b.size {
 		idx := b.nodes[i-b.size]
-		if !s.skipped(idx) && s.fitsDisks(&s.nodes[idx], q) {
+		if !s.skipped(idx) && s.fitsExactly(&s.nodes[idx], q) {
 			*best = candidate{node: idx, k: a.k, rank: a.minRank}
 		}
 		return
@@ -277,6 +290,12 @@ func (s *Scheduler) searchEven(b *bucket, i int, q *query, best *candidate) {
 	}
 	s.searchEven(b, l, q, best)
 	s.searchEven(b, r, q, best)
+}
+
+// fitsExactly is the leaf check: the tree's rounded sizes passed, now the
+// node's own numbers decide. State, tags and slots are exact in the tree.
+func (s *Scheduler) fitsExactly(n *node, q *query) bool {
+	return n.cpuUsed+q.cpu <= n.cpuCap && n.ramUsed+q.ram <= n.ramCap && s.fitsDisks(n, q)
 }
 
 // diskCandidates fills s.scratch.cand with, per disk, the bucket's pool tag
@@ -306,18 +325,46 @@ func (s *Scheduler) diskCandidates(b *bucket, q *query) bool {
 
 func (s *Scheduler) searchBuckets(q *query, even bool) int32 {
 	best := candidate{node: -1, k: math.Inf(-1), rank: math.MaxInt32}
+	if !even {
+		for bi := range s.buckets {
+			b := &s.buckets[bi]
+			if b.matches(q) && s.diskCandidates(b, q) {
+				s.searchSequential(b, 1, q, &best)
+			}
+		}
+		return best.node
+	}
+	// Even: visit the buckets with the largest K first, so that the first
+	// answer is a strong bound and the other buckets are cut at their root.
+	order := s.scratch.buckets[:0]
 	for bi := range s.buckets {
-		b := &s.buckets[bi]
-		if !b.tags.contains(q.require) || b.tags.intersects(q.forbid) || !s.diskCandidates(b, q) {
+		if !s.buckets[bi].matches(q) {
 			continue
 		}
-		if even {
+		// Insertion sort by root K, descending: there are few buckets.
+		k := s.buckets[bi].agg[1].k
+		j := len(order)
+		order = append(order, int32(bi))
+		for ; j > 0 && s.buckets[order[j-1]].agg[1].k < k; j-- {
+			order[j] = order[j-1]
+		}
+		order[j] = int32(bi)
+	}
+	s.scratch.buckets = order
+	for _, bi := range order {
+		b := &s.buckets[bi]
+		if b.agg[1].k < best.k {
+			break // sorted: no later bucket can beat it
+		}
+		if s.diskCandidates(b, q) {
 			s.searchEven(b, 1, q, &best)
-		} else {
-			s.searchSequential(b, 1, q, &best)
 		}
 	}
 	return best.node
+}
+
+func (b *bucket) matches(q *query) bool {
+	return b.tags.contains(q.require) && !b.tags.intersects(q.forbid)
 }
 
 // placeIndexed answers like placeNaive through the index.

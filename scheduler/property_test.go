@@ -15,10 +15,8 @@ import (
 
 const mib = 1 << 20
 
-var (
-	nodeTagPool = []string{"a", "b", "c"}
-	diskTagPool = []string{"ssd", "hdd", "nvme"}
-)
+func nodeTagPool() []string { return []string{"a", "b", "c"} }
+func diskTagPool() []string { return []string{"ssd", "hdd", "nvme"} }
 
 func genTags(t *rapid.T, label string, from []string) []string {
 	var out []string
@@ -45,7 +43,7 @@ func genCluster(t *rapid.T) Cluster {
 			ID:       fmt.Sprintf("node-%02d", rapid.IntRange(0, 99).Filter(func(int) bool { return true }).Draw(t, "id")),
 			State:    rapid.SampledFrom([]NodeState{"", NodeActive, NodeActive, NodeActive, NodeMaintenance, NodeOffline}).Draw(t, "state"),
 			Order:    rapid.IntRange(0, 3).Draw(t, "order"),
-			Tags:     genTags(t, "tag", nodeTagPool),
+			Tags:     genTags(t, "tag", nodeTagPool()),
 			Cores:    rapid.IntRange(0, 16).Draw(t, "cores"),
 			RAM:      int64(rapid.IntRange(0, 64).Draw(t, "ram512")) * 512 * mib,
 			CPURatio: rapid.SampledFrom([]float64{0, 0, 2}).Draw(t, "nodeCPURatio"),
@@ -57,7 +55,7 @@ func genCluster(t *rapid.T) Cluster {
 		for p := range pools {
 			nd.Pools = append(nd.Pools, Pool{
 				Name:  fmt.Sprintf("p%d", p),
-				Tags:  genTags(t, "ptag", diskTagPool),
+				Tags:  genTags(t, "ptag", diskTagPool()),
 				Size:  int64(rapid.IntRange(0, 100).Draw(t, "poolGiB")) * gib,
 				Ratio: rapid.SampledFrom([]float64{0, 0, 1.5}).Draw(t, "poolRatio"),
 			})
@@ -73,13 +71,13 @@ func genRequest(t *rapid.T, nodes []Node) Request {
 		RAM:         int64(rapid.IntRange(1, 16).Draw(t, "ram512")) * 512 * mib,
 		RequireTags: genTags(t, "req", []string{"a", "b", "zz"}[:rapid.IntRange(0, 3).Draw(t, "reqN")]),
 	}
-	for _, tag := range genTags(t, "forbid", nodeTagPool) {
+	for _, tag := range genTags(t, "forbid", nodeTagPool()) {
 		if !slices.Contains(r.RequireTags, tag) {
 			r.ForbidTags = append(r.ForbidTags, tag)
 		}
 	}
 	for range rapid.IntRange(0, 2).Draw(t, "disks") {
-		r.Disks = append(r.Disks, Disk{Size: int64(rapid.IntRange(1, 60).Draw(t, "diskGiB")) * gib, Tags: genTags(t, "dtag", diskTagPool)})
+		r.Disks = append(r.Disks, Disk{Size: int64(rapid.IntRange(1, 60).Draw(t, "diskGiB")) * gib, Tags: genTags(t, "dtag", diskTagPool())})
 	}
 	// Groups keep one hardness, as real ones do: a soft member may share a
 	// node with a hard one, which the rule checks would flag.
@@ -143,6 +141,66 @@ func TestPropertyPlacement(t *testing.T) {
 				st := rapid.SampledFrom([]NodeState{NodeActive, NodeMaintenance, NodeOffline}).Draw(t, "newState")
 				require.NoError(t, s.SetNodeState(n.ID, st))
 				m.state[n.ID] = st
+			},
+			"grow": func(t *rapid.T) {
+				// Redefine a node with more capacity and other tags: the
+				// index is rebuilt and allocations carried over.
+				id := rapid.SampledFrom(c.Nodes).Draw(t, "node").ID
+				def := m.defs[id]
+				def.Cores += rapid.IntRange(0, 8).Draw(t, "moreCores")
+				def.RAM += int64(rapid.IntRange(0, 8).Draw(t, "moreRAM")) * gib
+				def.Tags = genTags(t, "newTag", nodeTagPool())
+				def.State = m.state[id]
+				require.NoError(t, s.UpsertNode(def))
+				m.defs[id] = def
+			},
+			"commit": func(t *rapid.T) {
+				if len(m.res) == 0 {
+					t.Skip("nothing reserved")
+				}
+				ids := make([]string, 0, len(m.res))
+				for id := range m.res {
+					ids = append(ids, id)
+				}
+				slices.Sort(ids)
+				id := rapid.SampledFrom(ids).Draw(t, "res")
+				before := s.VMCount()
+				require.NoError(t, s.Commit(id, "vm-"+id))
+				require.Equal(t, before, s.VMCount())
+				// A committed VM is gone from the model's releasable set but
+				// keeps its capacity and group membership.
+				delete(m.res, id)
+				delete(m.resAt, id)
+			},
+			"batch": func(t *rapid.T) {
+				// PlaceBatch answers what reserving one by one would, and
+				// changes nothing.
+				reqs := make([]Request, rapid.IntRange(1, 4).Draw(t, "batch"))
+				for i := range reqs {
+					reqs[i] = genRequest(t, c.Nodes)
+				}
+				got, err := s.PlaceBatch(reqs)
+				var want []Placement
+				var ids []string
+				var wantErr error
+				for _, r := range reqs {
+					res, err := s.Reserve(r, time.Time{})
+					if err != nil {
+						wantErr = err
+						break
+					}
+					want = append(want, res.Placement)
+					ids = append(ids, res.ID)
+				}
+				for _, id := range ids {
+					require.NoError(t, s.Release(id))
+				}
+				if wantErr != nil {
+					require.Error(t, err)
+					return
+				}
+				require.NoError(t, err)
+				require.Equal(t, want, got)
 			},
 			"": func(t *rapid.T) { checkCapacity(t, s, &m) },
 		})

@@ -306,7 +306,8 @@ func (n *node) slots() int32 {
 type query struct {
 	req      *Request
 	cpu, ram int64
-	rung     int // rung(cpu), for agg.ramAtCPU
+	ramMiB   int32 // ram in MiB rounded up, for the index
+	rung     int   // rung(cpu), for agg.ramAtCPU
 	require  tagSet
 	forbid   tagSet
 	unknown  string // a required tag no node has
@@ -319,6 +320,7 @@ type query struct {
 
 type qdisk struct {
 	size    int64
+	sizeMiB int32 // size in MiB rounded up, for the index
 	tags    tagSet
 	unknown bool // a tag no pool has
 }
@@ -332,6 +334,7 @@ type scratch struct {
 	cand     [][]int32
 	assigned []int64
 	poolPick []int32
+	buckets  []int32
 }
 
 // compile turns r into a query in s.scratch. The returned query is valid
@@ -344,6 +347,7 @@ func (s *Scheduler) compile(r *Request, field string) (*query, error) {
 	q := &sc.q
 	*q = query{req: r, cpu: int64(r.VCPUs), ram: r.RAM, group: r.AntiAffinity.Group, hard: r.AntiAffinity.Hard, pinned: -1, exclude: -1}
 	q.rung = rung(q.cpu)
+	q.ramMiB = upMiB(q.ram)
 	need := s.words * (2 + len(r.Disks))
 	if cap(sc.tagWords) < need {
 		sc.tagWords = make([]uint64, need)
@@ -367,7 +371,7 @@ func (s *Scheduler) compile(r *Request, field string) (*query, error) {
 	}
 	sc.disks = sc.disks[:0]
 	for _, d := range r.Disks {
-		qd := qdisk{size: d.Size, tags: words[:s.words]}
+		qd := qdisk{size: d.Size, sizeMiB: upMiB(d.Size), tags: words[:s.words]}
 		words = words[s.words:]
 		for _, t := range d.Tags {
 			i, ok := s.tagIdx[t]

@@ -47,14 +47,16 @@ type Snapshotter interface {
 	DeleteSnapshot(ctx context.Context, name, snapshot string) error
 }
 
-// Resizer changes the CPU count and memory of a machine. Drivers apply the
-// change to the configuration; a running machine gives ErrConflict where the
-// hypervisor cannot apply it live.
+// Resizer changes the CPU count and memory of a machine. A driver that
+// cannot apply the change to a running machine records it for its next boot.
 type Resizer interface {
 	Resize(ctx context.Context, name string, r Resources) error
 }
 
 // Limiter sets the resource limits of a machine, live when it runs.
+// Weights of 0 are left as they are; every disk and NIC listed in the maps
+// gets exactly the limits given (a zero entry removes its throttles); disks
+// and NICs not listed keep theirs.
 type Limiter interface {
 	SetLimits(ctx context.Context, name string, l Limits) error
 }

@@ -74,6 +74,10 @@ type MigrationTarget struct {
 	Address string
 	// Bandwidth limits the migration in MiB/s; 0 means unlimited.
 	BandwidthMiBs uint64
+	// AllowUnsafe lets the hypervisor migrate although it cannot prove that
+	// the disks sit on storage both nodes share (local file systems that
+	// are in fact shared, test setups).
+	AllowUnsafe bool
 }
 
 // MigrationProgress reports how far a migration is.

@@ -23,6 +23,7 @@ import (
 
 	"github.com/virtplane/virtplane/network/ipam"
 	"github.com/virtplane/virtplane/scheduler"
+	"github.com/virtplane/virtplane/storage"
 	"github.com/virtplane/virtplane/vmm"
 
 	"github.com/virtplane/virtplane"
@@ -70,6 +71,9 @@ type Config struct {
 	// Driver returns the hypervisor driver of a node (a simulated node, the
 	// local libvirtd); required for every VM task.
 	Driver func(ctx context.Context, node model.Node) (vmm.Driver, error)
+	// Storage returns the storage pool of a node that holds the VMs' disks
+	// and the images they are cloned from; required for creates.
+	Storage func(ctx context.Context, node model.Node) (storage.Pool, error)
 }
 
 // Flow runs the VM tasks.
@@ -78,6 +82,7 @@ type Flow struct {
 	bus    *events.Bus
 	ipam   *ipam.Manager
 	driver func(ctx context.Context, node model.Node) (vmm.Driver, error)
+	pools  func(ctx context.Context, node model.Node) (storage.Pool, error)
 
 	mu      sync.Mutex
 	scheds  map[string]*scheduler.Scheduler // by cluster, built from the store on first use
@@ -92,7 +97,7 @@ func New(cfg Config) (*Flow, error) {
 	if cfg.Events == nil {
 		cfg.Events = events.NewBus()
 	}
-	return &Flow{st: cfg.Store, bus: cfg.Events, ipam: cfg.IPAM, driver: cfg.Driver,
+	return &Flow{st: cfg.Store, bus: cfg.Events, ipam: cfg.IPAM, driver: cfg.Driver, pools: cfg.Storage,
 		scheds: map[string]*scheduler.Scheduler{}, pending: map[string]string{}}, nil
 }
 
@@ -115,6 +120,7 @@ func (f *Flow) Register(e *tasks.Engine) {
 	e.OnUndo(undoRelease, f.undoRelease)
 	e.OnUndo(undoAddresses, f.undoAddresses)
 	e.OnUndo(undoDomain, f.undoDomain)
+	e.OnUndo(undoVolume, f.undoVolume)
 }
 
 // The undo actions.
@@ -122,7 +128,90 @@ const (
 	undoRelease   = "scheduler.release"
 	undoAddresses = "ipam.release-owner"
 	undoDomain    = "vmm.delete"
+	undoVolume    = "storage.delete"
 )
+
+// VolumeName is the storage name of a VM's root disk.
+func VolumeName(vmID string) string { return "vpt-" + vmID + "-root" }
+
+// ImageVolume is the storage name of an image's base volume on a node.
+func ImageVolume(imageID string) string { return "image-" + imageID }
+
+func (f *Flow) node(ctx context.Context, nodeID string) (model.Node, error) {
+	o, err := f.st.GetObject(ctx, store.KindNode, nodeID)
+	if err != nil {
+		return model.Node{}, err
+	}
+	var n model.Node
+	err = json.Unmarshal(o.Data, &n)
+	return n, err
+}
+
+func (f *Flow) nodePool(ctx context.Context, nodeID string) (storage.Pool, error) {
+	if f.pools == nil {
+		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "no storage backend is configured")
+	}
+	n, err := f.node(ctx, nodeID)
+	if err != nil {
+		return nil, err
+	}
+	return f.pools(ctx, n)
+}
+
+// ensureImage makes sure the node's pool holds the image's base volume.
+// On a simulated node the base is an empty volume of the image's size; on a
+// real node the image must have been imported into the pool (the storage
+// Importer), and a missing base is an error.
+func (f *Flow) ensureImage(ctx context.Context, pool storage.Pool, imageID string) error {
+	name := ImageVolume(imageID)
+	_, err := pool.Volume(ctx, name)
+	if err == nil || !errors.Is(err, virtplane.ErrNotFound) {
+		return err
+	}
+	info, err := pool.Info(ctx)
+	if err != nil {
+		return err
+	}
+	if info.Driver != "fake" {
+		return virtplane.Errorf(virtplane.ErrNotFound, "image %s is not imported into pool %s (volume %s)", imageID, info.Name, name)
+	}
+	o, err := f.st.GetObject(ctx, store.KindImage, imageID)
+	if err != nil {
+		return err
+	}
+	var img model.Image
+	if err := json.Unmarshal(o.Data, &img); err != nil {
+		return err
+	}
+	size := max(img.SizeMiB, 1024) << 20
+	_, err = pool.Create(ctx, storage.VolumeSpec{Name: name, Size: size, Format: storage.FormatQcow2})
+	if errors.Is(err, virtplane.ErrAlreadyExists) {
+		return nil // a concurrent create made it
+	}
+	return err
+}
+
+func (f *Flow) undoVolume(ctx context.Context, raw json.RawMessage) error {
+	var a vmArgs
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return err
+	}
+	pool, err := f.nodePool(ctx, a.NodeID)
+	if errors.Is(err, virtplane.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return deleteVolume(ctx, pool, VolumeName(a.VMID))
+}
+
+func deleteVolume(ctx context.Context, pool storage.Pool, name string) error {
+	if err := pool.Delete(ctx, name); err != nil && !errors.Is(err, virtplane.ErrNotFound) {
+		return err
+	}
+	return nil
+}
 
 type vmArgs struct {
 	VMID      string `json:"vm_id"`
@@ -243,6 +332,7 @@ func (f *Flow) nodeDriver(ctx context.Context, nodeID string) (vmm.Driver, error
 type vmPatch struct {
 	State     string            `json:"state,omitempty"`
 	NodeID    string            `json:"node_id,omitempty"`
+	Volume    string            `json:"volume,omitempty"`
 	Addresses []string          `json:"addresses,omitempty"`
 	CPUs      int               `json:"cpus,omitempty"`
 	MemoryMiB int64             `json:"memory_mib,omitempty"`
@@ -294,10 +384,38 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 		return err
 	}
 	_ = r.Progress(ctx, 40, "address "+addr.Prefix.String())
-	// The disk (linked clone of the image) and the network port come from
-	// the storage and network packages once they are wired in; until then
-	// the VM is defined without a disk and on the cluster's bridge.
-	_ = r.Log(ctx, "storage and network port: not wired yet (storage, network packages); VM defined without a disk")
+
+	pool, err := f.nodePool(ctx, placement.Node)
+	if err != nil {
+		return err
+	}
+	var disk storage.Volume
+	if err := r.Step(ctx, "clone image", tasks.UndoAction(undoVolume, args), func(ctx context.Context) error {
+		if err := f.ensureImage(ctx, pool, vm.ImageID); err != nil {
+			return err
+		}
+		cl, ok := pool.(storage.Cloner)
+		if !ok {
+			return virtplane.Errorf(virtplane.ErrNotImplemented, "the node's storage cannot clone")
+		}
+		var err error
+		if disk, err = cl.Clone(ctx, ImageVolume(vm.ImageID), VolumeName(vm.ID), storage.CloneLinked); err != nil {
+			return err
+		}
+		if want := vm.DiskGiB << 30; want > disk.Capacity {
+			rz, ok := pool.(storage.Resizer)
+			if !ok {
+				return virtplane.Errorf(virtplane.ErrNotImplemented, "the node's storage cannot grow the disk to %d GiB", vm.DiskGiB)
+			}
+			disk, err = rz.Resize(ctx, disk.Name, want, storage.ResizeOptions{})
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	_ = r.Progress(ctx, 60, "disk "+disk.Name)
+	// The network port (bridge/VxLAN, anti-spoofing, shaping) of the
+	// network packages is not wired yet: the NIC joins the cluster's bridge.
 
 	drv, err := f.nodeDriver(ctx, placement.Node)
 	if err != nil {
@@ -308,7 +426,8 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 		return err
 	}
 	spec := vmm.Spec{Name: DomainName(vm.ID), VCPUs: vm.CPUs, MemoryMiB: vm.MemoryMiB,
-		CloudInit: cloudInit(vm, in.UserData, addr)}
+		CloudInit: cloudInit(vm, in.UserData, addr),
+		Disks:     []vmm.Disk{{Target: "vda", Source: vmm.DiskSource(disk.Attachment)}}}
 	if cluster.Bridge != "" {
 		spec.NICs = []vmm.NIC{{Bridge: cluster.Bridge}}
 	}
@@ -324,7 +443,7 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 	}); err != nil {
 		return err
 	}
-	return r.SetResult(vmPatch{State: model.VMRunning, NodeID: placement.Node, Addresses: []string{addr.Addr().String()}})
+	return r.SetResult(vmPatch{State: model.VMRunning, NodeID: placement.Node, Volume: disk.Name, Addresses: []string{addr.Addr().String()}})
 }
 
 func (f *Flow) cluster(ctx context.Context, id string) (model.Cluster, error) {
@@ -461,6 +580,19 @@ func (f *Flow) deleteVM(ctx context.Context, r *tasks.Run) error {
 		if err == nil {
 			if err := r.Step(ctx, "delete domain", tasks.NoUndo, func(ctx context.Context) error {
 				return removeDomain(ctx, drv, DomainName(vm.ID))
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	if vm.NodeID != "" {
+		pool, err := f.nodePool(ctx, vm.NodeID)
+		if err != nil && !errors.Is(err, virtplane.ErrNotFound) {
+			return err
+		}
+		if err == nil {
+			if err := r.Step(ctx, "delete volume", tasks.NoUndo, func(ctx context.Context) error {
+				return deleteVolume(ctx, pool, VolumeName(vm.ID))
 			}); err != nil {
 				return err
 			}
@@ -701,6 +833,9 @@ func (f *Flow) finishVM(ctx context.Context, tx store.Tx, t *store.Task) error {
 		}
 		if p.NodeID != "" {
 			vm.NodeID = p.NodeID
+		}
+		if p.Volume != "" {
+			vm.Volume = p.Volume
 		}
 		if p.Addresses != nil {
 			vm.Addresses = p.Addresses

@@ -6,6 +6,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -15,13 +16,13 @@ import (
 const gib = 1 << 30
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "scheduler-only:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
+func run(w io.Writer) error {
 	s, err := scheduler.New(scheduler.Cluster{
 		Settings: scheduler.Settings{
 			Strategy:      scheduler.StrategyEven,
@@ -56,30 +57,30 @@ func run() error {
 		return err
 	}
 	for i, r := range res {
-		fmt.Printf("web-%d -> %s (disk on %v)\n", i+1, r.Placement.Node, r.Placement.Pools)
+		fmt.Fprintf(w, "web-%d -> %s (disk on %v)\n", i+1, r.Placement.Node, r.Placement.Pools)
 		if err := s.Commit(r.ID, fmt.Sprintf("web-%d", i+1)); err != nil {
 			return err
 		}
 	}
 	// A third web server has no node left: both SSD nodes host one.
 	if _, err := s.Place(web()); err != nil {
-		fmt.Println("web-3:", err)
+		fmt.Fprintln(w, "web-3:", err)
 	}
 
 	p, err := s.Place(scheduler.Request{VCPUs: 8, RAM: 32 * gib, RequireTags: []string{"gpu"}})
 	if err != nil {
 		return err
 	}
-	fmt.Println("gpu job ->", p.Node)
+	fmt.Fprintln(w, "gpu job ->", p.Node)
 
 	plan, err := s.PlanEvacuation("hv-1", nil)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("evacuating hv-1: %d moves, %d unplaced\n", len(plan.Moves), len(plan.Unplaced))
+	fmt.Fprintf(w, "evacuating hv-1: %d moves, %d unplaced\n", len(plan.Moves), len(plan.Unplaced))
 	for _, u := range plan.Unplaced {
-		fmt.Println("  cannot place", u.VM+":", u.Err)
+		fmt.Fprintln(w, "  cannot place", u.VM+":", u.Err)
 	}
-	fmt.Printf("imbalance: %.2f\n", s.Imbalance())
+	fmt.Fprintf(w, "imbalance: %.2f\n", s.Imbalance())
 	return nil
 }

@@ -107,6 +107,26 @@ func BenchmarkAllocateRelease(b *testing.B) {
 	}
 }
 
+// BenchmarkAllocateReleaseCooldown is the bitmap benchmark with a cooldown:
+// every released address waits in the FIFO for the next 1024 operations.
+func BenchmarkAllocateReleaseCooldown(b *testing.B) {
+	blk := mustParseBlock(b, "10.0.0.0/16")
+	st := newBlockState(blk, 1024)
+	halfFull(st)
+	now := int64(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		now++
+		st.expire(now)
+		off, ok := st.nextAny()
+		if !ok {
+			b.Fatal("block full")
+		}
+		st.release(off, now)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+}
+
 // BenchmarkNaiveMemory reports what the naive map costs for the same
 // half-full blocks, beside the bitmap's B/addr.
 func BenchmarkNaiveMemory(b *testing.B) {

@@ -2,6 +2,8 @@ package ipam
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -138,6 +140,7 @@ type poolCache struct {
 	mu      sync.Mutex // serialises this manager's transactions on the pool
 	valid   bool
 	version uint64
+	uid     string        // the pool incarnation the cache belongs to
 	blocks  []*blockState // in pool order
 	saved   map[string]Cursor
 	dirty   bool  // the allocators changed in the running transaction
@@ -184,11 +187,11 @@ func (m *Manager) update(ctx context.Context, poolID string, fn func(t Txn, c *p
 	var readVersion uint64
 	c.opErr = nil
 	err := m.store.Update(ctx, poolID, func(t Txn) error {
-		p := t.Pool()
-		readVersion = p.Version
+		uid, version := t.Version()
+		readVersion = version
 		c.dirty = false
-		if !c.valid || c.version != p.Version {
-			if err := c.load(t, p, m.cooldown); err != nil {
+		if !c.valid || c.version != version || c.uid != uid {
+			if err := c.load(t, t.Pool(), m.cooldown); err != nil {
 				c.valid = false
 				return err
 			}
@@ -285,7 +288,7 @@ func (c *poolCache) load(t Txn, p Pool, cooldown time.Duration) error {
 		sort.Slice(st.cooling, func(i, j int) bool { return st.cooling[i].at < st.cooling[j].at })
 		c.blocks = append(c.blocks, st)
 	}
-	c.valid, c.version = true, p.Version
+	c.valid, c.version, c.uid = true, p.Version, p.UID
 	return nil
 }
 
@@ -446,6 +449,12 @@ func (c *poolCache) unitOf(poolID string, p netip.Prefix) (*blockState, netip.Pr
 // The unit cools down before it is handed out again. ErrNotFound when it is
 // not allocated.
 func (m *Manager) Release(ctx context.Context, poolID string, p netip.Prefix) error {
+	return m.release(ctx, poolID, p, nil)
+}
+
+// release releases p; when owner is set, only if p still belongs to it, so
+// that ReleaseOwner never frees an address that changed hands meanwhile.
+func (m *Manager) release(ctx context.Context, poolID string, p netip.Prefix, owner *Owner) error {
 	return m.update(ctx, poolID, func(t Txn, c *poolCache, now time.Time) error {
 		st, unit, err := c.unitOf(poolID, p)
 		if err != nil {
@@ -455,7 +464,7 @@ func (m *Manager) Release(ctx context.Context, poolID string, p netip.Prefix) er
 		if err != nil {
 			return err
 		}
-		if !ok || old.State != StateAllocated {
+		if !ok || old.State != StateAllocated || (owner != nil && !owns(*owner, old.Owner)) {
 			return c.refuse(virtplane.Errorf(virtplane.ErrNotFound, "%s is not allocated in pool %q", unit, poolID))
 		}
 		c.dirty = true
@@ -468,6 +477,33 @@ func (m *Manager) Release(ctx context.Context, poolID string, p netip.Prefix) er
 		}
 		return nil
 	})
+}
+
+// owns reports whether owner pattern o (an empty Interface matches all of
+// the VM's interfaces) covers holder h.
+func owns(o, h Owner) bool { return o.VM == h.VM && (o.Interface == "" || o.Interface == h.Interface) }
+
+// ReleaseOwner releases every allocation of an owner in every pool (all
+// interfaces of the VM when Interface is empty), as a VM delete does, and
+// returns what it released. Each release is its own transaction; after a
+// failure, calling ReleaseOwner again releases the rest.
+func (m *Manager) ReleaseOwner(ctx context.Context, o Owner) ([]Allocation, error) {
+	held, err := m.LookupOwner(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	var out []Allocation
+	for _, a := range held {
+		err := m.release(ctx, a.Pool, a.Prefix, &a.Owner)
+		if errors.Is(err, virtplane.ErrNotFound) {
+			continue // released or gone meanwhile
+		}
+		if err != nil {
+			return out, fmt.Errorf("release %s of pool %q: %w", a.Prefix, a.Pool, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 // ReleaseAddr is Release for a single address.
@@ -538,6 +574,11 @@ func (m *Manager) CreatePool(ctx context.Context, p Pool) (Pool, error) {
 	}
 	p = p.clone()
 	p.Version = 0
+	uid, err := newUID()
+	if err != nil {
+		return Pool{}, err
+	}
+	p.UID = uid
 	var seen []Block
 	for i := range p.Blocks {
 		b, err := checkNewBlock(p.Blocks[i], seen)
@@ -551,6 +592,15 @@ func (m *Manager) CreatePool(ctx context.Context, p Pool) (Pool, error) {
 		return Pool{}, err
 	}
 	return m.store.GetPool(ctx, p.ID)
+}
+
+// newUID returns a random identifier for a pool incarnation.
+func newUID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", virtplane.Errorf(virtplane.ErrUnavailable, "pool UID: %v", err)
+	}
+	return hex.EncodeToString(b[:]), nil
 }
 
 func validatePoolID(id string) error {

@@ -85,6 +85,7 @@ func (s *MemoryStore) enter(ctx context.Context, op string) error {
 	return nil
 }
 
+// CreatePool implements Store.
 func (s *MemoryStore) CreatePool(ctx context.Context, p Pool) error {
 	if err := s.enter(ctx, "CreatePool"); err != nil {
 		return err
@@ -100,6 +101,7 @@ func (s *MemoryStore) CreatePool(ctx context.Context, p Pool) error {
 	return nil
 }
 
+// GetPool implements Store.
 func (s *MemoryStore) GetPool(ctx context.Context, id string) (Pool, error) {
 	if err := s.enter(ctx, "GetPool"); err != nil {
 		return Pool{}, err
@@ -113,6 +115,7 @@ func (s *MemoryStore) GetPool(ctx context.Context, id string) (Pool, error) {
 	return mp.pool.clone(), nil
 }
 
+// ListPools implements Store.
 func (s *MemoryStore) ListPools(ctx context.Context, after string, limit int) ([]Pool, string, error) {
 	if err := s.enter(ctx, "ListPools"); err != nil {
 		return nil, "", err
@@ -141,6 +144,7 @@ func (s *MemoryStore) ListPools(ctx context.Context, after string, limit int) ([
 	return out, next, nil
 }
 
+// DeletePool implements Store; it waits for a running Update of the pool.
 func (s *MemoryStore) DeletePool(ctx context.Context, id string) error {
 	if err := s.enter(ctx, "DeletePool"); err != nil {
 		return err
@@ -164,6 +168,8 @@ func (s *MemoryStore) DeletePool(ctx context.Context, id string) error {
 	return nil
 }
 
+// Update implements Store: a mutex per pool serialises transactions, and
+// the writes, buffered in the Txn, are applied at once on commit.
 func (s *MemoryStore) Update(ctx context.Context, poolID string, fn func(Txn) error) error {
 	if err := s.enter(ctx, "Update"); err != nil {
 		return err
@@ -178,7 +184,7 @@ func (s *MemoryStore) Update(ctx context.Context, poolID string, fn func(Txn) er
 	defer mp.update.Unlock()
 	s.mu.RLock()
 	_, still := s.pools[poolID]
-	t := &memTxn{mp: mp, pool: mp.pool.clone()}
+	t := &memTxn{mp: mp}
 	s.mu.RUnlock()
 	if !still {
 		return virtplane.Errorf(virtplane.ErrNotFound, "pool %q", poolID)
@@ -241,6 +247,7 @@ func (s *MemoryStore) unindex(r Record) {
 	}
 }
 
+// Get implements Store.
 func (s *MemoryStore) Get(ctx context.Context, poolID string, p netip.Prefix) (Record, error) {
 	if err := s.enter(ctx, "Get"); err != nil {
 		return Record{}, err
@@ -265,6 +272,7 @@ func comparePrefix(a, b netip.Prefix) int {
 	return cmp.Compare(a.Bits(), b.Bits())
 }
 
+// ByOwner implements Store.
 func (s *MemoryStore) ByOwner(ctx context.Context, o Owner) ([]Record, error) {
 	if err := s.enter(ctx, "ByOwner"); err != nil {
 		return nil, err
@@ -299,6 +307,8 @@ func (s *MemoryStore) ByOwner(ctx context.Context, o Owner) ([]Record, error) {
 	return out, nil
 }
 
+// List implements Store. It sorts the pool's records on every call, which
+// is fine for the sizes an in-memory store holds.
 func (s *MemoryStore) List(ctx context.Context, poolID string, opts ListOptions) ([]Record, netip.Prefix, error) {
 	if err := s.enter(ctx, "List"); err != nil {
 		return nil, netip.Prefix{}, err
@@ -337,15 +347,16 @@ func (s *MemoryStore) List(ctx context.Context, poolID string, opts ListOptions)
 
 // memTxn buffers an Update's writes until commit.
 type memTxn struct {
-	mp         *memPool
-	pool       Pool
+	mp         *memPool // mp.pool does not change while the txn holds mp.update
 	setPool    *Pool
 	puts       map[netip.Prefix]*Record // nil value: delete; nil map until the first write
 	cursors    map[string]Cursor
 	dropBlocks map[string]struct{}
 }
 
-func (t *memTxn) Pool() Pool { return t.pool.clone() }
+func (t *memTxn) Pool() Pool { return t.mp.pool.clone() }
+
+func (t *memTxn) Version() (string, uint64) { return t.mp.pool.UID, t.mp.pool.Version }
 
 func (t *memTxn) SetPool(p Pool) error {
 	p = p.clone()
@@ -397,7 +408,7 @@ func (t *memTxn) Put(r Record) error {
 		}
 	}
 	r = r.clone()
-	r.Pool = t.pool.ID
+	r.Pool = t.mp.pool.ID
 	if t.puts == nil {
 		t.puts = map[netip.Prefix]*Record{}
 	}

@@ -68,6 +68,7 @@ type unitModel struct {
 type ipamMachine struct {
 	store    *ipam.MemoryStore
 	m        *ipam.Manager
+	other    *ipam.Manager // a second manager over the same store, as a second daemon
 	now      time.Time
 	cooldown time.Duration
 	blocks   []modelBlock
@@ -91,6 +92,8 @@ func (s *ipamMachine) init(t *rapid.T) {
 	s.store = ipam.NewMemoryStore()
 	s.now = time.Unix(1_800_000_000, 0)
 	s.cooldown = rapid.SampledFrom([]time.Duration{0, 10 * time.Second}).Draw(t, "cooldown")
+	s.newManager(t)
+	s.other = s.m
 	s.newManager(t)
 	s.inPool = map[int]bool{}
 	s.units = map[netip.Addr]*unitModel{}
@@ -293,6 +296,10 @@ func (s *ipamMachine) AdvanceClock(t *rapid.T) {
 // allocator state must come back whole from the records.
 func (s *ipamMachine) Restart(t *rapid.T) { s.newManager(t) }
 
+// SwitchManager continues with the other manager, whose cache is stale by
+// every write the current one made.
+func (s *ipamMachine) SwitchManager(t *rapid.T) { s.m, s.other = s.other, s.m }
+
 func (s *ipamMachine) Check(t *rapid.T) {
 	recs, _, err := s.store.List(t.Context(), "p", ipam.ListOptions{Limit: 10000, State: ipam.StateAllocated})
 	if err != nil {
@@ -326,6 +333,9 @@ func (s *ipamMachine) Check(t *rapid.T) {
 	}
 }
 
+// TestManagerStateMachine runs random sequences of allocations, releases,
+// reservations, block changes, clock steps, restarts and manager switches
+// against a plain model. Deeper runs: -rapid.checks=2000 -rapid.steps=300.
 func TestManagerStateMachine(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		s := &ipamMachine{}

@@ -27,6 +27,7 @@ const (
 	StateFresh
 )
 
+// String returns the state's name.
 func (s RecordState) String() string {
 	switch s {
 	case StateFree:
@@ -87,6 +88,9 @@ type Pool struct {
 	ID       string
 	Clusters []string
 	Blocks   []Block
+	// UID tells incarnations of a pool ID apart (a pool deleted and created
+	// again starts at Version 0 with a new UID); the Manager sets it.
+	UID string
 	// Version counts the committed Update transactions of the pool. An
 	// allocator caches a pool's state with the version it read it at and
 	// reloads when the version moved (another allocator wrote).
@@ -131,23 +135,35 @@ const DefaultPageSize = 100
 // fn in a transaction that is serialised with every other Update of the
 // same pool — in every process sharing the store — and commits all of fn's
 // writes or none. Update bumps Pool.Version by exactly one when fn returns
-// nil and the commit succeeds. The allocation algorithm stays in Go (the
-// Manager): it reads the version inside the transaction, rebuilds its bitmap
-// cache from Records if the version is not the one it cached, picks a unit
-// and Puts the record, all in the same transaction. A SQL store implements
-// Update as
+// nil and the commit succeeds.
 //
-//	BEGIN (SQLite: BEGIN IMMEDIATE);
-//	SELECT version FROM ipam_pools WHERE id = $1 FOR UPDATE;  -- PostgreSQL row lock
-//	... fn's reads and writes ...
+// Why this shape: the allocation algorithm (bitmaps, cursor, cooldown,
+// never-used preference) stays in Go, written once, and a store only has to
+// serialise and persist. In each transaction the Manager compares
+// Txn.Version with the (UID, Version) its bitmap cache was built at; if
+// another process wrote in between it rebuilds the cache from Records, then
+// picks a unit and Puts its record in the same transaction. Serialising per
+// pool costs little: an allocation holds the lock for microseconds, and
+// pools are independent. (Optimistic compare-and-swap on the version would
+// work too, but under contention every loser reloads a pool's state, which
+// for a /8 is costly; a row lock makes the losers wait instead.)
+//
+// A SQL store implements Update as
+//
+//	BEGIN;                                  -- SQLite: BEGIN IMMEDIATE (one writer)
+//	SELECT uid, version, ... FROM ipam_pools WHERE id = $1 FOR UPDATE;  -- PostgreSQL row lock
+//	... fn: Get/Put/Delete on ipam_records, Cursor/SetCursor on ipam_cursors ...
 //	UPDATE ipam_pools SET version = version + 1 WHERE id = $1;
 //	COMMIT;
 //
-// and backs Txn.Put with a unique key on (pool, prefix) and a condition that
-// an Allocated record is never overwritten by another Allocated one, so even
-// a buggy caller cannot hand out an address twice.
+// with ipam_records keyed by (pool, prefix), so a unit has one record, and
+// Put of an Allocated record written as an INSERT ... ON CONFLICT DO UPDATE
+// ... WHERE ipam_records.state <> 'allocated' that fails when no row was
+// written: even a buggy caller cannot hand an address out twice. READ
+// COMMITTED isolation suffices because the pool row lock orders the writers.
 //
-// Reads outside Update (GetPool, Get, ByOwner, List) see committed state.
+// Reads outside Update (GetPool, Get, ByOwner, List) see committed state
+// and never wait for a transaction.
 type Store interface {
 	// CreatePool stores a new pool (its Version is ignored and starts at 0);
 	// ErrAlreadyExists if the ID is taken.
@@ -180,7 +196,10 @@ type Store interface {
 type Txn interface {
 	// Pool returns the pool as of the transaction start, with its Version.
 	Pool() Pool
-	// SetPool replaces the pool's clusters and blocks (ID and Version are kept).
+	// Version returns the pool's UID and Version as of the transaction
+	// start, without copying the pool (the Manager's cache check).
+	Version() (uid string, version uint64)
+	// SetPool replaces the pool's clusters and blocks (ID, UID and Version are kept).
 	SetPool(p Pool) error
 	// Cursor returns a block's cursor (zero value if never set).
 	Cursor(blockID string) (Cursor, error)

@@ -138,14 +138,37 @@ func (d *Driver) SetLimits(ctx context.Context, name string, l vmm.Limits) error
 	if err != nil {
 		return err
 	}
-	s := m.spec
-	s.Limits = vmm.Limits{CPUWeight: l.CPUWeight, IOWeight: l.IOWeight, Disks: maps.Clone(l.Disks), NICs: map[string]vmm.NICLimits{}}
-	for mac, nl := range l.NICs {
-		s.Limits.NICs[strings.ToLower(mac)] = nl
+	s := cloneSpec(m.spec)
+	if l.CPUWeight > 0 {
+		s.Limits.CPUWeight = l.CPUWeight
 	}
-	s.NICs = slices.Clone(s.NICs)
+	if l.IOWeight > 0 {
+		s.Limits.IOWeight = l.IOWeight
+	}
+	for t, dl := range l.Disks {
+		if s.Limits.Disks == nil {
+			s.Limits.Disks = map[string]vmm.DiskLimits{}
+		}
+		s.Limits.Disks[t] = dl
+		if dl == (vmm.DiskLimits{}) {
+			delete(s.Limits.Disks, t)
+		}
+	}
+	for mac, nl := range l.NICs {
+		mac = strings.ToLower(mac)
+		if s.Limits.NICs == nil {
+			s.Limits.NICs = map[string]vmm.NICLimits{}
+		}
+		s.Limits.NICs[mac] = nl
+		if nl == (vmm.NICLimits{}) {
+			delete(s.Limits.NICs, mac)
+		}
+	}
 	for i := range s.NICs {
 		s.NICs[i].Limits = s.Limits.NICs[s.NICs[i].MAC]
+	}
+	if len(s.Limits.Disks) == 0 {
+		s.Limits.Disks = nil
 	}
 	if err := s.Validate(); err != nil {
 		return err

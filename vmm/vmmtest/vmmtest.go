@@ -26,8 +26,10 @@ type Harness struct {
 	// spec should have at least one disk and one NIC with a MAC when the
 	// driver claims Limiter, so per-disk and per-NIC limits are tested.
 	Spec func(t *testing.T, name string) vmm.Spec
-	// WaitBooted, when set, blocks until the guest of a started machine has
-	// booted (for example: a marker read from its serial console).
+	// WaitBooted, when set, blocks until the guest of a machine has booted
+	// once more since the previous call for that machine (for example: one
+	// more boot marker on its serial console). The suite calls it after every
+	// start, reboot and rescue switch.
 	WaitBooted func(ctx context.Context, name string) error
 	// Alive, when set, checks that a running guest makes progress (a
 	// heartbeat on its console); used after resume, revert and migration.
@@ -39,6 +41,14 @@ type Harness struct {
 	// NoMemorySnapshots says that the driver returns ErrNotImplemented for
 	// snapshots with memory (LXD without CRIU).
 	NoMemorySnapshots bool
+	// NoIOWeight says that the host has no IO weight controller (cgroup v2
+	// io.weight needs the BFQ scheduler): the driver must refuse IO weights
+	// with ErrNotImplemented.
+	NoIOWeight bool
+	// NoLiveNICLimits says that the host cannot apply NIC bandwidth limits
+	// to a running machine (a kernel without the needed tc qdiscs): the
+	// driver must then refuse with ErrNotImplemented and change nothing.
+	NoLiveNICLimits bool
 	// GuestAgent says that the guest runs an agent; without one, the suite
 	// checks that agent calls fail with ErrUnavailable.
 	GuestAgent bool
@@ -354,24 +364,49 @@ func (l *lifecycle) limits(t *testing.T) {
 		t.Skip("driver does not implement vmm.Limiter")
 	}
 	ctx := t.Context()
-	want := vmm.Limits{CPUWeight: 300, IOWeight: 200}
+	want := vmm.Limits{CPUWeight: 300}
 	if len(l.spec.Disks) > 0 {
 		want.Disks = map[string]vmm.DiskLimits{l.spec.Disks[0].Target: {ReadIOPS: 500, WriteIOPS: 400, ReadBytesSec: 10 << 20, WriteBytesSec: 5 << 20}}
-	}
-	for _, n := range l.spec.NICs {
-		if n.MAC != "" {
-			want.NICs = map[string]vmm.NICLimits{vmm.Spec{NICs: []vmm.NIC{n}}.Normalize().NICs[0].MAC: {InboundKiBs: 1000, OutboundKiBs: 2000}}
-			break
-		}
 	}
 	require.NoError(t, lim.SetLimits(ctx, l.name, want))
 	vm, err := l.d.Get(ctx, l.name)
 	require.NoError(t, err)
 	assert.Equal(t, want.CPUWeight, vm.Spec.Limits.CPUWeight)
-	assert.Equal(t, want.IOWeight, vm.Spec.Limits.IOWeight)
 	assert.Equal(t, want.Disks, vm.Spec.Limits.Disks)
-	assert.Equal(t, want.NICs, vm.Spec.Limits.NICs)
 	assert.Equal(t, vmm.StateRunning, vm.State, "limits apply live")
+
+	err = lim.SetLimits(ctx, l.name, vmm.Limits{IOWeight: 200})
+	vm, gerr := l.d.Get(ctx, l.name)
+	require.NoError(t, gerr)
+	if l.h.NoIOWeight {
+		requireClass(t, err, virtplane.ErrNotImplemented, "io weight")
+		assert.Zero(t, vm.Spec.Limits.IOWeight, "a refused change leaves nothing behind")
+	} else {
+		require.NoError(t, err)
+		assert.Equal(t, uint64(200), vm.Spec.Limits.IOWeight)
+	}
+	assert.Equal(t, want.CPUWeight, vm.Spec.Limits.CPUWeight, "limits not named stay")
+
+	for _, n := range l.spec.NICs {
+		if n.MAC == "" {
+			continue
+		}
+		mac := vmm.Spec{NICs: []vmm.NIC{n}}.Normalize().NICs[0].MAC
+		nics := map[string]vmm.NICLimits{mac: {InboundKiBs: 1000, OutboundKiBs: 2000}}
+		err := lim.SetLimits(ctx, l.name, vmm.Limits{NICs: nics})
+		vm, gerr := l.d.Get(ctx, l.name)
+		require.NoError(t, gerr)
+		if l.h.NoLiveNICLimits {
+			requireClass(t, err, virtplane.ErrNotImplemented, "live NIC limits")
+			assert.Empty(t, vm.Spec.Limits.NICs, "a refused change leaves nothing behind")
+		} else {
+			require.NoError(t, err)
+			assert.Equal(t, nics, vm.Spec.Limits.NICs)
+		}
+		assert.Equal(t, want.CPUWeight, vm.Spec.Limits.CPUWeight, "limits not named stay")
+		assert.Equal(t, want.Disks, vm.Spec.Limits.Disks, "limits not named stay")
+		break
+	}
 
 	requireClass(t, lim.SetLimits(ctx, l.name, vmm.Limits{Disks: map[string]vmm.DiskLimits{"vdy": {ReadIOPS: 1}}}), virtplane.ErrInvalidArgument, "unknown disk")
 	requireClass(t, lim.SetLimits(ctx, l.name, vmm.Limits{CPUWeight: 1 << 40}), virtplane.ErrInvalidArgument, "huge weight")
@@ -498,6 +533,7 @@ func (l *lifecycle) snapshots(t *testing.T) {
 func (l *lifecycle) reboot(t *testing.T) {
 	require.NoError(t, l.d.Reboot(t.Context(), l.name))
 	l.waitState(t, l.d, vmm.StateRunning)
+	l.booted(t)
 	l.alive(t, l.d)
 }
 

@@ -102,9 +102,8 @@ func (p *daemonProc) stop() {
 // while clients create VMs on simulated nodes, restarts it each time, and
 // then checks that nothing is lost or doubled: every task terminal, every
 // order (idempotency key) gave exactly one VM, every running VM has exactly
-// one domain and one address, failed VMs hold neither, and no address or
-// domain belongs to nobody. (Volumes: the storage step is not wired yet, so
-// no volume exists to orphan; see the report.)
+// one domain, one root volume and one address, failed VMs hold none of
+// them, and no address, volume or domain belongs to nobody.
 func TestCrashDuringCreates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and restarts the daemon many times; runs without -short")
@@ -261,9 +260,22 @@ func checkConsistent(t *testing.T, ctx context.Context, st interface {
 	sims, err := st.ListObjects(ctx, store.KindSimState, store.ListOptions{})
 	require.NoError(t, err)
 	domains := map[string]int{}
+	volumes := map[string]int{}
 	for _, o := range sims {
-		domains[o.Name]++
+		switch {
+		case strings.HasPrefix(o.Parent, "storage/"):
+			if !strings.HasPrefix(o.Name, "image-") {
+				volumes[o.Name]++
+			}
+		default:
+			domains[o.Name]++
+		}
 	}
+	// Volumes: exactly one linked clone per running VM, none orphaned.
+	for id := range running {
+		assert.Equal(t, 1, volumes[flow.VolumeName(id)], "vm %s has %d root volumes", id, volumes[flow.VolumeName(id)])
+	}
+	assert.Len(t, volumes, len(running), "orphaned volumes")
 	for id, vm := range running {
 		assert.Equal(t, 1, domains[flow.DomainName(id)], "vm %s has %d domains", id, domains[flow.DomainName(id)])
 		var onNode int
@@ -273,6 +285,7 @@ func checkConsistent(t *testing.T, ctx context.Context, st interface {
 			}
 		}
 		assert.Equal(t, 1, onNode, "vm %s's domain is not on its node", id)
+		assert.Equal(t, flow.VolumeName(id), vm.Volume)
 	}
 	assert.Len(t, domains, len(running), "a domain without a running VM")
 

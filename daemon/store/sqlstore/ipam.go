@@ -47,7 +47,7 @@ func (i *ipamStore) CreatePool(ctx context.Context, p ipam.Pool) error {
 	if err != nil {
 		return err
 	}
-	_, err = i.s.write.ExecContext(ctx, i.r().rebind("INSERT INTO ipam_pools (id, clusters, blocks, version) VALUES (?, ?, ?, 0)"), p.ID, clusters, blocks)
+	_, err = i.s.write.ExecContext(ctx, i.r().rebind("INSERT INTO ipam_pools (id, uid, clusters, blocks, version) VALUES (?, ?, ?, ?, 0)"), p.ID, p.UID, clusters, blocks)
 	if err := i.r().wrap(err); err != nil {
 		if errors.Is(err, virtplane.ErrAlreadyExists) {
 			return virtplane.Errorf(virtplane.ErrAlreadyExists, "pool %q", p.ID)
@@ -73,7 +73,7 @@ func scanPool(s scanner) (ipam.Pool, error) {
 	var p ipam.Pool
 	var clusters, blocks string
 	var version int64
-	if err := s.Scan(&p.ID, &clusters, &blocks, &version); err != nil {
+	if err := s.Scan(&p.ID, &p.UID, &clusters, &blocks, &version); err != nil {
 		return p, err
 	}
 	p.Version = uint64(version)
@@ -87,7 +87,7 @@ func scanPool(s scanner) (ipam.Pool, error) {
 }
 
 func getPool(ctx context.Context, r reader, id string, forUpdate string) (ipam.Pool, error) {
-	p, err := scanPool(r.queryRow(ctx, "SELECT id, clusters, blocks, version FROM ipam_pools WHERE id = ?"+forUpdate, id))
+	p, err := scanPool(r.queryRow(ctx, "SELECT id, uid, clusters, blocks, version FROM ipam_pools WHERE id = ?"+forUpdate, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, virtplane.Errorf(virtplane.ErrNotFound, "pool %q", id)
 	}
@@ -102,7 +102,7 @@ func (i *ipamStore) ListPools(ctx context.Context, after string, limit int) ([]i
 	if limit <= 0 {
 		limit = ipam.DefaultPageSize
 	}
-	rows, err := i.r().query(ctx, "SELECT id, clusters, blocks, version FROM ipam_pools WHERE id > ? ORDER BY id LIMIT "+strconv.Itoa(limit+1), after)
+	rows, err := i.r().query(ctx, "SELECT id, uid, clusters, blocks, version FROM ipam_pools WHERE id > ? ORDER BY id LIMIT "+strconv.Itoa(limit+1), after)
 	if err != nil {
 		return nil, "", err
 	}
@@ -301,6 +301,8 @@ func (t *ipamTxn) Pool() ipam.Pool {
 	p.Blocks = append([]ipam.Block(nil), p.Blocks...)
 	return p
 }
+
+func (t *ipamTxn) Version() (string, uint64) { return t.pool.UID, t.pool.Version }
 
 func (t *ipamTxn) SetPool(p ipam.Pool) error {
 	p.ID = t.pool.ID

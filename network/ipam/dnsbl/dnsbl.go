@@ -1,17 +1,3 @@
-// Package dnsbl asks DNS blocklists (RFC 5782) whether an IP address is
-// listed, so that a provider does not hand a customer an address that mail
-// servers refuse. The resolver sits behind a two-method interface that
-// *net.Resolver satisfies; FakeResolver serves tests.
-//
-//	c, err := dnsbl.New(dnsbl.Config{Zones: []string{"zen.spamhaus.org"}, Resolver: net.DefaultResolver})
-//	res, err := c.Check(ctx, netip.MustParseAddr("192.0.2.99"))
-//	if res.Listed() { ... pick another address ... }
-//
-// An IPv4 address is queried with its octets reversed
-// (99.2.0.192.zen.spamhaus.org), an IPv6 address with its 32 nibbles
-// reversed. Answers in 127.0.0.0/8 are listings; 127.255.255.0/24 answers
-// are the list refusing the query (rate limit, public resolver) and are
-// reported as errors, not as listings.
 package dnsbl
 
 import (
@@ -142,8 +128,18 @@ type Result struct {
 // Listed reports whether any zone lists the address.
 func (r Result) Listed() bool { return len(r.Listings) > 0 }
 
-var refusedCodes = netip.MustParsePrefix("127.255.255.0/24")
-var listingCodes = netip.MustParsePrefix("127.0.0.0/8")
+// answerKind sorts an answer: 127.255.255.0/24 is a refusal,
+// the rest of 127.0.0.0/8 a listing, anything else noise.
+func answerKind(a netip.Addr) (listed, refused bool) {
+	if !a.Is4() {
+		return false, false
+	}
+	v := a.As4()
+	if v[0] != 127 {
+		return false, false
+	}
+	return true, v[1] == 255 && v[2] == 255
+}
 
 // Check queries every zone concurrently. It returns the listings it found
 // and, when some zones could not answer, an error wrapping
@@ -202,10 +198,11 @@ func (c *Checker) checkZone(ctx context.Context, addr netip.Addr, zone string) (
 	l := &Listing{Zone: zone}
 	for _, code := range codes {
 		code = code.Unmap()
+		listed, refused := answerKind(code)
 		switch {
-		case refusedCodes.Contains(code):
+		case refused:
 			return nil, virtplane.Errorf(virtplane.ErrUnavailable, "dnsbl zone %q refused the query for %s (answer %s)", zone, addr, code)
-		case listingCodes.Contains(code):
+		case listed:
 			l.Codes = append(l.Codes, code)
 		}
 	}

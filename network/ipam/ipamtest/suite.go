@@ -1,15 +1,3 @@
-// Package ipamtest is the conformance suite of ipam.Store: the in-memory
-// store and every database store (the daemon's SQLite and PostgreSQL
-// stores) pass it.
-//
-//	func TestMyStore(t *testing.T) {
-//		ipamtest.Run(t, func(t *testing.T) ipam.Store { return newMyStore(t) })
-//	}
-//
-// The suite checks the Store contract directly (transactions, versions,
-// uniqueness, paging, owner index) and through an ipam.Manager (next-free
-// and explicit allocation, cooldown, prefix delegation, block removal, two
-// managers sharing one store, and 10,000 goroutines allocating at once).
 package ipamtest
 
 import (
@@ -66,7 +54,7 @@ func host(s string) netip.Prefix {
 
 func newPool(t *testing.T, s ipam.Store, id string, blocks ...string) ipam.Pool {
 	t.Helper()
-	p := ipam.Pool{ID: id, Clusters: []string{"c1"}}
+	p := ipam.Pool{ID: id, Clusters: []string{"c1"}, UID: "uid-" + id}
 	for _, r := range blocks {
 		p.Blocks = append(p.Blocks, mustBlock(t, ipam.BlockSpec{ID: r, Range: r}))
 	}
@@ -81,6 +69,7 @@ func testPoolLifecycle(t *testing.T, s ipam.Store) {
 	require.NoError(t, err)
 	assert.Equal(t, p.Blocks, got.Blocks)
 	assert.Equal(t, []string{"c1"}, got.Clusters)
+	assert.Equal(t, "uid-p1", got.UID)
 	assert.Zero(t, got.Version)
 
 	assert.ErrorIs(t, s.CreatePool(ctx, p), virtplane.ErrAlreadyExists)
@@ -120,6 +109,9 @@ func testUpdate(t *testing.T, s ipam.Store) {
 		Tags: map[string]string{"k": "v"}, AllocatedAt: time.Unix(1700000000, 0).UTC()}
 	require.NoError(t, s.Update(ctx, "p", func(tx ipam.Txn) error {
 		assert.Equal(t, uint64(0), tx.Pool().Version)
+		uid, v := tx.Version()
+		assert.Equal(t, "uid-p", uid)
+		assert.Equal(t, uint64(0), v)
 		require.NoError(t, tx.SetCursor("10.0.0.0/24", ipam.Cursor{Next: 6}))
 		return tx.Put(r)
 	}))
@@ -158,6 +150,8 @@ func testUpdate(t *testing.T, s ipam.Store) {
 		require.NoError(t, err)
 		assert.Equal(t, ipam.Cursor{Next: 6}, c)
 		assert.Equal(t, uint64(1), tx.Pool().Version)
+		_, v := tx.Version()
+		assert.Equal(t, uint64(1), v)
 		return nil
 	}))
 	p, err = s.GetPool(ctx, "p")
@@ -407,6 +401,26 @@ func testManagerAllocate(t *testing.T, s ipam.Store) {
 	require.NoError(t, err)
 	assert.Len(t, rest, 2)
 	assert.False(t, next2.IsValid())
+
+	// A VM with two interfaces is deleted: both addresses go, nobody else's.
+	_, err = m.Allocate(ctx, "p", ipam.Request{Owner: ipam.Owner{VM: "y", Interface: "eth1"}, Addr: addr(t, "192.0.2.4")})
+	assert.ErrorIs(t, err, virtplane.ErrConflict)
+	require.NoError(t, m.ReleaseAddr(ctx, "p", addr(t, "192.0.2.5")))
+	_, err = m.Allocate(ctx, "p", ipam.Request{Owner: ipam.Owner{VM: "y", Interface: "eth1"}, Addr: addr(t, "192.0.2.5")})
+	require.NoError(t, err)
+	released, err := m.ReleaseOwner(ctx, ipam.Owner{VM: "y"})
+	require.NoError(t, err)
+	var rel []string
+	for _, a := range released {
+		rel = append(rel, a.Addr().String()+" "+a.Owner.Interface)
+	}
+	assert.Equal(t, []string{"192.0.2.4 eth0", "192.0.2.5 eth1"}, rel)
+	left, err := m.LookupOwner(ctx, ipam.Owner{VM: "y"})
+	require.NoError(t, err)
+	assert.Empty(t, left)
+	others, _, err := m.List(ctx, "p", netip.Prefix{}, 0)
+	require.NoError(t, err)
+	assert.Len(t, others, 3)
 }
 
 func testManagerCooldown(t *testing.T, s ipam.Store) {
@@ -559,6 +573,23 @@ func testTwoManagers(t *testing.T, s ipam.Store) {
 	a, err := m1.Allocate(ctx, "p", ipam.Request{Owner: ipam.Owner{VM: "x"}})
 	require.NoError(t, err)
 	assert.Equal(t, "10.0.0.5", a.Addr().String())
+
+	// A pool deleted and created again reaches the version m2 cached: the
+	// new UID still tells m2 that its cache is stale.
+	_, err = m1.CreatePool(ctx, ipam.Pool{ID: "q", Blocks: []ipam.Block{mustBlock(t, ipam.BlockSpec{Range: "10.1.0.0/30"})}})
+	require.NoError(t, err)
+	q1, err := m2.Allocate(ctx, "q", ipam.Request{Owner: ipam.Owner{VM: "old"}})
+	require.NoError(t, err)
+	require.NoError(t, m2.Release(ctx, "q", q1.Prefix))
+	require.NoError(t, m1.DeletePool(ctx, "q"))
+	_, err = m1.CreatePool(ctx, ipam.Pool{ID: "q", Blocks: []ipam.Block{mustBlock(t, ipam.BlockSpec{Range: "10.1.0.0/30"})}})
+	require.NoError(t, err)
+	for _, vm := range []string{"n1", "n2"} {
+		_, err := m1.Allocate(ctx, "q", ipam.Request{Owner: ipam.Owner{VM: vm}})
+		require.NoError(t, err)
+	}
+	_, err = m2.Allocate(ctx, "q", ipam.Request{Owner: ipam.Owner{VM: "late"}})
+	assert.ErrorIs(t, err, virtplane.ErrResourceExhausted, "both addresses of the new pool are taken")
 }
 
 func testConcurrent(t *testing.T, s ipam.Store, n int) {

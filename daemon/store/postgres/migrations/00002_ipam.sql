@@ -1,6 +1,7 @@
 -- +goose Up
 CREATE TABLE ipam_pools (
     id       TEXT    PRIMARY KEY,
+    uid      TEXT    NOT NULL,
     clusters TEXT    NOT NULL,
     blocks   TEXT    NOT NULL,
     version  BIGINT NOT NULL

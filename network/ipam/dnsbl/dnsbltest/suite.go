@@ -1,6 +1,3 @@
-// Package dnsbltest is the conformance suite of dnsbl.Resolver, run by the
-// FakeResolver and by *net.Resolver against a DNS server on loopback
-// (Serve), so that the fake answers the way real DNS does.
 package dnsbltest
 
 import (

@@ -1,0 +1,4 @@
+package libvirt
+
+// CountElements exposes countElements to the external tests.
+var CountElements = countElements

@@ -1,0 +1,172 @@
+package libvirt_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/internal/testenv"
+	"github.com/virtplane/virtplane/vmm"
+	"github.com/virtplane/virtplane/vmm/cloudinit"
+)
+
+func virshXML(t *testing.T, name string, inactive bool) string {
+	t.Helper()
+	args := []string{"-c", "qemu:///system", "dumpxml", name}
+	if inactive {
+		args = append(args, "--inactive")
+	}
+	out, err := exec.Command("virsh", args...).CombinedOutput()
+	require.NoError(t, err, string(out))
+	return string(out)
+}
+
+func cleanupVM(t *testing.T, f *fixture, name string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = f.d.Stop(ctx, name)
+		_ = f.d.Delete(ctx, name)
+	})
+}
+
+// TestSeedAndLimitsInLiveDomain checks what libvirt itself reports for a
+// running domain: the cloud-init seed on a CD-ROM with readable NoCloud
+// files, and the limits in the live XML.
+func TestSeedAndLimitsInLiveDomain(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	name := "vpt-seed-" + randHex(3)
+	spec := f.spec(t, name)
+	spec.CloudInit.NetworkConfig = "version: 2\n"
+	cleanupVM(t, f, name)
+	_, err := f.d.Create(ctx, spec)
+	require.NoError(t, err)
+	require.NoError(t, f.d.Start(ctx, name))
+	require.NoError(t, f.d.SetLimits(ctx, name, vmm.Limits{CPUWeight: 700, IOWeight: 300,
+		Disks: map[string]vmm.DiskLimits{"vda": {ReadIOPS: 123, WriteBytesSec: 4 << 20}}}))
+
+	live := virshXML(t, name, false)
+	seed := filepath.Join(f.dir, "state", name, "seed.iso")
+	assert.Contains(t, live, "<source file='"+seed+"'")
+	assert.Contains(t, live, "device='cdrom'")
+	assert.Contains(t, live, "<shares>700</shares>")
+	assert.Contains(t, live, "<weight>300</weight>")
+	assert.Contains(t, live, "<read_iops_sec>123</read_iops_sec>")
+	assert.Contains(t, live, "<write_bytes_sec>4194304</write_bytes_sec>")
+	assert.Contains(t, virshXML(t, name, true), "<read_iops_sec>123</read_iops_sec>", "limits persist")
+
+	img, err := os.ReadFile(seed)
+	require.NoError(t, err)
+	vol, err := cloudinit.ReadISO(bytes.NewReader(img), int64(len(img)))
+	require.NoError(t, err)
+	assert.Equal(t, "cidata", vol.Label)
+	assert.Equal(t, spec.CloudInit.MetaData, string(vol.Files["meta-data"]))
+	assert.Equal(t, spec.CloudInit.UserData, string(vol.Files["user-data"]))
+	assert.Equal(t, "version: 2\n", string(vol.Files["network-config"]))
+
+	require.NoError(t, f.d.Stop(ctx, name))
+	require.NoError(t, f.d.Delete(ctx, name))
+	_, err = os.Stat(seed)
+	assert.True(t, os.IsNotExist(err), "delete removes the seed")
+}
+
+// moduleRoot walks up from the test's directory to go.mod.
+func moduleRoot(t *testing.T) string {
+	dir, err := os.Getwd()
+	require.NoError(t, err)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		require.NotEqual(t, parent, dir, "go.mod not found")
+		dir = parent
+	}
+}
+
+func libvirtdPID(t *testing.T) int {
+	b, err := os.ReadFile(filepath.Join(testenv.StateDir(), "libvirt", "libvirtd.pid"))
+	require.NoError(t, err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	require.NoError(t, err)
+	return pid
+}
+
+// TestDeadlineAndReconnect freezes libvirtd (a call must give up at its
+// deadline), then kills it with SIGKILL and restarts it the way
+// hack/env/libvirt.sh does: the driver reconnects, the next call works and
+// the event stream delivers again.
+func TestDeadlineAndReconnect(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	name := "vpt-rc-" + randHex(3)
+	cleanupVM(t, f, name)
+	_, err := f.d.Create(ctx, f.spec(t, name))
+	require.NoError(t, err)
+	events, err := f.d.Events(ctx)
+	require.NoError(t, err)
+
+	pid := libvirtdPID(t)
+	t.Run("deadline", func(t *testing.T) {
+		require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+		defer func() { _ = syscall.Kill(pid, syscall.SIGCONT) }()
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		start := time.Now()
+		_, err := f.d.Get(cctx, name)
+		took := time.Since(start)
+		require.ErrorIs(t, err, virtplane.ErrTimeout)
+		t.Logf("call against a frozen libvirtd gave up after %s", took)
+	})
+	_, err = f.d.Get(ctx, name)
+	require.NoError(t, err, "libvirtd answers again after SIGCONT")
+
+	t.Run("reconnect", func(t *testing.T) {
+		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+		t.Cleanup(func() {
+			// Whatever happens, leave libvirtd running for everyone else.
+			_ = exec.Command("bash", filepath.Join(moduleRoot(t), "hack/env/libvirt.sh")).Run()
+		})
+		// While it is down, calls fail with a typed error.
+		require.Eventually(t, func() bool {
+			cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			defer cancel()
+			_, err := f.d.Get(cctx, name)
+			return errors.Is(err, virtplane.ErrUnavailable) || errors.Is(err, virtplane.ErrTimeout)
+		}, 10*time.Second, 100*time.Millisecond)
+
+		out, err := exec.Command("bash", filepath.Join(moduleRoot(t), "hack/env/libvirt.sh")).CombinedOutput()
+		require.NoError(t, err, string(out))
+		require.NotEqual(t, pid, libvirtdPID(t), "a new libvirtd runs")
+
+		vm, err := f.d.Get(ctx, name)
+		require.NoError(t, err, "the first call after the restart reconnects")
+		assert.Equal(t, vmm.StateStopped, vm.State)
+
+		require.NoError(t, f.d.Start(ctx, name))
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case ev := <-events:
+				if ev.VM == name && ev.State == vmm.StateRunning {
+					return
+				}
+			case <-deadline:
+				t.Fatal("the event stream did not resume after the restart")
+			}
+		}
+	})
+}
