@@ -355,7 +355,14 @@ func (e *Engine) renew(ctx context.Context) error {
 // its resources, so tasks on one resource run in the order they came.
 func (e *Engine) dispatch(ctx context.Context) error {
 	for {
-		queued, err := e.st.ListTasks(ctx, store.TaskFilter{States: []store.TaskState{store.TaskQueued}, Limit: 512})
+		// Read only as much of the queue as there are free workers (with
+		// room for blocked tasks): a long queue is not re-read on every wake-up.
+		free := cap(e.sem) - len(e.sem)
+		if free == 0 {
+			return nil
+		}
+		limit := min(512, 4*free)
+		queued, err := e.st.ListTasks(ctx, store.TaskFilter{States: []store.TaskState{store.TaskQueued}, Limit: limit})
 		if err != nil {
 			return err
 		}
@@ -383,7 +390,7 @@ func (e *Engine) dispatch(ctx context.Context) error {
 			started++
 			e.start(ctx, t)
 		}
-		if started == 0 || len(queued) < 512 {
+		if started == 0 || len(queued) < limit {
 			return nil
 		}
 	}
