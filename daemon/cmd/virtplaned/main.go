@@ -31,6 +31,10 @@ import (
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/store/postgres"
 	"github.com/virtplane/virtplane/daemon/store/sqlite"
+	"github.com/virtplane/virtplane/storage"
+	"github.com/virtplane/virtplane/storage/file"
+	"github.com/virtplane/virtplane/vmm"
+	"github.com/virtplane/virtplane/vmm/libvirt"
 )
 
 func main() {
@@ -59,7 +63,7 @@ type Config struct {
 
 func defaults() Config {
 	return Config{Data: "./var", Listen: "127.0.0.1:8080", Store: "sqlite", Node: "auto",
-		LibvirtSock: "/var/run/libvirt/libvirt-sock", LogLevel: "info", ShutdownWait: "10s"}
+		LibvirtSock: "/run/libvirt/libvirt-sock", LogLevel: "info", ShutdownWait: "10s"}
 }
 
 func rootCommand(out io.Writer) *cobra.Command {
@@ -150,25 +154,46 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	srv, err := daemon.New(daemon.Config{Store: st, Instance: cfg.Instance, Logger: log, Workers: cfg.TaskWorkers,
-		Version: "dev", DataDir: cfg.Data})
+	node := cfg.Node
+	libvirtUp := false
+	if c, err := net.DialTimeout("unix", cfg.LibvirtSock, time.Second); err == nil {
+		_ = c.Close()
+		libvirtUp = true
+	}
+	if node == "auto" {
+		node = "sim"
+		if libvirtUp {
+			node = "local"
+		}
+	}
+	dcfg := daemon.Config{Store: st, Instance: cfg.Instance, Logger: log, Workers: cfg.TaskWorkers, Version: "dev", DataDir: cfg.Data}
+	if libvirtUp {
+		// The local node: this host's libvirtd, disks in a file pool under
+		// the data directory.
+		abs, err := filepath.Abs(cfg.Data)
+		if err != nil {
+			return err
+		}
+		images, state := filepath.Join(abs, "images"), filepath.Join(abs, "vmm")
+		for _, d := range []string{images, state} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+		}
+		dcfg.LocalDriver = func(context.Context) (vmm.Driver, error) {
+			return libvirt.New(libvirt.Config{Socket: cfg.LibvirtSock, StateDir: state})
+		}
+		dcfg.LocalStorage = func(context.Context) (storage.Pool, error) {
+			return file.New(file.Config{Name: "local", Dir: images})
+		}
+	}
+	srv, err := daemon.New(dcfg)
 	if err != nil {
 		return err
 	}
 	token, err := srv.Bootstrap(ctx, cfg.AdminPassword)
 	if err != nil {
 		return err
-	}
-	node := cfg.Node
-	if node == "auto" {
-		// The local libvirtd is used when it answers and this build has a
-		// libvirt driver; vmm/libvirt has not landed yet, so until then the
-		// first node is simulated.
-		node = "sim"
-		if c, err := net.DialTimeout("unix", cfg.LibvirtSock, time.Second); err == nil {
-			_ = c.Close()
-			fmt.Fprintf(out, "libvirtd answers on %s, but this build has no libvirt driver yet: using a simulated node\n", cfg.LibvirtSock)
-		}
 	}
 	if token != "" && node != "none" {
 		if err := srv.SetupFirstNode(ctx, node); err != nil {
