@@ -109,10 +109,15 @@ func CheckPassword(encoded, password string) bool {
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil {
 		return false
 	}
+	// A stored hash is data: bound the work it may ask for (argon2 panics
+	// below its minima, and a huge m or t would be a denial of service).
+	if t < 1 || t > 16 || p < 1 || p > 16 || m < 8*uint32(p) || m > 1<<20 {
+		return false
+	}
 	enc := base64.RawStdEncoding
 	salt, err1 := enc.DecodeString(parts[4])
 	want, err2 := enc.DecodeString(parts[5])
-	if err1 != nil || err2 != nil {
+	if err1 != nil || err2 != nil || len(salt) < 8 || len(want) < 16 || len(want) > 64 {
 		return false
 	}
 	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
