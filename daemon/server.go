@@ -131,6 +131,19 @@ func (s *Server) SetupFirstNode(ctx context.Context, address string) error {
 	pool := model.IPPool{ID: store.NewID(), Name: "default", ClusterIDs: []string{c.ID},
 		Blocks: []model.IPBlock{{ID: "b1", Range: "192.0.2.0/24", Gateway: "192.0.2.1"}}, Created: time.Now().UTC()}
 	img := model.Image{ID: store.NewID(), Name: "debian-12", OSType: "linux", Source: "/var/lib/virtplane/images/debian-12.qcow2", Format: "qcow2", Created: time.Now().UTC()}
+	if address == "local" {
+		// No OS image is shipped: the first image is an empty disk, enough
+		// for QEMU to run a VM (it boots into the firmware). Import real
+		// images into the local pool under the name flow.ImageVolume(id).
+		img.Name, img.Source, img.SizeMiB = "blank", "", 1024
+		pool, err := s.storage(ctx, node)
+		if err != nil {
+			return err
+		}
+		if _, err := pool.Create(ctx, storage.VolumeSpec{Name: flow.ImageVolume(img.ID), Size: 1 << 30, Format: storage.FormatQcow2}); err != nil {
+			return err
+		}
+	}
 	if s.IPAM != nil {
 		blk, err := ipam.ParseBlock(ipam.BlockSpec{ID: "b1", Range: "192.0.2.0/24", Gateway: "192.0.2.1"})
 		if err != nil {
