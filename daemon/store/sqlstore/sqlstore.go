@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/virtplane/virtplane"
@@ -24,6 +25,11 @@ type Dialect struct {
 	// IsBusy reports whether err means the transaction should be retried
 	// (a serialization failure); may be nil.
 	IsBusy func(error) bool
+	// GroupCommit runs concurrent Updates in one database transaction, each
+	// under a savepoint of its own, and commits them together. For a
+	// database with one writer (SQLite) it turns many small commits into
+	// few; each Update still commits or rolls back alone.
+	GroupCommit bool
 }
 
 // Store is store.Store over database/sql.
@@ -31,6 +37,15 @@ type Store struct {
 	read, write *sql.DB
 	d           Dialect
 	reader
+	updates   chan *update  // group commit queue (GroupCommit)
+	stopped   chan struct{} // closed when the group committer ended
+	closeOnce sync.Once
+}
+
+type update struct {
+	ctx  context.Context
+	f    func(store.Tx) error
+	done chan error
 }
 
 var _ store.Store = (*Store)(nil)
@@ -41,11 +56,100 @@ var _ store.Store = (*Store)(nil)
 func New(read, write *sql.DB, d Dialect) *Store {
 	s := &Store{read: read, write: write, d: d}
 	s.reader = reader{q: read, d: &s.d}
+	if d.GroupCommit {
+		s.updates = make(chan *update)
+		s.stopped = make(chan struct{})
+		go s.groupCommitter()
+	}
 	return s
+}
+
+// groupBatch bounds how many Updates share one commit.
+const groupBatch = 128
+
+// groupCommitter takes the queued Updates, runs each under a savepoint in
+// one transaction and commits them together.
+func (s *Store) groupCommitter() {
+	defer close(s.stopped)
+	for first := range s.updates {
+		batch := []*update{first}
+	collect:
+		for len(batch) < groupBatch {
+			select {
+			case u, ok := <-s.updates:
+				if !ok {
+					break collect
+				}
+				batch = append(batch, u)
+			default:
+				break collect
+			}
+		}
+		s.runBatch(batch)
+	}
+}
+
+func (s *Store) runBatch(batch []*update) {
+	errs := make([]error, len(batch))
+	fail := func(err error) {
+		for _, u := range batch {
+			u.done <- err
+		}
+	}
+	sqlTx, err := s.write.BeginTx(context.Background(), nil)
+	if err != nil {
+		fail(virtplane.Errorf(virtplane.ErrUnavailable, "begin transaction: %v", err))
+		return
+	}
+	t := &tx{reader: reader{q: sqlTx, d: &s.d}}
+	for i, u := range batch {
+		if err := u.ctx.Err(); err != nil {
+			errs[i] = t.wrap(err)
+			continue
+		}
+		if _, err := sqlTx.Exec("SAVEPOINT u"); err != nil {
+			_ = sqlTx.Rollback()
+			fail(virtplane.Errorf(virtplane.ErrUnavailable, "savepoint: %v", err))
+			return
+		}
+		errs[i] = runGuarded(u.f, t)
+		if errs[i] != nil {
+			if _, err := sqlTx.Exec("ROLLBACK TO u"); err != nil {
+				_ = sqlTx.Rollback()
+				fail(virtplane.Errorf(virtplane.ErrUnavailable, "rollback to savepoint: %v", err))
+				return
+			}
+		}
+		if _, err := sqlTx.Exec("RELEASE u"); err != nil {
+			_ = sqlTx.Rollback()
+			fail(virtplane.Errorf(virtplane.ErrUnavailable, "release savepoint: %v", err))
+			return
+		}
+	}
+	if err := sqlTx.Commit(); err != nil {
+		fail(virtplane.Errorf(virtplane.ErrUnavailable, "commit: %v", err))
+		return
+	}
+	for i, u := range batch {
+		u.done <- errs[i]
+	}
+}
+
+func runGuarded(f func(store.Tx) error, t store.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("store update panicked: %v", p)
+		}
+	}()
+	return f(t)
 }
 
 // Close closes both pools.
 func (s *Store) Close() error {
+	if s.updates != nil {
+		s.closeOnce.Do(func() { close(s.updates) })
+		<-s.stopped
+	}
 	err := s.read.Close()
 	if s.write != s.read {
 		err = errors.Join(err, s.write.Close())
@@ -55,6 +159,15 @@ func (s *Store) Close() error {
 
 // Update runs f in one write transaction.
 func (s *Store) Update(ctx context.Context, f func(store.Tx) error) error {
+	if s.updates != nil {
+		u := &update{ctx: ctx, f: f, done: make(chan error, 1)}
+		select {
+		case s.updates <- u:
+		case <-ctx.Done():
+			return virtplane.Errorf(virtplane.ErrCanceled, "update: %v", ctx.Err())
+		}
+		return <-u.done
+	}
 	for attempt := 0; ; attempt++ {
 		err := s.update(ctx, f)
 		if err != nil && s.d.IsBusy != nil && s.d.IsBusy(err) && attempt < 10 {
