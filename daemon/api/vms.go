@@ -99,10 +99,10 @@ func (s *Server) registerVMs() {
 		Description: "Starts a vm.create task: place the VM, allocate its address, clone the image, prepare the network port, define and start it. Send an Idempotency-Key to make retries safe.",
 	}, s.createVM)
 
-	s.vmTask(tags, "deleteVM", http.MethodDelete, "/v1/vms/{id}", "Delete a VM and everything it holds", flow.KindVMDelete, nil)
-	s.vmTask(tags, "startVM", http.MethodPost, "/v1/vms/{id}/start", "Start a VM", flow.KindVMStart, nil)
-	s.vmTask(tags, "stopVM", http.MethodPost, "/v1/vms/{id}/stop", "Stop a VM", flow.KindVMStop, nil)
-	s.vmTask(tags, "rebootVM", http.MethodPost, "/v1/vms/{id}/reboot", "Reboot a VM", flow.KindVMReboot, nil)
+	s.vmTask(tags, "deleteVM", http.MethodDelete, "/v1/vms/{id}", "Delete a VM and everything it holds", flow.KindVMDelete)
+	s.vmTask(tags, "startVM", http.MethodPost, "/v1/vms/{id}/start", "Start a VM", flow.KindVMStart)
+	s.vmTask(tags, "stopVM", http.MethodPost, "/v1/vms/{id}/stop", "Stop a VM", flow.KindVMStop)
+	s.vmTask(tags, "rebootVM", http.MethodPost, "/v1/vms/{id}/reboot", "Reboot a VM", flow.KindVMReboot)
 
 	type resize struct {
 		IDInput
@@ -249,7 +249,7 @@ func (s *Server) vm(ctx context.Context, r store.Reader, id string) (model.VM, s
 	return vm, o, nil
 }
 
-func (s *Server) vmTask(tags []string, opID, method, path, summary, kind string, _ any) {
+func (s *Server) vmTask(tags []string, opID, method, path, summary, kind string) {
 	huma.Register(s.api, huma.Operation{
 		OperationID: opID, Method: method, Path: path, Tags: tags, Summary: summary, DefaultStatus: http.StatusAccepted,
 	}, func(ctx context.Context, in *IDInput) (*VMTaskOutput, error) {
