@@ -1,0 +1,394 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/daemon/flow"
+	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/store"
+	"github.com/virtplane/virtplane/daemon/tasks"
+)
+
+// VMCreateBody asks for a VM.
+type VMCreateBody struct {
+	Name      string   `json:"name" minLength:"1" maxLength:"63"`
+	ClusterID string   `json:"cluster_id" minLength:"1"`
+	ImageID   string   `json:"image_id" minLength:"1"`
+	PoolID    string   `json:"pool_id" minLength:"1" doc:"IP pool the VM's address comes from"`
+	CPUs      int      `json:"cpus" minimum:"1" maximum:"256"`
+	MemoryMiB int64    `json:"memory_mib" minimum:"64" maximum:"4194304"`
+	DiskGiB   int64    `json:"disk_gib" minimum:"1" maximum:"65536"`
+	SSHKeys   []string `json:"ssh_keys,omitempty" maxItems:"32"`
+	UserData  string   `json:"user_data,omitempty" maxLength:"65536" doc:"cloud-init user data"`
+	Owner     string   `json:"owner,omitempty" doc:"admins may create a VM for another user"`
+}
+
+// VMCreateInput is the create request; the Idempotency-Key header makes a
+// retried request return the first request's VM and task.
+type VMCreateInput struct {
+	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"a key of the caller's choice; a second request with the same key returns the first request's VM and task"`
+	Body           VMCreateBody
+}
+
+// TaskView is a task as the API shows it.
+type TaskView struct {
+	ID         string    `json:"id"`
+	Kind       string    `json:"kind"`
+	Owner      string    `json:"owner" doc:"the user who started it"`
+	Target     string    `json:"target"`
+	Resources  []string  `json:"resources"`
+	State      string    `json:"state" enum:"queued,running,undoing,succeeded,failed,canceled"`
+	Progress   int       `json:"progress"`
+	Message    string    `json:"message"`
+	Error      string    `json:"error,omitempty"`
+	ErrorClass string    `json:"error_class,omitempty"`
+	Created    time.Time `json:"created"`
+	Started    time.Time `json:"started,omitzero"`
+	Finished   time.Time `json:"finished,omitzero"`
+	Cancel     bool      `json:"cancel_requested"`
+}
+
+func viewTask(t store.Task) TaskView {
+	return TaskView{ID: t.ID, Kind: t.Kind, Owner: t.Owner, Target: t.Target, Resources: t.Resources, State: string(t.State),
+		Progress: t.Progress, Message: t.Message, Error: t.Error, ErrorClass: t.ErrorClass, Created: t.Created,
+		Started: t.Started, Finished: t.Finished, Cancel: t.CancelRequested}
+}
+
+// VMTaskOutput answers a VM change: the VM and the task doing the change.
+type VMTaskOutput struct {
+	Body struct {
+		VM   model.VM `json:"vm"`
+		Task TaskView `json:"task"`
+	}
+}
+
+func (s *Server) registerVMs() {
+	tags := []string{"vms"}
+	type listVMs struct {
+		PageInput
+		Owner string `query:"owner" doc:"admins: only this user's VMs"`
+	}
+	huma.Register(s.api, huma.Operation{
+		OperationID: "listVMs", Method: http.MethodGet, Path: "/v1/vms", Tags: tags, Summary: "List the caller's VMs (admins: all)",
+	}, func(ctx context.Context, in *listVMs) (*struct{ Body Page[model.VM] }, error) {
+		p := principal(ctx)
+		owner := in.Owner
+		if !p.Admin() {
+			owner = p.UserID
+		}
+		page, err := listObjects[model.VM](ctx, s.st, store.KindVM, store.ListOptions{Owner: owner, After: in.After, Limit: in.Limit}, nil)
+		return &struct{ Body Page[model.VM] }{page}, problem(err)
+	})
+	huma.Register(s.api, huma.Operation{
+		OperationID: "getVM", Method: http.MethodGet, Path: "/v1/vms/{id}", Tags: tags, Summary: "Get a VM",
+	}, func(ctx context.Context, in *IDInput) (*struct{ Body model.VM }, error) {
+		vm, _, err := s.vm(ctx, s.st, in.ID)
+		return &struct{ Body model.VM }{vm}, problem(err)
+	})
+	huma.Register(s.api, huma.Operation{
+		OperationID: "createVM", Method: http.MethodPost, Path: "/v1/vms", Tags: tags, DefaultStatus: http.StatusAccepted,
+		Summary:     "Create a VM from an image",
+		Description: "Starts a vm.create task: place the VM, allocate its address, clone the image, prepare the network port, define and start it. Send an Idempotency-Key to make retries safe.",
+	}, s.createVM)
+
+	s.vmTask(tags, "deleteVM", http.MethodDelete, "/v1/vms/{id}", "Delete a VM and everything it holds", flow.KindVMDelete)
+	s.vmTask(tags, "startVM", http.MethodPost, "/v1/vms/{id}/start", "Start a VM", flow.KindVMStart)
+	s.vmTask(tags, "stopVM", http.MethodPost, "/v1/vms/{id}/stop", "Stop a VM", flow.KindVMStop)
+	s.vmTask(tags, "rebootVM", http.MethodPost, "/v1/vms/{id}/reboot", "Reboot a VM", flow.KindVMReboot)
+
+	type resize struct {
+		IDInput
+		Body struct {
+			CPUs      int   `json:"cpus,omitempty" minimum:"0" maximum:"256"`
+			MemoryMiB int64 `json:"memory_mib,omitempty" minimum:"0" maximum:"4194304"`
+			DiskGiB   int64 `json:"disk_gib,omitempty" minimum:"0" maximum:"65536" doc:"disks only grow"`
+		}
+	}
+	huma.Register(s.api, huma.Operation{
+		OperationID: "resizeVM", Method: http.MethodPost, Path: "/v1/vms/{id}/resize", Tags: tags, DefaultStatus: http.StatusAccepted,
+		Summary: "Change a VM's CPUs, memory or disk size",
+	}, func(ctx context.Context, in *resize) (*VMTaskOutput, error) {
+		return s.submitVM(ctx, in.ID, flow.KindVMResize, func(vm model.VM, input *flow.VMInput) error {
+			if in.Body.DiskGiB != 0 && in.Body.DiskGiB < vm.DiskGiB {
+				return field("body.disk_gib", virtplane.Errorf(virtplane.ErrInvalidArgument, "disk_gib %d is below the current %d: disks only grow", in.Body.DiskGiB, vm.DiskGiB))
+			}
+			if in.Body.CPUs == 0 && in.Body.MemoryMiB == 0 && in.Body.DiskGiB == 0 {
+				return field("body", virtplane.Errorf(virtplane.ErrInvalidArgument, "nothing to change"))
+			}
+			input.CPUs, input.MemoryMiB, input.DiskGiB = in.Body.CPUs, in.Body.MemoryMiB, in.Body.DiskGiB
+			return nil
+		})
+	})
+	huma.Register(s.api, huma.Operation{
+		OperationID: "setVMLimits", Method: http.MethodPut, Path: "/v1/vms/{id}/limits", Tags: tags, DefaultStatus: http.StatusAccepted,
+		Summary: "Set a VM's CPU, network and disk limits",
+	}, func(ctx context.Context, in *struct {
+		IDInput
+		Body model.Limits
+	}) (*VMTaskOutput, error) {
+		return s.submitVM(ctx, in.ID, flow.KindVMLimits, func(vm model.VM, input *flow.VMInput) error {
+			l := in.Body
+			input.Limits = &l
+			return nil
+		})
+	})
+	type snapshot struct {
+		IDInput
+		Body struct {
+			Name string `json:"name" minLength:"1" maxLength:"63"`
+		}
+	}
+	huma.Register(s.api, huma.Operation{
+		OperationID: "createSnapshot", Method: http.MethodPost, Path: "/v1/vms/{id}/snapshots", Tags: tags, DefaultStatus: http.StatusAccepted,
+		Summary: "Snapshot a VM's disk",
+	}, func(ctx context.Context, in *snapshot) (*VMTaskOutput, error) {
+		return s.submitVM(ctx, in.ID, flow.KindVMSnapshotCreate, func(vm model.VM, input *flow.VMInput) error {
+			if err := model.ValidName("name", in.Body.Name); err != nil {
+				return field("body.name", err)
+			}
+			if slices.ContainsFunc(vm.Snapshots, func(sn model.Snapshot) bool { return sn.Name == in.Body.Name }) {
+				return field("body.name", virtplane.Errorf(virtplane.ErrAlreadyExists, "snapshot %q", in.Body.Name))
+			}
+			input.Snapshot = in.Body.Name
+			return nil
+		})
+	})
+	huma.Register(s.api, huma.Operation{
+		OperationID: "listSnapshots", Method: http.MethodGet, Path: "/v1/vms/{id}/snapshots", Tags: tags, Summary: "List a VM's snapshots",
+	}, func(ctx context.Context, in *IDInput) (*struct{ Body Page[model.Snapshot] }, error) {
+		vm, _, err := s.vm(ctx, s.st, in.ID)
+		items := vm.Snapshots
+		if items == nil {
+			items = []model.Snapshot{}
+		}
+		return &struct{ Body Page[model.Snapshot] }{Page[model.Snapshot]{Items: items}}, problem(err)
+	})
+	huma.Register(s.api, huma.Operation{
+		OperationID: "deleteSnapshot", Method: http.MethodDelete, Path: "/v1/vms/{id}/snapshots/{name}", Tags: tags, DefaultStatus: http.StatusAccepted,
+		Summary: "Delete a snapshot",
+	}, func(ctx context.Context, in *struct {
+		IDInput
+		Name string `path:"name"`
+	}) (*VMTaskOutput, error) {
+		return s.submitVM(ctx, in.ID, flow.KindVMSnapshotDelete, func(vm model.VM, input *flow.VMInput) error {
+			if !slices.ContainsFunc(vm.Snapshots, func(sn model.Snapshot) bool { return sn.Name == in.Name }) {
+				return field("path.name", virtplane.Errorf(virtplane.ErrNotFound, "snapshot %q", in.Name))
+			}
+			input.Snapshot = in.Name
+			return nil
+		})
+	})
+	huma.Register(s.api, huma.Operation{
+		OperationID: "rescueVM", Method: http.MethodPost, Path: "/v1/vms/{id}/rescue", Tags: tags, DefaultStatus: http.StatusAccepted,
+		Summary: "Boot a VM into (or out of) rescue mode",
+	}, func(ctx context.Context, in *struct {
+		IDInput
+		Body struct {
+			Enabled bool `json:"enabled"`
+		}
+	}) (*VMTaskOutput, error) {
+		return s.submitVM(ctx, in.ID, flow.KindVMRescue, func(vm model.VM, input *flow.VMInput) error {
+			input.Rescue = in.Body.Enabled
+			return nil
+		})
+	})
+	huma.Register(s.api, huma.Operation{
+		OperationID: "migrateVM", Method: http.MethodPost, Path: "/v1/vms/{id}/migrate", Tags: tags, DefaultStatus: http.StatusAccepted,
+		Summary: "Move a VM to another node (admin)",
+	}, func(ctx context.Context, in *struct {
+		IDInput
+		Body struct {
+			NodeID string `json:"node_id,omitempty" doc:"target node; empty lets the scheduler choose"`
+		}
+	}) (*VMTaskOutput, error) {
+		if err := requireAdmin(ctx); err != nil {
+			return nil, problem(err)
+		}
+		return s.submitVM(ctx, in.ID, flow.KindVMMigrate, func(vm model.VM, input *flow.VMInput) error {
+			if in.Body.NodeID != "" {
+				if _, err := s.st.GetObject(ctx, store.KindNode, in.Body.NodeID); err != nil {
+					return field("body.node_id", err)
+				}
+			}
+			input.NodeID = in.Body.NodeID
+			return nil
+		})
+	})
+	huma.Register(s.api, huma.Operation{
+		OperationID: "getVMConsole", Method: http.MethodGet, Path: "/v1/vms/{id}/console", Tags: tags, Summary: "How to reach a VM's console",
+	}, func(ctx context.Context, in *IDInput) (*struct{ Body model.ConsoleInfo }, error) {
+		if _, _, err := s.vm(ctx, s.st, in.ID); err != nil {
+			return nil, problem(err)
+		}
+		if s.cfg.Console == nil {
+			return nil, problem(virtplane.Errorf(virtplane.ErrNotImplemented, "console access"))
+		}
+		ci, err := s.cfg.Console(ctx, in.ID)
+		return &struct{ Body model.ConsoleInfo }{ci}, problem(err)
+	})
+}
+
+// vm reads a VM the caller may see; another user's VM is reported as not
+// found, so that IDs of others' objects do not leak.
+func (s *Server) vm(ctx context.Context, r store.Reader, id string) (model.VM, store.Object, error) {
+	vm, o, err := getObject[model.VM](ctx, r, store.KindVM, id, "path.id")
+	if err != nil {
+		return vm, o, err
+	}
+	if !principal(ctx).CanAccess(o.Owner) {
+		return model.VM{}, store.Object{}, field("path.id", virtplane.Errorf(virtplane.ErrNotFound, "vm %q", id))
+	}
+	return vm, o, nil
+}
+
+func (s *Server) vmTask(tags []string, opID, method, path, summary, kind string) {
+	huma.Register(s.api, huma.Operation{
+		OperationID: opID, Method: method, Path: path, Tags: tags, Summary: summary, DefaultStatus: http.StatusAccepted,
+	}, func(ctx context.Context, in *IDInput) (*VMTaskOutput, error) {
+		return s.submitVM(ctx, in.ID, kind, func(model.VM, *flow.VMInput) error { return nil })
+	})
+}
+
+// submitVM starts a task on a VM the caller may change, in one transaction
+// with the VM's task reference.
+func (s *Server) submitVM(ctx context.Context, id, kind string, prepare func(model.VM, *flow.VMInput) error) (*VMTaskOutput, error) {
+	out := &VMTaskOutput{}
+	err := s.st.Update(ctx, func(tx store.Tx) error {
+		vm, o, err := s.vm(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if vm.State == model.VMDeleting && kind != flow.KindVMDelete {
+			return field("path.id", virtplane.Errorf(virtplane.ErrConflict, "vm %s is being deleted", id))
+		}
+		input := flow.VMInput{VMID: id}
+		if err := prepare(vm, &input); err != nil {
+			return err
+		}
+		t, _, err := s.cfg.Tasks.SubmitTx(ctx, tx, tasks.Submission{
+			Kind: kind, Owner: principal(ctx).UserID, Target: "vm/" + id, Resources: []string{"vm/" + id}, Input: input,
+		})
+		if err != nil {
+			return err
+		}
+		vm.TaskID = t.ID
+		if kind == flow.KindVMDelete {
+			vm.State = model.VMDeleting
+		}
+		if o.Data, err = encode(vm); err != nil {
+			return err
+		}
+		if err := tx.UpdateObject(ctx, &o); err != nil {
+			return err
+		}
+		out.Body.VM, out.Body.Task = vm, viewTask(t)
+		return nil
+	})
+	if err != nil {
+		return nil, problem(err)
+	}
+	s.cfg.Tasks.Wake()
+	s.publish("vm", "changed", id, out.Body.VM.Owner, out.Body.VM.State)
+	s.publish("task", "created", out.Body.Task.ID, out.Body.VM.Owner, out.Body.Task.State)
+	return out, nil
+}
+
+func (s *Server) createVM(ctx context.Context, in *VMCreateInput) (*VMTaskOutput, error) {
+	p := principal(ctx)
+	b := in.Body
+	owner := p.UserID
+	if b.Owner != "" && b.Owner != p.UserID {
+		if !p.Admin() {
+			return nil, problem(field("body.owner", virtplane.Errorf(virtplane.ErrPermissionDenied, "only admins create VMs for others")))
+		}
+		if _, err := s.st.GetObject(ctx, store.KindUser, b.Owner); err != nil {
+			return nil, problem(field("body.owner", err))
+		}
+		owner = b.Owner
+	}
+	if err := model.ValidName("name", b.Name); err != nil {
+		return nil, problem(field("body.name", err))
+	}
+	for i, k := range b.SSHKeys {
+		if strings.ContainsAny(k, "\n\r") || !strings.HasPrefix(k, "ssh-") && !strings.HasPrefix(k, "ecdsa-") {
+			return nil, problem(field("body.ssh_keys["+itoa(i)+"]", virtplane.Errorf(virtplane.ErrInvalidArgument, "not an OpenSSH public key")))
+		}
+	}
+	out := &VMTaskOutput{}
+	var created bool
+	err := s.st.Update(ctx, func(tx store.Tx) error {
+		if in.IdempotencyKey != "" {
+			t, err := tx.TaskByIdempotencyKey(ctx, owner, in.IdempotencyKey)
+			if err == nil {
+				vmID := strings.TrimPrefix(t.Target, "vm/")
+				o, err := tx.GetObject(ctx, store.KindVM, vmID)
+				var vm model.VM
+				if err == nil {
+					vm, err = decode[model.VM](o)
+				} else if errors.Is(err, virtplane.ErrNotFound) {
+					// Deleted since: the answer is the task (and a VM with its ID only).
+					vm, err = model.VM{ID: vmID, Owner: owner, State: model.VMDeleting}, nil
+				}
+				out.Body.VM, out.Body.Task = vm, viewTask(t)
+				return err
+			}
+			if !errors.Is(err, virtplane.ErrNotFound) {
+				return err
+			}
+		}
+		cluster, _, err := getObject[model.Cluster](ctx, tx, store.KindCluster, b.ClusterID, "body.cluster_id")
+		if err != nil {
+			return err
+		}
+		if _, err := tx.GetObject(ctx, store.KindImage, b.ImageID); err != nil {
+			return field("body.image_id", err)
+		}
+		pool, _, err := getObject[model.IPPool](ctx, tx, store.KindPool, b.PoolID, "body.pool_id")
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(pool.ClusterIDs, cluster.ID) {
+			return field("body.pool_id", virtplane.Errorf(virtplane.ErrInvalidArgument, "pool %s is not attached to cluster %s", pool.ID, cluster.ID))
+		}
+		vm := model.VM{
+			ID: store.NewID(), Name: b.Name, Owner: owner, ClusterID: cluster.ID, ImageID: b.ImageID, PoolID: b.PoolID,
+			CPUs: b.CPUs, MemoryMiB: b.MemoryMiB, DiskGiB: b.DiskGiB, State: model.VMCreating, Addresses: []string{},
+			Snapshots: []model.Snapshot{}, SSHKeys: b.SSHKeys, Created: time.Now().UTC(),
+		}
+		t, _, err := s.cfg.Tasks.SubmitTx(ctx, tx, tasks.Submission{
+			Kind: flow.KindVMCreate, Owner: owner, Target: "vm/" + vm.ID, Resources: []string{"vm/" + vm.ID},
+			Input: flow.VMInput{VMID: vm.ID, UserData: b.UserData}, IdempotencyKey: in.IdempotencyKey,
+		})
+		if err != nil {
+			return err
+		}
+		vm.TaskID = t.ID
+		data, err := encode(vm)
+		if err != nil {
+			return err
+		}
+		// VM names are unique per owner.
+		if err := tx.CreateObject(ctx, &store.Object{Kind: store.KindVM, ID: vm.ID, Name: vm.Name, Owner: owner, Parent: owner, Data: data}); err != nil {
+			return field("body.name", err)
+		}
+		out.Body.VM, out.Body.Task, created = vm, viewTask(t), true
+		return nil
+	})
+	if err != nil {
+		return nil, problem(err)
+	}
+	if created {
+		s.cfg.Tasks.Wake()
+		s.publish("vm", "created", out.Body.VM.ID, owner, out.Body.VM.State)
+		s.publish("task", "created", out.Body.Task.ID, owner, out.Body.Task.State)
+	}
+	return out, nil
+}

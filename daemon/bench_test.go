@@ -1,0 +1,161 @@
+package daemon_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/virtplane/virtplane/daemon"
+	"github.com/virtplane/virtplane/daemon/api"
+	"github.com/virtplane/virtplane/daemon/client"
+	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/store"
+	"github.com/virtplane/virtplane/daemon/store/sqlite"
+)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// BenchmarkScale creates VMs through the HTTP API on simulated nodes and
+// reports create throughput (VMs/s from the first request until every task
+// ended), the p99 latency of a VM list page, and the resident memory of the
+// process (daemon and clients). The reference beside it is the bare store:
+// one transaction inserting a VM document, the floor under any create.
+//
+// The default size suits `make bench` on a shared machine (100 nodes, 2,000
+// VMs); VIRTPLANE_BENCH_NODES=1000 VIRTPLANE_BENCH_VMS=100000 runs the full
+// size of the issue.
+func BenchmarkScale(b *testing.B) {
+	nodes := envInt("VIRTPLANE_BENCH_NODES", 100)
+	vms := envInt("VIRTPLANE_BENCH_VMS", 2000)
+	for b.Loop() {
+		runScale(b, nodes, vms)
+	}
+}
+
+func runScale(b *testing.B, nodes, vms int) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "bench.db"))
+	require.NoError(b, err)
+	defer st.Close()
+	srv, err := daemon.New(daemon.Config{Store: st, Instance: "bench", Workers: 128})
+	require.NoError(b, err)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	token, err := srv.Bootstrap(ctx, "admin-password")
+	require.NoError(b, err)
+	c := client.New(hs.URL, token)
+	c.Poll = 20 * time.Millisecond
+
+	cl, err := c.CreateCluster(ctx, api.ClusterBody{Name: "bench", VirtType: "kvm", Strategy: "even", CPUOvercommit: 8, RAMOvercommit: 2, DiskOvercommit: 1, NetworkMode: "bridge"})
+	require.NoError(b, err)
+	for i := range nodes {
+		_, err := c.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: fmt.Sprintf("sim%04d", i), Address: "sim", Cores: 64, MemoryMiB: 524288, DiskGiB: 10000})
+		require.NoError(b, err)
+	}
+	pool, err := c.CreatePool(ctx, api.PoolBody{Name: "bench", ClusterIDs: []string{cl.ID}, Blocks: []api.BlockBody{{Range: "10.0.0.0/12", Gateway: "10.0.0.1"}}})
+	require.NoError(b, err)
+	img, err := c.CreateImage(ctx, api.ImageBody{Name: "debian", OSType: "linux", Source: "/images/debian.qcow2", Format: "qcow2", SizeMiB: 2048})
+	require.NoError(b, err)
+
+	start := time.Now()
+	ids := make([]string, vms)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= vms {
+					return
+				}
+				_, task, err := c.CreateVM(ctx, api.VMCreateBody{Name: fmt.Sprintf("vm%06d", i), ClusterID: cl.ID, ImageID: img.ID, PoolID: pool.ID, CPUs: 1, MemoryMiB: 512, DiskGiB: 10}, fmt.Sprintf("k%d", i))
+				if err != nil {
+					b.Errorf("create %d: %v", i, err)
+					return
+				}
+				ids[i] = task.ID
+			}
+		})
+	}
+	wg.Wait()
+	failed := 0
+	for _, id := range ids {
+		t, err := srv.Tasks.Wait(ctx, id)
+		require.NoError(b, err)
+		if t.State != store.TaskSucceeded {
+			failed++
+		}
+	}
+	elapsed := time.Since(start)
+	require.Zero(b, failed, "creates failed")
+
+	// List pages at random places, as a UI paging through would.
+	var lat []time.Duration
+	var page client.Page[model.VM]
+	rng := rand.New(rand.NewPCG(1, 2))
+	all, err := st.ListObjects(ctx, store.KindVM, store.ListOptions{})
+	require.NoError(b, err)
+	for range 300 {
+		after := all[rng.IntN(len(all))].ID
+		t0 := time.Now()
+		require.NoError(b, c.Do(ctx, "GET", "/v1/vms?limit=100&after="+after, nil, &page))
+		lat = append(lat, time.Since(t0))
+	}
+	slices.Sort(lat)
+	p99 := lat[len(lat)*99/100]
+
+	// Reference: bare inserts of VM documents, one transaction each.
+	const refN = 2000
+	t0 := time.Now()
+	for i := range refN {
+		require.NoError(b, st.Update(ctx, func(tx store.Tx) error {
+			return tx.CreateObject(ctx, &store.Object{Kind: store.KindVM, ID: fmt.Sprintf("ref%06d", i), Name: fmt.Sprintf("ref%06d", i), Parent: "ref", Data: []byte(`{"state":"running"}`)})
+		}))
+	}
+	refRate := refN / time.Since(t0).Seconds()
+	rate := float64(vms) / elapsed.Seconds()
+	b.ReportMetric(rate, "VMs/s")
+	b.ReportMetric(float64(p99.Microseconds())/1000, "list-p99-ms")
+	b.ReportMetric(float64(rssBytes())/(1<<20), "RSS-MiB")
+	b.ReportMetric(refRate, "ref-inserts/s")
+	b.ReportMetric(rate/refRate, "create/insert")
+	b.ReportMetric(float64(nodes), "nodes")
+	b.ReportMetric(float64(vms), "vms")
+}
+
+// rssBytes is the process's resident set size (Linux).
+func rssBytes() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}

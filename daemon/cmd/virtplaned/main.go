@@ -1,0 +1,234 @@
+// Command virtplaned is the reference daemon of virtplane.
+//
+//	virtplaned serve --data ./var                       # SQLite in ./var, 127.0.0.1:8080
+//	virtplaned serve --store postgres --dsn postgres://... --listen :8080
+//	virtplaned serve --config /etc/virtplane/virtplaned.json
+//
+// On first start it creates the admin account and prints a token for it,
+// and the URL of the API documentation.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/daemon"
+	"github.com/virtplane/virtplane/daemon/store"
+	"github.com/virtplane/virtplane/daemon/store/postgres"
+	"github.com/virtplane/virtplane/daemon/store/sqlite"
+	"github.com/virtplane/virtplane/storage"
+	"github.com/virtplane/virtplane/storage/file"
+	"github.com/virtplane/virtplane/vmm"
+	"github.com/virtplane/virtplane/vmm/libvirt"
+)
+
+func main() {
+	if err := rootCommand(os.Stdout).Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+
+// Config is the daemon's configuration file (JSON); flags given on the
+// command line win over it.
+type Config struct {
+	Data          string `json:"data"`
+	Listen        string `json:"listen"`
+	Store         string `json:"store"`
+	DSN           string `json:"dsn"`
+	Instance      string `json:"instance"`
+	AdminPassword string `json:"admin_password"`
+	// Node is "auto" (the local libvirtd when its socket answers, otherwise
+	// a simulated node), "local", "sim" or "none".
+	Node         string `json:"node"`
+	LibvirtSock  string `json:"libvirt_socket"`
+	LogLevel     string `json:"log_level"`
+	TaskWorkers  int    `json:"task_workers"`
+	ShutdownWait string `json:"shutdown_wait"`
+}
+
+func defaults() Config {
+	return Config{Data: "./var", Listen: "127.0.0.1:8080", Store: "sqlite", Node: "auto",
+		LibvirtSock: "/run/libvirt/libvirt-sock", LogLevel: "info", ShutdownWait: "10s"}
+}
+
+func rootCommand(out io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "virtplaned",
+		Short:         "The reference control plane of virtplane",
+		SilenceUsage:  true,
+		SilenceErrors: false,
+	}
+	root.AddCommand(serveCommand(out))
+	return root
+}
+
+func serveCommand(out io.Writer) *cobra.Command {
+	var configFile string
+	flags := defaults()
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the daemon: API, task engine, events, metrics",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg := defaults()
+			if configFile != "" {
+				b, err := os.ReadFile(configFile)
+				if err != nil {
+					return fmt.Errorf("config: %w", err)
+				}
+				if err := json.Unmarshal(b, &cfg); err != nil {
+					return virtplane.Errorf(virtplane.ErrInvalidArgument, "config %s: %v", configFile, err)
+				}
+			}
+			// Flags set on the command line win over the file.
+			cmd.Flags().Visit(func(f *pflag.Flag) {
+				switch f.Name {
+				case "data":
+					cfg.Data = flags.Data
+				case "listen":
+					cfg.Listen = flags.Listen
+				case "store":
+					cfg.Store = flags.Store
+				case "dsn":
+					cfg.DSN = flags.DSN
+				case "instance":
+					cfg.Instance = flags.Instance
+				case "node":
+					cfg.Node = flags.Node
+				case "admin-password":
+					cfg.AdminPassword = flags.AdminPassword
+				}
+			})
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, cfg, out)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "configuration file (JSON)")
+	f.StringVar(&flags.Data, "data", flags.Data, "directory of the SQLite database and simulated nodes")
+	f.StringVar(&flags.Listen, "listen", flags.Listen, "address of the HTTP API")
+	f.StringVar(&flags.Store, "store", flags.Store, "sqlite or postgres")
+	f.StringVar(&flags.DSN, "dsn", "", "PostgreSQL connection string (with --store postgres)")
+	f.StringVar(&flags.Instance, "instance", "", "name of this daemon among those sharing a store (default: host name)")
+	f.StringVar(&flags.Node, "node", flags.Node, "first node: auto, local, sim or none")
+	f.StringVar(&flags.AdminPassword, "admin-password", "", "password of the admin account created on first start (default: random)")
+	return cmd
+}
+
+func openStore(ctx context.Context, cfg Config) (store.Store, error) {
+	switch cfg.Store {
+	case "sqlite", "":
+		return sqlite.Open(ctx, filepath.Join(cfg.Data, "virtplane.db"))
+	case "postgres":
+		return postgres.Open(ctx, cfg.DSN)
+	}
+	return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "store %q: sqlite or postgres", cfg.Store)
+}
+
+func serve(ctx context.Context, cfg Config, out io.Writer) error {
+	level := slog.LevelInfo
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if cfg.Instance == "" {
+		h, _ := os.Hostname()
+		abs, _ := filepath.Abs(cfg.Data)
+		cfg.Instance = h + ":" + abs
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	node := cfg.Node
+	libvirtUp := false
+	if c, err := net.DialTimeout("unix", cfg.LibvirtSock, time.Second); err == nil {
+		_ = c.Close()
+		libvirtUp = true
+	}
+	if node == "auto" {
+		node = "sim"
+		if libvirtUp {
+			node = "local"
+		}
+	}
+	dcfg := daemon.Config{Store: st, Instance: cfg.Instance, Logger: log, Workers: cfg.TaskWorkers, Version: "dev", DataDir: cfg.Data}
+	if libvirtUp {
+		// The local node: this host's libvirtd, disks in a file pool under
+		// the data directory.
+		abs, err := filepath.Abs(cfg.Data)
+		if err != nil {
+			return err
+		}
+		images, state := filepath.Join(abs, "images"), filepath.Join(abs, "vmm")
+		for _, d := range []string{images, state} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+		}
+		dcfg.LocalDriver = func(context.Context) (vmm.Driver, error) {
+			return libvirt.New(libvirt.Config{Socket: cfg.LibvirtSock, StateDir: state})
+		}
+		dcfg.LocalStorage = func(context.Context) (storage.Pool, error) {
+			return file.New(file.Config{Name: "local", Dir: images})
+		}
+	}
+	srv, err := daemon.New(dcfg)
+	if err != nil {
+		return err
+	}
+	token, err := srv.Bootstrap(ctx, cfg.AdminPassword)
+	if err != nil {
+		return err
+	}
+	if token != "" && node != "none" {
+		if err := srv.SetupFirstNode(ctx, node); err != nil {
+			log.Warn("first node not set up", "node", node, "err", err)
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return virtplane.Errorf(virtplane.ErrUnavailable, "listen on %s: %v", cfg.Listen, err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(out, "virtplaned listening on http://%s (store %s, instance %s)\n", ln.Addr(), cfg.Store, cfg.Instance)
+	fmt.Fprintf(out, "API documentation: http://%s/docs\n", ln.Addr())
+	if token != "" {
+		fmt.Fprintf(out, "first start: admin token (shown once): %s\n", token)
+		fmt.Fprintf(out, "  curl -H 'Authorization: Bearer %s' http://%s/v1/vms\n", token, ln.Addr())
+	}
+	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
+	engineDone := make(chan error, 1)
+	go func() { engineDone <- srv.Run(runCtx) }()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- hs.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+	case err := <-httpDone:
+		cancelRun()
+		return err
+	}
+	wait, _ := time.ParseDuration(cfg.ShutdownWait)
+	sctx, cancel := context.WithTimeout(context.Background(), max(wait, time.Second))
+	defer cancel()
+	_ = hs.Shutdown(sctx)
+	cancelRun()
+	if err := <-engineDone; err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,887 @@
+// Package flow holds the daemon's task handlers: what the tasks that change
+// VMs do, step by step, over the SDK packages (scheduler, IPAM, storage,
+// network, vmm). Each step records its undo before it acts (see package
+// tasks), so a failure or a crash at any point leaves nothing behind.
+//
+// The create flow: reserve capacity with the scheduler → allocate addresses
+// from the VM's IP pool → linked-clone the image into the VM's volume →
+// prepare the network port → define and start the domain with cloud-init →
+// commit the reservation and record the VM as running.
+//
+//	f := flow.New(flow.Config{Store: st})
+//	f.Register(engine)
+package flow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/virtplane/virtplane/network/ipam"
+	"github.com/virtplane/virtplane/scheduler"
+	"github.com/virtplane/virtplane/storage"
+	"github.com/virtplane/virtplane/vmm"
+
+	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/daemon/events"
+	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/store"
+	"github.com/virtplane/virtplane/daemon/tasks"
+)
+
+// The task kinds.
+const (
+	KindVMCreate         = "vm.create"
+	KindVMDelete         = "vm.delete"
+	KindVMStart          = "vm.start"
+	KindVMStop           = "vm.stop"
+	KindVMReboot         = "vm.reboot"
+	KindVMResize         = "vm.resize"
+	KindVMLimits         = "vm.limits"
+	KindVMSnapshotCreate = "vm.snapshot.create"
+	KindVMSnapshotDelete = "vm.snapshot.delete"
+	KindVMRescue         = "vm.rescue"
+	KindVMMigrate        = "vm.migrate"
+)
+
+// VMInput is the input of every VM task: the VM and what the task changes.
+type VMInput struct {
+	VMID      string        `json:"vm_id"`
+	UserData  string        `json:"user_data,omitempty"`
+	CPUs      int           `json:"cpus,omitempty"`
+	MemoryMiB int64         `json:"memory_mib,omitempty"`
+	DiskGiB   int64         `json:"disk_gib,omitempty"`
+	Limits    *model.Limits `json:"limits,omitempty"`
+	Snapshot  string        `json:"snapshot,omitempty"`
+	Rescue    bool          `json:"rescue,omitempty"`
+	NodeID    string        `json:"node_id,omitempty"`
+	Force     bool          `json:"force,omitempty"`
+}
+
+// Config configures the flows.
+type Config struct {
+	Store  store.Store
+	Events *events.Bus
+	// IPAM allocates the VMs' addresses; required for creates.
+	IPAM *ipam.Manager
+	// Driver returns the hypervisor driver of a node (a simulated node, the
+	// local libvirtd); required for every VM task.
+	Driver func(ctx context.Context, node model.Node) (vmm.Driver, error)
+	// Storage returns the storage pool of a node that holds the VMs' disks
+	// and the images they are cloned from; required for creates.
+	Storage func(ctx context.Context, node model.Node) (storage.Pool, error)
+}
+
+// Flow runs the VM tasks.
+type Flow struct {
+	st     store.Store
+	bus    *events.Bus
+	ipam   *ipam.Manager
+	driver func(ctx context.Context, node model.Node) (vmm.Driver, error)
+	pools  func(ctx context.Context, node model.Node) (storage.Pool, error)
+
+	mu      sync.Mutex
+	scheds  map[string]*scheduler.Scheduler // by cluster, built from the store on first use
+	pending map[string]string               // VM ID → reservation ID of creates under way
+}
+
+// New returns the flows.
+func New(cfg Config) (*Flow, error) {
+	if cfg.Store == nil {
+		return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "flow: Store is required")
+	}
+	if cfg.Events == nil {
+		cfg.Events = events.NewBus()
+	}
+	return &Flow{st: cfg.Store, bus: cfg.Events, ipam: cfg.IPAM, driver: cfg.Driver, pools: cfg.Storage,
+		scheds: map[string]*scheduler.Scheduler{}, pending: map[string]string{}}, nil
+}
+
+// Register installs the handlers and undo actions on an engine.
+func (f *Flow) Register(e *tasks.Engine) {
+	h := func(run func(context.Context, *tasks.Run) error) tasks.Handler {
+		return tasks.Handler{Run: run, Finish: f.finishVM}
+	}
+	e.Handle(KindVMCreate, h(f.createVM))
+	e.Handle(KindVMDelete, h(f.deleteVM))
+	e.Handle(KindVMStart, h(f.power(KindVMStart)))
+	e.Handle(KindVMStop, h(f.power(KindVMStop)))
+	e.Handle(KindVMReboot, h(f.power(KindVMReboot)))
+	e.Handle(KindVMResize, h(f.resize))
+	e.Handle(KindVMLimits, h(f.limits))
+	e.Handle(KindVMSnapshotCreate, h(f.snapshot(true)))
+	e.Handle(KindVMSnapshotDelete, h(f.snapshot(false)))
+	e.Handle(KindVMRescue, h(f.rescue))
+	e.Handle(KindVMMigrate, h(f.migrate))
+	e.OnUndo(undoRelease, f.undoRelease)
+	e.OnUndo(undoAddresses, f.undoAddresses)
+	e.OnUndo(undoDomain, f.undoDomain)
+	e.OnUndo(undoVolume, f.undoVolume)
+}
+
+// The undo actions.
+const (
+	undoRelease   = "scheduler.release"
+	undoAddresses = "ipam.release-owner"
+	undoDomain    = "vmm.delete"
+	undoVolume    = "storage.delete"
+)
+
+// VolumeName is the storage name of a VM's root disk.
+func VolumeName(vmID string) string { return "vpt-" + vmID + "-root" }
+
+// ImageVolume is the storage name of an image's base volume on a node.
+func ImageVolume(imageID string) string { return "image-" + imageID }
+
+func (f *Flow) node(ctx context.Context, nodeID string) (model.Node, error) {
+	o, err := f.st.GetObject(ctx, store.KindNode, nodeID)
+	if err != nil {
+		return model.Node{}, err
+	}
+	var n model.Node
+	err = json.Unmarshal(o.Data, &n)
+	return n, err
+}
+
+func (f *Flow) nodePool(ctx context.Context, nodeID string) (storage.Pool, error) {
+	if f.pools == nil {
+		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "no storage backend is configured")
+	}
+	n, err := f.node(ctx, nodeID)
+	if err != nil {
+		return nil, err
+	}
+	return f.pools(ctx, n)
+}
+
+// ensureImage makes sure the node's pool holds the image's base volume.
+// On a simulated node the base is an empty volume of the image's size; on a
+// real node the image must have been imported into the pool (the storage
+// Importer), and a missing base is an error.
+func (f *Flow) ensureImage(ctx context.Context, pool storage.Pool, imageID string) error {
+	name := ImageVolume(imageID)
+	_, err := pool.Volume(ctx, name)
+	if err == nil || !errors.Is(err, virtplane.ErrNotFound) {
+		return err
+	}
+	info, err := pool.Info(ctx)
+	if err != nil {
+		return err
+	}
+	if info.Driver != "fake" {
+		return virtplane.Errorf(virtplane.ErrNotFound, "image %s is not imported into pool %s (volume %s)", imageID, info.Name, name)
+	}
+	o, err := f.st.GetObject(ctx, store.KindImage, imageID)
+	if err != nil {
+		return err
+	}
+	var img model.Image
+	if err := json.Unmarshal(o.Data, &img); err != nil {
+		return err
+	}
+	size := max(img.SizeMiB, 1024) << 20
+	_, err = pool.Create(ctx, storage.VolumeSpec{Name: name, Size: size, Format: storage.FormatQcow2})
+	if errors.Is(err, virtplane.ErrAlreadyExists) {
+		return nil // a concurrent create made it
+	}
+	return err
+}
+
+func (f *Flow) undoVolume(ctx context.Context, raw json.RawMessage) error {
+	var a vmArgs
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return err
+	}
+	pool, err := f.nodePool(ctx, a.NodeID)
+	if errors.Is(err, virtplane.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return deleteVolume(ctx, pool, VolumeName(a.VMID))
+}
+
+func deleteVolume(ctx context.Context, pool storage.Pool, name string) error {
+	if err := pool.Delete(ctx, name); err != nil && !errors.Is(err, virtplane.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+type vmArgs struct {
+	VMID      string `json:"vm_id"`
+	ClusterID string `json:"cluster_id,omitempty"`
+	NodeID    string `json:"node_id,omitempty"`
+}
+
+// DomainName is the hypervisor name of a VM: the vpt- prefix lets
+// `make env-clean` find what a crashed test left.
+func DomainName(vmID string) string { return "vpt-" + vmID }
+
+// Invalidate drops the placement state of a cluster after its settings or
+// nodes changed; the next placement rebuilds it from the store.
+func (f *Flow) Invalidate(clusterID string) {
+	f.mu.Lock()
+	delete(f.scheds, clusterID)
+	f.mu.Unlock()
+}
+
+// schedulerFor returns the cluster's scheduler, building it from the store:
+// the cluster's rules, its nodes, and the VMs placed on them.
+func (f *Flow) schedulerFor(ctx context.Context, clusterID string) (*scheduler.Scheduler, error) {
+	if s, ok := f.scheds[clusterID]; ok {
+		return s, nil
+	}
+	co, err := f.st.GetObject(ctx, store.KindCluster, clusterID)
+	if err != nil {
+		return nil, err
+	}
+	var c model.Cluster
+	if err := json.Unmarshal(co.Data, &c); err != nil {
+		return nil, err
+	}
+	snap := scheduler.Cluster{Settings: scheduler.Settings{
+		Strategy: scheduler.Strategy(c.Strategy), CPURatio: c.CPUOvercommit, RAMRatio: c.RAMOvercommit,
+		MaxVMs: c.MaxVMs, MaxVMsPerNode: c.MaxVMsPerNode,
+	}}
+	if err := forEach(ctx, f.st, store.KindNode, store.ListOptions{Parent: clusterID}, func(n model.Node) error {
+		st := scheduler.NodeActive
+		if n.Maintenance {
+			st = scheduler.NodeMaintenance
+		}
+		snap.Nodes = append(snap.Nodes, scheduler.Node{ID: n.ID, State: st, Cores: n.Cores, RAM: n.MemoryMiB << 20})
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := forEach(ctx, f.st, store.KindVM, store.ListOptions{}, func(vm model.VM) error {
+		if vm.ClusterID == clusterID && vm.NodeID != "" {
+			snap.VMs = append(snap.VMs, scheduler.VM{ID: vm.ID, Node: vm.NodeID, Request: request(vm)})
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	s, err := scheduler.New(snap)
+	if err != nil {
+		return nil, err
+	}
+	f.scheds[clusterID] = s
+	return s, nil
+}
+
+func request(vm model.VM) scheduler.Request {
+	return scheduler.Request{VCPUs: vm.CPUs, RAM: vm.MemoryMiB << 20}
+}
+
+func forEach[T any](ctx context.Context, r store.Reader, kind store.Kind, opts store.ListOptions, fn func(T) error) error {
+	opts.Limit = 1000
+	for {
+		objs, err := r.ListObjects(ctx, kind, opts)
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			var v T
+			if err := json.Unmarshal(o.Data, &v); err != nil {
+				return err
+			}
+			if err := fn(v); err != nil {
+				return err
+			}
+		}
+		if len(objs) < opts.Limit {
+			return nil
+		}
+		opts.After = objs[len(objs)-1].ID
+	}
+}
+
+func (f *Flow) loadVM(ctx context.Context, id string) (model.VM, error) {
+	o, err := f.st.GetObject(ctx, store.KindVM, id)
+	if err != nil {
+		return model.VM{}, err
+	}
+	var vm model.VM
+	err = json.Unmarshal(o.Data, &vm)
+	return vm, err
+}
+
+func (f *Flow) nodeDriver(ctx context.Context, nodeID string) (vmm.Driver, error) {
+	if f.driver == nil {
+		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "no hypervisor backend is configured")
+	}
+	o, err := f.st.GetObject(ctx, store.KindNode, nodeID)
+	if err != nil {
+		return nil, err
+	}
+	var n model.Node
+	if err := json.Unmarshal(o.Data, &n); err != nil {
+		return nil, err
+	}
+	return f.driver(ctx, n)
+}
+
+// vmPatch is what a task changed on its VM; finishVM applies it in the
+// task's final transaction.
+type vmPatch struct {
+	State     string            `json:"state,omitempty"`
+	NodeID    string            `json:"node_id,omitempty"`
+	Volume    string            `json:"volume,omitempty"`
+	Addresses []string          `json:"addresses,omitempty"`
+	CPUs      int               `json:"cpus,omitempty"`
+	MemoryMiB int64             `json:"memory_mib,omitempty"`
+	Limits    *model.Limits     `json:"limits,omitempty"`
+	Snapshots *[]model.Snapshot `json:"snapshots,omitempty"`
+}
+
+func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
+	var in VMInput
+	if err := r.Input(&in); err != nil {
+		return err
+	}
+	vm, err := f.loadVM(ctx, in.VMID)
+	if err != nil {
+		return err
+	}
+	if f.ipam == nil {
+		return virtplane.Errorf(virtplane.ErrNotImplemented, "no IPAM is configured")
+	}
+	args := vmArgs{VMID: vm.ID, ClusterID: vm.ClusterID}
+
+	var placement scheduler.Placement
+	if err := r.Step(ctx, "reserve capacity", tasks.UndoAction(undoRelease, args), func(ctx context.Context) error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		s, err := f.schedulerFor(ctx, vm.ClusterID)
+		if err != nil {
+			return err
+		}
+		res, err := s.Reserve(request(vm), time.Now().Add(time.Hour))
+		if err != nil {
+			return err
+		}
+		f.pending[vm.ID] = res.ID
+		placement = res.Placement
+		return nil
+	}); err != nil {
+		return err
+	}
+	args.NodeID = placement.Node
+	_ = r.Progress(ctx, 20, "placed on node "+placement.Node)
+
+	var addr ipam.Allocation
+	if err := r.Step(ctx, "allocate address", tasks.UndoAction(undoAddresses, args), func(ctx context.Context) error {
+		var err error
+		addr, err = f.ipam.Allocate(ctx, vm.PoolID, ipam.Request{Owner: ipam.Owner{VM: vm.ID, Interface: "eth0"}})
+		return err
+	}); err != nil {
+		return err
+	}
+	_ = r.Progress(ctx, 40, "address "+addr.Prefix.String())
+
+	pool, err := f.nodePool(ctx, placement.Node)
+	if err != nil {
+		return err
+	}
+	var disk storage.Volume
+	if err := r.Step(ctx, "clone image", tasks.UndoAction(undoVolume, args), func(ctx context.Context) error {
+		if err := f.ensureImage(ctx, pool, vm.ImageID); err != nil {
+			return err
+		}
+		cl, ok := pool.(storage.Cloner)
+		if !ok {
+			return virtplane.Errorf(virtplane.ErrNotImplemented, "the node's storage cannot clone")
+		}
+		var err error
+		if disk, err = cl.Clone(ctx, ImageVolume(vm.ImageID), VolumeName(vm.ID), storage.CloneLinked); err != nil {
+			return err
+		}
+		if want := vm.DiskGiB << 30; want > disk.Capacity {
+			rz, ok := pool.(storage.Resizer)
+			if !ok {
+				return virtplane.Errorf(virtplane.ErrNotImplemented, "the node's storage cannot grow the disk to %d GiB", vm.DiskGiB)
+			}
+			disk, err = rz.Resize(ctx, disk.Name, want, storage.ResizeOptions{})
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	_ = r.Progress(ctx, 60, "disk "+disk.Name)
+	// The network port (bridge/VxLAN, anti-spoofing, shaping) of the
+	// network packages is not wired yet: the NIC joins the cluster's bridge.
+
+	drv, err := f.nodeDriver(ctx, placement.Node)
+	if err != nil {
+		return err
+	}
+	cluster, err := f.cluster(ctx, vm.ClusterID)
+	if err != nil {
+		return err
+	}
+	spec := vmm.Spec{Name: DomainName(vm.ID), VCPUs: vm.CPUs, MemoryMiB: vm.MemoryMiB,
+		CloudInit: cloudInit(vm, in.UserData, addr),
+		Disks:     []vmm.Disk{{Target: "vda", Source: vmm.DiskSource(disk.Attachment)}}}
+	if cluster.Bridge != "" {
+		spec.NICs = []vmm.NIC{{Bridge: cluster.Bridge}}
+	}
+	if err := r.Step(ctx, "define domain", tasks.UndoAction(undoDomain, args), func(ctx context.Context) error {
+		_, err := drv.Create(ctx, spec)
+		return err
+	}); err != nil {
+		return err
+	}
+	_ = r.Progress(ctx, 80, "defined")
+	if err := r.Step(ctx, "start domain", tasks.NoUndo, func(ctx context.Context) error {
+		return drv.Start(ctx, spec.Name)
+	}); err != nil {
+		return err
+	}
+	return r.SetResult(vmPatch{State: model.VMRunning, NodeID: placement.Node, Volume: disk.Name, Addresses: []string{addr.Addr().String()}})
+}
+
+func (f *Flow) cluster(ctx context.Context, id string) (model.Cluster, error) {
+	o, err := f.st.GetObject(ctx, store.KindCluster, id)
+	if err != nil {
+		return model.Cluster{}, err
+	}
+	var c model.Cluster
+	err = json.Unmarshal(o.Data, &c)
+	return c, err
+}
+
+// cloudInit gives the guest its name, keys and static address.
+func cloudInit(vm model.VM, userData string, a ipam.Allocation) *vmm.CloudInit {
+	meta := fmt.Sprintf("instance-id: %s\nlocal-hostname: %s\n", vm.ID, vm.Name)
+	if len(vm.SSHKeys) > 0 {
+		meta += "public-keys:\n"
+		for _, k := range vm.SSHKeys {
+			meta += "  - " + k + "\n"
+		}
+	}
+	netcfg := fmt.Sprintf("version: 2\nethernets:\n  eth0:\n    match: {name: \"e*\"}\n    addresses: [%s]\n", hostPrefix(a))
+	if a.Gateway.IsValid() {
+		netcfg += "    gateway" + map[bool]string{true: "4", false: "6"}[a.Gateway.Is4()] + ": " + a.Gateway.String() + "\n"
+	}
+	if userData == "" {
+		userData = "#cloud-config\n"
+	}
+	return &vmm.CloudInit{UserData: userData, MetaData: meta, NetworkConfig: netcfg}
+}
+
+func hostPrefix(a ipam.Allocation) string {
+	if a.Network.IsValid() {
+		return netip.PrefixFrom(a.Addr(), a.Network.Bits()).String()
+	}
+	return a.Prefix.String()
+}
+
+func (f *Flow) undoRelease(ctx context.Context, raw json.RawMessage) error {
+	var a vmArgs
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id, ok := f.pending[a.VMID]
+	if !ok {
+		return nil // never reserved, or reserved by a daemon run that died: its reservations died with it
+	}
+	delete(f.pending, a.VMID)
+	if s, ok := f.scheds[a.ClusterID]; ok {
+		if err := s.Release(id); err != nil && !errors.Is(err, virtplane.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *Flow) undoAddresses(ctx context.Context, raw json.RawMessage) error {
+	var a vmArgs
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return err
+	}
+	return f.releaseAddresses(ctx, a.VMID)
+}
+
+func (f *Flow) releaseAddresses(ctx context.Context, vmID string) error {
+	if f.ipam == nil {
+		return nil
+	}
+	allocs, err := f.ipam.LookupOwner(ctx, ipam.Owner{VM: vmID})
+	if err != nil {
+		return err
+	}
+	for _, al := range allocs {
+		if err := f.ipam.Release(ctx, al.Pool, al.Prefix); err != nil && !errors.Is(err, virtplane.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *Flow) undoDomain(ctx context.Context, raw json.RawMessage) error {
+	var a vmArgs
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return err
+	}
+	drv, err := f.nodeDriver(ctx, a.NodeID)
+	if errors.Is(err, virtplane.ErrNotFound) {
+		return nil // the node is gone, and its domains with it
+	}
+	if err != nil {
+		return err
+	}
+	return removeDomain(ctx, drv, DomainName(a.VMID))
+}
+
+// removeDomain powers off and deletes a domain; a missing one is fine.
+func removeDomain(ctx context.Context, drv vmm.Driver, name string) error {
+	d, err := drv.Get(ctx, name)
+	if errors.Is(err, virtplane.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if d.State != vmm.StateStopped {
+		if err := drv.Stop(ctx, name); err != nil && !errors.Is(err, virtplane.ErrConflict) {
+			return err
+		}
+	}
+	if err := drv.Delete(ctx, name); err != nil && !errors.Is(err, virtplane.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// deleteVM removes the domain, the addresses and the placement; every step
+// is idempotent, so a delete that fails half-way can simply be repeated.
+func (f *Flow) deleteVM(ctx context.Context, r *tasks.Run) error {
+	var in VMInput
+	if err := r.Input(&in); err != nil {
+		return err
+	}
+	vm, err := f.loadVM(ctx, in.VMID)
+	if err != nil {
+		return err
+	}
+	if vm.NodeID != "" {
+		drv, err := f.nodeDriver(ctx, vm.NodeID)
+		if err != nil && !errors.Is(err, virtplane.ErrNotFound) {
+			return err
+		}
+		if err == nil {
+			if err := r.Step(ctx, "delete domain", tasks.NoUndo, func(ctx context.Context) error {
+				return removeDomain(ctx, drv, DomainName(vm.ID))
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	if vm.NodeID != "" {
+		pool, err := f.nodePool(ctx, vm.NodeID)
+		if err != nil && !errors.Is(err, virtplane.ErrNotFound) {
+			return err
+		}
+		if err == nil {
+			if err := r.Step(ctx, "delete volume", tasks.NoUndo, func(ctx context.Context) error {
+				return deleteVolume(ctx, pool, VolumeName(vm.ID))
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	if err := r.Step(ctx, "release addresses", tasks.NoUndo, func(ctx context.Context) error {
+		return f.releaseAddresses(ctx, vm.ID)
+	}); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	if s, ok := f.scheds[vm.ClusterID]; ok {
+		if err := s.RemoveVM(vm.ID); err != nil && !errors.Is(err, virtplane.ErrNotFound) {
+			f.mu.Unlock()
+			return err
+		}
+	}
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *Flow) withDomain(ctx context.Context, r *tasks.Run) (model.VM, VMInput, vmm.Driver, error) {
+	var in VMInput
+	if err := r.Input(&in); err != nil {
+		return model.VM{}, in, nil, err
+	}
+	vm, err := f.loadVM(ctx, in.VMID)
+	if err != nil {
+		return vm, in, nil, err
+	}
+	if vm.NodeID == "" {
+		return vm, in, nil, virtplane.Errorf(virtplane.ErrConflict, "vm %s is not placed on a node (state %s)", vm.ID, vm.State)
+	}
+	drv, err := f.nodeDriver(ctx, vm.NodeID)
+	return vm, in, drv, err
+}
+
+func (f *Flow) power(kind string) func(context.Context, *tasks.Run) error {
+	return func(ctx context.Context, r *tasks.Run) error {
+		vm, _, drv, err := f.withDomain(ctx, r)
+		if err != nil {
+			return err
+		}
+		name := DomainName(vm.ID)
+		state := model.VMRunning
+		err = r.Step(ctx, kind, tasks.NoUndo, func(ctx context.Context) error {
+			switch kind {
+			case KindVMStart:
+				return drv.Start(ctx, name)
+			case KindVMStop:
+				state = model.VMStopped
+				return drv.Stop(ctx, name)
+			default:
+				return drv.Reboot(ctx, name)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return r.SetResult(vmPatch{State: state})
+	}
+}
+
+func capability[T any](drv vmm.Driver, what string) (T, error) {
+	c, ok := drv.(T)
+	if !ok {
+		return c, virtplane.Errorf(virtplane.ErrNotImplemented, "the node's hypervisor driver cannot %s", what)
+	}
+	return c, nil
+}
+
+func (f *Flow) resize(ctx context.Context, r *tasks.Run) error {
+	vm, in, drv, err := f.withDomain(ctx, r)
+	if err != nil {
+		return err
+	}
+	rz, err := capability[vmm.Resizer](drv, "resize")
+	if err != nil {
+		return err
+	}
+	if in.DiskGiB != 0 {
+		return virtplane.Errorf(virtplane.ErrNotImplemented, "disk resize needs the storage package, not wired yet")
+	}
+	res := vmm.Resources{VCPUs: vm.CPUs, MemoryMiB: vm.MemoryMiB}
+	if in.CPUs != 0 {
+		res.VCPUs = in.CPUs
+	}
+	if in.MemoryMiB != 0 {
+		res.MemoryMiB = in.MemoryMiB
+	}
+	if err := r.Step(ctx, "resize", tasks.NoUndo, func(ctx context.Context) error {
+		return rz.Resize(ctx, DomainName(vm.ID), res)
+	}); err != nil {
+		return err
+	}
+	f.Invalidate(vm.ClusterID)
+	return r.SetResult(vmPatch{CPUs: res.VCPUs, MemoryMiB: res.MemoryMiB})
+}
+
+func (f *Flow) limits(ctx context.Context, r *tasks.Run) error {
+	vm, in, drv, err := f.withDomain(ctx, r)
+	if err != nil {
+		return err
+	}
+	lm, err := capability[vmm.Limiter](drv, "set limits")
+	if err != nil {
+		return err
+	}
+	l := vmm.Limits{}
+	if in.Limits != nil && in.Limits.CPUPercent > 0 {
+		l.CPUWeight = uint64(in.Limits.CPUPercent) * 100
+	}
+	if err := r.Step(ctx, "set limits", tasks.NoUndo, func(ctx context.Context) error {
+		return lm.SetLimits(ctx, DomainName(vm.ID), l)
+	}); err != nil {
+		return err
+	}
+	return r.SetResult(vmPatch{Limits: in.Limits})
+}
+
+func (f *Flow) snapshot(create bool) func(context.Context, *tasks.Run) error {
+	return func(ctx context.Context, r *tasks.Run) error {
+		vm, in, drv, err := f.withDomain(ctx, r)
+		if err != nil {
+			return err
+		}
+		sn, err := capability[vmm.Snapshotter](drv, "snapshot")
+		if err != nil {
+			return err
+		}
+		snaps := append([]model.Snapshot{}, vm.Snapshots...)
+		if create {
+			err = r.Step(ctx, "create snapshot "+in.Snapshot, tasks.NoUndo, func(ctx context.Context) error {
+				return sn.CreateSnapshot(ctx, DomainName(vm.ID), vmm.SnapshotSpec{Name: in.Snapshot})
+			})
+			snaps = append(snaps, model.Snapshot{Name: in.Snapshot, Created: time.Now().UTC()})
+		} else {
+			err = r.Step(ctx, "delete snapshot "+in.Snapshot, tasks.NoUndo, func(ctx context.Context) error {
+				err := sn.DeleteSnapshot(ctx, DomainName(vm.ID), in.Snapshot)
+				if errors.Is(err, virtplane.ErrNotFound) {
+					return nil
+				}
+				return err
+			})
+			for i, s := range snaps {
+				if s.Name == in.Snapshot {
+					snaps = append(snaps[:i], snaps[i+1:]...)
+					break
+				}
+			}
+		}
+		if err != nil {
+			return err
+		}
+		return r.SetResult(vmPatch{Snapshots: &snaps})
+	}
+}
+
+func (f *Flow) rescue(ctx context.Context, r *tasks.Run) error {
+	vm, in, drv, err := f.withDomain(ctx, r)
+	if err != nil {
+		return err
+	}
+	rs, err := capability[vmm.Rescuer](drv, "boot into rescue")
+	if err != nil {
+		return err
+	}
+	state := model.VMRunning
+	err = r.Step(ctx, "rescue", tasks.NoUndo, func(ctx context.Context) error {
+		if in.Rescue {
+			state = model.VMRescue
+			return rs.EnterRescue(ctx, DomainName(vm.ID), vmm.RescueSpec{})
+		}
+		return rs.ExitRescue(ctx, DomainName(vm.ID))
+	})
+	if err != nil {
+		return err
+	}
+	return r.SetResult(vmPatch{State: state})
+}
+
+func (f *Flow) migrate(ctx context.Context, r *tasks.Run) error {
+	return virtplane.Errorf(virtplane.ErrNotImplemented, "migration needs the storage package (disk move) and a second node agent; not wired yet")
+}
+
+// Console tells how to reach a VM's console.
+func (f *Flow) Console(ctx context.Context, vmID string) (model.ConsoleInfo, error) {
+	vm, err := f.loadVM(ctx, vmID)
+	if err != nil {
+		return model.ConsoleInfo{}, err
+	}
+	if vm.NodeID == "" {
+		return model.ConsoleInfo{}, virtplane.Errorf(virtplane.ErrConflict, "vm %s is not placed on a node", vmID)
+	}
+	drv, err := f.nodeDriver(ctx, vm.NodeID)
+	if err != nil {
+		return model.ConsoleInfo{}, err
+	}
+	c, err := capability[vmm.Consoler](drv, "open a console")
+	if err != nil {
+		return model.ConsoleInfo{}, err
+	}
+	ci, err := c.Console(ctx, DomainName(vmID))
+	return model.ConsoleInfo{Type: ci.Type, Host: ci.Host, Port: ci.Port}, err
+}
+
+// finishVM records a task's end on its VM in the task's final transaction.
+func (f *Flow) finishVM(ctx context.Context, tx store.Tx, t *store.Task) error {
+	var in VMInput
+	if err := json.Unmarshal(t.Input, &in); err != nil || in.VMID == "" {
+		return nil
+	}
+	o, err := tx.GetObject(ctx, store.KindVM, in.VMID)
+	if err != nil {
+		return nil // deleted meanwhile
+	}
+	var vm model.VM
+	if err := json.Unmarshal(o.Data, &vm); err != nil {
+		return err
+	}
+	switch {
+	case t.Kind == KindVMDelete && t.State == store.TaskSucceeded:
+		return tx.DeleteObject(ctx, store.KindVM, vm.ID, 0)
+	case t.Kind == KindVMCreate && t.State != store.TaskSucceeded:
+		vm.State, vm.Error = model.VMFailed, t.Error
+	case t.State != store.TaskSucceeded:
+		vm.Error = t.Error
+	default:
+		var p vmPatch
+		if len(t.Result) > 0 {
+			if err := json.Unmarshal(t.Result, &p); err != nil {
+				return err
+			}
+		}
+		vm.Error = ""
+		if p.State != "" {
+			vm.State = p.State
+		}
+		if p.NodeID != "" {
+			vm.NodeID = p.NodeID
+		}
+		if p.Volume != "" {
+			vm.Volume = p.Volume
+		}
+		if p.Addresses != nil {
+			vm.Addresses = p.Addresses
+		}
+		if p.CPUs != 0 {
+			vm.CPUs = p.CPUs
+		}
+		if p.MemoryMiB != 0 {
+			vm.MemoryMiB = p.MemoryMiB
+		}
+		if p.Limits != nil {
+			vm.Limits = *p.Limits
+		}
+		if p.Snapshots != nil {
+			vm.Snapshots = *p.Snapshots
+		}
+		if t.Kind == KindVMCreate {
+			f.commitReservation(vm)
+		}
+	}
+	vm.TaskID = t.ID
+	if o.Data, err = json.Marshal(vm); err != nil {
+		return err
+	}
+	return tx.UpdateObject(ctx, &o)
+}
+
+// commitReservation turns a create's reservation into a placed VM.
+func (f *Flow) commitReservation(vm model.VM) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id, ok := f.pending[vm.ID]
+	if !ok {
+		return
+	}
+	delete(f.pending, vm.ID)
+	if s, ok := f.scheds[vm.ClusterID]; ok {
+		_ = s.Commit(id, vm.ID)
+	}
+}
+
+// Domains lists the hypervisor's machines on a node.
+func (f *Flow) Domains(ctx context.Context, nodeID string) ([]vmm.VM, error) {
+	drv, err := f.nodeDriver(ctx, nodeID)
+	if err != nil {
+		return nil, err
+	}
+	return drv.List(ctx)
+}

@@ -1,0 +1,194 @@
+// Package model holds the daemon's objects as the API shows them and the
+// store keeps them (as JSON documents): users, tokens, clusters, nodes, IP
+// pools, images and VMs, with the validation each needs before it is stored.
+//
+//	c := model.Cluster{Name: "fra1", VirtType: model.VirtKVM, Strategy: model.StrategyEven}
+//	if err := c.Validate(); err != nil { ... } // names the bad field
+package model
+
+import (
+	"regexp"
+	"time"
+
+	"github.com/virtplane/virtplane"
+)
+
+// Role is what a user may do: admins manage infrastructure and every
+// user's objects; users manage only their own VMs, tokens and tasks.
+type Role string
+
+// The roles.
+const (
+	RoleAdmin Role = "admin"
+	RoleUser  Role = "user"
+)
+
+// User is an account.
+type User struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	Role         Role      `json:"role" enum:"admin,user"`
+	Source       string    `json:"source" doc:"where the account is authenticated: local or ldap"`
+	PasswordHash string    `json:"-"`
+	Disabled     bool      `json:"disabled"`
+	Created      time.Time `json:"created"`
+}
+
+// Token is an API token; the secret itself is shown once and only its
+// SHA-256 is stored (the token's store ID).
+type Token struct {
+	ID      string    `json:"id"`
+	UserID  string    `json:"user_id"`
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// Virtualization types of a cluster.
+const (
+	VirtKVM = "kvm"
+	VirtLXD = "lxd"
+)
+
+// Placement strategies of a cluster.
+const (
+	StrategyEven       = "even"
+	StrategySequential = "sequential"
+)
+
+// StorageRef names a storage of a cluster: a driver and where it keeps data.
+type StorageRef struct {
+	Name   string `json:"name" minLength:"1" maxLength:"63"`
+	Driver string `json:"driver" enum:"file,lvm,ceph,san,fake" doc:"storage driver"`
+	Path   string `json:"path,omitempty" doc:"driver location: directory, volume group, RBD pool"`
+}
+
+// Cluster is a group of nodes with one virtualization type and one set of
+// placement rules.
+type Cluster struct {
+	ID             string       `json:"id"`
+	Name           string       `json:"name" minLength:"1" maxLength:"63"`
+	VirtType       string       `json:"virt_type" enum:"kvm,lxd"`
+	Strategy       string       `json:"strategy" enum:"even,sequential"`
+	CPUOvercommit  float64      `json:"cpu_overcommit" minimum:"1" maximum:"64"`
+	RAMOvercommit  float64      `json:"ram_overcommit" minimum:"1" maximum:"8"`
+	DiskOvercommit float64      `json:"disk_overcommit" minimum:"1" maximum:"16"`
+	MaxVMs         int          `json:"max_vms" minimum:"0" doc:"cluster VM limit; 0 means none"`
+	MaxVMsPerNode  int          `json:"max_vms_per_node" minimum:"0" doc:"per-node VM limit; 0 means none"`
+	NetworkMode    string       `json:"network_mode" enum:"bridge,vxlan,routed"`
+	Bridge         string       `json:"bridge,omitempty" doc:"host bridge VMs attach to in bridge mode"`
+	Storages       []StorageRef `json:"storages"`
+	Created        time.Time    `json:"created"`
+}
+
+// Node states.
+const (
+	NodeActive      = "active"
+	NodeMaintenance = "maintenance"
+	NodeUnreachable = "unreachable"
+)
+
+// Node is one host of a cluster.
+type Node struct {
+	ID          string    `json:"id"`
+	ClusterID   string    `json:"cluster_id"`
+	Name        string    `json:"name"`
+	Address     string    `json:"address" doc:"local for this host, sim for a simulated node, or host:port of a node agent"`
+	Maintenance bool      `json:"maintenance" doc:"in maintenance a node takes no new VMs"`
+	State       string    `json:"state" enum:"active,maintenance,unreachable"`
+	Cores       int       `json:"cores"`
+	MemoryMiB   int64     `json:"memory_mib"`
+	DiskGiB     int64     `json:"disk_gib"`
+	Created     time.Time `json:"created"`
+}
+
+// IPBlock is a range of addresses in a pool.
+type IPBlock struct {
+	ID      string `json:"id"`
+	Range   string `json:"range" doc:"CIDR or first-last range"`
+	Gateway string `json:"gateway,omitempty"`
+}
+
+// IPPool is a set of address blocks attached to clusters.
+type IPPool struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	ClusterIDs []string  `json:"cluster_ids"`
+	Blocks     []IPBlock `json:"blocks"`
+	Created    time.Time `json:"created"`
+}
+
+// Image is an OS image VMs are cloned from.
+type Image struct {
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	OSType  string    `json:"os_type" doc:"linux or windows"`
+	Source  string    `json:"source" doc:"path of the image file on the node, or an http(s) URL"`
+	Format  string    `json:"format" enum:"qcow2,raw"`
+	SizeMiB int64     `json:"size_mib"`
+	Created time.Time `json:"created"`
+}
+
+// VM states.
+const (
+	VMCreating = "creating"
+	VMRunning  = "running"
+	VMStopped  = "stopped"
+	VMFailed   = "failed"
+	VMDeleting = "deleting"
+	VMRescue   = "rescue"
+)
+
+// Limits caps what a VM may use beyond its size.
+type Limits struct {
+	CPUPercent int `json:"cpu_percent,omitempty" minimum:"0" maximum:"100"`
+	NetMbit    int `json:"net_mbit,omitempty" minimum:"0"`
+	DiskIOPS   int `json:"disk_iops,omitempty" minimum:"0"`
+}
+
+// Snapshot is a point-in-time copy of a VM's disk.
+type Snapshot struct {
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+}
+
+// VM is a virtual machine.
+type VM struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Owner     string     `json:"owner"`
+	ClusterID string     `json:"cluster_id"`
+	NodeID    string     `json:"node_id,omitempty"`
+	ImageID   string     `json:"image_id"`
+	PoolID    string     `json:"pool_id"`
+	CPUs      int        `json:"cpus"`
+	MemoryMiB int64      `json:"memory_mib"`
+	DiskGiB   int64      `json:"disk_gib"`
+	State     string     `json:"state"`
+	Addresses []string   `json:"addresses"`
+	Volume    string     `json:"volume,omitempty" doc:"the VM's disk volume in the node's storage"`
+	Limits    Limits     `json:"limits"`
+	Snapshots []Snapshot `json:"snapshots"`
+	SSHKeys   []string   `json:"ssh_keys,omitempty"`
+	TaskID    string     `json:"task_id,omitempty" doc:"the last task that changed the VM"`
+	Error     string     `json:"error,omitempty"`
+	Created   time.Time  `json:"created"`
+}
+
+var namePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// ValidName checks an object name (DNS label rules: they become host and
+// domain names) and names the field at fault.
+func ValidName(field, name string) error {
+	if !namePattern.MatchString(name) {
+		return virtplane.Errorf(virtplane.ErrInvalidArgument, "%s %q: lower-case letters, digits and inner dashes, at most 63", field, name)
+	}
+	return nil
+}
+
+// ConsoleInfo tells a client how to reach a VM's console.
+type ConsoleInfo struct {
+	Type string `json:"type" doc:"vnc or serial"`
+	Host string `json:"host"`
+	Port int    `json:"port"`
+}

@@ -1,0 +1,251 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/daemon/api"
+	"github.com/virtplane/virtplane/daemon/auth"
+	"github.com/virtplane/virtplane/daemon/events"
+	"github.com/virtplane/virtplane/daemon/flow"
+	"github.com/virtplane/virtplane/daemon/metrics"
+	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/simnode"
+	"github.com/virtplane/virtplane/daemon/store"
+	"github.com/virtplane/virtplane/daemon/tasks"
+	"github.com/virtplane/virtplane/network/ipam"
+	"github.com/virtplane/virtplane/storage"
+	"github.com/virtplane/virtplane/vmm"
+)
+
+// Config configures a daemon.
+type Config struct {
+	Store store.Store
+	// Instance names this daemon among those sharing a store; stable across
+	// restarts. Default: the host name.
+	Instance string
+	// Workers is how many tasks run at once.
+	Workers int
+	Logger  *slog.Logger
+	Version string
+	// DataDir is where the daemon keeps files (the SQLite database lives
+	// there too when the store is SQLite).
+	DataDir string
+	// LocalDriver opens the hypervisor of a node with address "local" (the
+	// local libvirtd); nil refuses such nodes with ErrNotImplemented.
+	LocalDriver func(ctx context.Context) (vmm.Driver, error)
+	// LocalStorage opens the storage pool of a node with address "local".
+	LocalStorage func(ctx context.Context) (storage.Pool, error)
+}
+
+// Server is one daemon: store, task engine, API, events and metrics.
+type Server struct {
+	cfg     Config
+	Auth    *auth.Service
+	Events  *events.Bus
+	Metrics *metrics.Metrics
+	Tasks   *tasks.Engine
+	Flow    *flow.Flow
+	API     *api.Server
+	IPAM    *ipam.Manager
+
+	mu    sync.Mutex
+	nodes map[string]vmm.Driver   // opened hypervisor drivers by node ID
+	pools map[string]storage.Pool // opened storage pools by node ID
+}
+
+// storage returns the storage pool of a node, opening it on first use.
+func (s *Server) storage(ctx context.Context, n model.Node) (storage.Pool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.pools[n.ID]; ok {
+		return p, nil
+	}
+	var p storage.Pool
+	var err error
+	switch n.Address {
+	case "sim":
+		p, err = simnode.OpenStorage(ctx, s.cfg.Store, n.ID)
+	case "local":
+		if s.cfg.LocalStorage == nil {
+			return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: no local storage pool is configured", n.Name)
+		}
+		p, err = s.cfg.LocalStorage(ctx)
+	default:
+		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: remote node agents (%s)", n.Name, n.Address)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.pools[n.ID] = p
+	return p, nil
+}
+
+// driver returns the hypervisor driver of a node, opening it on first use.
+func (s *Server) driver(ctx context.Context, n model.Node) (vmm.Driver, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d, ok := s.nodes[n.ID]; ok {
+		return d, nil
+	}
+	var d vmm.Driver
+	var err error
+	switch n.Address {
+	case "sim":
+		d, err = simnode.Open(ctx, s.cfg.Store, n.ID)
+	case "local":
+		if s.cfg.LocalDriver == nil {
+			return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: the local libvirt driver is not wired into this daemon yet", n.Name)
+		}
+		d, err = s.cfg.LocalDriver(ctx)
+	default:
+		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: remote node agents (%s)", n.Name, n.Address)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.nodes[n.ID] = d
+	return d, nil
+}
+
+// SetupFirstNode creates, on a fresh store, the cluster "local" with one
+// node ("local": this host's libvirtd; "sim": a simulated node), an IP pool
+// of documentation addresses and an image record, so that a first VM can be
+// created right away.
+func (s *Server) SetupFirstNode(ctx context.Context, address string) error {
+	n, err := s.cfg.Store.CountObjects(ctx, store.KindCluster, store.ListOptions{})
+	if err != nil || n > 0 {
+		return err
+	}
+	c := model.Cluster{ID: store.NewID(), Name: "local", VirtType: model.VirtKVM, Strategy: model.StrategyEven,
+		CPUOvercommit: 4, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: "bridge", Storages: []model.StorageRef{}, Created: time.Now().UTC()}
+	node := model.Node{ID: store.NewID(), ClusterID: c.ID, Name: address + "1", Address: address, State: model.NodeActive,
+		Cores: 8, MemoryMiB: 16384, DiskGiB: 200, Created: time.Now().UTC()}
+	pool := model.IPPool{ID: store.NewID(), Name: "default", ClusterIDs: []string{c.ID},
+		Blocks: []model.IPBlock{{ID: "b1", Range: "192.0.2.0/24", Gateway: "192.0.2.1"}}, Created: time.Now().UTC()}
+	img := model.Image{ID: store.NewID(), Name: "debian-12", OSType: "linux", Source: "/var/lib/virtplane/images/debian-12.qcow2", Format: "qcow2", Created: time.Now().UTC()}
+	if address == "local" {
+		// No OS image is shipped: the first image is an empty disk, enough
+		// for QEMU to run a VM (it boots into the firmware). Import real
+		// images into the local pool under the name flow.ImageVolume(id).
+		img.Name, img.Source, img.SizeMiB = "blank", "", 1024
+		pool, err := s.storage(ctx, node)
+		if err != nil {
+			return err
+		}
+		if _, err := pool.Create(ctx, storage.VolumeSpec{Name: flow.ImageVolume(img.ID), Size: 1 << 30, Format: storage.FormatQcow2}); err != nil {
+			return err
+		}
+	}
+	if s.IPAM != nil {
+		blk, err := ipam.ParseBlock(ipam.BlockSpec{ID: "b1", Range: "192.0.2.0/24", Gateway: "192.0.2.1"})
+		if err != nil {
+			return err
+		}
+		if _, err := s.IPAM.CreatePool(ctx, ipam.Pool{ID: pool.ID, Clusters: pool.ClusterIDs, Blocks: []ipam.Block{blk}}); err != nil {
+			return err
+		}
+	}
+	return s.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		for _, o := range []struct {
+			kind         store.Kind
+			id, name, pa string
+			v            any
+		}{{store.KindCluster, c.ID, c.Name, "", c}, {store.KindNode, node.ID, node.Name, c.ID, node},
+			{store.KindPool, pool.ID, pool.Name, "", pool}, {store.KindImage, img.ID, img.Name, "", img}} {
+			data, err := json.Marshal(o.v)
+			if err != nil {
+				return err
+			}
+			if err := tx.CreateObject(ctx, &store.Object{Kind: o.kind, ID: o.id, Name: o.name, Parent: o.pa, Data: data}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// New wires a daemon over a store.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "daemon: Store is required")
+	}
+	if cfg.Instance == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "daemon: Instance is empty and the host name is unknown: %v", err)
+		}
+		cfg.Instance = h
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, Auth: auth.New(cfg.Store), Events: events.NewBus(), Metrics: metrics.New(cfg.Store)}
+	eng, err := tasks.New(tasks.Config{
+		Store: cfg.Store, Instance: cfg.Instance, Workers: cfg.Workers, Logger: cfg.Logger,
+		OnChange: func(t store.Task) {
+			s.Metrics.ObserveTask(t)
+			s.Events.Publish(events.Event{Type: "task", Action: "progress", ID: t.ID, Owner: t.Owner,
+				State: string(t.State), Progress: t.Progress, Message: t.Message, Target: t.Target})
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.Tasks = eng
+	if is, ok := cfg.Store.(interface{ IPAM() ipam.Store }); ok {
+		if s.IPAM, err = ipam.New(ipam.Config{Store: is.IPAM()}); err != nil {
+			return nil, err
+		}
+	}
+	s.nodes = map[string]vmm.Driver{}
+	s.pools = map[string]storage.Pool{}
+	if s.Flow, err = flow.New(flow.Config{Store: cfg.Store, Events: s.Events, IPAM: s.IPAM, Driver: s.driver, Storage: s.storage}); err != nil {
+		return nil, err
+	}
+	s.Flow.Register(eng)
+	s.API, err = api.New(api.Config{
+		Store: cfg.Store, Tasks: eng, Auth: s.Auth, Events: s.Events, Metrics: s.Metrics,
+		Version: cfg.Version, Console: s.Flow.Console, IPAM: s.IPAM, Invalidate: s.Flow.Invalidate,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Handler is the daemon's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.API.Handler() }
+
+// Run runs the task engine until ctx ends (tasks left unfinished by an
+// earlier run are rolled back first).
+func (s *Server) Run(ctx context.Context) error { return s.Tasks.Run(ctx) }
+
+// Bootstrap makes sure an admin can sign in: when the store has no user it
+// creates the admin account "admin" with password (random when empty) and
+// returns a fresh token for it; with users present it returns "".
+func (s *Server) Bootstrap(ctx context.Context, password string) (token string, err error) {
+	n, err := s.cfg.Store.CountObjects(ctx, store.KindUser, store.ListOptions{})
+	if err != nil || n > 0 {
+		return "", err
+	}
+	if password == "" {
+		password = store.NewID()
+	}
+	u, err := s.Auth.CreateUser(ctx, "admin", password, model.RoleAdmin)
+	if errors.Is(err, virtplane.ErrAlreadyExists) {
+		return "", nil // another daemon bootstrapped at the same time
+	}
+	if err != nil {
+		return "", err
+	}
+	token, _, err = s.Auth.IssueToken(ctx, u.ID, "bootstrap", 0)
+	return token, err
+}

@@ -1,0 +1,160 @@
+// Package simnode is a simulated node whose hypervisor survives the
+// daemon: the vmm/fake driver, with every machine's definition and power
+// state written to the daemon's store after each change and read back when
+// the node is opened again. A daemon killed with SIGKILL and restarted finds
+// the machines its simulated nodes had, the way a restarted daemon finds the
+// domains of a real libvirtd. `make run` uses one when no libvirtd answers;
+// the crash test and the benchmarks use many.
+//
+// A change is durable once its record is written, right after the fake
+// acted; a kill in between loses the change as if the hypervisor had never
+// done it, which is one of the outcomes a real crash can have too.
+//
+//	n, err := simnode.Open(ctx, st, nodeID)
+//	_, err = n.Create(ctx, spec) // recorded in the store
+package simnode
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/daemon/store"
+	"github.com/virtplane/virtplane/vmm"
+	"github.com/virtplane/virtplane/vmm/fake"
+)
+
+// Node is a durable simulated hypervisor.
+type Node struct {
+	*fake.Driver
+	st store.Store
+	id string
+}
+
+var _ vmm.Driver = (*Node)(nil)
+
+type record struct {
+	Spec  vmm.Spec  `json:"spec"`
+	State vmm.State `json:"state"`
+}
+
+// Open returns the simulated node nodeID with the machines recorded for it.
+func Open(ctx context.Context, st store.Store, nodeID string) (*Node, error) {
+	n := &Node{Driver: fake.New(), st: st, id: nodeID}
+	after := ""
+	for {
+		objs, err := st.ListObjects(ctx, store.KindSimState, store.ListOptions{Parent: nodeID, After: after, Limit: 1000})
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range objs {
+			var r record
+			if err := json.Unmarshal(o.Data, &r); err != nil {
+				return nil, virtplane.Errorf(virtplane.ErrUnavailable, "simulated node %s machine %s: %v", nodeID, o.Name, err)
+			}
+			if _, err := n.Driver.Create(ctx, r.Spec); err != nil {
+				return nil, err
+			}
+			if r.State == vmm.StateRunning {
+				if err := n.Driver.Start(ctx, r.Spec.Name); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if len(objs) < 1000 {
+			return n, nil
+		}
+		after = objs[len(objs)-1].ID
+	}
+}
+
+func (n *Node) key(name string) string { return n.id + "/" + name }
+
+// save records a machine's definition and state, or its absence.
+func (n *Node) save(ctx context.Context, name string) error {
+	ctx = context.WithoutCancel(ctx)
+	vm, err := n.Driver.Get(ctx, name)
+	gone := errors.Is(err, virtplane.ErrNotFound)
+	if err != nil && !gone {
+		return err
+	}
+	return n.st.Update(ctx, func(tx store.Tx) error {
+		o, gerr := tx.GetObject(ctx, store.KindSimState, n.key(name))
+		if gone {
+			if gerr != nil {
+				return nil
+			}
+			return tx.DeleteObject(ctx, store.KindSimState, o.ID, 0)
+		}
+		spec := vm.Spec
+		if prev, err := decode(o); gerr == nil && err == nil {
+			// Boot and CloudInit are not read back by drivers: keep them.
+			spec.Boot, spec.CloudInit = prev.Spec.Boot, prev.Spec.CloudInit
+		}
+		data, err := json.Marshal(record{Spec: spec, State: vm.State})
+		if err != nil {
+			return err
+		}
+		if gerr != nil {
+			return tx.CreateObject(ctx, &store.Object{Kind: store.KindSimState, ID: n.key(name), Name: name, Parent: n.id, Data: data})
+		}
+		o.Data = data
+		return tx.UpdateObject(ctx, &o)
+	})
+}
+
+func decode(o store.Object) (record, error) {
+	var r record
+	err := json.Unmarshal(o.Data, &r)
+	return r, err
+}
+
+func (n *Node) after(ctx context.Context, name string, err error) error {
+	if err != nil {
+		return err
+	}
+	return n.save(ctx, name)
+}
+
+// Create defines a machine and records it.
+func (n *Node) Create(ctx context.Context, spec vmm.Spec) (vmm.VM, error) {
+	vm, err := n.Driver.Create(ctx, spec)
+	if err != nil {
+		return vm, err
+	}
+	ctx = context.WithoutCancel(ctx)
+	return vm, n.st.Update(ctx, func(tx store.Tx) error {
+		data, err := json.Marshal(record{Spec: spec, State: vmm.StateStopped})
+		if err != nil {
+			return err
+		}
+		return tx.CreateObject(ctx, &store.Object{Kind: store.KindSimState, ID: n.key(spec.Name), Name: spec.Name, Parent: n.id, Data: data})
+	})
+}
+
+// Start boots a machine and records it.
+func (n *Node) Start(ctx context.Context, name string) error {
+	return n.after(ctx, name, n.Driver.Start(ctx, name))
+}
+
+// Stop powers a machine off and records it.
+func (n *Node) Stop(ctx context.Context, name string) error {
+	return n.after(ctx, name, n.Driver.Stop(ctx, name))
+}
+
+// Shutdown stops a machine gracefully and records it.
+func (n *Node) Shutdown(ctx context.Context, name string, timeout time.Duration) error {
+	return n.after(ctx, name, n.Driver.Shutdown(ctx, name, timeout))
+}
+
+// Delete removes a machine and its record.
+func (n *Node) Delete(ctx context.Context, name string) error {
+	return n.after(ctx, name, n.Driver.Delete(ctx, name))
+}
+
+// Resize changes a machine's resources and records it.
+func (n *Node) Resize(ctx context.Context, name string, r vmm.Resources) error {
+	return n.after(ctx, name, n.Driver.Resize(ctx, name, r))
+}

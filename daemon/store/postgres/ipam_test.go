@@ -1,0 +1,13 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"github.com/virtplane/virtplane/daemon/internal/dbtest"
+	"github.com/virtplane/virtplane/network/ipam"
+	"github.com/virtplane/virtplane/network/ipam/ipamtest"
+)
+
+func TestIPAMConformance(t *testing.T) {
+	ipamtest.Run(t, func(t *testing.T) ipam.Store { return dbtest.Postgres(t).IPAM() })
+}

@@ -1,0 +1,24 @@
+// Package tasks is the daemon's durable task engine. Every change is a task
+// stored before it runs; a task holds locks on the resources it touches
+// (VM, node, pool) so that conflicting tasks queue while independent ones
+// run in parallel; it reports progress and a log, can be canceled, and
+// records who started it.
+//
+// A task runs as a sequence of steps. Each step records its undo (an action
+// name and JSON arguments) durably BEFORE it acts, so that after a crash the
+// engine knows everything that may have been done. A step that fails, a
+// cancel, or a daemon restart in the middle of a task rolls the task back:
+// the engine runs the recorded undo actions in reverse order. Undo actions
+// are therefore idempotent (releasing an address that was never allocated
+// succeeds). Queued tasks that never started simply run after a restart.
+//
+//	eng, _ := tasks.New(tasks.Config{Store: st, Instance: "d1"})
+//	eng.Handle("vm.create", tasks.Handler{Run: func(ctx context.Context, r *tasks.Run) error {
+//		return r.Step(ctx, "allocate address", tasks.UndoAction("ipam.release", args), func(ctx context.Context) error {
+//			return allocate(ctx)
+//		})
+//	}})
+//	eng.OnUndo("ipam.release", release)
+//	go eng.Run(ctx)
+//	t, _, err := eng.Submit(ctx, tasks.Submission{Kind: "vm.create", Owner: uid, Resources: []string{"vm/" + id}})
+package tasks

@@ -1,0 +1,586 @@
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/daemon/store"
+)
+
+// Handler runs the tasks of one kind.
+type Handler struct {
+	// Run does the work in steps (Run.Step). Returning an error rolls the
+	// task back.
+	Run func(ctx context.Context, r *Run) error
+	// Finish, when set, runs in the transaction that ends the task with its
+	// final state (succeeded, failed or canceled, after any undo), so the
+	// target object's state changes atomically with the task's.
+	Finish func(ctx context.Context, tx store.Tx, t *store.Task) error
+}
+
+// UndoFunc undoes one step from its recorded arguments. It must be
+// idempotent: after a crash it may run for a step that never acted, or twice.
+type UndoFunc func(ctx context.Context, args json.RawMessage) error
+
+// Config configures an Engine.
+type Config struct {
+	Store store.Store
+	// Instance names this daemon; it must be stable across restarts so that a
+	// restarted daemon takes back its own unfinished tasks at once.
+	Instance string
+	// Workers is how many tasks run at once (default 64).
+	Workers int
+	// Lease is how long another daemon waits before taking over the running
+	// tasks of a daemon that stopped renewing them (default 30s).
+	Lease time.Duration
+	// Poll is how often the queue is scanned without a wake-up (default 1s).
+	Poll time.Duration
+	// OnChange is called after each committed change of a task (state,
+	// progress); the events and metrics packages hang off it.
+	OnChange func(store.Task)
+	Logger   *slog.Logger
+}
+
+// Submission asks for a task.
+type Submission struct {
+	Kind           string
+	Owner          string
+	Target         string
+	Resources      []string
+	Input          any
+	IdempotencyKey string
+}
+
+// Engine runs durable tasks.
+type Engine struct {
+	cfg      Config
+	st       store.Store
+	log      *slog.Logger
+	handlers map[string]Handler
+	undos    map[string]UndoFunc
+	wake     chan struct{}
+	sem      chan struct{}
+
+	mu      sync.Mutex
+	running map[string]context.CancelFunc // tasks this instance runs now
+	waiters map[string][]chan struct{}
+	wg      sync.WaitGroup
+}
+
+// New returns an engine; register handlers and undo actions, then Run it.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Store == nil {
+		return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "tasks: Store is required")
+	}
+	if cfg.Instance == "" {
+		return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "tasks: Instance is required")
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 64
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 30 * time.Second
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{
+		cfg: cfg, st: cfg.Store, log: cfg.Logger,
+		handlers: map[string]Handler{}, undos: map[string]UndoFunc{},
+		wake: make(chan struct{}, 1), sem: make(chan struct{}, cfg.Workers),
+		running: map[string]context.CancelFunc{}, waiters: map[string][]chan struct{}{},
+	}, nil
+}
+
+// Handle registers the handler of a task kind. Call before Run.
+func (e *Engine) Handle(kind string, h Handler) { e.handlers[kind] = h }
+
+// OnUndo registers an undo action. Call before Run.
+func (e *Engine) OnUndo(action string, f UndoFunc) { e.undos[action] = f }
+
+// Wake makes the engine scan the queue now (after a Submit in a caller's own
+// transaction commits).
+func (e *Engine) Wake() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) changed(t store.Task) {
+	if e.cfg.OnChange != nil {
+		e.cfg.OnChange(t)
+	}
+	if t.State.Terminal() {
+		e.mu.Lock()
+		ws := e.waiters[t.ID]
+		delete(e.waiters, t.ID)
+		e.mu.Unlock()
+		for _, w := range ws {
+			close(w)
+		}
+	}
+}
+
+// Submit stores a new queued task and wakes the engine. With an idempotency
+// key that the owner used before, it returns the earlier task and false.
+func (e *Engine) Submit(ctx context.Context, s Submission) (store.Task, bool, error) {
+	var t store.Task
+	var created bool
+	err := e.st.Update(ctx, func(tx store.Tx) error {
+		var err error
+		t, created, err = e.SubmitTx(ctx, tx, s)
+		return err
+	})
+	if err != nil {
+		return store.Task{}, false, err
+	}
+	if created {
+		e.changed(t)
+		e.Wake()
+	}
+	return t, created, nil
+}
+
+// SubmitTx stores a new queued task inside the caller's transaction, so the
+// task and the objects it will act on appear together. Call Wake after the
+// transaction commits.
+func (e *Engine) SubmitTx(ctx context.Context, tx store.Tx, s Submission) (store.Task, bool, error) {
+	if _, ok := e.handlers[s.Kind]; !ok {
+		return store.Task{}, false, virtplane.Errorf(virtplane.ErrInvalidArgument, "task kind %q has no handler", s.Kind)
+	}
+	if s.IdempotencyKey != "" {
+		prev, err := tx.TaskByIdempotencyKey(ctx, s.Owner, s.IdempotencyKey)
+		if err == nil {
+			return prev, false, nil
+		}
+		if !errors.Is(err, virtplane.ErrNotFound) {
+			return store.Task{}, false, err
+		}
+	}
+	input, err := json.Marshal(s.Input)
+	if err != nil {
+		return store.Task{}, false, virtplane.Errorf(virtplane.ErrInvalidArgument, "task input: %v", err)
+	}
+	t := store.Task{
+		ID: store.NewID(), Kind: s.Kind, Owner: s.Owner, Target: s.Target,
+		Resources: s.Resources, State: store.TaskQueued, Input: input,
+		IdempotencyKey: s.IdempotencyKey, Message: "queued",
+	}
+	if err := tx.CreateTask(ctx, &t); err != nil {
+		return store.Task{}, false, err
+	}
+	return t, true, nil
+}
+
+// Cancel asks a task to stop. A queued task ends at once; a running one is
+// interrupted at its next step and rolled back. A finished task is a conflict.
+func (e *Engine) Cancel(ctx context.Context, id string) error {
+	var ended *store.Task
+	err := e.st.Update(ctx, func(tx store.Tx) error {
+		t, err := tx.GetTask(ctx, id)
+		if err != nil {
+			return err
+		}
+		if t.State.Terminal() {
+			return virtplane.Errorf(virtplane.ErrConflict, "task %s is %s", id, t.State)
+		}
+		t.CancelRequested = true
+		if t.State == store.TaskQueued {
+			t.State, t.Finished, t.Message = store.TaskCanceled, time.Now(), "canceled before it started"
+			t.Error, t.ErrorClass = "canceled", virtplane.ErrCanceled.Error()
+			if h, ok := e.handlers[t.Kind]; ok && h.Finish != nil {
+				if err := h.Finish(ctx, tx, &t); err != nil {
+					return err
+				}
+			}
+			ended = &t
+		}
+		return tx.UpdateTask(ctx, &t)
+	})
+	if err != nil {
+		return err
+	}
+	if ended != nil {
+		e.changed(*ended)
+		return nil
+	}
+	e.mu.Lock()
+	if cancel, ok := e.running[id]; ok {
+		cancel()
+	}
+	e.mu.Unlock()
+	return nil
+}
+
+// Wait returns the task once it is terminal, or the context's error.
+func (e *Engine) Wait(ctx context.Context, id string) (store.Task, error) {
+	for {
+		ch := make(chan struct{})
+		e.mu.Lock()
+		e.waiters[id] = append(e.waiters[id], ch)
+		e.mu.Unlock()
+		t, err := e.st.GetTask(ctx, id)
+		if err != nil || t.State.Terminal() {
+			return t, err
+		}
+		// Another daemon may run it: poll as well as wait for the signal.
+		select {
+		case <-ctx.Done():
+			return t, ctx.Err()
+		case <-ch:
+		case <-time.After(e.cfg.Poll):
+		}
+	}
+}
+
+// Run recovers the tasks this instance left unfinished, then runs queued
+// tasks until ctx ends; it waits for the running tasks before returning.
+func (e *Engine) Run(ctx context.Context) error {
+	if err := e.recover(ctx, true); err != nil {
+		return err
+	}
+	tick := time.NewTicker(e.cfg.Poll)
+	defer tick.Stop()
+	renew := time.NewTicker(e.cfg.Lease / 3)
+	defer renew.Stop()
+	for {
+		if err := e.dispatch(ctx); err != nil && ctx.Err() == nil {
+			e.log.Warn("task dispatch", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			e.wg.Wait()
+			return nil
+		case <-e.wake:
+		case <-tick.C:
+		case <-renew.C:
+			if err := e.renew(ctx); err != nil && ctx.Err() == nil {
+				e.log.Warn("task lease renewal", "err", err)
+			}
+			if err := e.recover(ctx, false); err != nil && ctx.Err() == nil {
+				e.log.Warn("task recovery", "err", err)
+			}
+		}
+	}
+}
+
+// recover rolls back the running tasks of this instance's previous life
+// (at start) and those whose lease ran out (another daemon died).
+func (e *Engine) recover(ctx context.Context, atStart bool) error {
+	ts, err := e.st.ListTasks(ctx, store.TaskFilter{States: []store.TaskState{store.TaskRunning, store.TaskUndoing}})
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, t := range ts {
+		e.mu.Lock()
+		_, mine := e.running[t.ID]
+		e.mu.Unlock()
+		if mine {
+			continue
+		}
+		if !(atStart && t.LeaseOwner == e.cfg.Instance) && !t.LeaseUntil.Before(now) {
+			continue
+		}
+		var took bool
+		err := e.st.Update(ctx, func(tx store.Tx) error {
+			cur, err := tx.GetTask(ctx, t.ID)
+			if err != nil {
+				return err
+			}
+			if cur.LeaseOwner != t.LeaseOwner || !cur.LeaseUntil.Equal(t.LeaseUntil) || cur.State.Terminal() {
+				return nil // someone else took it over
+			}
+			cur.LeaseOwner, cur.LeaseUntil = e.cfg.Instance, time.Now().Add(e.cfg.Lease)
+			cur.State = store.TaskUndoing
+			cur.Message = "rolling back after the daemon running it stopped"
+			if err := tx.AppendTaskLog(ctx, cur.ID, cur.Message); err != nil {
+				return err
+			}
+			took = true
+			t = cur
+			return tx.UpdateTask(ctx, &cur)
+		})
+		if err != nil {
+			return err
+		}
+		if took {
+			e.log.Info("rolling back interrupted task", "task", t.ID, "kind", t.Kind)
+			e.changed(t)
+			e.finish(ctx, t, virtplane.Errorf(virtplane.ErrUnavailable, "interrupted: the daemon running the task stopped"))
+		}
+	}
+	return nil
+}
+
+func (e *Engine) renew(ctx context.Context) error {
+	if err := e.st.Update(ctx, func(tx store.Tx) error {
+		return tx.RenewLeases(ctx, e.cfg.Instance, time.Now().Add(e.cfg.Lease))
+	}); err != nil {
+		return err
+	}
+	// Cancels asked through another daemon arrive as a flag in the store.
+	e.mu.Lock()
+	ids := make([]string, 0, len(e.running))
+	for id := range e.running {
+		ids = append(ids, id)
+	}
+	e.mu.Unlock()
+	for _, id := range ids {
+		t, err := e.st.GetTask(ctx, id)
+		if err == nil && t.CancelRequested {
+			e.mu.Lock()
+			if c, ok := e.running[id]; ok {
+				c()
+			}
+			e.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// dispatch starts the queued tasks whose resources are free, oldest first.
+// A task blocked on a resource also blocks younger tasks that want any of
+// its resources, so tasks on one resource run in the order they came.
+func (e *Engine) dispatch(ctx context.Context) error {
+	for {
+		// Read only as much of the queue as there are free workers (with
+		// room for blocked tasks): a long queue is not re-read on every wake-up.
+		free := cap(e.sem) - len(e.sem)
+		if free == 0 {
+			return nil
+		}
+		limit := min(512, 4*free)
+		queued, err := e.st.ListTasks(ctx, store.TaskFilter{States: []store.TaskState{store.TaskQueued}, Limit: limit})
+		if err != nil {
+			return err
+		}
+		blocked := map[string]bool{}
+		started := 0
+		for _, t := range queued {
+			if slices.ContainsFunc(t.Resources, func(r string) bool { return blocked[r] }) {
+				markBlocked(blocked, t)
+				continue
+			}
+			select {
+			case e.sem <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			ok, err := e.claim(ctx, &t)
+			if err != nil || !ok {
+				<-e.sem
+				if err != nil && !errors.Is(err, virtplane.ErrAlreadyExists) {
+					return err
+				}
+				markBlocked(blocked, t)
+				continue
+			}
+			started++
+			e.start(ctx, t)
+		}
+		if started == 0 || len(queued) < limit {
+			return nil
+		}
+	}
+}
+
+func markBlocked(blocked map[string]bool, t store.Task) {
+	for _, r := range t.Resources {
+		blocked[r] = true
+	}
+}
+
+func (e *Engine) claim(ctx context.Context, t *store.Task) (bool, error) {
+	var ok bool
+	err := e.st.Update(ctx, func(tx store.Tx) error {
+		locked, err := tx.Lock(ctx, t.ID, t.Resources)
+		if err != nil || !locked {
+			return err
+		}
+		until := time.Now().Add(e.cfg.Lease)
+		ok, err = tx.ClaimTask(ctx, t.ID, e.cfg.Instance, until)
+		if err != nil || !ok {
+			// Claimed by another daemon: the locks go with the rollback.
+			if err == nil {
+				err = errNotClaimed
+			}
+			return err
+		}
+		t.State, t.LeaseOwner, t.LeaseUntil, t.Started = store.TaskRunning, e.cfg.Instance, until, time.Now()
+		t.Message = "running"
+		return tx.UpdateTask(ctx, t)
+	})
+	if errors.Is(err, errNotClaimed) {
+		return false, nil
+	}
+	return ok, err
+}
+
+var errNotClaimed = errors.New("claimed elsewhere")
+
+func (e *Engine) start(ctx context.Context, t store.Task) {
+	runCtx, cancel := context.WithCancel(ctx)
+	e.mu.Lock()
+	e.running[t.ID] = cancel
+	e.mu.Unlock()
+	e.changed(t)
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		defer func() { <-e.sem }()
+		defer cancel()
+		if t.CancelRequested {
+			cancel()
+		}
+		r := &Run{e: e, task: t}
+		h := e.handlers[t.Kind]
+		var err error
+		if h.Run == nil {
+			err = virtplane.Errorf(virtplane.ErrNotImplemented, "task kind %q has no handler", t.Kind)
+		} else {
+			err = runHandler(runCtx, h, r)
+		}
+		if err == nil && runCtx.Err() != nil && ctx.Err() == nil {
+			err = virtplane.Errorf(virtplane.ErrCanceled, "task canceled")
+		}
+		if ctx.Err() != nil {
+			// The daemon is stopping: leave the task to the next start's recovery.
+			e.mu.Lock()
+			delete(e.running, t.ID)
+			e.mu.Unlock()
+			return
+		}
+		t = r.task
+		if err == nil {
+			t.Result = r.result
+		}
+		e.finish(context.WithoutCancel(ctx), t, err)
+		e.mu.Lock()
+		delete(e.running, t.ID)
+		e.mu.Unlock()
+		e.Wake()
+	}()
+}
+
+func runHandler(ctx context.Context, h Handler, r *Run) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("task handler panicked: %v", p)
+		}
+	}()
+	return h.Run(ctx, r)
+}
+
+// finish ends a task: on error it runs the undo journal backwards, then
+// records the final state and releases the locks in one transaction.
+func (e *Engine) finish(ctx context.Context, t store.Task, cause error) {
+	state := store.TaskSucceeded
+	if cause != nil {
+		state = store.TaskFailed
+		if errors.Is(cause, virtplane.ErrCanceled) || errors.Is(cause, context.Canceled) {
+			state = store.TaskCanceled
+		}
+		if undoErr := e.undo(ctx, &t); undoErr != nil {
+			cause = errors.Join(cause, fmt.Errorf("rollback incomplete: %w", undoErr))
+		}
+	}
+	h := e.handlers[t.Kind]
+	for attempt := 0; ; attempt++ {
+		final := t
+		final.State, final.Finished, final.LeaseUntil = state, time.Now(), time.Time{}
+		if cause == nil {
+			final.Progress, final.Message = 100, "done"
+		} else {
+			final.Error = cause.Error()
+			if c := virtplane.Class(cause); c != nil {
+				final.ErrorClass = c.Error()
+			}
+			final.Message = string(state)
+		}
+		err := e.st.Update(ctx, func(tx store.Tx) error {
+			if cause != nil {
+				if err := tx.AppendTaskLog(ctx, t.ID, "ended: "+cause.Error()); err != nil {
+					return err
+				}
+			}
+			if h.Finish != nil {
+				if err := h.Finish(ctx, tx, &final); err != nil {
+					return err
+				}
+			}
+			if err := tx.UpdateTask(ctx, &final); err != nil {
+				return err
+			}
+			return tx.Unlock(ctx, t.ID)
+		})
+		if err == nil {
+			e.changed(final)
+			return
+		}
+		e.log.Warn("recording the end of a task", "task", t.ID, "err", err)
+		if attempt >= 20 || ctx.Err() != nil {
+			return // the lease runs out and recovery finishes it
+		}
+		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
+	}
+}
+
+// undo runs the task's pending undo steps in reverse order, marking each
+// done durably. A step that keeps failing stops the rollback: the steps
+// before it stay pending and the task records the failure.
+func (e *Engine) undo(ctx context.Context, t *store.Task) error {
+	undos, err := e.st.TaskUndos(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	if t.State != store.TaskUndoing {
+		t.State, t.Message = store.TaskUndoing, "rolling back"
+		if err := e.st.Update(ctx, func(tx store.Tx) error { return tx.UpdateTask(ctx, t) }); err != nil {
+			return err
+		}
+		e.changed(*t)
+	}
+	for _, u := range slices.Backward(undos) {
+		if u.Done {
+			continue
+		}
+		f, ok := e.undos[u.Action]
+		if !ok {
+			return virtplane.Errorf(virtplane.ErrNotImplemented, "undo action %q is not registered", u.Action)
+		}
+		var err error
+		for attempt := range 5 {
+			uctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			err = f(uctx, u.Args)
+			cancel()
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+		}
+		if err != nil {
+			return fmt.Errorf("undo %s (step %d): %w", u.Action, u.Seq, err)
+		}
+		if err := e.st.Update(ctx, func(tx store.Tx) error {
+			if err := tx.MarkUndoDone(ctx, t.ID, u.Seq); err != nil {
+				return err
+			}
+			return tx.AppendTaskLog(ctx, t.ID, "undone: "+u.Action)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
