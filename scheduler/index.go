@@ -95,10 +95,6 @@ func rung(cpu int64) int {
 }
 
 func (s *Scheduler) buildIndex() {
-	type sig struct {
-		key  string
-		sets []tagSet
-	}
 	byKey := map[string]int32{}
 	s.buckets = s.buckets[:0]
 	for _, idx := range s.byRank {

@@ -3,7 +3,6 @@ package scheduler
 import (
 	"fmt"
 	"math"
-	"math/bits"
 	"sort"
 	"strings"
 	"time"
@@ -259,19 +258,6 @@ func (a tagSet) key() string {
 		fmt.Fprintf(&sb, "%016x", w)
 	}
 	return sb.String()
-}
-
-func (s *Scheduler) tagNamesOf(ts tagSet) []string {
-	var out []string
-	for w, word := range ts {
-		for word != 0 {
-			b := bits.TrailingZeros64(word)
-			out = append(out, s.tagNames[w*64+b])
-			word &^= 1 << b
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 // freeFraction is the node's K: the free fraction of its most constrained

@@ -69,10 +69,7 @@ func TestMaskingWriterProperty(t *testing.T) {
 		alphabet := rapid.SampledFrom([]rune("ab*\n"))
 		word := rapid.StringOfN(alphabet, 2, 6, -1)
 		secrets := rapid.SliceOfN(word, 1, 3).Draw(rt, "secrets")
-		var parts []string
-		for _, p := range rapid.SliceOfN(rapid.OneOf(word, rapid.SampledFrom(secrets)), 0, 12).Draw(rt, "parts") {
-			parts = append(parts, p)
-		}
+		parts := rapid.SliceOfN(rapid.OneOf(word, rapid.SampledFrom(secrets)), 0, 12).Draw(rt, "parts")
 		text := strings.Join(parts, "")
 		cuts := rapid.SliceOfN(rapid.IntRange(0, len(text)), 0, 8).Draw(rt, "cuts")
 		m := scripts.NewMasker(secrets...)

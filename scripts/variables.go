@@ -91,7 +91,7 @@ func (v Variable) MarshalJSON() ([]byte, error) {
 		Owner  string `json:"owner,omitempty"`
 	}
 	r := v.Redacted()
-	return json.Marshal(wire{r.Name, r.Value, r.Scope, r.Hidden, r.Owner})
+	return json.Marshal(wire(r))
 }
 
 // Value is one resolved name and value as a script receives it.

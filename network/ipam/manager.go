@@ -147,15 +147,6 @@ type poolCache struct {
 	opErr   error // the running operation's refusal, committed with its expiries
 }
 
-func (c *poolCache) block(id string) *blockState {
-	for _, b := range c.blocks {
-		if b.blk.ID == id {
-			return b
-		}
-	}
-	return nil
-}
-
 // blockFor returns the block holding address a that serves req.
 func (c *poolCache) blockFor(a netip.Addr, prefix bool) *blockState {
 	for _, b := range c.blocks {

@@ -55,7 +55,7 @@ func startSecondHost(t *testing.T) secondHost {
 		"unix_sock_group = \"root\"\nunix_sock_rw_perms = \"0770\"\nauth_unix_rw = \"none\"\nauth_unix_ro = \"none\"\nhost_uuid = %q\nlog_outputs = \"3:file:/var/log/libvirt/libvirtd.log\"\n", uuid)), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(d, "etc", "qemu.conf"), []byte("user = \"root\"\ngroup = \"root\"\n"), 0o644))
 	script := filepath.Join(d, "start-host.sh")
-	require.NoError(t, os.WriteFile(script, []byte(fmt.Sprintf(startHost)), 0o755))
+	require.NoError(t, os.WriteFile(script, []byte(startHost), 0o755))
 
 	cmd := exec.Command("tini", "-s", "--", "ip", "netns", "exec", ns.Name, "unshare", "-m", "-u", "--propagation", "private", "sh", script, d, "vpt-peer")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
