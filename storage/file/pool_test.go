@@ -1,6 +1,8 @@
 package file_test
 
 import (
+	"github.com/virtplane/virtplane/internal/testenv"
+
 	"bytes"
 	"errors"
 	"os"
@@ -23,10 +25,7 @@ import (
 func needQemuImg(t testing.TB) {
 	t.Helper()
 	if _, err := exec.LookPath("qemu-img"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("qemu-img is not installed")
-		}
-		t.Skip("qemu-img is not installed (apt install qemu-utils)")
+		testenv.Missing(t, "qemu-img", "env-libvirt", err)
 	}
 }
 

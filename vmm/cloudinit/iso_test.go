@@ -1,6 +1,8 @@
 package cloudinit_test
 
 import (
+	"github.com/virtplane/virtplane/internal/testenv"
+
 	"bytes"
 	"os"
 	"os/exec"
@@ -38,12 +40,12 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-// TestKernelReadable cross-checks the image with blkid when it is installed:
-// the label is what cloud-init's NoCloud source searches for.
+// TestBlkidSeesLabel cross-checks the image with util-linux's blkid: the
+// label is what cloud-init's NoCloud source searches for.
 func TestBlkidSeesLabel(t *testing.T) {
 	blkid, err := exec.LookPath("blkid")
 	if err != nil {
-		t.Skip("blkid not installed")
+		testenv.Missing(t, "blkid (util-linux)", "env-net", err)
 	}
 	p := filepath.Join(t.TempDir(), "seed.iso")
 	f, err := os.Create(p)
