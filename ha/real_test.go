@@ -41,8 +41,8 @@ func TestRealHostFailure(t *testing.T) {
 
 	shared := t.TempDir() // outside the directories each host rebinds: both see it
 	require.NoError(t, os.Chmod(shared, 0o755))
-	hostA := startRealHost(t, "vpt-ha-a", 0)
-	hostB := startRealHost(t, "vpt-ha-b", 1)
+	hostA := testenv.StartLibvirtHost(t, "vpt-ha-a", "10.232", 0)
+	hostB := testenv.StartLibvirtHost(t, "vpt-ha-b", "10.232", 1)
 
 	name := "vpt-ha-" + randHex(4)
 	disk := filepath.Join(shared, name+".qcow2")
@@ -57,7 +57,7 @@ func TestRealHostFailure(t *testing.T) {
 	// Each host's machine files (console log) live in its own directory of
 	// the shared one; the controller and the host's agent each have their
 	// own connection to the host's libvirtd.
-	newDriver := func(h *realHost) *libvirt.Driver {
+	newDriver := func(h *testenv.LibvirtHost) *libvirt.Driver {
 		d, err := libvirt.New(libvirt.Config{Socket: h.Socket, StateDir: filepath.Join(shared, "state-"+h.Name)})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = d.Close() })
@@ -79,9 +79,9 @@ func TestRealHostFailure(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, ctlA.Start(ctx, name))
 	require.NoError(t, waitMarker(ctx, ctlA.ConsoleLog(name), guest.Marker, 90*time.Second), "first boot on host A")
-	qemuA, err := hostA.pidFile(filepath.Join("run", "qemu", name+".pid"))
+	qemuA, err := hostA.PIDFile(filepath.Join("run", "qemu", name+".pid"))
 	require.NoError(t, err)
-	libvirtdA, err := hostA.pidFile("libvirtd.pid")
+	libvirtdA, err := hostA.PIDFile("libvirtd.pid")
 	require.NoError(t, err)
 
 	sched, err := scheduler.New(scheduler.Cluster{Nodes: []scheduler.Node{
@@ -108,7 +108,7 @@ func TestRealHostFailure(t *testing.T) {
 
 	var agents []*ha.Agent // A's, then B's
 	for _, h := range []struct {
-		host *realHost
+		host *testenv.LibvirtHost
 		d    *libvirt.Driver
 	}{{hostA, agentA}, {hostB, agentB}} {
 		dialer := newNSDialer(t, h.host.NS)

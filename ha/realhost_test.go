@@ -8,10 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,97 +20,6 @@ import (
 	"github.com/virtplane/virtplane/ha"
 	"github.com/virtplane/virtplane/internal/testenv"
 )
-
-// startHostScript is the recipe's start-host.sh (as in
-// vmm/libvirt/secondhost_test.go): inside a fresh mount and UTS namespace,
-// give libvirt its own directories, then run virtlogd and libvirtd.
-const startHostScript = `set -e
-D=$1
-hostname $2
-for p in etc:/etc/libvirt run:/run/libvirt lib:/var/lib/libvirt log:/var/log/libvirt cache:/var/cache/libvirt; do
-  mkdir -p ${p#*:}; mount --bind $D/${p%%:*} ${p#*:}
-done
-virtlogd -d --pid-file $D/virtlogd.pid
-exec libvirtd --config /etc/libvirt/libvirtd.conf --pid-file $D/libvirtd.pid
-`
-
-// realHost is a libvirtd "host" on this machine: its own network, mount and
-// UTS namespaces, joined to the root namespace (where the controller runs)
-// by a veth pair.
-type realHost struct {
-	Name    string
-	NS      *testenv.Netns
-	Dir     string // its libvirt directories; run/ is its /run/libvirt
-	Socket  string // libvirtd's unix socket, seen from the root mount namespace
-	Gateway string // the root namespace's end of the link: check address and controller
-	Addr    string // the host's end of the link
-	RootIf  string // the root namespace's veth
-}
-
-// startRealHost starts a host; index picks its /30 so two hosts of one test
-// do not collide. Everything is stopped and removed when the test ends.
-func startRealHost(t *testing.T, name string, index int) *realHost {
-	t.Helper()
-	ns := testenv.NewNetns(t)
-	// A /30 in 10.232.0.0/16 picked per process and host, clear of the
-	// 10.231/16 the vmm/libvirt tests use.
-	n := (os.Getpid()%8000)*2 + index
-	gw, addr := fmt.Sprintf("10.232.%d.%d", n/64, (n%64)*4+1), fmt.Sprintf("10.232.%d.%d", n/64, (n%64)*4+2)
-	rootIf := "vph" + randHex(4)
-	testenv.Veth(t, nil, rootIf, gw+"/30", ns, "eth0", addr+"/30")
-
-	d := t.TempDir()
-	require.NoError(t, os.Chmod(d, 0o755))
-	for _, sub := range []string{"etc", "run", "lib", "log/qemu", "cache"} {
-		require.NoError(t, os.MkdirAll(filepath.Join(d, sub), 0o755))
-	}
-	uuid := fmt.Sprintf("%s-%s-4%s-8%s-%s", randHex(4), randHex(2), randHex(2)[1:], randHex(2)[1:], randHex(6))
-	require.NoError(t, os.WriteFile(filepath.Join(d, "etc", "libvirtd.conf"), []byte(fmt.Sprintf(
-		"unix_sock_group = \"root\"\nunix_sock_rw_perms = \"0770\"\nauth_unix_rw = \"none\"\nauth_unix_ro = \"none\"\nhost_uuid = %q\nlog_outputs = \"3:file:/var/log/libvirt/libvirtd.log\"\n", uuid)), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(d, "etc", "qemu.conf"), []byte("user = \"root\"\ngroup = \"root\"\n"), 0o644))
-	script := filepath.Join(d, "start-host.sh")
-	require.NoError(t, os.WriteFile(script, []byte(startHostScript), 0o755))
-
-	cmd := exec.Command("tini", "-s", "--", "ip", "netns", "exec", ns.Name, "unshare", "-m", "-u", "--propagation", "private", "sh", script, d, name)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, err := os.Create(filepath.Join(d, "daemon.out"))
-	require.NoError(t, err)
-	cmd.Stdout, cmd.Stderr = out, out
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		// libvirtd, virtlogd and the QEMUs all live in the namespace, whose
-		// cleanup (registered earlier, so run later) kills what survives.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		_ = out.Close()
-	})
-	sock := filepath.Join(d, "run", "libvirt-sock")
-	require.Eventually(t, func() bool {
-		c, err := net.DialTimeout("unix", sock, time.Second)
-		if err == nil {
-			_ = c.Close()
-		}
-		return err == nil
-	}, 30*time.Second, 100*time.Millisecond, "libvirtd of %s did not open %s (see %s)", name, sock, out.Name())
-	return &realHost{Name: name, NS: ns, Dir: d, Socket: sock, Gateway: gw, Addr: addr, RootIf: rootIf}
-}
-
-// pidFile reads a pid file of the host (libvirtd.pid, or run/qemu/NAME.pid
-// for a domain's QEMU).
-func (h *realHost) pidFile(rel string) (int, error) {
-	b, err := os.ReadFile(filepath.Join(h.Dir, rel))
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(strings.TrimSpace(string(b)))
-}
 
 // alive says whether pid is a live process (not a zombie).
 func alive(pid int) bool {

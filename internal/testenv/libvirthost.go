@@ -1,0 +1,116 @@
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startLibvirtHost is the shared recipe's start-host.sh: inside a fresh mount
+// and UTS namespace, give libvirt its own directories, then run virtlogd and
+// libvirtd.
+const startLibvirtHost = `set -e
+D=$1
+hostname $2
+for p in etc:/etc/libvirt run:/run/libvirt lib:/var/lib/libvirt log:/var/log/libvirt cache:/var/cache/libvirt; do
+  mkdir -p ${p#*:}; mount --bind $D/${p%%:*} ${p#*:}
+done
+virtlogd -d --pid-file $D/virtlogd.pid
+exec libvirtd --config /etc/libvirt/libvirtd.conf --pid-file $D/libvirtd.pid
+`
+
+// LibvirtHost is an extra libvirtd "host" on this machine, for migration
+// and failover tests: its own network, mount and UTS namespaces, its own
+// libvirt directories and host_uuid, joined to the root namespace by a veth
+// pair. It runs under tini so its QEMUs are reaped at once.
+type LibvirtHost struct {
+	Name    string
+	NS      *Netns
+	Dir     string // its libvirt directories; run/ is its /run/libvirt
+	Socket  string // libvirtd's unix socket, seen from the root mount namespace
+	Gateway string // the root namespace's end of the link
+	Addr    string // the host's end of the link
+	RootIf  string // the root namespace's veth
+}
+
+// PIDFile reads a pid file of the host: "libvirtd.pid", or
+// "run/qemu/NAME.pid" for a domain's QEMU.
+func (h *LibvirtHost) PIDFile(rel string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(h.Dir, rel))
+	if err != nil {
+		return 0, err
+	}
+	var pid int
+	_, err = fmt.Sscanf(string(b), "%d", &pid)
+	return pid, err
+}
+
+// StartLibvirtHost starts a host named name. Its link is a /30 in
+// prefix16 (for example "10.231"), picked from the process ID and index so
+// that hosts of one test, and tests of other packages using another
+// prefix16, never collide. Everything is stopped and removed when the test
+// ends.
+func StartLibvirtHost(t testing.TB, name, prefix16 string, index int) *LibvirtHost {
+	t.Helper()
+	RequireLibvirt(t) // the packages, and -short / CI handling
+	ns := NewNetns(t)
+	n := (os.Getpid()%8000)*2 + index%2
+	gw := fmt.Sprintf("%s.%d.%d", prefix16, n/64, (n%64)*4+1)
+	addr := fmt.Sprintf("%s.%d.%d", prefix16, n/64, (n%64)*4+2)
+	rootIf := "vph" + randomHex(4)
+	Veth(t, nil, rootIf, gw+"/30", ns, "eth0", addr+"/30")
+
+	d := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("libvirt host %s: %v", name, err)
+		}
+	}
+	must(os.Chmod(d, 0o755))
+	for _, sub := range []string{"etc", "run", "lib", "log/qemu", "cache"} {
+		must(os.MkdirAll(filepath.Join(d, sub), 0o755))
+	}
+	uuid := fmt.Sprintf("%s-%s-4%s-8%s-%s", randomHex(4), randomHex(2), randomHex(2)[1:], randomHex(2)[1:], randomHex(6))
+	must(os.WriteFile(filepath.Join(d, "etc", "libvirtd.conf"), []byte(fmt.Sprintf(
+		"unix_sock_group = \"root\"\nunix_sock_rw_perms = \"0770\"\nauth_unix_rw = \"none\"\nauth_unix_ro = \"none\"\nhost_uuid = %q\nlog_outputs = \"3:file:/var/log/libvirt/libvirtd.log\"\n", uuid)), 0o644))
+	must(os.WriteFile(filepath.Join(d, "etc", "qemu.conf"), []byte("user = \"root\"\ngroup = \"root\"\n"), 0o644))
+	script := filepath.Join(d, "start-host.sh")
+	must(os.WriteFile(script, []byte(startLibvirtHost), 0o755))
+
+	cmd := exec.Command("tini", "-s", "--", "ip", "netns", "exec", ns.Name, "unshare", "-m", "-u", "--propagation", "private", "sh", script, d, name)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := os.Create(filepath.Join(d, "daemon.out"))
+	must(err)
+	cmd.Stdout, cmd.Stderr = out, out
+	must(cmd.Start())
+	t.Cleanup(func() {
+		// libvirtd, virtlogd and the QEMUs all live in the namespace, whose
+		// cleanup (registered earlier, so run later) kills what survives.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		_ = out.Close()
+	})
+	sock := filepath.Join(d, "run", "libvirt-sock")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if dialUnix(sock) == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(out.Name())
+			t.Fatalf("libvirtd of %s did not open %s within 30s:\n%s", name, sock, log)
+		}
+	}
+	return &LibvirtHost{Name: name, NS: ns, Dir: d, Socket: sock, Gateway: gw, Addr: addr, RootIf: rootIf}
+}
