@@ -137,14 +137,19 @@ func VolumeName(vmID string) string { return "vpt-" + vmID + "-root" }
 // ImageVolume is the storage name of an image's base volume on a node.
 func ImageVolume(imageID string) string { return "image-" + imageID }
 
-func (f *Flow) node(ctx context.Context, nodeID string) (model.Node, error) {
-	o, err := f.st.GetObject(ctx, store.KindNode, nodeID)
+// load reads one stored object and decodes it as T.
+func load[T any](ctx context.Context, r store.Reader, kind store.Kind, id string) (T, error) {
+	var v T
+	o, err := r.GetObject(ctx, kind, id)
 	if err != nil {
-		return model.Node{}, err
+		return v, err
 	}
-	var n model.Node
-	err = json.Unmarshal(o.Data, &n)
-	return n, err
+	err = json.Unmarshal(o.Data, &v)
+	return v, err
+}
+
+func (f *Flow) node(ctx context.Context, nodeID string) (model.Node, error) {
+	return load[model.Node](ctx, f.st, store.KindNode, nodeID)
 }
 
 func (f *Flow) nodePool(ctx context.Context, nodeID string) (storage.Pool, error) {
@@ -175,12 +180,8 @@ func (f *Flow) ensureImage(ctx context.Context, pool storage.Pool, imageID strin
 	if info.Driver != "fake" {
 		return virtplane.Errorf(virtplane.ErrNotFound, "image %s is not imported into pool %s (volume %s)", imageID, info.Name, name)
 	}
-	o, err := f.st.GetObject(ctx, store.KindImage, imageID)
+	img, err := load[model.Image](ctx, f.st, store.KindImage, imageID)
 	if err != nil {
-		return err
-	}
-	var img model.Image
-	if err := json.Unmarshal(o.Data, &img); err != nil {
 		return err
 	}
 	size := max(img.SizeMiB, 1024) << 20
@@ -237,12 +238,8 @@ func (f *Flow) schedulerFor(ctx context.Context, clusterID string) (*scheduler.S
 	if s, ok := f.scheds[clusterID]; ok {
 		return s, nil
 	}
-	co, err := f.st.GetObject(ctx, store.KindCluster, clusterID)
+	c, err := f.cluster(ctx, clusterID)
 	if err != nil {
-		return nil, err
-	}
-	var c model.Cluster
-	if err := json.Unmarshal(co.Data, &c); err != nil {
 		return nil, err
 	}
 	snap := scheduler.Cluster{Settings: scheduler.Settings{
@@ -303,25 +300,15 @@ func forEach[T any](ctx context.Context, r store.Reader, kind store.Kind, opts s
 }
 
 func (f *Flow) loadVM(ctx context.Context, id string) (model.VM, error) {
-	o, err := f.st.GetObject(ctx, store.KindVM, id)
-	if err != nil {
-		return model.VM{}, err
-	}
-	var vm model.VM
-	err = json.Unmarshal(o.Data, &vm)
-	return vm, err
+	return load[model.VM](ctx, f.st, store.KindVM, id)
 }
 
 func (f *Flow) nodeDriver(ctx context.Context, nodeID string) (vmm.Driver, error) {
 	if f.driver == nil {
 		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "no hypervisor backend is configured")
 	}
-	o, err := f.st.GetObject(ctx, store.KindNode, nodeID)
+	n, err := f.node(ctx, nodeID)
 	if err != nil {
-		return nil, err
-	}
-	var n model.Node
-	if err := json.Unmarshal(o.Data, &n); err != nil {
 		return nil, err
 	}
 	return f.driver(ctx, n)
@@ -447,13 +434,7 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 }
 
 func (f *Flow) cluster(ctx context.Context, id string) (model.Cluster, error) {
-	o, err := f.st.GetObject(ctx, store.KindCluster, id)
-	if err != nil {
-		return model.Cluster{}, err
-	}
-	var c model.Cluster
-	err = json.Unmarshal(o.Data, &c)
-	return c, err
+	return load[model.Cluster](ctx, f.st, store.KindCluster, id)
 }
 
 // cloudInit gives the guest its name, keys and static address.
