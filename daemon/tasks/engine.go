@@ -337,7 +337,7 @@ func (e *Engine) recover(ctx context.Context, atStart bool) error {
 			cur.LeaseOwner, cur.LeaseUntil = e.cfg.Instance, time.Now().Add(e.cfg.Lease)
 			cur.State = store.TaskUndoing
 			cur.Message = "rolling back after the daemon running it stopped"
-			if err := tx.AppendTaskLog(ctx, cur.ID, time.Now(), cur.Message); err != nil {
+			if err := tx.AppendTaskLog(ctx, cur.ID, store.LogLine{At: time.Now(), Line: cur.Message}); err != nil {
 				return err
 			}
 			took = true
@@ -571,16 +571,16 @@ func (e *Engine) finish(ctx context.Context, t store.Task, run *Run, cause error
 			}
 			final.Message = string(state)
 		}
+		var lines []store.LogLine
+		if run != nil {
+			lines = run.pending
+		}
+		if cause != nil {
+			lines = append(lines[:len(lines):len(lines)], store.LogLine{At: time.Now(), Line: "ended: " + cause.Error()})
+		}
 		err := e.st.Update(ctx, func(tx store.Tx) error {
-			if run != nil {
-				if err := run.flushLog(ctx, tx); err != nil {
-					return err
-				}
-			}
-			if cause != nil {
-				if err := tx.AppendTaskLog(ctx, t.ID, time.Now(), "ended: "+cause.Error()); err != nil {
-					return err
-				}
+			if err := tx.AppendTaskLog(ctx, t.ID, lines...); err != nil {
+				return err
 			}
 			if h.Finish != nil {
 				if err := h.Finish(ctx, tx, &final); err != nil {
@@ -673,7 +673,7 @@ func (e *Engine) undo(ctx context.Context, t *store.Task, run *Run) error {
 			if err := tx.MarkUndoDone(ctx, t.ID, u.Seq); err != nil {
 				return err
 			}
-			return tx.AppendTaskLog(ctx, t.ID, time.Now(), "undone: "+u.Action)
+			return tx.AppendTaskLog(ctx, t.ID, store.LogLine{At: time.Now(), Line: "undone: " + u.Action})
 		}); err != nil {
 			return err
 		}

@@ -19,16 +19,11 @@ type Run struct {
 	// pending are log lines not stored yet: they go with the next durable
 	// write (a step's undo, Log, the task's end), which saves a write per
 	// step that changes nothing a crash could leave behind.
-	pending []logLine
+	pending []store.LogLine
 	// volatile are the in-memory undos, each placed after the stored undos
 	// that were recorded before it.
 	volatile []volatileUndo
 	stored   int // undos recorded durably by this run
-}
-
-type logLine struct {
-	at   time.Time
-	line string
 }
 
 type volatileUndo struct {
@@ -78,7 +73,7 @@ func (r *Run) Step(ctx context.Context, name string, undo Undo, do func(ctx cont
 		return virtplane.Errorf(virtplane.ErrCanceled, "task canceled before %s", name)
 	}
 	r.task.Message = name
-	r.pending = append(r.pending, logLine{time.Now(), "step: " + name})
+	r.pending = append(r.pending, store.LogLine{At: time.Now(), Line: "step: " + name})
 	if undo.volatile != nil {
 		r.volatile = append(r.volatile, volatileUndo{after: r.stored, fn: undo.volatile})
 	}
@@ -132,12 +127,7 @@ func (r *Run) Journal(ctx context.Context, undos ...Undo) error {
 // flushLog writes the pending log lines in tx; the caller clears them once
 // tx committed.
 func (r *Run) flushLog(ctx context.Context, tx store.Tx) error {
-	for _, l := range r.pending {
-		if err := tx.AppendTaskLog(ctx, r.task.ID, l.at, l.line); err != nil {
-			return err
-		}
-	}
-	return nil
+	return tx.AppendTaskLog(ctx, r.task.ID, r.pending...)
 }
 
 // Progress records how far the task is (0..100) and what it does now. It
@@ -156,7 +146,7 @@ func (r *Run) Progress(ctx context.Context, percent int, message string) error {
 // Log appends a line to the task's log, durably at once (with the lines
 // of the steps before it).
 func (r *Run) Log(ctx context.Context, line string) error {
-	r.pending = append(r.pending, logLine{time.Now(), line})
+	r.pending = append(r.pending, store.LogLine{At: time.Now(), Line: line})
 	err := r.e.st.Update(ctx, func(tx store.Tx) error { return r.flushLog(ctx, tx) })
 	if err == nil {
 		r.pending = r.pending[:0]
