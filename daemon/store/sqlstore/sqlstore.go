@@ -139,11 +139,13 @@ func (s *Store) runBatch(batch []*update) {
 	if s.writeStmts != nil {
 		s.writeStmts.prepareMissed(context.Background())
 	}
-	sqlTx, err := s.write.BeginTx(context.Background(), nil)
+	ctx := context.Background()
+	sqlTx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		fail(virtplane.Errorf(virtplane.ErrUnavailable, "begin transaction: %v", err))
 		return
 	}
+	// Savepoints go through the statement cache too.
 	r := s.txReader(sqlTx)
 	for i, u := range batch {
 		if err := u.ctx.Err(); err != nil {
@@ -151,20 +153,20 @@ func (s *Store) runBatch(batch []*update) {
 			continue
 		}
 		t := &tx{reader: r} // per Update: what it read dies with its savepoint
-		if _, err := sqlTx.Exec("SAVEPOINT u"); err != nil {
+		if _, err := r.q.ExecContext(ctx, "SAVEPOINT u"); err != nil {
 			_ = sqlTx.Rollback()
 			fail(virtplane.Errorf(virtplane.ErrUnavailable, "savepoint: %v", err))
 			return
 		}
 		errs[i] = runGuarded(u.f, t)
 		if errs[i] != nil {
-			if _, err := sqlTx.Exec("ROLLBACK TO u"); err != nil {
+			if _, err := r.q.ExecContext(ctx, "ROLLBACK TO u"); err != nil {
 				_ = sqlTx.Rollback()
 				fail(virtplane.Errorf(virtplane.ErrUnavailable, "rollback to savepoint: %v", err))
 				return
 			}
 		}
-		if _, err := sqlTx.Exec("RELEASE u"); err != nil {
+		if _, err := r.q.ExecContext(ctx, "RELEASE u"); err != nil {
 			_ = sqlTx.Rollback()
 			fail(virtplane.Errorf(virtplane.ErrUnavailable, "release savepoint: %v", err))
 			return
