@@ -9,6 +9,7 @@ import (
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/daemon/netport"
+	"github.com/virtplane/virtplane/daemon/tasks"
 	"github.com/virtplane/virtplane/network/ipam"
 )
 
@@ -51,6 +52,66 @@ func (f *Flow) nodePorts(ctx context.Context, nodeID string) (netport.Ports, err
 		return nil, err
 	}
 	return f.ports(ctx, n)
+}
+
+// withPort wraps the handler of a task that boots a VM's domain (start,
+// rescue):
+// the hypervisor makes the VM's tap anew on each boot, so the port is set
+// up before (clearing what the old tap left, such as its shaping device)
+// and completed after (the new tap shaped). Bridge membership and firewall
+// carry over by themselves: the hypervisor attaches the tap to the bridge
+// of the domain's definition, the kernel hooks the firewall to it.
+func (f *Flow) withPort(run func(context.Context, *tasks.Run) error) func(context.Context, *tasks.Run) error {
+	return func(ctx context.Context, r *tasks.Run) error {
+		var in VMInput
+		if err := r.Input(&in); err != nil {
+			return err
+		}
+		vm, err := f.loadVM(ctx, in.VMID)
+		if err != nil || vm.NodeID == "" {
+			return run(ctx, r) // it reports why
+		}
+		ports, port, ok, err := f.recordedPort(ctx, vm)
+		if errors.Is(err, virtplane.ErrNotImplemented) {
+			return run(ctx, r) // a node without ports: nothing to complete
+		}
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return run(ctx, r) // a VM from before ports: its NIC has none
+		}
+		if err := r.Step(ctx, "prepare network port", tasks.NoUndo, func(ctx context.Context) error {
+			return ports.Setup(ctx, port)
+		}); err != nil {
+			return err
+		}
+		if err := run(ctx, r); err != nil {
+			return err
+		}
+		return r.Step(ctx, "complete network port", tasks.NoUndo, func(ctx context.Context) error {
+			return ports.Setup(ctx, port)
+		})
+	}
+}
+
+// recordedPort returns the port a VM's node holds for it, as it was set up.
+func (f *Flow) recordedPort(ctx context.Context, vm model.VM) (netport.Ports, netport.Spec, bool, error) {
+	ports, err := f.nodePorts(ctx, vm.NodeID)
+	if err != nil {
+		return nil, netport.Spec{}, false, err
+	}
+	all, err := ports.List(ctx)
+	if err != nil {
+		return nil, netport.Spec{}, false, err
+	}
+	name := PortName(vm.ID)
+	for _, s := range all {
+		if s.Name == name && s.VMID == vm.ID {
+			return ports, s, true, nil
+		}
+	}
+	return ports, netport.Spec{}, false, nil
 }
 
 func (f *Flow) undoPort(ctx context.Context, raw json.RawMessage) error {

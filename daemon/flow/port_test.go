@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netns"
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/flow"
@@ -19,7 +22,10 @@ import (
 	"github.com/virtplane/virtplane/daemon/simnode"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
+	"github.com/virtplane/virtplane/internal/testenv"
 	"github.com/virtplane/virtplane/network/ipam"
+	"github.com/virtplane/virtplane/network/nettest"
+	"github.com/virtplane/virtplane/network/shaping"
 	"github.com/virtplane/virtplane/storage"
 	"github.com/virtplane/virtplane/vmm"
 )
@@ -39,7 +45,13 @@ type fixture struct {
 	ports   *simnode.Ports
 }
 
-func newFixture(t *testing.T, bridge string) *fixture {
+// fixtureOption changes what the flows of a fixture drive.
+type fixtureOption struct {
+	ports  netport.Ports               // instead of the simulated node's
+	driver func(vmm.Driver) vmm.Driver // wraps the simulated hypervisor
+}
+
+func newFixture(t *testing.T, bridge string, opts ...fixtureOption) *fixture {
 	t.Helper()
 	ctx := t.Context()
 	st := dbtest.SQLite(t)
@@ -69,10 +81,20 @@ func newFixture(t *testing.T, bridge string) *fixture {
 	require.NoError(t, err)
 	fx.ports, err = simnode.OpenPorts(ctx, st, fx.node.ID)
 	require.NoError(t, err)
+	var drv vmm.Driver = fx.drv
+	var ports netport.Ports = fx.ports
+	for _, o := range opts {
+		if o.ports != nil {
+			ports = o.ports
+		}
+		if o.driver != nil {
+			drv = o.driver(drv)
+		}
+	}
 	f, err := flow.New(flow.Config{Store: st, IPAM: m,
-		Driver:  func(context.Context, model.Node) (vmm.Driver, error) { return fx.drv, nil },
+		Driver:  func(context.Context, model.Node) (vmm.Driver, error) { return drv, nil },
 		Storage: func(context.Context, model.Node) (storage.Pool, error) { return fx.disks, nil },
-		Ports:   func(context.Context, model.Node) (netport.Ports, error) { return fx.ports, nil },
+		Ports:   func(context.Context, model.Node) (netport.Ports, error) { return ports, nil },
 	})
 	require.NoError(t, err)
 	fx.eng, err = tasks.New(tasks.Config{Store: st, Instance: "flow-test", Poll: 50 * time.Millisecond})
@@ -251,4 +273,110 @@ func TestDeleteIsIdempotent(t *testing.T) {
 	del = fx.run(t, flow.KindVMDelete, vm.ID)
 	require.Equal(t, store.TaskSucceeded, del.State, del.Error)
 	fx.assertNothingLeft(t, vm.ID)
+}
+
+// TestStartCompletesThePort: a stop and start on the simulated node sets
+// the recorded port up around the boot, unchanged.
+func TestStartCompletesThePort(t *testing.T) {
+	fx := newFixture(t, "vptbr-flow")
+	vm, tk := fx.create(t, "web", model.Limits{NetMbit: 5})
+	require.Equal(t, store.TaskSucceeded, tk.State, tk.Error)
+	before, _ := fx.ports.Port(flow.PortName(vm.ID))
+	for _, k := range []string{flow.KindVMStop, flow.KindVMStart} {
+		tk := fx.run(t, k, vm.ID)
+		require.Equal(t, store.TaskSucceeded, tk.State, tk.Error)
+	}
+	after, ok := fx.ports.Port(flow.PortName(vm.ID))
+	require.True(t, ok)
+	assert.True(t, before.Equal(after))
+	var setups int
+	for _, c := range fx.ports.Calls() {
+		if c.Method == "Setup" {
+			setups++
+		}
+	}
+	assert.Equal(t, 4, setups, "create: prepare, complete; start: prepare, complete")
+}
+
+// tapMaker is a hypervisor that makes its VMs' taps in a network namespace
+// the way libvirt does: on start, a link named after the NIC's tap,
+// attached to the NIC's bridge and up; gone when the VM stops.
+type tapMaker struct {
+	vmm.Driver
+	t  *testing.T
+	ns *testenv.Netns
+}
+
+func (d *tapMaker) Start(ctx context.Context, name string) error {
+	if err := d.Driver.Start(ctx, name); err != nil {
+		return err
+	}
+	vm, err := d.Driver.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	for _, n := range vm.Spec.NICs {
+		d.ns.Run(d.t, "ip", "link", "add", n.Tap, "type", "veth", "peer", "name", "vpp"+n.Tap[7:])
+		d.ns.Run(d.t, "ip", "link", "set", n.Tap, "master", n.Bridge, "up")
+	}
+	return nil
+}
+
+func (d *tapMaker) Stop(ctx context.Context, name string) error {
+	vm, err := d.Driver.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := d.Driver.Stop(ctx, name); err != nil {
+		return err
+	}
+	for _, n := range vm.Spec.NICs {
+		d.ns.Run(d.t, "ip", "link", "del", n.Tap)
+	}
+	return nil
+}
+
+// TestPortOnTheKernel: the flows over a kernel Host in a network namespace
+// (the hypervisor simulated, its taps real): after create the tap is on the
+// bridge the flow made, filtered and shaped both ways; after a stop and a
+// start (a new tap) it is shaped again; after delete nothing is left.
+func TestPortOnTheKernel(t *testing.T) {
+	ns := testenv.NewNetns(t)
+	fd, err := netns.GetFromName(ns.Name)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = fd.Close() })
+	nft, err := nftables.New(nftables.WithNetNSFd(int(fd)))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = nft.CloseLasting() })
+	host, err := netport.NewKernelHost(t.TempDir(), nettest.Handle(t, ns.Name), nft)
+	require.NoError(t, err)
+	fx := newFixture(t, "vptbr-kern", fixtureOption{ports: host, driver: func(d vmm.Driver) vmm.Driver { return &tapMaker{Driver: d, t: t, ns: ns} }})
+
+	vm, tk := fx.create(t, "web", model.Limits{NetMbit: 20})
+	require.Equal(t, store.TaskSucceeded, tk.State, tk.Error)
+	tap := flow.PortName(vm.ID)
+	shaped := func(when string) {
+		assert.Contains(t, ns.Run(t, "ip", "link", "show", tap), "master vptbr-kern", when)
+		assert.Contains(t, ns.Run(t, "nft", "list", "table", "netdev", "vpt-"+tap), vm.Addresses[0], when)
+		assert.Contains(t, ns.Run(t, "tc", "class", "show", "dev", tap), "rate 20Mbit", when)
+		assert.Contains(t, ns.Run(t, "tc", "filter", "show", "dev", tap, "ingress"), "mirred", when)
+		assert.Contains(t, ns.Run(t, "tc", "qdisc", "show", "dev", shaping.IFBName(tap)), "rate 20Mbit", when)
+	}
+	shaped("after create")
+	for _, k := range []string{flow.KindVMStop, flow.KindVMStart} {
+		tk := fx.run(t, k, vm.ID)
+		require.Equal(t, store.TaskSucceeded, tk.State, tk.Error)
+	}
+	shaped("after a stop and a start")
+
+	del := fx.run(t, flow.KindVMDelete, vm.ID)
+	require.Equal(t, store.TaskSucceeded, del.State, del.Error)
+	links := ns.Run(t, "ip", "-br", "link")
+	for _, l := range []string{tap, shaping.IFBName(tap), "vptbr-kern"} {
+		assert.NotContains(t, links, l)
+	}
+	assert.Empty(t, strings.TrimSpace(ns.Run(t, "nft", "list", "tables")))
+	left, err := host.List(t.Context())
+	require.NoError(t, err)
+	assert.Empty(t, left)
 }
