@@ -117,7 +117,7 @@ func (f *Flow) Register(e *tasks.Engine) {
 	e.Handle(KindVMStop, h(f.power(KindVMStop)))
 	e.Handle(KindVMReboot, h(f.power(KindVMReboot)))
 	e.Handle(KindVMResize, h(f.resize))
-	e.Handle(KindVMLimits, h(f.limits))
+	e.Handle(KindVMLimits, h(f.withPortLimits(f.limits)))
 	e.Handle(KindVMSnapshotCreate, h(f.snapshot(true)))
 	e.Handle(KindVMSnapshotDelete, h(f.snapshot(false)))
 	e.Handle(KindVMRescue, h(f.withPort(f.rescue)))

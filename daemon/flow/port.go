@@ -95,6 +95,39 @@ func (f *Flow) withPort(run func(context.Context, *tasks.Run) error) func(contex
 	}
 }
 
+// withPortLimits wraps the handler of a limits change: net_mbit is the
+// port's shaping, in both directions, 0 for none.
+func (f *Flow) withPortLimits(run func(context.Context, *tasks.Run) error) func(context.Context, *tasks.Run) error {
+	return func(ctx context.Context, r *tasks.Run) error {
+		if err := run(ctx, r); err != nil {
+			return err
+		}
+		var in VMInput
+		if err := r.Input(&in); err != nil {
+			return err
+		}
+		vm, err := f.loadVM(ctx, in.VMID)
+		if err != nil {
+			return err
+		}
+		ports, port, ok, err := f.recordedPort(ctx, vm)
+		if errors.Is(err, virtplane.ErrNotImplemented) || (err == nil && !ok) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var l model.Limits
+		if in.Limits != nil {
+			l = *in.Limits
+		}
+		port.InKbit, port.OutKbit = uint64(l.NetMbit)*1000, uint64(l.NetMbit)*1000
+		return r.Step(ctx, "shape network port", tasks.NoUndo, func(ctx context.Context) error {
+			return ports.Setup(ctx, port)
+		})
+	}
+}
+
 // recordedPort returns the port a VM's node holds for it, as it was set up.
 func (f *Flow) recordedPort(ctx context.Context, vm model.VM) (netport.Ports, netport.Spec, bool, error) {
 	ports, err := f.nodePorts(ctx, vm.NodeID)

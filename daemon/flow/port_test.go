@@ -119,10 +119,15 @@ func put(t *testing.T, st store.Store, kind store.Kind, id, name, parent string,
 // run submits a task on a VM and waits for its end.
 func (fx *fixture) run(t *testing.T, kind, vmID string) store.Task {
 	t.Helper()
+	return fx.runInput(t, kind, flow.VMInput{VMID: vmID})
+}
+
+func (fx *fixture) runInput(t *testing.T, kind string, in flow.VMInput) store.Task {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	tk, _, err := fx.eng.Submit(ctx, tasks.Submission{Kind: kind, Owner: "u1", Target: "vm/" + vmID,
-		Resources: []string{"vm/" + vmID}, Input: flow.VMInput{VMID: vmID}})
+	tk, _, err := fx.eng.Submit(ctx, tasks.Submission{Kind: kind, Owner: "u1", Target: "vm/" + in.VMID,
+		Resources: []string{"vm/" + in.VMID}, Input: in})
 	require.NoError(t, err)
 	tk, err = fx.eng.Wait(ctx, tk.ID)
 	require.NoError(t, err)
@@ -296,6 +301,22 @@ func TestStartCompletesThePort(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 4, setups, "create: prepare, complete; start: prepare, complete")
+}
+
+// TestLimitsShapeThePort: a limits change sets the port's bandwidth.
+func TestLimitsShapeThePort(t *testing.T) {
+	fx := newFixture(t, "vptbr-flow")
+	vm, tk := fx.create(t, "web", model.Limits{})
+	require.Equal(t, store.TaskSucceeded, tk.State, tk.Error)
+	for _, mbit := range []int{100, 0} {
+		tk := fx.runInput(t, flow.KindVMLimits, flow.VMInput{VMID: vm.ID, Limits: &model.Limits{NetMbit: mbit}})
+		require.Equal(t, store.TaskSucceeded, tk.State, tk.Error)
+		port, ok := fx.ports.Port(flow.PortName(vm.ID))
+		require.True(t, ok)
+		assert.EqualValues(t, mbit*1000, port.InKbit)
+		assert.EqualValues(t, mbit*1000, port.OutKbit)
+		assert.Equal(t, mbit, fx.vm(t, vm.ID).Limits.NetMbit)
+	}
 }
 
 // tapMaker is a hypervisor that makes its VMs' taps in a network namespace
