@@ -136,7 +136,7 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 
 	// The port: the tap libvirt made is on the bridge the flow made, the
 	// firewall holds the VM's MAC and address, tc shapes it to 10 Mbit/s.
-	assert.Contains(t, run(t, "ip", "-d", "link", "show", bridge), "alias "+netport.OwnerTag)
+	assert.Contains(t, run(t, "ip", "-d", "link", "show", bridge), "alias "+netport.OwnerTagPrefix)
 	assert.Contains(t, run(t, "ip", "link", "show", tap), "master "+bridge)
 	table := run(t, "nft", "list", "table", "netdev", "vpt-"+tap)
 	assert.Contains(t, table, "198.51.100.2")

@@ -24,7 +24,7 @@ import (
 // decision over every port) to what the kernel work costs anyway.
 func BenchmarkKernelSetup(b *testing.B) {
 	ctx := b.Context()
-	h, ns, _ := kernelHost(b)
+	h, ns, dir := kernelHost(b)
 	spec := netport.ForVM("bench", "vptbr-bench", []netip.Addr{netip.MustParseAddr("192.0.2.10")})
 	spec.InKbit, spec.OutKbit = 20_000, 20_000
 	require.NoError(b, h.Setup(ctx, spec))
@@ -43,7 +43,7 @@ func BenchmarkKernelSetup(b *testing.B) {
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = nft.CloseLasting() })
 	nl := nettest.Handle(b, ns.Name)
-	links, err := hostnet.New(hostnet.Config{Netlink: nl, OwnerTag: netport.OwnerTag})
+	links, err := hostnet.New(hostnet.Config{Netlink: nl, OwnerTag: netport.OwnerTag(dir)})
 	require.NoError(b, err)
 	fw, err := firewall.New(nft)
 	require.NoError(b, err)

@@ -12,8 +12,9 @@
 // that is already gone.
 //
 // Host is the implementation for this machine's kernel: it composes
-// network/hostnet (the bridge, created on demand, owned, and deleted once no
-// port uses it; the hypervisor's tap is only enslaved), network/firewall
+// network/hostnet (the bridge, created on demand, tagged as the Host's own
+// (OwnerTag), deleted once no port uses it; the hypervisor's tap is only
+// enslaved), network/firewall
 // (one nftables netdev table per port) and network/shaping (tc, only when a
 // limit is set), and keeps each port's Spec in a state directory so that
 // it knows, across restarts, which bridges are still in use. Fake is the

@@ -2,6 +2,8 @@ package netport
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"maps"
@@ -22,11 +24,23 @@ import (
 	"github.com/virtplane/virtplane/network/shaping"
 )
 
-// OwnerTag is the alias of the bridges a Host creates. It differs from
-// hostnet's default so that the Host's declarative Apply, which deletes
-// the owned links it is not told to keep, never touches links that other
-// users of hostnet on the same node own.
-const OwnerTag = "virtplane-ports"
+// OwnerTagPrefix starts the alias of the bridges a Host creates.
+const OwnerTagPrefix = "virtplane-ports:"
+
+// OwnerTag is the alias of the bridges made by the Host that keeps its
+// state in stateDir. hostnet's declarative Apply deletes the owned links it
+// is not told to keep, so each Host owns its own: it never touches the
+// links of other hostnet users, nor the bridges of another Host on the same
+// machine (a second daemon, a test beside a running daemon), which could
+// be empty for a moment between a port's setup and its VM's start.
+func OwnerTag(stateDir string) string {
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		abs = stateDir
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return OwnerTagPrefix + hex.EncodeToString(sum[:6])
+}
 
 // DeviceRemover deletes a link by name; a *netlink.Handle is one.
 type DeviceRemover interface {
@@ -39,7 +53,8 @@ type HostConfig struct {
 	// StateDir keeps one file per port with its Spec: what tells, after a
 	// restart, which bridges ports still use. Created when missing.
 	StateDir string
-	// Links manages the bridges; give it OwnerTag as its owner tag.
+	// Links manages the bridges; give it OwnerTag(StateDir) as its owner
+	// tag.
 	Links hostnet.Configurator
 	// Firewall installs the ports' anti-spoofing policies.
 	Firewall firewall.Enforcer
@@ -82,7 +97,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 // NewKernelHost returns a Host over the network namespace nl and nft talk
 // to (netlink.NewHandle() and nftables.New() for the current one).
 func NewKernelHost(stateDir string, nl *netlink.Handle, nft *nftables.Conn) (*Host, error) {
-	links, err := hostnet.New(hostnet.Config{Netlink: nl, OwnerTag: OwnerTag})
+	links, err := hostnet.New(hostnet.Config{Netlink: nl, OwnerTag: OwnerTag(stateDir)})
 	if err != nil {
 		return nil, err
 	}
@@ -363,8 +378,10 @@ func (h *Host) bridges(ctx context.Context, removing string) ([]hostnet.Link, er
 			owned[l.Name] = true
 		}
 	}
+	// Other links on the Host's bridges keep them; a recorded port's
+	// bridge is the one its spec names (it may be moving).
 	for _, l := range links {
-		if owned[l.Master] && l.Name != removing {
+		if _, recorded := recs[l.Name]; owned[l.Master] && l.Name != removing && !recorded {
 			keep[l.Master] = true
 		}
 	}
@@ -374,7 +391,7 @@ func (h *Host) bridges(ctx context.Context, removing string) ([]hostnet.Link, er
 	}
 	ports := map[string]string{}
 	for _, l := range links {
-		if keep[l.Master] && l.Name != removing {
+		if _, recorded := recs[l.Name]; keep[l.Master] && l.Name != removing && !recorded {
 			ports[l.Name] = l.Master
 		}
 	}

@@ -187,7 +187,7 @@ func TestKernelPort(t *testing.T) {
 
 	br := ns.Run(t, "ip", "-d", "link", "show", "vptbr-test")
 	assert.Contains(t, br, "bridge")
-	assert.Contains(t, br, "alias "+netport.OwnerTag)
+	assert.Contains(t, br, "alias "+netport.OwnerTagPrefix)
 	table := ns.Run(t, "nft", "list", "table", "netdev", "vpt-"+s.Name)
 	// nft prints the MAC as a number.
 	macHex := "0x" + strings.TrimLeft(strings.ReplaceAll(s.MAC, ":", ""), "0")
@@ -221,6 +221,48 @@ func TestKernelPort(t *testing.T) {
 	ents, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	assert.Empty(t, ents)
+}
+
+// TestKernelHostsShareANamespace: two Hosts on one machine (two daemons)
+// never delete each other's bridges, even while one is empty between a
+// port's setup and its VM's start.
+func TestKernelHostsShareANamespace(t *testing.T) {
+	ctx := t.Context()
+	a, ns, _ := kernelHost(t)
+	fd, err := netns.GetFromName(ns.Name)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = fd.Close() })
+	nft, err := nftables.New(nftables.WithNetNSFd(int(fd)))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = nft.CloseLasting() })
+	b, err := netport.NewKernelHost(t.TempDir(), nettest.Handle(t, ns.Name), nft)
+	require.NoError(t, err)
+
+	pa := netport.ForVM("vm-a", "vptbr-a", nil)
+	require.NoError(t, a.Setup(ctx, pa)) // vptbr-a is empty until the VM starts
+	pb := netport.ForVM("vm-b", "vptbr-b", nil)
+	require.NoError(t, b.Setup(ctx, pb))
+	require.NoError(t, b.Teardown(ctx, pb.Name))
+	links := ns.Run(t, "ip", "link")
+	assert.Contains(t, links, "vptbr-a", "b left a's bridge alone")
+	assert.NotContains(t, links, "vptbr-b")
+	require.NoError(t, a.Teardown(ctx, pa.Name))
+	assert.NotContains(t, ns.Run(t, "ip", "link"), "vptbr-a")
+}
+
+// TestKernelPortMoves: a port whose spec names another bridge moves there;
+// the bridge it left, now empty, goes.
+func TestKernelPortMoves(t *testing.T) {
+	ctx := t.Context()
+	h, ns, _ := kernelHost(t)
+	s := netport.ForVM("vm-1", "vptbr-old", nil)
+	require.NoError(t, h.Setup(ctx, s))
+	plug(t, ns, s.Name)
+	require.NoError(t, h.Setup(ctx, s))
+	s.Bridge = "vptbr-new"
+	require.NoError(t, h.Setup(ctx, s))
+	assert.Contains(t, ns.Run(t, "ip", "link", "show", s.Name), "master vptbr-new")
+	assert.NotContains(t, ns.Run(t, "ip", "link"), "vptbr-old")
 }
 
 // TestKernelPortAfterTheTapWent: the hypervisor deletes its tap when the VM
