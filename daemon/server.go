@@ -47,6 +47,10 @@ type Config struct {
 	// LocalPorts opens the network ports of a node with address "local"
 	// (netport.NewKernelHost over this host's kernel).
 	LocalPorts func(ctx context.Context) (netport.Ports, error)
+	// SimStore is where simulated nodes (address "sim") keep their machines,
+	// volumes and ports; default Store. A store of their own keeps their
+	// writes off the daemon's, as real nodes keep their state on their own disks.
+	SimStore store.Store
 }
 
 // Server is one daemon: store, task engine, API, events and metrics.
@@ -78,7 +82,7 @@ func (s *Server) netPorts(ctx context.Context, n model.Node) (netport.Ports, err
 	var err error
 	switch n.Address {
 	case "sim":
-		p, err = simnode.OpenPorts(ctx, s.cfg.Store, n.ID)
+		p, err = simnode.OpenPorts(ctx, s.cfg.SimStore, n.ID)
 	case "local":
 		if s.cfg.LocalPorts == nil {
 			return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: no local network ports are configured", n.Name)
@@ -105,7 +109,7 @@ func (s *Server) storage(ctx context.Context, n model.Node) (storage.Pool, error
 	var err error
 	switch n.Address {
 	case "sim":
-		p, err = simnode.OpenStorage(ctx, s.cfg.Store, n.ID)
+		p, err = simnode.OpenStorage(ctx, s.cfg.SimStore, n.ID)
 	case "local":
 		if s.cfg.LocalStorage == nil {
 			return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: no local storage pool is configured", n.Name)
@@ -132,7 +136,7 @@ func (s *Server) driver(ctx context.Context, n model.Node) (vmm.Driver, error) {
 	var err error
 	switch n.Address {
 	case "sim":
-		d, err = simnode.Open(ctx, s.cfg.Store, n.ID)
+		d, err = simnode.Open(ctx, s.cfg.SimStore, n.ID)
 	case "local":
 		if s.cfg.LocalDriver == nil {
 			return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: the local libvirt driver is not wired into this daemon yet", n.Name)
@@ -219,6 +223,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.SimStore == nil {
+		cfg.SimStore = cfg.Store
 	}
 	s := &Server{cfg: cfg, Auth: auth.New(cfg.Store), Events: events.NewBus(), Metrics: metrics.New(cfg.Store)}
 	eng, err := tasks.New(tasks.Config{

@@ -157,12 +157,14 @@ type Tx interface {
 	CreateTask(ctx context.Context, t *Task) error
 	// UpdateTask stores every field of t except ID, Kind, Owner and Created.
 	UpdateTask(ctx context.Context, t *Task) error
-	// ClaimTask moves a queued task to running under owner's lease; it
-	// reports false when another instance claimed it first.
+	// ClaimTask moves a queued task to running (message "running", start
+	// time now) under owner's lease; it reports false when another instance
+	// claimed it first.
 	ClaimTask(ctx context.Context, id, owner string, until time.Time) (bool, error)
 	// RenewLeases extends the lease of every non-terminal task owner holds.
 	RenewLeases(ctx context.Context, owner string, until time.Time) error
-	AppendTaskLog(ctx context.Context, id, line string) error
+	// AppendTaskLog adds a line, written at the time at, to a task's log.
+	AppendTaskLog(ctx context.Context, id string, at time.Time, line string) error
 	// PushUndo appends an undo step to the task's journal and returns its Seq.
 	PushUndo(ctx context.Context, id, action string, args []byte) (int, error)
 	MarkUndoDone(ctx context.Context, id string, seq int) error

@@ -30,6 +30,10 @@ type Dialect struct {
 	// database with one writer (SQLite) it turns many small commits into
 	// few; each Update still commits or rolls back alone.
 	GroupCommit bool
+	// CacheStatements keeps prepared statements per query text (for drivers
+	// without a statement cache of their own; pgx has one). Needs
+	// GroupCommit, which prepares the write statements between transactions.
+	CacheStatements bool
 }
 
 // Store is store.Store over database/sql.
@@ -37,9 +41,11 @@ type Store struct {
 	read, write *sql.DB
 	d           Dialect
 	reader
-	updates   chan *update  // group commit queue (GroupCommit)
-	stopped   chan struct{} // closed when the group committer ended
-	closeOnce sync.Once
+	// Prepared statements (Dialect.CacheStatements); nil otherwise.
+	readStmts, writeStmts *stmtCache
+	updates               chan *update  // group commit queue (GroupCommit)
+	stopped               chan struct{} // closed when the group committer ended
+	closeOnce             sync.Once
 }
 
 type update struct {
@@ -56,6 +62,10 @@ var _ store.Store = (*Store)(nil)
 func New(read, write *sql.DB, d Dialect) *Store {
 	s := &Store{read: read, write: write, d: d}
 	s.reader = reader{q: read, d: &s.d}
+	if d.CacheStatements && d.GroupCommit {
+		s.readStmts, s.writeStmts = newStmtCache(read), newStmtCache(write)
+		s.reader.q = cachedQuerier{c: s.readStmts, base: read}
+	}
 	if d.GroupCommit {
 		s.updates = make(chan *update)
 		s.stopped = make(chan struct{})
@@ -67,24 +77,54 @@ func New(read, write *sql.DB, d Dialect) *Store {
 // groupBatch bounds how many Updates share one commit.
 const groupBatch = 128
 
+// groupLinger is how long, under load, the committer waits for more Updates
+// to join a batch: a commit's cost is mostly the pages it writes, which
+// Updates of one batch share.
+const groupLinger = 500 * time.Microsecond
+
 // groupCommitter takes the queued Updates, runs each under a savepoint in
 // one transaction and commits them together.
 func (s *Store) groupCommitter() {
 	defer close(s.stopped)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	busy := false // the last batch had company: more Updates are likely on their way
 	for first := range s.updates {
 		batch := []*update{first}
+		if busy {
+			linger.Reset(groupLinger)
+		}
 	collect:
 		for len(batch) < groupBatch {
+			if !busy {
+				select {
+				case u, ok := <-s.updates:
+					if !ok {
+						break collect
+					}
+					batch = append(batch, u)
+				default:
+					break collect
+				}
+				continue
+			}
 			select {
 			case u, ok := <-s.updates:
 				if !ok {
 					break collect
 				}
 				batch = append(batch, u)
-			default:
+			case <-linger.C:
 				break collect
 			}
 		}
+		if busy && !linger.Stop() {
+			select {
+			case <-linger.C:
+			default:
+			}
+		}
+		busy = len(batch) > 1
 		s.runBatch(batch)
 	}
 }
@@ -96,12 +136,15 @@ func (s *Store) runBatch(batch []*update) {
 			u.done <- err
 		}
 	}
+	if s.writeStmts != nil {
+		s.writeStmts.prepareMissed(context.Background())
+	}
 	sqlTx, err := s.write.BeginTx(context.Background(), nil)
 	if err != nil {
 		fail(virtplane.Errorf(virtplane.ErrUnavailable, "begin transaction: %v", err))
 		return
 	}
-	t := &tx{reader: reader{q: sqlTx, d: &s.d}}
+	t := &tx{reader: s.txReader(sqlTx)}
 	for i, u := range batch {
 		if err := u.ctx.Err(); err != nil {
 			errs[i] = t.wrap(err)
@@ -144,11 +187,23 @@ func runGuarded(f func(store.Tx) error, t store.Tx) (err error) {
 	return f(t)
 }
 
+// txReader reads and writes inside a transaction of the write pool.
+func (s *Store) txReader(sqlTx *sql.Tx) reader {
+	if s.writeStmts != nil {
+		return reader{q: cachedQuerier{c: s.writeStmts, tx: sqlTx, base: sqlTx}, d: &s.d}
+	}
+	return reader{q: sqlTx, d: &s.d}
+}
+
 // Close closes both pools.
 func (s *Store) Close() error {
 	if s.updates != nil {
 		s.closeOnce.Do(func() { close(s.updates) })
 		<-s.stopped
+	}
+	if s.readStmts != nil {
+		s.readStmts.close()
+		s.writeStmts.close()
 	}
 	err := s.read.Close()
 	if s.write != s.read {
@@ -640,8 +695,8 @@ func (t *tx) UpdateTask(ctx context.Context, tk *store.Task) error {
 
 func (t *tx) ClaimTask(ctx context.Context, id, owner string, until time.Time) (bool, error) {
 	now := time.Now().UTC()
-	r, err := t.exec(ctx, "UPDATE tasks SET state = ?, lease_owner = ?, lease_until = ?, started = ? WHERE id = ? AND state = ?",
-		string(store.TaskRunning), owner, nanos(until), nanos(now), id, string(store.TaskQueued))
+	r, err := t.exec(ctx, "UPDATE tasks SET state = ?, message = ?, lease_owner = ?, lease_until = ?, started = ? WHERE id = ? AND state = ?",
+		string(store.TaskRunning), "running", owner, nanos(until), nanos(now), id, string(store.TaskQueued))
 	if err != nil {
 		return false, err
 	}
@@ -655,9 +710,9 @@ func (t *tx) RenewLeases(ctx context.Context, owner string, until time.Time) err
 	return err
 }
 
-func (t *tx) AppendTaskLog(ctx context.Context, id, line string) error {
+func (t *tx) AppendTaskLog(ctx context.Context, id string, at time.Time, line string) error {
 	_, err := t.exec(ctx, "INSERT INTO task_log (task_id, seq, at, line) SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ? FROM task_log WHERE task_id = ?",
-		id, nanos(time.Now()), line, id)
+		id, nanos(at), line, id)
 	return err
 }
 

@@ -351,6 +351,7 @@ func testTaskClaimOnce(t *testing.T, st store.Store) {
 	require.NoError(t, err)
 	assert.Equal(t, store.TaskRunning, got.State)
 	assert.NotEmpty(t, got.LeaseOwner)
+	assert.Equal(t, "running", got.Message)
 	assert.False(t, got.Started.IsZero())
 
 	until := time.Now().Add(time.Hour)
@@ -367,7 +368,7 @@ func testTaskLogAndUndo(t *testing.T, st store.Store) {
 			return err
 		}
 		for _, l := range []string{"one", "two", "three"} {
-			if err := tx.AppendTaskLog(ctx, "t", l); err != nil {
+			if err := tx.AppendTaskLog(ctx, "t", time.Now(), l); err != nil {
 				return err
 			}
 		}
