@@ -29,6 +29,9 @@ type VMCreateBody struct {
 	SSHKeys   []string `json:"ssh_keys,omitempty" maxItems:"32"`
 	UserData  string   `json:"user_data,omitempty" maxLength:"65536" doc:"cloud-init user data"`
 	Owner     string   `json:"owner,omitempty" doc:"admins may create a VM for another user"`
+	// Limits are in force from the start: net_mbit shapes the VM's network
+	// port in both directions.
+	Limits model.Limits `json:"limits,omitempty" doc:"limits from the start (net_mbit shapes the network port)"`
 }
 
 // VMCreateInput is the create request; the Idempotency-Key header makes a
@@ -361,7 +364,7 @@ func (s *Server) createVM(ctx context.Context, in *VMCreateInput) (*VMTaskOutput
 		vm := model.VM{
 			ID: store.NewID(), Name: b.Name, Owner: owner, ClusterID: cluster.ID, ImageID: b.ImageID, PoolID: b.PoolID,
 			CPUs: b.CPUs, MemoryMiB: b.MemoryMiB, DiskGiB: b.DiskGiB, State: model.VMCreating, Addresses: []string{},
-			Snapshots: []model.Snapshot{}, SSHKeys: b.SSHKeys, Created: time.Now().UTC(),
+			Snapshots: []model.Snapshot{}, SSHKeys: b.SSHKeys, Limits: b.Limits, Created: time.Now().UTC(),
 		}
 		t, _, err := s.cfg.Tasks.SubmitTx(ctx, tx, tasks.Submission{
 			Kind: flow.KindVMCreate, Owner: owner, Target: "vm/" + vm.ID, Resources: []string{"vm/" + vm.ID},
