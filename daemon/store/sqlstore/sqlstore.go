@@ -689,17 +689,20 @@ func (t *tx) CreateTask(ctx context.Context, tk *store.Task) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.exec(ctx, "INSERT INTO tasks ("+taskCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	r, err := t.exec(ctx, "INSERT INTO tasks ("+taskCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner, idem_key) DO NOTHING",
 		tk.ID, tk.Kind, tk.Owner, tk.Target, string(res), string(tk.State), tk.Progress, tk.Message, tk.Error, tk.ErrorClass,
 		string(tk.Input), string(tk.Result), boolInt(tk.CancelRequested), tk.LeaseOwner, nanos(tk.LeaseUntil),
 		nullIfEmpty(tk.IdempotencyKey), nanos(tk.Created), nanos(tk.Started), nanos(tk.Finished))
 	if errors.Is(err, virtplane.ErrAlreadyExists) {
-		if tk.IdempotencyKey != "" {
-			return virtplane.Errorf(virtplane.ErrAlreadyExists, "task %s or idempotency key %q exists", tk.ID, tk.IdempotencyKey)
-		}
 		return virtplane.Errorf(virtplane.ErrAlreadyExists, "task %s exists", tk.ID)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return fmt.Errorf("task with key %q of %s: %w", tk.IdempotencyKey, tk.Owner, store.ErrIdempotencyKeyTaken)
+	}
+	return nil
 }
 
 func nonNil(s []string) []string {
@@ -769,14 +772,44 @@ func (t *tx) AppendTaskLog(ctx context.Context, id string, lines ...store.LogLin
 	return err
 }
 
-func (t *tx) PushUndo(ctx context.Context, id, action string, args []byte) (int, error) {
-	if args == nil {
-		args = []byte("null")
+func (t *tx) PushUndo(ctx context.Context, id string, undos ...store.Undo) (int, error) {
+	if len(undos) == 0 {
+		return 0, virtplane.Errorf(virtplane.ErrInvalidArgument, "no undo steps to push for task %q", id)
 	}
-	var seq int
-	err := t.queryRow(ctx, "INSERT INTO task_undo (task_id, seq, action, args, done) SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, 0 FROM task_undo WHERE task_id = ? RETURNING seq",
-		id, action, string(args), id).Scan(&seq)
-	return seq, t.wrap(err)
+	// One statement for all the steps, as for log lines.
+	var q strings.Builder
+	q.WriteString("WITH last AS (SELECT COALESCE(MAX(seq), 0) AS seq FROM task_undo WHERE task_id = ?) INSERT INTO task_undo (task_id, seq, action, args, done) ")
+	args := make([]any, 0, 1+3*len(undos))
+	args = append(args, id)
+	for i, u := range undos {
+		if u.Action == "" {
+			return 0, virtplane.Errorf(virtplane.ErrInvalidArgument, "undo step %d of task %q has no action", i, id)
+		}
+		if i > 0 {
+			q.WriteString(" UNION ALL ")
+		}
+		a := u.Args
+		if a == nil {
+			a = []byte("null")
+		}
+		q.WriteString("SELECT CAST(? AS TEXT), seq + " + strconv.Itoa(i+1) + ", CAST(? AS TEXT), CAST(? AS TEXT), 0 FROM last")
+		args = append(args, id, u.Action, string(a))
+	}
+	q.WriteString(" RETURNING seq")
+	rows, err := t.query(ctx, q.String(), args...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	last := 0
+	for rows.Next() {
+		var seq int
+		if err := rows.Scan(&seq); err != nil {
+			return 0, t.wrap(err)
+		}
+		last = max(last, seq)
+	}
+	return last, t.wrap(rows.Err())
 }
 
 func (t *tx) MarkUndoDone(ctx context.Context, id string, seq int) error {
