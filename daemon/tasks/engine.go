@@ -52,7 +52,7 @@ type Config struct {
 type Submission struct {
 	// ID of the new task; default a new one. Known ahead, it can go into
 	// the objects made with the task.
-	ID   string
+	ID             string
 	Kind           string
 	Owner          string
 	Target         string
