@@ -161,20 +161,25 @@ func load[T any](ctx context.Context, r store.Reader, kind store.Kind, id string
 	return v, err
 }
 
-func (f *Flow) node(ctx context.Context, nodeID string) (model.Node, error) {
+// loadCached is load through one of the flow's caches (nodes, clusters).
+func loadCached[T any](ctx context.Context, f *Flow, cache map[string]T, kind store.Kind, id string) (T, error) {
 	f.mu.Lock()
-	n, ok := f.nodes[nodeID]
+	v, ok := cache[id]
 	f.mu.Unlock()
 	if ok {
-		return n, nil
+		return v, nil
 	}
-	n, err := load[model.Node](ctx, f.st, store.KindNode, nodeID)
+	v, err := load[T](ctx, f.st, kind, id)
 	if err == nil {
 		f.mu.Lock()
-		f.nodes[nodeID] = n
+		cache[id] = v
 		f.mu.Unlock()
 	}
-	return n, err
+	return v, err
+}
+
+func (f *Flow) node(ctx context.Context, nodeID string) (model.Node, error) {
+	return loadCached(ctx, f, f.nodes, store.KindNode, nodeID)
 }
 
 func (f *Flow) nodePool(ctx context.Context, nodeID string) (storage.Pool, error) {
@@ -490,19 +495,7 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 }
 
 func (f *Flow) cluster(ctx context.Context, id string) (model.Cluster, error) {
-	f.mu.Lock()
-	c, ok := f.clusters[id]
-	f.mu.Unlock()
-	if ok {
-		return c, nil
-	}
-	c, err := load[model.Cluster](ctx, f.st, store.KindCluster, id)
-	if err == nil {
-		f.mu.Lock()
-		f.clusters[id] = c
-		f.mu.Unlock()
-	}
-	return c, err
+	return loadCached(ctx, f, f.clusters, store.KindCluster, id)
 }
 
 // cloudInit gives the guest its name, keys and static address.

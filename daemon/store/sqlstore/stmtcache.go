@@ -32,13 +32,16 @@ func newStmtCache(db *sql.DB) *stmtCache {
 	return &stmtCache{db: db, m: map[string]*sql.Stmt{}, missed: map[string]bool{}}
 }
 
+func (c *stmtCache) cached(q string) *sql.Stmt {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.m[q]
+}
+
 // lookup returns the prepared statement of q, or nil after noting q for
 // prepareMissed.
 func (c *stmtCache) lookup(q string) *sql.Stmt {
-	c.mu.RLock()
-	st, ok := c.m[q]
-	c.mu.RUnlock()
-	if ok {
+	if st := c.cached(q); st != nil {
 		return st
 	}
 	c.mu.Lock()
@@ -65,10 +68,7 @@ func (c *stmtCache) prepareMissed(ctx context.Context) {
 // get returns the prepared statement of q, or nil when the cache is full or
 // preparing failed (the caller then runs q directly and reports the error).
 func (c *stmtCache) get(ctx context.Context, q string) *sql.Stmt {
-	c.mu.RLock()
-	st, ok := c.m[q]
-	c.mu.RUnlock()
-	if ok {
+	if st := c.cached(q); st != nil {
 		return st
 	}
 	c.mu.Lock()
