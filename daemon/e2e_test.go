@@ -100,8 +100,18 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 	assert.Equal(t, flow.ImageVolume(img.ID), vol.Parent, "the disk is a linked clone of the image")
 	assert.EqualValues(t, 1<<30, vol.Capacity)
 
+	// Grow the disk while QEMU runs the domain (QEMU grows the file), then
+	// while it is stopped (qemu-img grows it).
+	tk, err := c.ResizeVM(ctx, vm.ID, 0, 0, 2)
+	succeeded(t, c, tk, err)
+	vol, err = pool.Volume(ctx, flow.VolumeName(vm.ID))
+	require.NoError(t, err)
+	assert.EqualValues(t, 2<<30, vol.Capacity, "QEMU grew the running domain's disk")
+	assert.Equal(t, flow.ImageVolume(img.ID), vol.Parent, "still a linked clone")
+
 	for _, step := range []func() (api.TaskView, error){
 		func() (api.TaskView, error) { return c.VMAction(ctx, vm.ID, "stop") },
+		func() (api.TaskView, error) { return c.ResizeVM(ctx, vm.ID, 0, 0, 3) },
 		func() (api.TaskView, error) { return c.Snapshot(ctx, vm.ID, "s1") },
 	} {
 		tk, err := step()
@@ -113,6 +123,12 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 	dom, err = drv.Get(ctx, flow.DomainName(vm.ID))
 	require.NoError(t, err)
 	assert.Equal(t, vmm.StateStopped, dom.State)
+	vol, err = pool.Volume(ctx, flow.VolumeName(vm.ID))
+	require.NoError(t, err)
+	assert.EqualValues(t, 3<<30, vol.Capacity, "qemu-img grew the stopped domain's disk")
+	vm, err = c.GetVM(ctx, vm.ID)
+	require.NoError(t, err)
+	assert.EqualValues(t, 3, vm.DiskGiB)
 
 	del, err := c.DeleteVM(ctx, vm.ID)
 	require.NoError(t, err)

@@ -255,6 +255,20 @@ func (c *Client) Snapshot(ctx context.Context, id, name string) (api.TaskView, e
 	return out.Task, err
 }
 
+// ResizeVM changes a VM's CPUs, memory (a zero leaves it) and grows its
+// disk to diskGiB (0 leaves it; disks only grow).
+func (c *Client) ResizeVM(ctx context.Context, id string, cpus int, memoryMiB, diskGiB int64) (api.TaskView, error) {
+	var out VMTask
+	body := map[string]int64{}
+	for k, v := range map[string]int64{"cpus": int64(cpus), "memory_mib": memoryMiB, "disk_gib": diskGiB} {
+		if v != 0 {
+			body[k] = v
+		}
+	}
+	err := c.Do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/resize", body, &out)
+	return out.Task, err
+}
+
 // DeleteVM starts the deletion of a VM.
 func (c *Client) DeleteVM(ctx context.Context, id string) (api.TaskView, error) {
 	var out VMTask

@@ -121,6 +121,7 @@ func (f *Flow) Register(e *tasks.Engine) {
 	e.OnUndo(undoAddresses, f.undoAddresses)
 	e.OnUndo(undoDomain, f.undoDomain)
 	e.OnUndo(undoVolume, f.undoVolume)
+	f.registerOps(e)
 }
 
 // The undo actions.
@@ -323,6 +324,7 @@ type vmPatch struct {
 	Addresses []string          `json:"addresses,omitempty"`
 	CPUs      int               `json:"cpus,omitempty"`
 	MemoryMiB int64             `json:"memory_mib,omitempty"`
+	DiskGiB   int64             `json:"disk_gib,omitempty"`
 	Limits    *model.Limits     `json:"limits,omitempty"`
 	Snapshots *[]model.Snapshot `json:"snapshots,omitempty"`
 }
@@ -645,34 +647,6 @@ func capability[T any](drv vmm.Driver, what string) (T, error) {
 	return c, nil
 }
 
-func (f *Flow) resize(ctx context.Context, r *tasks.Run) error {
-	vm, in, drv, err := f.withDomain(ctx, r)
-	if err != nil {
-		return err
-	}
-	rz, err := capability[vmm.Resizer](drv, "resize")
-	if err != nil {
-		return err
-	}
-	if in.DiskGiB != 0 {
-		return virtplane.Errorf(virtplane.ErrNotImplemented, "disk resize needs the storage package, not wired yet")
-	}
-	res := vmm.Resources{VCPUs: vm.CPUs, MemoryMiB: vm.MemoryMiB}
-	if in.CPUs != 0 {
-		res.VCPUs = in.CPUs
-	}
-	if in.MemoryMiB != 0 {
-		res.MemoryMiB = in.MemoryMiB
-	}
-	if err := r.Step(ctx, "resize", tasks.NoUndo, func(ctx context.Context) error {
-		return rz.Resize(ctx, DomainName(vm.ID), res)
-	}); err != nil {
-		return err
-	}
-	f.Invalidate(vm.ClusterID)
-	return r.SetResult(vmPatch{CPUs: res.VCPUs, MemoryMiB: res.MemoryMiB})
-}
-
 func (f *Flow) limits(ctx context.Context, r *tasks.Run) error {
 	vm, in, drv, err := f.withDomain(ctx, r)
 	if err != nil {
@@ -826,6 +800,9 @@ func (f *Flow) finishVM(ctx context.Context, tx store.Tx, t *store.Task) error {
 		}
 		if p.MemoryMiB != 0 {
 			vm.MemoryMiB = p.MemoryMiB
+		}
+		if p.DiskGiB != 0 {
+			vm.DiskGiB = p.DiskGiB
 		}
 		if p.Limits != nil {
 			vm.Limits = *p.Limits
