@@ -130,12 +130,13 @@ func (s *Server) SetupFirstNode(ctx context.Context, address string) error {
 		Cores: 8, MemoryMiB: 16384, DiskGiB: 200, Created: time.Now().UTC()}
 	pool := model.IPPool{ID: store.NewID(), Name: "default", ClusterIDs: []string{c.ID},
 		Blocks: []model.IPBlock{{ID: "b1", Range: "192.0.2.0/24", Gateway: "192.0.2.1"}}, Created: time.Now().UTC()}
-	img := model.Image{ID: store.NewID(), Name: "debian-12", OSType: "linux", Source: "/var/lib/virtplane/images/debian-12.qcow2", Format: "qcow2", Created: time.Now().UTC()}
+	img := model.Image{ID: store.NewID(), Name: "debian-12", OSType: "linux", Source: "/var/lib/virtplane/images/debian-12.qcow2", Format: "qcow2", State: model.ImageRegistered, Created: time.Now().UTC()}
 	if address == "local" {
 		// No OS image is shipped: the first image is an empty disk, enough
 		// for QEMU to run a VM (it boots into the firmware). Import real
 		// images into the local pool under the name flow.ImageVolume(id).
 		img.Name, img.Source, img.SizeMiB = "blank", "", 1024
+		img.State, img.Nodes = model.ImageReady, []string{node.ID}
 		pool, err := s.storage(ctx, node)
 		if err != nil {
 			return err
@@ -207,7 +208,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.nodes = map[string]vmm.Driver{}
 	s.pools = map[string]storage.Pool{}
-	if s.Flow, err = flow.New(flow.Config{Store: cfg.Store, Events: s.Events, IPAM: s.IPAM, Driver: s.driver, Storage: s.storage}); err != nil {
+	ops, err := s.flowOptions()
+	if err != nil {
+		return nil, err
+	}
+	if s.Flow, err = flow.New(flow.Config{Store: cfg.Store, Events: s.Events, IPAM: s.IPAM, Driver: s.driver, Storage: s.storage}, ops...); err != nil {
 		return nil, err
 	}
 	s.Flow.Register(eng)

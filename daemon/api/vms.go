@@ -348,8 +348,12 @@ func (s *Server) createVM(ctx context.Context, in *VMCreateInput) (*VMTaskOutput
 		if err != nil {
 			return err
 		}
-		if _, err := tx.GetObject(ctx, store.KindImage, b.ImageID); err != nil {
-			return field("body.image_id", err)
+		img, _, err := getObject[model.Image](ctx, tx, store.KindImage, b.ImageID, "body.image_id")
+		if err != nil {
+			return err
+		}
+		if img.State == model.ImageDeleting {
+			return field("body.image_id", virtplane.Errorf(virtplane.ErrConflict, "image %s is being deleted", img.ID))
 		}
 		pool, _, err := getObject[model.IPPool](ctx, tx, store.KindPool, b.PoolID, "body.pool_id")
 		if err != nil {

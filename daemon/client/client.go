@@ -209,6 +209,34 @@ func (c *Client) CreateImage(ctx context.Context, b api.ImageBody) (model.Image,
 	return out, err
 }
 
+// ImageTask is an image and the task changing it.
+type ImageTask struct {
+	Image model.Image  `json:"image"`
+	Task  api.TaskView `json:"task"`
+}
+
+// GetImage reads an image.
+func (c *Client) GetImage(ctx context.Context, id string) (model.Image, error) {
+	var out model.Image
+	err := c.Do(ctx, http.MethodGet, "/v1/images/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
+// ImportImage starts the import of an image into the storage of a
+// cluster's nodes or of one node (admin).
+func (c *Client) ImportImage(ctx context.Context, id string, b api.ImageImportBody) (model.Image, api.TaskView, error) {
+	var out ImageTask
+	err := c.Do(ctx, http.MethodPost, "/v1/images/"+url.PathEscape(id)+"/import", b, &out)
+	return out.Image, out.Task, err
+}
+
+// DeleteImage starts the deletion of an image and its imported volumes (admin).
+func (c *Client) DeleteImage(ctx context.Context, id string) (api.TaskView, error) {
+	var out ImageTask
+	err := c.Do(ctx, http.MethodDelete, "/v1/images/"+url.PathEscape(id), nil, &out)
+	return out.Task, err
+}
+
 // VMTask is a VM and the task changing it.
 type VMTask struct {
 	VM   model.VM     `json:"vm"`

@@ -8,6 +8,9 @@
 // prepare the network port → define and start the domain with cloud-init →
 // commit the reservation and record the VM as running.
 //
+// Beside the VM tasks: disk growth (resize.go), image import into the
+// nodes' pools and image deletion (image.go), and migration (migrate.go).
+//
 //	f := flow.New(flow.Config{Store: st})
 //	f.Register(engine)
 package flow
@@ -84,21 +87,26 @@ type Flow struct {
 	driver func(ctx context.Context, node model.Node) (vmm.Driver, error)
 	pools  func(ctx context.Context, node model.Node) (storage.Pool, error)
 
+	ops     options // optional parts (ops.go)
 	mu      sync.Mutex
 	scheds  map[string]*scheduler.Scheduler // by cluster, built from the store on first use
 	pending map[string]string               // VM ID → reservation ID of creates under way
 }
 
 // New returns the flows.
-func New(cfg Config) (*Flow, error) {
+func New(cfg Config, opts ...Option) (*Flow, error) {
 	if cfg.Store == nil {
 		return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "flow: Store is required")
 	}
 	if cfg.Events == nil {
 		cfg.Events = events.NewBus()
 	}
-	return &Flow{st: cfg.Store, bus: cfg.Events, ipam: cfg.IPAM, driver: cfg.Driver, pools: cfg.Storage,
-		scheds: map[string]*scheduler.Scheduler{}, pending: map[string]string{}}, nil
+	f := &Flow{st: cfg.Store, bus: cfg.Events, ipam: cfg.IPAM, driver: cfg.Driver, pools: cfg.Storage,
+		scheds: map[string]*scheduler.Scheduler{}, pending: map[string]string{}}
+	for _, o := range opts {
+		o(&f.ops)
+	}
+	return f, nil
 }
 
 // Register installs the handlers and undo actions on an engine.
@@ -179,7 +187,7 @@ func (f *Flow) ensureImage(ctx context.Context, pool storage.Pool, imageID strin
 		return err
 	}
 	if info.Driver != "fake" {
-		return virtplane.Errorf(virtplane.ErrNotFound, "image %s is not imported into pool %s (volume %s)", imageID, info.Name, name)
+		return virtplane.Errorf(virtplane.ErrNotFound, "image %s is not imported into pool %s (volume %s): import it into the node first (POST /v1/images/%s/import)", imageID, info.Name, name, imageID)
 	}
 	img, err := load[model.Image](ctx, f.st, store.KindImage, imageID)
 	if err != nil {
