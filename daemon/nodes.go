@@ -9,13 +9,14 @@ import (
 	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/daemon/simnode"
 	"github.com/virtplane/virtplane/storage"
+	"github.com/virtplane/virtplane/vmm"
 )
 
 // flowOptions gives the flows what image imports and migrations need: a
 // storage command executor per node and, with a data directory, a cache
 // for images fetched by URL.
 func (s *Server) flowOptions() ([]flow.Option, error) {
-	opts := []flow.Option{flow.WithExecutor(s.executor)}
+	opts := []flow.Option{flow.WithExecutor(s.executor), flow.WithMigrationTarget(s.migrationTarget)}
 	if s.cfg.DataDir != "" {
 		cache, err := storage.NewImageCache(filepath.Join(s.cfg.DataDir, "image-cache"))
 		if err != nil {
@@ -37,6 +38,25 @@ func (s *Server) executor(ctx context.Context, n model.Node) (storage.Executor, 
 		return storage.LocalExecutor{}, nil
 	}
 	return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: remote node agents (%s)", n.Name, n.Address)
+}
+
+// migrationTarget tells the hypervisor of node from how to reach the one of
+// node to for a live migration.
+func (s *Server) migrationTarget(ctx context.Context, from, to model.Node) (vmm.MigrationTarget, error) {
+	if from.Address == "sim" && to.Address == "sim" {
+		src, err := s.driver(ctx, from)
+		if err != nil {
+			return vmm.MigrationTarget{}, err
+		}
+		dst, err := s.driver(ctx, to)
+		if err != nil {
+			return vmm.MigrationTarget{}, err
+		}
+		uri := "sim://" + to.ID
+		src.(*simnode.Node).AddPeer(uri, dst.(*simnode.Node))
+		return vmm.MigrationTarget{URI: uri}, nil
+	}
+	return vmm.MigrationTarget{}, virtplane.Errorf(virtplane.ErrNotImplemented, "live migration from node %s (%s) to node %s (%s)", from.Name, from.Address, to.Name, to.Address)
 }
 
 // DataDir is where the daemon keeps files ("" for none).

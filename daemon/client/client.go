@@ -297,6 +297,14 @@ func (c *Client) ResizeVM(ctx context.Context, id string, cpus int, memoryMiB, d
 	return out.Task, err
 }
 
+// MigrateVM starts the move of a VM to node nodeID, or to the node the
+// scheduler picks when nodeID is empty (admin).
+func (c *Client) MigrateVM(ctx context.Context, id, nodeID string) (api.TaskView, error) {
+	var out VMTask
+	err := c.Do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/migrate", map[string]string{"node_id": nodeID}, &out)
+	return out.Task, err
+}
+
 // DeleteVM starts the deletion of a VM.
 func (c *Client) DeleteVM(ctx context.Context, id string) (api.TaskView, error) {
 	var out VMTask

@@ -737,10 +737,6 @@ func (f *Flow) rescue(ctx context.Context, r *tasks.Run) error {
 	return r.SetResult(vmPatch{State: state})
 }
 
-func (f *Flow) migrate(ctx context.Context, r *tasks.Run) error {
-	return virtplane.Errorf(virtplane.ErrNotImplemented, "migration needs the storage package (disk move) and a second node agent; not wired yet")
-}
-
 // Console tells how to reach a VM's console.
 func (f *Flow) Console(ctx context.Context, vmID string) (model.ConsoleInfo, error) {
 	vm, err := f.loadVM(ctx, vmID)
@@ -818,7 +814,7 @@ func (f *Flow) finishVM(ctx context.Context, tx store.Tx, t *store.Task) error {
 		if p.Snapshots != nil {
 			vm.Snapshots = *p.Snapshots
 		}
-		if t.Kind == KindVMCreate {
+		if t.Kind == KindVMCreate || t.Kind == KindVMMigrate {
 			f.commitReservation(vm)
 		}
 	}
@@ -829,7 +825,8 @@ func (f *Flow) finishVM(ctx context.Context, tx store.Tx, t *store.Task) error {
 	return tx.UpdateObject(ctx, &o)
 }
 
-// commitReservation turns a create's reservation into a placed VM.
+// commitReservation turns a create's (or a migration's) reservation into a
+// placed VM; a migrated VM leaves its old node.
 func (f *Flow) commitReservation(vm model.VM) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -839,6 +836,7 @@ func (f *Flow) commitReservation(vm model.VM) {
 	}
 	delete(f.pending, vm.ID)
 	if s, ok := f.scheds[vm.ClusterID]; ok {
+		_ = s.RemoveVM(vm.ID)
 		_ = s.Commit(id, vm.ID)
 	}
 }

@@ -16,9 +16,17 @@ import (
 type Option func(*options)
 
 type options struct {
-	exec  func(ctx context.Context, node model.Node) (storage.Executor, error)
-	cache *storage.ImageCache
-	http  *http.Client
+	exec    func(ctx context.Context, node model.Node) (storage.Executor, error)
+	cache   *storage.ImageCache
+	http    *http.Client
+	migrate func(ctx context.Context, from, to model.Node) (vmm.MigrationTarget, error)
+}
+
+// WithMigrationTarget sets how the hypervisor of node from reaches the one
+// of node to for a live migration (a libvirt URI and address, a simulated
+// peer). Without it running VMs do not migrate; stopped ones still move.
+func WithMigrationTarget(target func(ctx context.Context, from, to model.Node) (vmm.MigrationTarget, error)) Option {
+	return func(o *options) { o.migrate = target }
 }
 
 // WithExecutor sets what runs a node's storage commands (qemu-img): image
@@ -47,6 +55,8 @@ func (f *Flow) registerOps(e *tasks.Engine) {
 	e.Handle(KindImageDelete, img(f.deleteImage))
 	e.OnUndo(undoRemoveBase, f.undoRemoveBase)
 	e.OnUndo(undoUncache, f.undoUncache)
+	e.OnUndo(undoRedefine, f.undoRedefine)
+	e.OnUndo(undoMigrateBack, f.undoMigrateBack)
 }
 
 // NodeDriver returns the hypervisor driver of a node, as the tasks use it

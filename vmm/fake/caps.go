@@ -308,7 +308,8 @@ func (d *Driver) SetConsolePassword(ctx context.Context, name, password string) 
 	return nil
 }
 
-// Migrate moves a running machine to the peer registered for target.URI.
+// Migrate moves a running machine to the peer registered for target.URI;
+// the disks in target.Disks arrive with their new sources.
 func (d *Driver) Migrate(ctx context.Context, name string, target vmm.MigrationTarget, progress func(vmm.MigrationProgress)) error {
 	if err := d.enter(ctx, "Migrate", name, target); err != nil {
 		return err
@@ -327,6 +328,19 @@ func (d *Driver) Migrate(ctx context.Context, name string, target vmm.MigrationT
 		d.mu.Unlock()
 		return conflict(name, m.state, "migrate")
 	}
+	spec := cloneSpec(m.spec)
+	for t, src := range target.Disks {
+		i := slices.IndexFunc(spec.Disks, func(dk vmm.Disk) bool { return dk.Target == t })
+		if i < 0 {
+			d.mu.Unlock()
+			return virtplane.Errorf(virtplane.ErrInvalidArgument, "migration disks: vm %q has no disk %q", name, t)
+		}
+		if err := src.Validate("migration disks[" + t + "]"); err != nil {
+			d.mu.Unlock()
+			return err
+		}
+		spec.Disks[i].Source = src // copied while the machine runs
+	}
 	d.mu.Unlock()
 	total := uint64(m.spec.MemoryMiB) << 20
 	if progress != nil {
@@ -339,7 +353,7 @@ func (d *Driver) Migrate(ctx context.Context, name string, target vmm.MigrationT
 		peer.mu.Unlock()
 		return virtplane.Errorf(virtplane.ErrAlreadyExists, "vm %q on %s", name, target.URI)
 	}
-	pm := &machine{spec: cloneSpec(m.spec), state: vmm.StateStopped, consolePass: m.consolePass, guestPass: maps.Clone(m.guestPass), diskSizes: maps.Clone(m.diskSizes)}
+	pm := &machine{spec: spec, state: vmm.StateStopped, consolePass: m.consolePass, guestPass: maps.Clone(m.guestPass), diskSizes: maps.Clone(m.diskSizes)}
 	peer.vms[name] = pm
 	peer.setState(name, pm, vmm.StateRunning, "migrated")
 	peer.mu.Unlock()

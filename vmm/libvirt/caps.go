@@ -556,6 +556,11 @@ func (d *Driver) Migrate(ctx context.Context, name string, target vmm.MigrationT
 	if target.URI == "" || strings.ContainsAny(target.URI, "\x00\n\r") {
 		return virtplane.Errorf(virtplane.ErrInvalidArgument, "migration target uri %q", target.URI)
 	}
+	if len(target.Disks) > 0 {
+		// It would take VIR_MIGRATE_NON_SHARED_DISK with migrate_disks and a
+		// destination XML naming the new sources (QEMU's NBD drive mirror).
+		return virtplane.Errorf(virtplane.ErrNotImplemented, "libvirt: copying disks during a live migration: migrate over shared storage, or stop the VM and move it cold")
+	}
 	params := []golibvirt.TypedParam{typed("destination_name", *golibvirt.NewTypedParamValueString(name))}
 	if target.Address != "" {
 		ip := net.ParseIP(target.Address)

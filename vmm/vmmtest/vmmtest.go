@@ -593,6 +593,17 @@ func (l *lifecycle) migrate(t *testing.T) {
 	ctx := t.Context()
 	target, peer := l.h.Migration(l.top)
 	cleanup(l.top, peer, l.name)
+
+	// A disk the machine does not have: refused (or disk copies are not
+	// implemented at all), and nothing moved.
+	bogus := target
+	bogus.Disks = map[string]vmm.DiskSource{"vdz": {Kind: "file", Path: "/nonexistent/vdz.qcow2", Format: "qcow2"}}
+	err := m.Migrate(ctx, l.name, bogus, nil)
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, virtplane.ErrInvalidArgument) || errors.Is(err, virtplane.ErrNotImplemented), "copy of an unknown disk: %v", err)
+	assert.Equal(t, vmm.StateRunning, l.state(t), "still running on the source")
+	_, err = peer.Get(ctx, l.name)
+	requireClass(t, err, virtplane.ErrNotFound, "nothing on the target")
 	var reports []vmm.MigrationProgress
 	require.NoError(t, m.Migrate(ctx, l.name, target, func(p vmm.MigrationProgress) { reports = append(reports, p) }))
 	vm, err := peer.Get(ctx, l.name)
