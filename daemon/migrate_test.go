@@ -121,23 +121,23 @@ func TestMigrate(t *testing.T) {
 		state  vmm.State
 		inject func()
 		heal   func()
-		undone []string // the undo actions the rollback ran, last step first
+		undone []string // the stored undo actions the rollback ran, last step first
 	}{
 		{"cold: the disk copy fails", func() model.VM { return a }, vmm.StateStopped,
 			func() { pool2.Fail("Create", injected) }, func() { pool2.Fail("Create", nil) },
-			[]string{"storage.delete", "scheduler.release"}},
+			[]string{"storage.delete"}},
 		{"cold: the target refuses the domain", func() model.VM { return a }, vmm.StateStopped,
 			func() { drv2.FailNext("Create", injected) }, func() {},
-			[]string{"vmm.delete", "vmm.redefine", "storage.delete", "scheduler.release"}},
+			[]string{"vmm.delete", "vmm.redefine", "storage.delete"}},
 		{"cold: the source disk cannot be removed", func() model.VM { return a }, vmm.StateStopped,
 			func() { pool1.Fail("Delete", injected) }, func() { pool1.Fail("Delete", nil) },
-			[]string{"vmm.delete", "vmm.redefine", "storage.delete", "scheduler.release"}},
+			[]string{"vmm.delete", "vmm.redefine", "storage.delete"}},
 		{"live: the hypervisor fails", func() model.VM { return b }, vmm.StateRunning,
 			func() { drv1.FailNext("Migrate", injected) }, func() {},
-			[]string{"vmm.migrate-back", "storage.delete", "scheduler.release"}},
+			[]string{"vmm.migrate-back", "storage.delete"}},
 		{"live: the source disk cannot be removed", func() model.VM { return b }, vmm.StateRunning,
 			func() { pool1.Fail("Delete", injected) }, func() { pool1.Fail("Delete", nil) },
-			[]string{"vmm.migrate-back", "storage.delete", "scheduler.release"}},
+			[]string{"vmm.migrate-back", "storage.delete"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vm := tc.vm()

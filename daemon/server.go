@@ -43,6 +43,10 @@ type Config struct {
 	LocalDriver func(ctx context.Context) (vmm.Driver, error)
 	// LocalStorage opens the storage pool of a node with address "local".
 	LocalStorage func(ctx context.Context) (storage.Pool, error)
+	// SimStore is where simulated nodes (address "sim") keep their machines
+	// and volumes; default Store. A store of their own keeps their writes
+	// off the daemon's, as real nodes keep their state on their own disks.
+	SimStore store.Store
 }
 
 // Server is one daemon: store, task engine, API, events and metrics.
@@ -72,7 +76,7 @@ func (s *Server) storage(ctx context.Context, n model.Node) (storage.Pool, error
 	var err error
 	switch n.Address {
 	case "sim":
-		p, err = simnode.OpenStorage(ctx, s.cfg.Store, n.ID)
+		p, err = simnode.OpenStorage(ctx, s.cfg.SimStore, n.ID)
 	case "local":
 		if s.cfg.LocalStorage == nil {
 			return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: no local storage pool is configured", n.Name)
@@ -99,7 +103,7 @@ func (s *Server) driver(ctx context.Context, n model.Node) (vmm.Driver, error) {
 	var err error
 	switch n.Address {
 	case "sim":
-		d, err = simnode.Open(ctx, s.cfg.Store, n.ID)
+		d, err = simnode.Open(ctx, s.cfg.SimStore, n.ID)
 	case "local":
 		if s.cfg.LocalDriver == nil {
 			return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: the local libvirt driver is not wired into this daemon yet", n.Name)
@@ -187,6 +191,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.SimStore == nil {
+		cfg.SimStore = cfg.Store
 	}
 	s := &Server{cfg: cfg, Auth: auth.New(cfg.Store), Events: events.NewBus(), Metrics: metrics.New(cfg.Store)}
 	eng, err := tasks.New(tasks.Config{

@@ -45,7 +45,7 @@ func (s *Server) registerTasks() {
 		}
 		out := Page[TaskView]{Items: make([]TaskView, 0, len(ts))}
 		for _, t := range ts {
-			out.Items = append(out.Items, viewTask(t))
+			out.Items = append(out.Items, viewTask(s.cfg.Tasks.Live(t)))
 		}
 		if len(ts) == f.Limit {
 			out.Next = ts[len(ts)-1].ID
@@ -95,5 +95,5 @@ func (s *Server) task(ctx context.Context, id string) (store.Task, error) {
 	if !principal(ctx).CanAccess(t.Owner) {
 		return store.Task{}, field("path.id", virtplane.Errorf(virtplane.ErrNotFound, "task %q", id))
 	}
-	return t, nil
+	return s.cfg.Tasks.Live(t), nil
 }

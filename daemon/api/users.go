@@ -133,6 +133,7 @@ func (s *Server) registerUsers() {
 			}
 			return tx.DeleteObject(ctx, store.KindUser, in.ID, 0)
 		})
+		s.cfg.Auth.Forget(in.ID)
 		return nil, problem(err)
 	})
 

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -56,7 +57,64 @@ type Service struct {
 	st store.Store
 	// Authenticators are asked in order; the first that knows the user decides.
 	authenticators []Authenticator
+	verified       *verifiedCache
 }
+
+// verifiedCache remembers tokens verified in the last VerifyCacheTTL, so
+// that a busy API client costs no store reads per request. A token revoked
+// or a user deleted through this daemon is forgotten at once; through
+// another daemon sharing the store, within the TTL.
+type verifiedCache struct {
+	ttl time.Duration
+	mu  sync.Mutex
+	m   map[string]verifiedToken // by token ID
+}
+
+type verifiedToken struct {
+	p       Principal
+	expires time.Time // the token's own expiry (zero: none)
+	until   time.Time // when to check the store again
+}
+
+// VerifyCacheTTL is how long a verified token is trusted without a store read.
+const VerifyCacheTTL = 2 * time.Second
+
+// maxVerified bounds the cache; past it, it starts over.
+const maxVerified = 10000
+
+func (c *verifiedCache) get(id string, now time.Time) (Principal, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[id]
+	if !ok || now.After(v.until) || (!v.expires.IsZero() && now.After(v.expires)) {
+		return Principal{}, false
+	}
+	return v.p, true
+}
+
+func (c *verifiedCache) put(id string, v verifiedToken) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxVerified {
+		clear(c.m)
+	}
+	c.m[id] = v
+}
+
+// forget drops the cached tokens of a user ("" drops all).
+func (c *verifiedCache) forget(userID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, v := range c.m {
+		if userID == "" || v.p.UserID == userID {
+			delete(c.m, id)
+		}
+	}
+}
+
+// Forget makes the next request of userID's tokens check the store: call
+// it after disabling, deleting or changing the role of a user.
+func (s *Service) Forget(userID string) { s.verified.forget(userID) }
 
 // Option configures a Service.
 type Option func(*Service)
@@ -69,7 +127,7 @@ func WithAuthenticator(a Authenticator) Option {
 
 // New returns the service over st.
 func New(st store.Store, opts ...Option) *Service {
-	s := &Service{st: st}
+	s := &Service{st: st, verified: &verifiedCache{ttl: VerifyCacheTTL, m: map[string]verifiedToken{}}}
 	s.authenticators = []Authenticator{Local{st: st}}
 	for _, o := range opts {
 		o(s)
@@ -264,7 +322,12 @@ func (s *Service) Verify(ctx context.Context, secret string) (Principal, error) 
 	if !strings.HasPrefix(secret, tokenPrefix) {
 		return Principal{}, virtplane.Errorf(virtplane.ErrUnauthenticated, "malformed token")
 	}
-	o, err := s.st.GetObject(ctx, store.KindToken, tokenID(secret))
+	id := tokenID(secret)
+	now := time.Now()
+	if p, ok := s.verified.get(id, now); ok {
+		return p, nil
+	}
+	o, err := s.st.GetObject(ctx, store.KindToken, id)
 	if err != nil {
 		if errors.Is(err, virtplane.ErrNotFound) {
 			return Principal{}, virtplane.Errorf(virtplane.ErrUnauthenticated, "unknown token")
@@ -289,7 +352,9 @@ func (s *Service) Verify(ctx context.Context, secret string) (Principal, error) 
 	if u.Disabled {
 		return Principal{}, virtplane.Errorf(virtplane.ErrUnauthenticated, "user %q is disabled", u.Name)
 	}
-	return Principal{UserID: u.ID, Name: u.Name, Role: u.Role}, nil
+	p := Principal{UserID: u.ID, Name: u.Name, Role: u.Role}
+	s.verified.put(id, verifiedToken{p: p, expires: t.Expires, until: now.Add(s.verified.ttl)})
+	return p, nil
 }
 
 // Tokens lists a user's tokens.
@@ -311,6 +376,7 @@ func (s *Service) Tokens(ctx context.Context, userID string) ([]model.Token, err
 
 // RevokeToken deletes the token with public ID id of user userID.
 func (s *Service) RevokeToken(ctx context.Context, userID, id string) error {
+	defer s.verified.forget(userID)
 	return s.st.Update(ctx, func(tx store.Tx) error {
 		o, err := tx.GetObjectByName(ctx, store.KindToken, userID, id)
 		if err != nil {

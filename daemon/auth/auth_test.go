@@ -12,6 +12,7 @@ import (
 	"github.com/virtplane/virtplane/daemon/auth"
 	"github.com/virtplane/virtplane/daemon/internal/dbtest"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/store"
 )
 
 func TestPasswordHash(t *testing.T) {
@@ -90,4 +91,35 @@ func TestLDAPSeam(t *testing.T) {
 	assert.ErrorIs(t, err, virtplane.ErrUnauthenticated, "an unimplemented directory refuses, it does not crash")
 	_, err = auth.LDAP{}.Authenticate(t.Context(), "carol", "x")
 	assert.ErrorIs(t, err, virtplane.ErrNotImplemented)
+}
+
+// A verified token is served from memory, but revoking it or deleting its
+// user through the service takes effect at once.
+func TestVerifyCacheForgetsRevokedTokens(t *testing.T) {
+	ctx := t.Context()
+	st := dbtest.SQLite(t)
+	a := auth.New(st)
+	u, err := a.CreateUser(ctx, "carol", "a-long-password", model.RoleUser)
+	require.NoError(t, err)
+	secret, tok, err := a.IssueToken(ctx, u.ID, "cli", 0)
+	require.NoError(t, err)
+	p, err := a.Verify(ctx, secret)
+	require.NoError(t, err)
+	assert.Equal(t, u.ID, p.UserID)
+	require.NoError(t, a.RevokeToken(ctx, u.ID, tok.ID))
+	_, err = a.Verify(ctx, secret)
+	assert.ErrorIs(t, err, virtplane.ErrUnauthenticated)
+
+	secret2, _, err := a.IssueToken(ctx, u.ID, "cli2", 0)
+	require.NoError(t, err)
+	_, err = a.Verify(ctx, secret2)
+	require.NoError(t, err)
+	// Deleted behind the service's back (another daemon): trusted until the
+	// TTL, refused after Forget.
+	require.NoError(t, st.Update(ctx, func(tx store.Tx) error { return tx.DeleteObject(ctx, store.KindUser, u.ID, 0) }))
+	_, err = a.Verify(ctx, secret2)
+	assert.NoError(t, err, "cached within the TTL")
+	a.Forget(u.ID)
+	_, err = a.Verify(ctx, secret2)
+	assert.ErrorIs(t, err, virtplane.ErrUnauthenticated)
 }

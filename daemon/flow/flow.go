@@ -91,6 +91,10 @@ type Flow struct {
 	mu      sync.Mutex
 	scheds  map[string]*scheduler.Scheduler // by cluster, built from the store on first use
 	pending map[string]string               // VM ID → reservation ID of creates under way
+	// Nodes and clusters as read from the store, dropped by Invalidate:
+	// every step of every task asks for its node.
+	nodes    map[string]model.Node
+	clusters map[string]model.Cluster
 }
 
 // New returns the flows.
@@ -102,7 +106,8 @@ func New(cfg Config, opts ...Option) (*Flow, error) {
 		cfg.Events = events.NewBus()
 	}
 	f := &Flow{st: cfg.Store, bus: cfg.Events, ipam: cfg.IPAM, driver: cfg.Driver, pools: cfg.Storage,
-		scheds: map[string]*scheduler.Scheduler{}, pending: map[string]string{}}
+		scheds: map[string]*scheduler.Scheduler{}, pending: map[string]string{},
+		nodes: map[string]model.Node{}, clusters: map[string]model.Cluster{}}
 	for _, o := range opts {
 		o(&f.ops)
 	}
@@ -125,7 +130,9 @@ func (f *Flow) Register(e *tasks.Engine) {
 	e.Handle(KindVMSnapshotDelete, h(f.snapshot(false)))
 	e.Handle(KindVMRescue, h(f.rescue))
 	e.Handle(KindVMMigrate, h(f.migrate))
-	e.OnUndo(undoRelease, f.undoRelease)
+	// Journals written before reservations became volatile undos name this
+	// action; what it undid died with the daemon that wrote them.
+	e.OnUndo(undoReleaseV1, func(context.Context, json.RawMessage) error { return nil })
 	e.OnUndo(undoAddresses, f.undoAddresses)
 	e.OnUndo(undoDomain, f.undoDomain)
 	e.OnUndo(undoVolume, f.undoVolume)
@@ -134,7 +141,7 @@ func (f *Flow) Register(e *tasks.Engine) {
 
 // The undo actions.
 const (
-	undoRelease   = "scheduler.release"
+	undoReleaseV1 = "scheduler.release"
 	undoAddresses = "ipam.release-owner"
 	undoDomain    = "vmm.delete"
 	undoVolume    = "storage.delete"
@@ -158,7 +165,19 @@ func load[T any](ctx context.Context, r store.Reader, kind store.Kind, id string
 }
 
 func (f *Flow) node(ctx context.Context, nodeID string) (model.Node, error) {
-	return load[model.Node](ctx, f.st, store.KindNode, nodeID)
+	f.mu.Lock()
+	n, ok := f.nodes[nodeID]
+	f.mu.Unlock()
+	if ok {
+		return n, nil
+	}
+	n, err := load[model.Node](ctx, f.st, store.KindNode, nodeID)
+	if err == nil {
+		f.mu.Lock()
+		f.nodes[nodeID] = n
+		f.mu.Unlock()
+	}
+	return n, err
 }
 
 func (f *Flow) nodePool(ctx context.Context, nodeID string) (storage.Pool, error) {
@@ -233,21 +252,29 @@ type vmArgs struct {
 // `make env-clean` find what a crashed test left.
 func DomainName(vmID string) string { return "vpt-" + vmID }
 
-// Invalidate drops the placement state of a cluster after its settings or
-// nodes changed; the next placement rebuilds it from the store.
+// Invalidate drops what the flows remember of a cluster (placement state,
+// the cluster and its nodes) after its settings or nodes changed; the next
+// task reads them from the store again.
 func (f *Flow) Invalidate(clusterID string) {
 	f.mu.Lock()
 	delete(f.scheds, clusterID)
+	delete(f.clusters, clusterID)
+	for id, n := range f.nodes {
+		if n.ClusterID == clusterID {
+			delete(f.nodes, id)
+		}
+	}
 	f.mu.Unlock()
 }
 
 // schedulerFor returns the cluster's scheduler, building it from the store:
-// the cluster's rules, its nodes, and the VMs placed on them.
+// the cluster's rules, its nodes, and the VMs placed on them. The caller
+// holds f.mu.
 func (f *Flow) schedulerFor(ctx context.Context, clusterID string) (*scheduler.Scheduler, error) {
 	if s, ok := f.scheds[clusterID]; ok {
 		return s, nil
 	}
-	c, err := f.cluster(ctx, clusterID)
+	c, err := load[model.Cluster](ctx, f.st, store.KindCluster, clusterID)
 	if err != nil {
 		return nil, err
 	}
@@ -352,7 +379,8 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 	args := vmArgs{VMID: vm.ID, ClusterID: vm.ClusterID}
 
 	var placement scheduler.Placement
-	if err := r.Step(ctx, "reserve capacity", tasks.UndoAction(undoRelease, args), func(ctx context.Context) error {
+	// The reservation lives in this process only: its undo need not be stored.
+	if err := r.Step(ctx, "reserve capacity", tasks.VolatileUndo(func(ctx context.Context) error { return f.releaseReservation(args) }), func(ctx context.Context) error {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		s, err := f.schedulerFor(ctx, vm.ClusterID)
@@ -372,8 +400,13 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 	args.NodeID = placement.Node
 	_ = r.Progress(ctx, 20, "placed on node "+placement.Node)
 
+	// The undos of the steps below, recorded in one write: each is
+	// idempotent and does nothing for a step that never acted.
+	if err := r.Journal(ctx, tasks.UndoAction(undoAddresses, args), tasks.UndoAction(undoVolume, args), tasks.UndoAction(undoDomain, args)); err != nil {
+		return err
+	}
 	var addr ipam.Allocation
-	if err := r.Step(ctx, "allocate address", tasks.UndoAction(undoAddresses, args), func(ctx context.Context) error {
+	if err := r.Step(ctx, "allocate address", tasks.NoUndo, func(ctx context.Context) error {
 		var err error
 		addr, err = f.ipam.Allocate(ctx, vm.PoolID, ipam.Request{Owner: ipam.Owner{VM: vm.ID, Interface: "eth0"}})
 		return err
@@ -387,7 +420,7 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 		return err
 	}
 	var disk storage.Volume
-	if err := r.Step(ctx, "clone image", tasks.UndoAction(undoVolume, args), func(ctx context.Context) error {
+	if err := r.Step(ctx, "clone image", tasks.NoUndo, func(ctx context.Context) error {
 		if err := f.ensureImage(ctx, pool, vm.ImageID); err != nil {
 			return err
 		}
@@ -428,7 +461,7 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 	if cluster.Bridge != "" {
 		spec.NICs = []vmm.NIC{{Bridge: cluster.Bridge}}
 	}
-	if err := r.Step(ctx, "define domain", tasks.UndoAction(undoDomain, args), func(ctx context.Context) error {
+	if err := r.Step(ctx, "define domain", tasks.NoUndo, func(ctx context.Context) error {
 		_, err := drv.Create(ctx, spec)
 		return err
 	}); err != nil {
@@ -444,7 +477,19 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 }
 
 func (f *Flow) cluster(ctx context.Context, id string) (model.Cluster, error) {
-	return load[model.Cluster](ctx, f.st, store.KindCluster, id)
+	f.mu.Lock()
+	c, ok := f.clusters[id]
+	f.mu.Unlock()
+	if ok {
+		return c, nil
+	}
+	c, err := load[model.Cluster](ctx, f.st, store.KindCluster, id)
+	if err == nil {
+		f.mu.Lock()
+		f.clusters[id] = c
+		f.mu.Unlock()
+	}
+	return c, err
 }
 
 // cloudInit gives the guest its name, keys and static address.
@@ -473,11 +518,8 @@ func hostPrefix(a ipam.Allocation) string {
 	return a.Prefix.String()
 }
 
-func (f *Flow) undoRelease(ctx context.Context, raw json.RawMessage) error {
-	var a vmArgs
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return err
-	}
+// releaseReservation gives back a create's reservation.
+func (f *Flow) releaseReservation(a vmArgs) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	id, ok := f.pending[a.VMID]

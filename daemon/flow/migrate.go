@@ -105,7 +105,9 @@ func (f *Flow) migrate(ctx context.Context, r *tasks.Run) error {
 	}
 
 	var target string
-	if err := r.Step(ctx, "reserve capacity", tasks.UndoAction(undoRelease, vmArgs{VMID: vm.ID, ClusterID: vm.ClusterID}), func(ctx context.Context) error {
+	// The reservation lives in this process only: its undo need not be stored.
+	release := tasks.VolatileUndo(func(context.Context) error { return f.releaseReservation(vmArgs{VMID: vm.ID, ClusterID: vm.ClusterID}) })
+	if err := r.Step(ctx, "reserve capacity", release, func(ctx context.Context) error {
 		target, err = f.reserveMove(ctx, vm, in.NodeID)
 		return err
 	}); err != nil {

@@ -155,14 +155,19 @@ type Tx interface {
 	DeleteObject(ctx context.Context, kind Kind, id string, version int64) error
 
 	CreateTask(ctx context.Context, t *Task) error
-	// UpdateTask stores every field of t except ID, Kind, Owner and Created.
+	// UpdateTask stores the fields of t that change while it runs: state,
+	// progress, message, error, result, cancel flag, lease and times. What
+	// a task was created with (ID, Kind, Owner, Target, Resources, Input,
+	// IdempotencyKey, Created) is fixed.
 	UpdateTask(ctx context.Context, t *Task) error
-	// ClaimTask moves a queued task to running under owner's lease; it
-	// reports false when another instance claimed it first.
+	// ClaimTask moves a queued task to running (message "running", start
+	// time now) under owner's lease; it reports false when another instance
+	// claimed it first.
 	ClaimTask(ctx context.Context, id, owner string, until time.Time) (bool, error)
 	// RenewLeases extends the lease of every non-terminal task owner holds.
 	RenewLeases(ctx context.Context, owner string, until time.Time) error
-	AppendTaskLog(ctx context.Context, id, line string) error
+	// AppendTaskLog adds lines to a task's log (their Seq is assigned).
+	AppendTaskLog(ctx context.Context, id string, lines ...LogLine) error
 	// PushUndo appends an undo step to the task's journal and returns its Seq.
 	PushUndo(ctx context.Context, id, action string, args []byte) (int, error)
 	MarkUndoDone(ctx context.Context, id string, seq int) error

@@ -70,6 +70,7 @@ type Engine struct {
 
 	mu      sync.Mutex
 	running map[string]context.CancelFunc // tasks this instance runs now
+	live    map[string]liveState          // their progress, newer than the store's
 	waiters map[string][]chan struct{}
 	wg      sync.WaitGroup
 }
@@ -98,8 +99,30 @@ func New(cfg Config) (*Engine, error) {
 		cfg: cfg, st: cfg.Store, log: cfg.Logger,
 		handlers: map[string]Handler{}, undos: map[string]UndoFunc{},
 		wake: make(chan struct{}, 1), sem: make(chan struct{}, cfg.Workers),
-		running: map[string]context.CancelFunc{}, waiters: map[string][]chan struct{}{},
+		running: map[string]context.CancelFunc{}, live: map[string]liveState{}, waiters: map[string][]chan struct{}{},
 	}, nil
+}
+
+// liveState is what a running task reports between its durable writes.
+type liveState struct {
+	progress int
+	message  string
+}
+
+// Live returns t with the progress and message of the moment when this
+// instance runs it: they are published at once but stored only with the
+// task's end, which saves a write per step.
+func (e *Engine) Live(t store.Task) store.Task {
+	if t.State.Terminal() {
+		return t
+	}
+	e.mu.Lock()
+	l, ok := e.live[t.ID]
+	e.mu.Unlock()
+	if ok {
+		t.Progress, t.Message = l.progress, l.message
+	}
+	return t
 }
 
 // Handle registers the handler of a task kind. Call before Run.
@@ -121,14 +144,23 @@ func (e *Engine) changed(t store.Task) {
 	if e.cfg.OnChange != nil {
 		e.cfg.OnChange(t)
 	}
-	if t.State.Terminal() {
-		e.mu.Lock()
-		ws := e.waiters[t.ID]
-		delete(e.waiters, t.ID)
-		e.mu.Unlock()
-		for _, w := range ws {
-			close(w)
+	if !t.State.Terminal() {
+		if t.State == store.TaskRunning || t.State == store.TaskUndoing {
+			e.mu.Lock()
+			if _, ok := e.running[t.ID]; ok {
+				e.live[t.ID] = liveState{progress: t.Progress, message: t.Message}
+			}
+			e.mu.Unlock()
 		}
+		return
+	}
+	e.mu.Lock()
+	ws := e.waiters[t.ID]
+	delete(e.waiters, t.ID)
+	delete(e.live, t.ID)
+	e.mu.Unlock()
+	for _, w := range ws {
+		close(w)
 	}
 }
 
@@ -305,7 +337,7 @@ func (e *Engine) recover(ctx context.Context, atStart bool) error {
 			cur.LeaseOwner, cur.LeaseUntil = e.cfg.Instance, time.Now().Add(e.cfg.Lease)
 			cur.State = store.TaskUndoing
 			cur.Message = "rolling back after the daemon running it stopped"
-			if err := tx.AppendTaskLog(ctx, cur.ID, cur.Message); err != nil {
+			if err := tx.AppendTaskLog(ctx, cur.ID, store.LogLine{At: time.Now(), Line: cur.Message}); err != nil {
 				return err
 			}
 			took = true
@@ -318,7 +350,7 @@ func (e *Engine) recover(ctx context.Context, atStart bool) error {
 		if took {
 			e.log.Info("rolling back interrupted task", "task", t.ID, "kind", t.Kind)
 			e.changed(t)
-			e.finish(ctx, t, virtplane.Errorf(virtplane.ErrUnavailable, "interrupted: the daemon running the task stopped"))
+			e.finish(ctx, t, nil, virtplane.Errorf(virtplane.ErrUnavailable, "interrupted: the daemon running the task stopped"))
 		}
 	}
 	return nil
@@ -352,7 +384,9 @@ func (e *Engine) renew(ctx context.Context) error {
 
 // dispatch starts the queued tasks whose resources are free, oldest first.
 // A task blocked on a resource also blocks younger tasks that want any of
-// its resources, so tasks on one resource run in the order they came.
+// its resources, so tasks on one resource run in the order they came. The
+// tasks of one pass are claimed in one transaction: claiming one at a time
+// made the dispatcher, a single goroutine, wait for a commit per task.
 func (e *Engine) dispatch(ctx context.Context) error {
 	for {
 		// Read only as much of the queue as there are free workers (with
@@ -367,30 +401,35 @@ func (e *Engine) dispatch(ctx context.Context) error {
 			return err
 		}
 		blocked := map[string]bool{}
-		started := 0
+		var batch []store.Task
 		for _, t := range queued {
+			if len(batch) == free {
+				break
+			}
 			if slices.ContainsFunc(t.Resources, func(r string) bool { return blocked[r] }) {
 				markBlocked(blocked, t)
 				continue
 			}
+			batch = append(batch, t)
+		}
+		for range batch {
 			select {
 			case e.sem <- struct{}{}:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-			ok, err := e.claim(ctx, &t)
-			if err != nil || !ok {
-				<-e.sem
-				if err != nil && !errors.Is(err, virtplane.ErrAlreadyExists) {
-					return err
-				}
-				markBlocked(blocked, t)
-				continue
-			}
-			started++
+		}
+		claimed, err := e.claim(ctx, batch, blocked)
+		for range len(batch) - len(claimed) {
+			<-e.sem
+		}
+		if err != nil {
+			return err
+		}
+		for _, t := range claimed {
 			e.start(ctx, t)
 		}
-		if started == 0 || len(queued) < limit {
+		if len(claimed) == 0 || len(queued) < limit {
 			return nil
 		}
 	}
@@ -402,33 +441,53 @@ func markBlocked(blocked map[string]bool, t store.Task) {
 	}
 }
 
-func (e *Engine) claim(ctx context.Context, t *store.Task) (bool, error) {
-	var ok bool
-	err := e.st.Update(ctx, func(tx store.Tx) error {
-		locked, err := tx.Lock(ctx, t.ID, t.Resources)
-		if err != nil || !locked {
-			return err
-		}
-		until := time.Now().Add(e.cfg.Lease)
-		ok, err = tx.ClaimTask(ctx, t.ID, e.cfg.Instance, until)
-		if err != nil || !ok {
-			// Claimed by another daemon: the locks go with the rollback.
-			if err == nil {
-				err = errNotClaimed
-			}
-			return err
-		}
-		t.State, t.LeaseOwner, t.LeaseUntil, t.Started = store.TaskRunning, e.cfg.Instance, until, time.Now()
-		t.Message = "running"
-		return tx.UpdateTask(ctx, t)
-	})
-	if errors.Is(err, errNotClaimed) {
-		return false, nil
+// claim locks the resources of the candidates and moves them to running, in
+// one transaction, skipping (and marking blocked) those whose resources are
+// held or that another daemon claimed first.
+func (e *Engine) claim(ctx context.Context, candidates []store.Task, blocked map[string]bool) ([]store.Task, error) {
+	if len(candidates) == 0 {
+		return nil, nil
 	}
-	return ok, err
+	var claimed []store.Task
+	err := e.st.Update(ctx, func(tx store.Tx) error {
+		claimed = claimed[:0]
+		until := time.Now().Add(e.cfg.Lease)
+		for _, t := range candidates {
+			if slices.ContainsFunc(t.Resources, func(r string) bool { return blocked[r] }) {
+				markBlocked(blocked, t) // an older candidate of this pass was refused its lock
+				continue
+			}
+			locked, err := tx.Lock(ctx, t.ID, t.Resources)
+			if err != nil {
+				return err
+			}
+			if !locked {
+				markBlocked(blocked, t)
+				continue
+			}
+			ok, err := tx.ClaimTask(ctx, t.ID, e.cfg.Instance, until)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				// Claimed by another daemon since the queue was read.
+				if err := tx.Unlock(ctx, t.ID); err != nil {
+					return err
+				}
+				markBlocked(blocked, t)
+				continue
+			}
+			t.State, t.LeaseOwner, t.LeaseUntil, t.Started = store.TaskRunning, e.cfg.Instance, until, time.Now()
+			t.Message = "running"
+			claimed = append(claimed, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return claimed, nil
 }
-
-var errNotClaimed = errors.New("claimed elsewhere")
 
 func (e *Engine) start(ctx context.Context, t store.Task) {
 	runCtx, cancel := context.WithCancel(ctx)
@@ -459,6 +518,7 @@ func (e *Engine) start(ctx context.Context, t store.Task) {
 			// The daemon is stopping: leave the task to the next start's recovery.
 			e.mu.Lock()
 			delete(e.running, t.ID)
+			delete(e.live, t.ID)
 			e.mu.Unlock()
 			return
 		}
@@ -466,9 +526,10 @@ func (e *Engine) start(ctx context.Context, t store.Task) {
 		if err == nil {
 			t.Result = r.result
 		}
-		e.finish(context.WithoutCancel(ctx), t, err)
+		e.finish(context.WithoutCancel(ctx), t, r, err)
 		e.mu.Lock()
 		delete(e.running, t.ID)
+		delete(e.live, t.ID)
 		e.mu.Unlock()
 		e.Wake()
 	}()
@@ -484,15 +545,16 @@ func runHandler(ctx context.Context, h Handler, r *Run) (err error) {
 }
 
 // finish ends a task: on error it runs the undo journal backwards, then
-// records the final state and releases the locks in one transaction.
-func (e *Engine) finish(ctx context.Context, t store.Task, cause error) {
+// records the final state and releases the locks in one transaction. run is
+// the handler's run, nil when recovery finishes a task of a dead daemon.
+func (e *Engine) finish(ctx context.Context, t store.Task, run *Run, cause error) {
 	state := store.TaskSucceeded
 	if cause != nil {
 		state = store.TaskFailed
 		if errors.Is(cause, virtplane.ErrCanceled) || errors.Is(cause, context.Canceled) {
 			state = store.TaskCanceled
 		}
-		if undoErr := e.undo(ctx, &t); undoErr != nil {
+		if undoErr := e.undo(ctx, &t, run); undoErr != nil {
 			cause = errors.Join(cause, fmt.Errorf("rollback incomplete: %w", undoErr))
 		}
 	}
@@ -509,11 +571,16 @@ func (e *Engine) finish(ctx context.Context, t store.Task, cause error) {
 			}
 			final.Message = string(state)
 		}
+		var lines []store.LogLine
+		if run != nil {
+			lines = run.pending
+		}
+		if cause != nil {
+			lines = append(lines[:len(lines):len(lines)], store.LogLine{At: time.Now(), Line: "ended: " + cause.Error()})
+		}
 		err := e.st.Update(ctx, func(tx store.Tx) error {
-			if cause != nil {
-				if err := tx.AppendTaskLog(ctx, t.ID, "ended: "+cause.Error()); err != nil {
-					return err
-				}
+			if err := tx.AppendTaskLog(ctx, t.ID, lines...); err != nil {
+				return err
 			}
 			if h.Finish != nil {
 				if err := h.Finish(ctx, tx, &final); err != nil {
@@ -538,21 +605,50 @@ func (e *Engine) finish(ctx context.Context, t store.Task, cause error) {
 }
 
 // undo runs the task's pending undo steps in reverse order, marking each
-// done durably. A step that keeps failing stops the rollback: the steps
-// before it stay pending and the task records the failure.
-func (e *Engine) undo(ctx context.Context, t *store.Task) error {
+// done durably; the run's volatile undos (none after a restart: what they
+// undo died with the process) run in their places. A step that keeps
+// failing stops the rollback: the steps before it stay pending and the task
+// records the failure.
+func (e *Engine) undo(ctx context.Context, t *store.Task, run *Run) error {
 	undos, err := e.st.TaskUndos(ctx, t.ID)
 	if err != nil {
 		return err
 	}
 	if t.State != store.TaskUndoing {
 		t.State, t.Message = store.TaskUndoing, "rolling back"
-		if err := e.st.Update(ctx, func(tx store.Tx) error { return tx.UpdateTask(ctx, t) }); err != nil {
+		if err := e.st.Update(ctx, func(tx store.Tx) error {
+			if run != nil {
+				if err := run.flushLog(ctx, tx); err != nil {
+					return err
+				}
+			}
+			return tx.UpdateTask(ctx, t)
+		}); err != nil {
 			return err
+		}
+		if run != nil {
+			run.pending = run.pending[:0]
 		}
 		e.changed(*t)
 	}
-	for _, u := range slices.Backward(undos) {
+	var volatile []volatileUndo
+	if run != nil {
+		volatile = run.volatile
+	}
+	runVolatile := func(after int) error {
+		for len(volatile) > 0 && volatile[len(volatile)-1].after >= after {
+			v := volatile[len(volatile)-1]
+			volatile = volatile[:len(volatile)-1]
+			if err := v.fn(ctx); err != nil {
+				return fmt.Errorf("undo of in-memory step: %w", err)
+			}
+		}
+		return nil
+	}
+	for i, u := range slices.Backward(undos) {
+		if err := runVolatile(i + 1); err != nil {
+			return err
+		}
 		if u.Done {
 			continue
 		}
@@ -577,10 +673,10 @@ func (e *Engine) undo(ctx context.Context, t *store.Task) error {
 			if err := tx.MarkUndoDone(ctx, t.ID, u.Seq); err != nil {
 				return err
 			}
-			return tx.AppendTaskLog(ctx, t.ID, "undone: "+u.Action)
+			return tx.AppendTaskLog(ctx, t.ID, store.LogLine{At: time.Now(), Line: "undone: " + u.Action})
 		}); err != nil {
 			return err
 		}
 	}
-	return nil
+	return runVolatile(0)
 }

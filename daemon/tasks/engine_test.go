@@ -311,3 +311,80 @@ func TestConfigErrors(t *testing.T) {
 	_, err = tasks.New(tasks.Config{Store: dbtest.SQLite(t)})
 	assert.ErrorIs(t, err, virtplane.ErrInvalidArgument)
 }
+
+// A journal records several undos in one write, volatile undos run in their
+// place in the rollback order, and the log lines of steps without a durable
+// undo are stored with the task's end.
+func TestJournalAndVolatileUndoOrder(t *testing.T) {
+	st := dbtest.SQLite(t)
+	undos := &undoLog{}
+	e := newEngine(t, st, "d1", undos)
+	release := make(chan struct{})
+	running := make(chan struct{})
+	e.Handle("create", tasks.Handler{Run: func(ctx context.Context, r *tasks.Run) error {
+		if err := r.Step(ctx, "reserve", tasks.VolatileUndo(func(context.Context) error { undos.add("mem1"); return nil }), func(context.Context) error { return nil }); err != nil {
+			return err
+		}
+		if err := r.Journal(ctx, tasks.UndoAction("record", "a"), tasks.UndoAction("record", "b")); err != nil {
+			return err
+		}
+		if err := r.Step(ctx, "remember", tasks.VolatileUndo(func(context.Context) error { undos.add("mem2"); return nil }), func(context.Context) error { return nil }); err != nil {
+			return err
+		}
+		if err := r.Step(ctx, "c", tasks.UndoAction("record", "c"), func(context.Context) error { return nil }); err != nil {
+			return err
+		}
+		if err := r.Step(ctx, "wait", tasks.NoUndo, func(context.Context) error {
+			_ = r.Progress(ctx, 70, "waiting at 70%")
+			close(running)
+			<-release
+			return nil
+		}); err != nil {
+			return err
+		}
+		return r.Step(ctx, "fail", tasks.NoUndo, func(context.Context) error {
+			return virtplane.Errorf(virtplane.ErrUnavailable, "node went away")
+		})
+	}})
+	start(t, e)
+	tk, _, err := e.Submit(t.Context(), tasks.Submission{Kind: "create", Owner: "u1", Resources: []string{"vm/1"}})
+	require.NoError(t, err)
+	<-running
+	// The progress of the moment is not stored yet, but Live shows it.
+	stored, err := st.GetTask(t.Context(), tk.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "running", stored.Message)
+	live := e.Live(stored)
+	assert.Equal(t, 70, live.Progress)
+	assert.Equal(t, "waiting at 70%", live.Message)
+	close(release)
+
+	got := wait(t, e, tk.ID)
+	assert.Equal(t, store.TaskFailed, got.State)
+	assert.Equal(t, []string{"c", "mem2", "b", "a", "mem1"}, undos.get())
+	us, err := st.TaskUndos(t.Context(), tk.ID)
+	require.NoError(t, err)
+	require.Len(t, us, 3, "volatile undos are never stored")
+	lines, err := st.TaskLog(t.Context(), tk.ID)
+	require.NoError(t, err)
+	var text []string
+	for _, l := range lines {
+		text = append(text, l.Line)
+	}
+	assert.Equal(t, []string{"step: reserve", "step: remember", "step: c", "step: wait", "step: fail",
+		"undone: record", "undone: record", "undone: record", "ended: fail: node went away: " + virtplane.ErrUnavailable.Error()}, text)
+}
+
+func TestJournalRefusesUnknownActions(t *testing.T) {
+	st := dbtest.SQLite(t)
+	e := newEngine(t, st, "d1", &undoLog{})
+	e.Handle("x", tasks.Handler{Run: func(ctx context.Context, r *tasks.Run) error {
+		return r.Journal(ctx, tasks.UndoAction("nope", 1))
+	}})
+	start(t, e)
+	tk, _, err := e.Submit(t.Context(), tasks.Submission{Kind: "x", Owner: "u1"})
+	require.NoError(t, err)
+	got := wait(t, e, tk.ID)
+	assert.Equal(t, store.TaskFailed, got.State)
+	assert.Equal(t, virtplane.ErrNotImplemented.Error(), got.ErrorClass)
+}

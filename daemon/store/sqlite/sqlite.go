@@ -63,7 +63,7 @@ func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
 	n := max(4, runtime.GOMAXPROCS(0)*2)
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
-	return sqlstore.New(read, write, sqlstore.Dialect{Name: "sqlite", IsUnique: isUnique, IsBusy: isBusy, GroupCommit: true}), nil
+	return sqlstore.New(read, write, sqlstore.Dialect{Name: "sqlite", IsUnique: isUnique, IsBusy: isBusy, GroupCommit: true, CacheStatements: true}), nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/network/ipam"
 )
 
@@ -126,8 +127,12 @@ func (i *ipamStore) ListPools(ctx context.Context, after string, limit int) ([]i
 	return out, next, nil
 }
 
-// rawTx runs f in a write transaction with a reader bound to it.
+// rawTx runs f in a write transaction with a reader bound to it; with group
+// commit, as one Update of a shared transaction.
 func (s *Store) rawTx(ctx context.Context, f func(r reader) error) error {
+	if s.updates != nil {
+		return s.Update(ctx, func(t store.Tx) error { return f(t.(*tx).reader) })
+	}
 	for attempt := 0; ; attempt++ {
 		err := s.rawTxOnce(ctx, f)
 		if err != nil && s.d.IsBusy != nil && s.d.IsBusy(err) && attempt < 10 {
@@ -142,7 +147,7 @@ func (s *Store) rawTxOnce(ctx context.Context, f func(r reader) error) error {
 	if err != nil {
 		return virtplane.Errorf(virtplane.ErrUnavailable, "begin transaction: %v", err)
 	}
-	if err := f(reader{q: tx, d: &s.d}); err != nil {
+	if err := f(s.txReader(tx)); err != nil {
 		_ = tx.Rollback()
 		return err
 	}

@@ -30,6 +30,10 @@ type Dialect struct {
 	// database with one writer (SQLite) it turns many small commits into
 	// few; each Update still commits or rolls back alone.
 	GroupCommit bool
+	// CacheStatements keeps prepared statements per query text (for drivers
+	// without a statement cache of their own; pgx has one). Needs
+	// GroupCommit, which prepares the write statements between transactions.
+	CacheStatements bool
 }
 
 // Store is store.Store over database/sql.
@@ -37,9 +41,11 @@ type Store struct {
 	read, write *sql.DB
 	d           Dialect
 	reader
-	updates   chan *update  // group commit queue (GroupCommit)
-	stopped   chan struct{} // closed when the group committer ended
-	closeOnce sync.Once
+	// Prepared statements (Dialect.CacheStatements); nil otherwise.
+	readStmts, writeStmts *stmtCache
+	updates               chan *update  // group commit queue (GroupCommit)
+	stopped               chan struct{} // closed when the group committer ended
+	closeOnce             sync.Once
 }
 
 type update struct {
@@ -56,6 +62,10 @@ var _ store.Store = (*Store)(nil)
 func New(read, write *sql.DB, d Dialect) *Store {
 	s := &Store{read: read, write: write, d: d}
 	s.reader = reader{q: read, d: &s.d}
+	if d.CacheStatements && d.GroupCommit {
+		s.readStmts, s.writeStmts = newStmtCache(read), newStmtCache(write)
+		s.reader.q = cachedQuerier{c: s.readStmts, base: read}
+	}
 	if d.GroupCommit {
 		s.updates = make(chan *update)
 		s.stopped = make(chan struct{})
@@ -67,24 +77,54 @@ func New(read, write *sql.DB, d Dialect) *Store {
 // groupBatch bounds how many Updates share one commit.
 const groupBatch = 128
 
+// groupLinger is how long, under load, the committer waits for more Updates
+// to join a batch: a commit's cost is mostly the pages it writes, which
+// Updates of one batch share.
+const groupLinger = 500 * time.Microsecond
+
 // groupCommitter takes the queued Updates, runs each under a savepoint in
 // one transaction and commits them together.
 func (s *Store) groupCommitter() {
 	defer close(s.stopped)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	busy := false // the last batch had company: more Updates are likely on their way
 	for first := range s.updates {
 		batch := []*update{first}
+		if busy {
+			linger.Reset(groupLinger)
+		}
 	collect:
 		for len(batch) < groupBatch {
+			if !busy {
+				select {
+				case u, ok := <-s.updates:
+					if !ok {
+						break collect
+					}
+					batch = append(batch, u)
+				default:
+					break collect
+				}
+				continue
+			}
 			select {
 			case u, ok := <-s.updates:
 				if !ok {
 					break collect
 				}
 				batch = append(batch, u)
-			default:
+			case <-linger.C:
 				break collect
 			}
 		}
+		if busy && !linger.Stop() {
+			select {
+			case <-linger.C:
+			default:
+			}
+		}
+		busy = len(batch) > 1
 		s.runBatch(batch)
 	}
 }
@@ -96,17 +136,21 @@ func (s *Store) runBatch(batch []*update) {
 			u.done <- err
 		}
 	}
+	if s.writeStmts != nil {
+		s.writeStmts.prepareMissed(context.Background())
+	}
 	sqlTx, err := s.write.BeginTx(context.Background(), nil)
 	if err != nil {
 		fail(virtplane.Errorf(virtplane.ErrUnavailable, "begin transaction: %v", err))
 		return
 	}
-	t := &tx{reader: reader{q: sqlTx, d: &s.d}}
+	r := s.txReader(sqlTx)
 	for i, u := range batch {
 		if err := u.ctx.Err(); err != nil {
-			errs[i] = t.wrap(err)
+			errs[i] = r.wrap(err)
 			continue
 		}
+		t := &tx{reader: r} // per Update: what it read dies with its savepoint
 		if _, err := sqlTx.Exec("SAVEPOINT u"); err != nil {
 			_ = sqlTx.Rollback()
 			fail(virtplane.Errorf(virtplane.ErrUnavailable, "savepoint: %v", err))
@@ -144,11 +188,23 @@ func runGuarded(f func(store.Tx) error, t store.Tx) (err error) {
 	return f(t)
 }
 
+// txReader reads and writes inside a transaction of the write pool.
+func (s *Store) txReader(sqlTx *sql.Tx) reader {
+	if s.writeStmts != nil {
+		return reader{q: cachedQuerier{c: s.writeStmts, tx: sqlTx, base: sqlTx}, d: &s.d}
+	}
+	return reader{q: sqlTx, d: &s.d}
+}
+
 // Close closes both pools.
 func (s *Store) Close() error {
 	if s.updates != nil {
 		s.closeOnce.Do(func() { close(s.updates) })
 		<-s.stopped
+	}
+	if s.readStmts != nil {
+		s.readStmts.close()
+		s.writeStmts.close()
 	}
 	err := s.read.Close()
 	if s.write != s.read {
@@ -497,7 +553,35 @@ func (r reader) LockHolder(ctx context.Context, resource string) (string, error)
 	return id, r.wrap(err)
 }
 
-type tx struct{ reader }
+type tx struct {
+	reader
+	// read holds the keys of the objects read in this transaction, as read,
+	// so that an update that changes only an object's data sets only that.
+	read map[objectKey]objectKeys
+}
+
+type objectKey struct {
+	kind store.Kind
+	id   string
+}
+
+// objectKeys are the indexed columns of an object.
+type objectKeys struct{ name, owner, parent string }
+
+func (t *tx) GetObject(ctx context.Context, kind store.Kind, id string) (store.Object, error) {
+	o, err := t.reader.GetObject(ctx, kind, id)
+	if err == nil {
+		t.remember(o)
+	}
+	return o, err
+}
+
+func (t *tx) remember(o store.Object) {
+	if t.read == nil {
+		t.read = map[objectKey]objectKeys{}
+	}
+	t.read[objectKey{o.Kind, o.ID}] = objectKeys{o.Name, o.Owner, o.Parent}
+}
 
 func validKey(kind store.Kind, id string) error {
 	if kind == "" {
@@ -534,8 +618,16 @@ func (t *tx) UpdateObject(ctx context.Context, o *store.Object) error {
 		return err
 	}
 	now := time.Now().UTC()
-	res, err := t.exec(ctx, "UPDATE objects SET name = ?, owner = ?, parent = ?, version = version + 1, data = ?, updated = ? WHERE kind = ? AND id = ? AND version = ?",
-		o.Name, o.Owner, o.Parent, string(o.Data), nanos(now), string(o.Kind), o.ID, o.Version)
+	var res sql.Result
+	var err error
+	if k, ok := t.read[objectKey{o.Kind, o.ID}]; ok && k == (objectKeys{o.Name, o.Owner, o.Parent}) {
+		// The indexed columns are as read: leave them (and their indexes) be.
+		res, err = t.exec(ctx, "UPDATE objects SET version = version + 1, data = ?, updated = ? WHERE kind = ? AND id = ? AND version = ?",
+			string(o.Data), nanos(now), string(o.Kind), o.ID, o.Version)
+	} else {
+		res, err = t.exec(ctx, "UPDATE objects SET name = ?, owner = ?, parent = ?, version = version + 1, data = ?, updated = ? WHERE kind = ? AND id = ? AND version = ?",
+			o.Name, o.Owner, o.Parent, string(o.Data), nanos(now), string(o.Kind), o.ID, o.Version)
+	}
 	if errors.Is(err, virtplane.ErrAlreadyExists) {
 		return virtplane.Errorf(virtplane.ErrAlreadyExists, "%s named %q exists", o.Kind, o.Name)
 	}
@@ -550,6 +642,7 @@ func (t *tx) UpdateObject(ctx context.Context, o *store.Object) error {
 	}
 	o.Version++
 	o.Updated = now
+	t.remember(*o)
 	return nil
 }
 
@@ -622,13 +715,11 @@ func boolInt(b bool) int {
 }
 
 func (t *tx) UpdateTask(ctx context.Context, tk *store.Task) error {
-	res, err := json.Marshal(nonNil(tk.Resources))
-	if err != nil {
-		return err
-	}
-	r, err := t.exec(ctx, "UPDATE tasks SET target = ?, resources = ?, state = ?, progress = ?, message = ?, error = ?, error_class = ?, input = ?, result = ?, cancel_requested = ?, lease_owner = ?, lease_until = ?, idem_key = ?, started = ?, finished = ? WHERE id = ?",
-		tk.Target, string(res), string(tk.State), tk.Progress, tk.Message, tk.Error, tk.ErrorClass, string(tk.Input), string(tk.Result),
-		boolInt(tk.CancelRequested), tk.LeaseOwner, nanos(tk.LeaseUntil), nullIfEmpty(tk.IdempotencyKey), nanos(tk.Started), nanos(tk.Finished), tk.ID)
+	// Only what changes: SQLite rewrites the index entries of every column
+	// an UPDATE sets, changed or not.
+	r, err := t.exec(ctx, "UPDATE tasks SET state = ?, progress = ?, message = ?, error = ?, error_class = ?, result = ?, cancel_requested = ?, lease_owner = ?, lease_until = ?, started = ?, finished = ? WHERE id = ?",
+		string(tk.State), tk.Progress, tk.Message, tk.Error, tk.ErrorClass, string(tk.Result),
+		boolInt(tk.CancelRequested), tk.LeaseOwner, nanos(tk.LeaseUntil), nanos(tk.Started), nanos(tk.Finished), tk.ID)
 	if err != nil {
 		return err
 	}
@@ -640,8 +731,8 @@ func (t *tx) UpdateTask(ctx context.Context, tk *store.Task) error {
 
 func (t *tx) ClaimTask(ctx context.Context, id, owner string, until time.Time) (bool, error) {
 	now := time.Now().UTC()
-	r, err := t.exec(ctx, "UPDATE tasks SET state = ?, lease_owner = ?, lease_until = ?, started = ? WHERE id = ? AND state = ?",
-		string(store.TaskRunning), owner, nanos(until), nanos(now), id, string(store.TaskQueued))
+	r, err := t.exec(ctx, "UPDATE tasks SET state = ?, message = ?, lease_owner = ?, lease_until = ?, started = ? WHERE id = ? AND state = ?",
+		string(store.TaskRunning), "running", owner, nanos(until), nanos(now), id, string(store.TaskQueued))
 	if err != nil {
 		return false, err
 	}
@@ -655,22 +746,35 @@ func (t *tx) RenewLeases(ctx context.Context, owner string, until time.Time) err
 	return err
 }
 
-func (t *tx) AppendTaskLog(ctx context.Context, id, line string) error {
-	_, err := t.exec(ctx, "INSERT INTO task_log (task_id, seq, at, line) SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ? FROM task_log WHERE task_id = ?",
-		id, nanos(time.Now()), line, id)
+func (t *tx) AppendTaskLog(ctx context.Context, id string, lines ...store.LogLine) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	// One statement for all the lines: the next free seq, then one row each.
+	var q strings.Builder
+	q.WriteString("WITH last AS (SELECT COALESCE(MAX(seq), 0) AS seq FROM task_log WHERE task_id = ?) INSERT INTO task_log (task_id, seq, at, line) ")
+	args := make([]any, 0, 1+4*len(lines))
+	args = append(args, id)
+	for i, l := range lines {
+		if i > 0 {
+			q.WriteString(" UNION ALL ")
+		}
+		// Typed: PostgreSQL infers no type for parameters under UNION ALL.
+		q.WriteString("SELECT CAST(? AS TEXT), seq + " + strconv.Itoa(i+1) + ", CAST(? AS BIGINT), CAST(? AS TEXT) FROM last")
+		args = append(args, id, nanos(l.At), l.Line)
+	}
+	_, err := t.exec(ctx, q.String(), args...)
 	return err
 }
 
 func (t *tx) PushUndo(ctx context.Context, id, action string, args []byte) (int, error) {
-	var seq int
-	if err := t.queryRow(ctx, "SELECT COALESCE(MAX(seq), 0) + 1 FROM task_undo WHERE task_id = ?", id).Scan(&seq); err != nil {
-		return 0, t.wrap(err)
-	}
 	if args == nil {
 		args = []byte("null")
 	}
-	_, err := t.exec(ctx, "INSERT INTO task_undo (task_id, seq, action, args, done) VALUES (?, ?, ?, ?, 0)", id, seq, action, string(args))
-	return seq, err
+	var seq int
+	err := t.queryRow(ctx, "INSERT INTO task_undo (task_id, seq, action, args, done) SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, 0 FROM task_undo WHERE task_id = ? RETURNING seq",
+		id, action, string(args), id).Scan(&seq)
+	return seq, t.wrap(err)
 }
 
 func (t *tx) MarkUndoDone(ctx context.Context, id string, seq int) error {
@@ -688,31 +792,32 @@ func (t *tx) Lock(ctx context.Context, id string, resources []string) (bool, err
 	if len(resources) == 0 {
 		return true, nil
 	}
-	q := "SELECT COUNT(*) FROM locks WHERE task_id <> ? AND resource IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(resources)), ", ") + ")"
-	args := []any{id}
+	// Take what is free in one statement; when every resource was free, that
+	// is all. Otherwise some are held (by another task, or already by this
+	// one): look closer.
+	q := "INSERT INTO locks (resource, task_id) VALUES " + strings.TrimSuffix(strings.Repeat("(?, ?), ", len(resources)), ", ") + " ON CONFLICT (resource) DO NOTHING"
+	args := make([]any, 0, 2*len(resources))
+	for _, r := range resources {
+		args = append(args, r, id)
+	}
+	res, err := t.exec(ctx, q, args...)
+	if err != nil {
+		return false, err
+	}
+	if n, _ := res.RowsAffected(); int(n) == len(resources) {
+		return true, nil
+	}
+	in := strings.TrimSuffix(strings.Repeat("?, ", len(resources)), ", ")
+	args = []any{id}
 	for _, r := range resources {
 		args = append(args, r)
 	}
-	var n int
-	if err := t.queryRow(ctx, q, args...).Scan(&n); err != nil {
+	var others int
+	if err := t.queryRow(ctx, "SELECT COUNT(*) FROM locks WHERE task_id <> ? AND resource IN ("+in+")", args...).Scan(&others); err != nil {
 		return false, t.wrap(err)
 	}
-	if n > 0 {
-		return false, nil
-	}
-	for _, r := range resources {
-		if _, err := t.exec(ctx, "INSERT INTO locks (resource, task_id) VALUES (?, ?) ON CONFLICT (resource) DO NOTHING", r, id); err != nil {
-			return false, err
-		}
-	}
-	// A concurrent daemon may have taken one of the resources between the
-	// check and the inserts; then give back what this task got.
-	args[0] = id
-	q = "SELECT COUNT(DISTINCT resource) FROM locks WHERE task_id = ? AND resource IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(resources)), ", ") + ")"
-	if err := t.queryRow(ctx, q, args...).Scan(&n); err != nil {
-		return false, t.wrap(err)
-	}
-	if n != distinct(resources) {
+	if others > 0 {
+		// Give back what this call took.
 		return false, t.Unlock(ctx, id)
 	}
 	return true, nil

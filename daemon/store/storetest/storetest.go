@@ -114,6 +114,26 @@ func testObjectNames(t *testing.T, st store.Store) {
 	n2.Parent = "c1"
 	err = st.Update(ctx, func(tx store.Tx) error { return tx.UpdateObject(ctx, &n2) })
 	assert.ErrorIs(t, err, virtplane.ErrAlreadyExists)
+	// Read, renamed, updated twice in one transaction: the name sticks.
+	require.NoError(t, st.Update(ctx, func(tx store.Tx) error {
+		o, err := tx.GetObject(ctx, store.KindNode, "n2")
+		if err != nil {
+			return err
+		}
+		o.Name, o.Owner = "renamed", "u9"
+		if err := tx.UpdateObject(ctx, &o); err != nil {
+			return err
+		}
+		o.Data = []byte(`{"again":true}`)
+		return tx.UpdateObject(ctx, &o)
+	}))
+	got, err := st.GetObjectByName(ctx, store.KindNode, "c2", "renamed")
+	require.NoError(t, err)
+	assert.Equal(t, "u9", got.Owner)
+	assert.JSONEq(t, `{"again":true}`, string(got.Data))
+	mine, err := st.ListObjects(ctx, store.KindNode, store.ListOptions{Owner: "u9"})
+	require.NoError(t, err)
+	assert.Len(t, mine, 1)
 }
 
 func testObjectVersions(t *testing.T, st store.Store) {
@@ -351,6 +371,7 @@ func testTaskClaimOnce(t *testing.T, st store.Store) {
 	require.NoError(t, err)
 	assert.Equal(t, store.TaskRunning, got.State)
 	assert.NotEmpty(t, got.LeaseOwner)
+	assert.Equal(t, "running", got.Message)
 	assert.False(t, got.Started.IsZero())
 
 	until := time.Now().Add(time.Hour)
@@ -367,7 +388,7 @@ func testTaskLogAndUndo(t *testing.T, st store.Store) {
 			return err
 		}
 		for _, l := range []string{"one", "two", "three"} {
-			if err := tx.AppendTaskLog(ctx, "t", l); err != nil {
+			if err := tx.AppendTaskLog(ctx, "t", store.LogLine{At: time.Now(), Line: l}); err != nil {
 				return err
 			}
 		}
@@ -379,6 +400,21 @@ func testTaskLogAndUndo(t *testing.T, st store.Store) {
 	assert.Equal(t, "one", lines[0].Line)
 	assert.Equal(t, "three", lines[2].Line)
 	assert.Equal(t, 3, lines[2].Seq)
+
+	// Several lines in one call keep their order and times.
+	at := time.Now().Add(-time.Minute)
+	require.NoError(t, st.Update(ctx, func(tx store.Tx) error {
+		if err := tx.AppendTaskLog(ctx, "t"); err != nil { // nothing to add
+			return err
+		}
+		return tx.AppendTaskLog(ctx, "t", store.LogLine{At: at, Line: "four"}, store.LogLine{At: at.Add(time.Second), Line: "five"})
+	}))
+	lines, err = st.TaskLog(ctx, "t")
+	require.NoError(t, err)
+	require.Len(t, lines, 5)
+	assert.Equal(t, []int{4, 5}, []int{lines[3].Seq, lines[4].Seq})
+	assert.Equal(t, "five", lines[4].Line)
+	assert.WithinDuration(t, at, lines[3].At, time.Millisecond)
 
 	var seqs []int
 	require.NoError(t, st.Update(ctx, func(tx store.Tx) error {
@@ -429,6 +465,11 @@ func testLocks(t *testing.T, st store.Store) {
 	require.NoError(t, st.Update(ctx, func(tx store.Tx) error { return tx.Unlock(ctx, "t1") }))
 	assert.True(t, lock(t, st, "t2", "vm/9", "node/1"))
 	assert.True(t, lock(t, st, "t4"), "no resources")
+	assert.True(t, lock(t, st, "t3", "vm/2", "vm/3"), "a task may take again what it holds")
+	assert.True(t, lock(t, st, "t5", "vm/5", "vm/5"), "a resource named twice")
+	holder, err = st.LockHolder(ctx, "vm/3")
+	require.NoError(t, err)
+	assert.Equal(t, "t3", holder)
 }
 
 func testConcurrentLocks(t *testing.T, st store.Store) {
