@@ -209,3 +209,31 @@ func TestMigrate(t *testing.T) {
 		}
 	})
 }
+
+// TestAddNodeByLibvirtSocket: a node can name a libvirtd on the daemon's
+// host by its socket; a malformed address names the field.
+func TestAddNodeByLibvirtSocket(t *testing.T) {
+	e := newEnv(t, dbtest.SQLite(t))
+	ctx := t.Context()
+	for _, bad := range []string{
+		"qemu+unix:///system",
+		"qemu+unix:///system?socket=run/libvirt-sock",
+		"qemu+unix:///system?socket=/s&migration_address=peer.example",
+		"qemu+unix://otherhost/system?socket=/s",
+	} {
+		_, err := e.admin.AddNode(ctx, api.NodeBody{ClusterID: e.cluster.ID, Name: "bad", Address: bad, Cores: 1, MemoryMiB: 1024, DiskGiB: 1})
+		var p *client.Problem
+		require.ErrorAs(t, err, &p, bad)
+		assert.Equal(t, 422, p.Status, p.Error())
+		assert.Equal(t, "body.address", p.Field(), p.Error())
+	}
+	n, err := e.admin.AddNode(ctx, api.NodeBody{ClusterID: e.cluster.ID, Name: "h2", Address: "qemu+unix:///system?socket=/nonexistent/libvirt-sock&migration_address=10.0.0.2", Cores: 1, MemoryMiB: 1024, DiskGiB: 1})
+	require.NoError(t, err)
+	pool, err := e.srv.Flow.NodePool(ctx, n.ID)
+	require.NoError(t, err, "its disks live in a file pool under the data directory")
+	info, err := pool.Info(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "file", info.Driver)
+	_, err = e.srv.Flow.NodeDriver(ctx, n.ID)
+	require.NoError(t, err, "the driver connects on first use")
+}

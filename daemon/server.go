@@ -83,7 +83,7 @@ func (s *Server) storage(ctx context.Context, n model.Node) (storage.Pool, error
 		}
 		p, err = s.cfg.LocalStorage(ctx)
 	default:
-		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: remote node agents (%s)", n.Name, n.Address)
+		p, err = s.hostStorage(n) // a libvirtd on this host by its socket, or ErrNotImplemented
 	}
 	if err != nil {
 		return nil, err
@@ -110,7 +110,7 @@ func (s *Server) driver(ctx context.Context, n model.Node) (vmm.Driver, error) {
 		}
 		d, err = s.cfg.LocalDriver(ctx)
 	default:
-		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: remote node agents (%s)", n.Name, n.Address)
+		d, err = s.hostDriver(n) // a libvirtd on this host by its socket, or ErrNotImplemented
 	}
 	if err != nil {
 		return nil, err

@@ -1,0 +1,194 @@
+package daemon_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/daemon"
+	"github.com/virtplane/virtplane/daemon/api"
+	"github.com/virtplane/virtplane/daemon/client"
+	"github.com/virtplane/virtplane/daemon/flow"
+	"github.com/virtplane/virtplane/daemon/internal/dbtest"
+	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/internal/testenv"
+	"github.com/virtplane/virtplane/vmm"
+	"github.com/virtplane/virtplane/vmm/libvirt"
+)
+
+// TestMigrateLibvirt moves VMs between two real libvirtd "hosts" through
+// the API: the local libvirtd and a second one in its own namespaces, both
+// added as nodes by their sockets. In a cluster whose nodes keep their
+// disks apart, a stopped VM moves cold (qemu-img copies its disk) and boots
+// on the other host; in a cluster whose nodes share a file storage
+// directory, a running VM moves live (libvirt peer-to-peer migration).
+// Nothing is left behind afterwards.
+func TestMigrateLibvirt(t *testing.T) {
+	lv := testenv.RequireLibvirt(t)
+	peer := testenv.StartLibvirtHost(t, "vpt-daemon-peer", "10.233", 0)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("/var/tmp", "vpt-migrate-")
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(dir, 0o755))
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	data := filepath.Join(dir, "data")
+
+	srv, err := daemon.New(daemon.Config{Store: dbtest.SQLite(t), Instance: "migrate", DataDir: data})
+	require.NoError(t, err)
+	runCtx, stop := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); _ = srv.Run(runCtx) }()
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { hs.Close(); stop(); <-stopped })
+	token, err := srv.Bootstrap(ctx, "admin-password")
+	require.NoError(t, err)
+	c := client.New(hs.URL, token)
+
+	// The two hosts as the test sees them.
+	hosts := map[string]*libvirt.Driver{}
+	for name, sock := range map[string]string{"here": lv.Socket, "peer": peer.Socket} {
+		d, err := libvirt.New(libvirt.Config{Socket: sock, StateDir: filepath.Join(dir, "inspect")})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = d.Close() })
+		hosts[name] = d
+	}
+	here := "qemu+unix:///system?socket=" + lv.Socket
+	there := "qemu+unix:///system?socket=" + peer.Socket + "&migration_address=" + peer.Addr
+
+	src := filepath.Join(dir, "blank.qcow2")
+	out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", src, "64M").CombinedOutput()
+	require.NoError(t, err, string(out))
+	img, err := c.CreateImage(ctx, api.ImageBody{Name: "blank", OSType: "linux", Source: src, Format: "qcow2"})
+	require.NoError(t, err)
+
+	// setup makes a cluster with a node on this host's libvirtd, an IP pool
+	// and the image, then a running VM there; then the peer joins.
+	setup := func(t *testing.T, name string, storages []model.StorageRef) (model.VM, model.Node, model.Node) {
+		cl, err := c.CreateCluster(ctx, api.ClusterBody{Name: name, VirtType: "kvm", Strategy: "even", CPUOvercommit: 4, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: "bridge", Storages: storages})
+		require.NoError(t, err)
+		n1, err := c.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: "here", Address: here, Cores: 2, MemoryMiB: 2048, DiskGiB: 20})
+		require.NoError(t, err)
+		ipPool, err := c.CreatePool(ctx, api.PoolBody{Name: name, ClusterIDs: []string{cl.ID}, Blocks: []api.BlockBody{{Range: "198.51.100.0/28", Gateway: "198.51.100.1"}}})
+		require.NoError(t, err)
+		_, tk, err := c.ImportImage(ctx, img.ID, api.ImageImportBody{ClusterID: cl.ID})
+		succeeded(t, c, tk, err)
+		vm, tk, err := c.CreateVM(ctx, api.VMCreateBody{Name: name + "-vm", ClusterID: cl.ID, ImageID: img.ID, PoolID: ipPool.ID, CPUs: 1, MemoryMiB: 128, DiskGiB: 1}, "")
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			for _, h := range hosts {
+				_ = h.Stop(context.Background(), flow.DomainName(vm.ID))
+				_ = h.Delete(context.Background(), flow.DomainName(vm.ID))
+			}
+		})
+		succeeded(t, c, tk, err)
+		n2, err := c.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: "peer", Address: there, Cores: 2, MemoryMiB: 2048, DiskGiB: 20})
+		require.NoError(t, err)
+		_, tk, err = c.ImportImage(ctx, img.ID, api.ImageImportBody{NodeID: n2.ID})
+		succeeded(t, c, tk, err)
+		vm, err = c.GetVM(ctx, vm.ID)
+		require.NoError(t, err)
+		require.Equal(t, n1.ID, vm.NodeID)
+		return vm, n1, n2
+	}
+	// on checks where the domain is and in what state.
+	on := func(t *testing.T, vm model.VM, host string, state vmm.State) {
+		t.Helper()
+		for name, h := range hosts {
+			d, err := h.Get(ctx, flow.DomainName(vm.ID))
+			if name != host {
+				assert.ErrorIs(t, err, virtplane.ErrNotFound, "domain left on %s", name)
+				continue
+			}
+			require.NoError(t, err, "domain on %s", name)
+			assert.Equal(t, state, d.State, "on %s", name)
+		}
+	}
+	volume := func(node string, vmID string) string {
+		p, err := srv.Flow.NodePool(ctx, node)
+		require.NoError(t, err)
+		v, err := p.Volume(ctx, flow.VolumeName(vmID))
+		if err != nil {
+			return ""
+		}
+		return v.Attachment.Path
+	}
+
+	t.Run("cold, disk copied", func(t *testing.T) {
+		vm, n1, n2 := setup(t, "apart", nil)
+		on(t, vm, "here", vmm.StateRunning)
+		srcDisk := volume(n1.ID, vm.ID)
+		require.NotEmpty(t, srcDisk)
+		// Live over storage the nodes do not share: libvirt would have to
+		// mirror the disk, which the driver does not do; nothing changes.
+		tk, err := c.MigrateVM(ctx, vm.ID, n2.ID)
+		assert.ErrorIs(t, taskFailed(t, c, tk, err), virtplane.ErrNotImplemented)
+		on(t, vm, "here", vmm.StateRunning)
+		assert.Empty(t, volume(n2.ID, vm.ID), "the target's prepared disk was removed")
+
+		tk, err = c.VMAction(ctx, vm.ID, "stop")
+		succeeded(t, c, tk, err)
+		tk, err = c.MigrateVM(ctx, vm.ID, n2.ID)
+		succeeded(t, c, tk, err)
+		on(t, vm, "peer", vmm.StateStopped)
+		assert.Empty(t, volume(n1.ID, vm.ID), "the source's disk is gone")
+		dstDisk := volume(n2.ID, vm.ID)
+		require.NotEmpty(t, dstDisk)
+		assert.NotEqual(t, srcDisk, dstDisk)
+		// It boots on the other host, from its copied disk.
+		tk, err = c.VMAction(ctx, vm.ID, "start")
+		succeeded(t, c, tk, err)
+		on(t, vm, "peer", vmm.StateRunning)
+		d, err := hosts["peer"].Get(ctx, flow.DomainName(vm.ID))
+		require.NoError(t, err)
+		assert.Equal(t, dstDisk, d.Spec.Disks[0].Source.Path)
+		got, err := c.GetVM(ctx, vm.ID)
+		require.NoError(t, err)
+		assert.Equal(t, n2.ID, got.NodeID)
+		assert.Equal(t, model.VMRunning, got.State)
+
+		tk, err = c.DeleteVM(ctx, vm.ID)
+		succeeded(t, c, tk, err)
+		on(t, vm, "", "")
+		assert.Empty(t, volume(n2.ID, vm.ID))
+	})
+	t.Run("live, shared storage", func(t *testing.T) {
+		shared := filepath.Join(dir, "shared")
+		vm, n1, n2 := setup(t, "shared", []model.StorageRef{{Name: "nfs", Driver: "file", Path: shared}})
+		on(t, vm, "here", vmm.StateRunning)
+		disk := volume(n1.ID, vm.ID)
+		require.Equal(t, disk, volume(n2.ID, vm.ID), "both nodes see the one disk")
+		tk, err := c.MigrateVM(ctx, vm.ID, "")
+		succeeded(t, c, tk, err)
+		on(t, vm, "peer", vmm.StateRunning)
+		assert.Equal(t, disk, volume(n2.ID, vm.ID), "the disk stayed where it was")
+		got, err := c.GetVM(ctx, vm.ID)
+		require.NoError(t, err)
+		assert.Equal(t, n2.ID, got.NodeID)
+
+		tk, err = c.DeleteVM(ctx, vm.ID)
+		succeeded(t, c, tk, err)
+		on(t, vm, "", "")
+		assert.Empty(t, volume(n2.ID, vm.ID))
+	})
+	t.Run("nothing left", func(t *testing.T) {
+		tk, err := c.DeleteImage(ctx, img.ID)
+		succeeded(t, c, tk, err)
+		for _, d := range []string{filepath.Join(dir, "shared"), filepath.Join(data, "vmm"), filepath.Join(data, "image-cache")} {
+			entries, err := os.ReadDir(d)
+			require.NoError(t, err)
+			assert.Empty(t, entries, d)
+		}
+		nodes, err := filepath.Glob(filepath.Join(data, "nodes", "*", "images", "*"))
+		require.NoError(t, err)
+		assert.Empty(t, nodes)
+	})
+}
