@@ -27,9 +27,10 @@ import (
 // TestMigrateLibvirt moves VMs between two real libvirtd "hosts" through
 // the API: the local libvirtd and a second one in its own namespaces, both
 // added as nodes by their sockets. In a cluster whose nodes keep their
-// disks apart, a stopped VM moves cold (qemu-img copies its disk) and boots
-// on the other host; in a cluster whose nodes share a file storage
-// directory, a running VM moves live (libvirt peer-to-peer migration).
+// disks apart, a running VM moves live with its disk mirrored to the other
+// host's volume, then, stopped, back cold (qemu-img copies the disk) and
+// boots; in a cluster whose nodes share a file storage directory, a running
+// VM moves live with memory only (libvirt peer-to-peer migration).
 // Nothing is left behind afterwards.
 func TestMigrateLibvirt(t *testing.T) {
 	lv := testenv.RequireLibvirt(t)
@@ -64,11 +65,31 @@ func TestMigrateLibvirt(t *testing.T) {
 	here := "qemu+unix:///system?socket=" + lv.Socket
 	there := "qemu+unix:///system?socket=" + peer.Socket + "&migration_address=" + peer.Addr
 
-	src := filepath.Join(dir, "blank.qcow2")
-	out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", src, "64M").CombinedOutput()
+	// The image holds a marker, which VMs read through their linked clones
+	// and which every copy of their disks must carry.
+	const marker, offset = "VIRTPLANE-MIGRATED-DATA", 40 << 20
+	raw := filepath.Join(dir, "marked.raw")
+	buf := make([]byte, 64<<20)
+	copy(buf[offset:], marker)
+	require.NoError(t, os.WriteFile(raw, buf, 0o644))
+	src := filepath.Join(dir, "marked.qcow2")
+	out, err := exec.Command("qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, src).CombinedOutput()
 	require.NoError(t, err, string(out))
-	img, err := c.CreateImage(ctx, api.ImageBody{Name: "blank", OSType: "linux", Source: src, Format: "qcow2"})
+	img, err := c.CreateImage(ctx, api.ImageBody{Name: "marked", OSType: "linux", Source: src, Format: "qcow2"})
 	require.NoError(t, err)
+	holds := func(t *testing.T, disk string) bool {
+		t.Helper()
+		rd := filepath.Join(t.TempDir(), "read.raw")
+		out, err := exec.Command("qemu-img", "convert", "-U", "-q", "-O", "raw", disk, rd).CombinedOutput()
+		require.NoError(t, err, string(out))
+		f, err := os.Open(rd)
+		require.NoError(t, err)
+		defer f.Close()
+		b := make([]byte, len(marker))
+		_, err = f.ReadAt(b, offset)
+		require.NoError(t, err)
+		return string(b) == marker
+	}
 
 	// setup makes a cluster with a node on this host's libvirtd, an IP pool
 	// and the image, then a running VM there; then the peer joins.
@@ -122,43 +143,53 @@ func TestMigrateLibvirt(t *testing.T) {
 		return v.Attachment.Path
 	}
 
-	t.Run("cold, disk copied", func(t *testing.T) {
+	t.Run("storage apart: live with the disk mirrored, then cold back", func(t *testing.T) {
 		vm, n1, n2 := setup(t, "apart", nil)
 		on(t, vm, "here", vmm.StateRunning)
 		srcDisk := volume(n1.ID, vm.ID)
 		require.NotEmpty(t, srcDisk)
-		// Live over storage the nodes do not share: libvirt would have to
-		// mirror the disk, which the driver does not do; nothing changes.
-		tk, err := c.MigrateVM(ctx, vm.ID, n2.ID)
-		assert.ErrorIs(t, taskFailed(t, c, tk, err), virtplane.ErrNotImplemented)
-		on(t, vm, "here", vmm.StateRunning)
-		assert.Empty(t, volume(n2.ID, vm.ID), "the target's prepared disk was removed")
 
-		tk, err = c.VMAction(ctx, vm.ID, "stop")
+		// Live: libvirt mirrors the disk into a volume made on the peer.
+		tk, err := c.MigrateVM(ctx, vm.ID, n2.ID)
 		succeeded(t, c, tk, err)
-		tk, err = c.MigrateVM(ctx, vm.ID, n2.ID)
-		succeeded(t, c, tk, err)
-		on(t, vm, "peer", vmm.StateStopped)
+		on(t, vm, "peer", vmm.StateRunning)
 		assert.Empty(t, volume(n1.ID, vm.ID), "the source's disk is gone")
 		dstDisk := volume(n2.ID, vm.ID)
 		require.NotEmpty(t, dstDisk)
 		assert.NotEqual(t, srcDisk, dstDisk)
-		// It boots on the other host, from its copied disk.
-		tk, err = c.VMAction(ctx, vm.ID, "start")
-		succeeded(t, c, tk, err)
-		on(t, vm, "peer", vmm.StateRunning)
 		d, err := hosts["peer"].Get(ctx, flow.DomainName(vm.ID))
 		require.NoError(t, err)
-		assert.Equal(t, dstDisk, d.Spec.Disks[0].Source.Path)
+		assert.Equal(t, dstDisk, d.Spec.Disks[0].Source.Path, "QEMU on the peer runs on the peer's volume")
+		assert.True(t, holds(t, dstDisk), "the disk was mirrored, the image's data with it")
 		got, err := c.GetVM(ctx, vm.ID)
 		require.NoError(t, err)
 		assert.Equal(t, n2.ID, got.NodeID)
 		assert.Equal(t, model.VMRunning, got.State)
 
+		// Cold: qemu-img copies the disk back; the VM boots here again.
+		tk, err = c.VMAction(ctx, vm.ID, "stop")
+		succeeded(t, c, tk, err)
+		tk, err = c.MigrateVM(ctx, vm.ID, n1.ID)
+		succeeded(t, c, tk, err)
+		on(t, vm, "here", vmm.StateStopped)
+		assert.Empty(t, volume(n2.ID, vm.ID), "the peer's disk is gone")
+		backDisk := volume(n1.ID, vm.ID)
+		require.NotEmpty(t, backDisk)
+		assert.True(t, holds(t, backDisk), "qemu-img copied the data back")
+		tk, err = c.VMAction(ctx, vm.ID, "start")
+		succeeded(t, c, tk, err)
+		on(t, vm, "here", vmm.StateRunning)
+		d, err = hosts["here"].Get(ctx, flow.DomainName(vm.ID))
+		require.NoError(t, err)
+		assert.Equal(t, backDisk, d.Spec.Disks[0].Source.Path)
+		got, err = c.GetVM(ctx, vm.ID)
+		require.NoError(t, err)
+		assert.Equal(t, n1.ID, got.NodeID)
+
 		tk, err = c.DeleteVM(ctx, vm.ID)
 		succeeded(t, c, tk, err)
 		on(t, vm, "", "")
-		assert.Empty(t, volume(n2.ID, vm.ID))
+		assert.Empty(t, volume(n1.ID, vm.ID))
 	})
 	t.Run("live, shared storage", func(t *testing.T) {
 		shared := filepath.Join(dir, "shared")

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -551,16 +553,15 @@ func (d *Driver) SetConsolePassword(ctx context.Context, name, password string) 
 
 // Migrate moves a running domain to the libvirtd at target.URI (a libvirt
 // URI that the source libvirtd can open: peer-to-peer migration), polling
-// the job for progress. Cancelling ctx aborts the migration.
+// the job for progress. Cancelling ctx aborts the migration. Disks listed
+// in target.Disks are copied while the domain runs (QEMU mirrors them over
+// NBD into the target sources, backing chains flattened); the domain is
+// defined on the target with those sources.
 func (d *Driver) Migrate(ctx context.Context, name string, target vmm.MigrationTarget, progress func(vmm.MigrationProgress)) error {
 	if target.URI == "" || strings.ContainsAny(target.URI, "\x00\n\r") {
 		return virtplane.Errorf(virtplane.ErrInvalidArgument, "migration target uri %q", target.URI)
 	}
-	if len(target.Disks) > 0 {
-		// It would take VIR_MIGRATE_NON_SHARED_DISK with migrate_disks and a
-		// destination XML naming the new sources (QEMU's NBD drive mirror).
-		return virtplane.Errorf(virtplane.ErrNotImplemented, "libvirt: copying disks during a live migration: migrate over shared storage, or stop the VM and move it cold")
-	}
+
 	params := []golibvirt.TypedParam{typed("destination_name", *golibvirt.NewTypedParamValueString(name))}
 	if target.Address != "" {
 		ip := net.ParseIP(target.Address)
@@ -591,6 +592,20 @@ func (d *Driver) Migrate(ctx context.Context, name string, target vmm.MigrationT
 	flags := golibvirt.MigrateLive | golibvirt.MigratePeer2peer | golibvirt.MigratePersistDest | golibvirt.MigrateUndefineSource
 	if target.AllowUnsafe {
 		flags |= golibvirt.MigrateUnsafe
+	}
+	if len(target.Disks) > 0 {
+		xml, err := d.destinationXML(ctx, dom, name, target.Disks)
+		if err != nil {
+			return err
+		}
+		// QEMU mirrors the listed disks into the target's volumes over NBD
+		// while memory is copied; the others (the cloud-init seed) must be
+		// where the domain says on the target too.
+		flags |= golibvirt.MigrateNonSharedDisk
+		params = append(params, typed("destination_xml", *golibvirt.NewTypedParamValueString(xml)))
+		for _, t := range slices.Sorted(maps.Keys(target.Disks)) {
+			params = append(params, typed("migrate_disks", *golibvirt.NewTypedParamValueString(t)))
+		}
 	}
 	lv, err := d.conn(ctx)
 	if err != nil {
@@ -636,6 +651,48 @@ func (d *Driver) Migrate(ctx context.Context, name string, target vmm.MigrationT
 }
 
 var errNoJob = errors.New("no job")
+
+// destinationXML is the running domain's definition with the disks in
+// moved on their new sources, for a migration that copies them.
+func (d *Driver) destinationXML(ctx context.Context, dom golibvirt.Domain, name string, moved map[string]vmm.DiskSource) (string, error) {
+	x, err := call(ctx, d, "get migratable xml of "+name, true, func(lv *golibvirt.Libvirt) (string, error) {
+		return lv.DomainGetXMLDesc(dom, golibvirt.DomainXMLSecure|golibvirt.DomainXMLMigratable)
+	})
+	if err != nil {
+		return "", err
+	}
+	var def libvirtxml.Domain
+	if err := def.Unmarshal(x); err != nil {
+		return "", fmt.Errorf("libvirt: parse domain xml of %s: %w", name, err)
+	}
+	for t, src := range moved {
+		if err := src.Validate("migration disks[" + t + "]"); err != nil {
+			return "", err
+		}
+		var dd *libvirtxml.DomainDisk
+		if def.Devices != nil {
+			for i := range def.Devices.Disks {
+				if tg := def.Devices.Disks[i].Target; tg != nil && tg.Dev == t {
+					dd = &def.Devices.Disks[i]
+				}
+			}
+		}
+		if dd == nil {
+			return "", virtplane.Errorf(virtplane.ErrInvalidArgument, "migration disks: vm %q has no disk %q", name, t)
+		}
+		rd, err := renderDisk(vmm.Disk{Target: t, Source: src}, vmm.DiskLimits{})
+		if err != nil {
+			return "", err
+		}
+		// The copy is a whole disk: it has no backing chain of its own.
+		dd.Source, dd.BackingStore = rd.Source, nil
+		if dd.Driver == nil {
+			dd.Driver = rd.Driver
+		}
+		dd.Driver.Type = rd.Driver.Type
+	}
+	return def.Marshal()
+}
 
 func (d *Driver) agent(ctx context.Context, dom golibvirt.Domain, cmd any) (json.RawMessage, error) {
 	b, err := json.Marshal(cmd)
