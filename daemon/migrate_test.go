@@ -1,13 +1,18 @@
 package daemon_test
 
 import (
+	"context"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/daemon"
 	"github.com/virtplane/virtplane/daemon/api"
 	"github.com/virtplane/virtplane/daemon/client"
 	"github.com/virtplane/virtplane/daemon/flow"
@@ -192,6 +197,14 @@ func TestMigrate(t *testing.T) {
 		_, err = e.alice.MigrateVM(ctx, c.ID, "")
 		assert.ErrorIs(t, err, virtplane.ErrPermissionDenied, "users do not move VMs")
 	})
+	t.Run("a node in maintenance takes none", func(t *testing.T) {
+		require.NoError(t, admin.Do(ctx, "POST", "/v1/nodes/"+n1.ID+"/maintenance", map[string]bool{"enabled": true}, nil))
+		tk, err := migrate(c.ID, "")
+		err = taskFailed(t, admin, tk, err)
+		assert.ErrorIs(t, err, virtplane.ErrResourceExhausted)
+		at(t, c.ID, n2.ID, vmm.StateRunning)
+		require.NoError(t, admin.Do(ctx, "POST", "/v1/nodes/"+n1.ID+"/maintenance", map[string]bool{"enabled": false}, nil))
+	})
 	t.Run("deleted after moving, nothing is left", func(t *testing.T) {
 		for _, vm := range []model.VM{a, b, c} {
 			tk, err := e.alice.DeleteVM(ctx, vm.ID)
@@ -236,4 +249,90 @@ func TestAddNodeByLibvirtSocket(t *testing.T) {
 	assert.Equal(t, "file", info.Driver)
 	_, err = e.srv.Flow.NodeDriver(ctx, n.ID)
 	require.NoError(t, err, "the driver connects on first use")
+}
+
+// TestMigrateRollsBackAfterRestart: a daemon that stops in the middle of a
+// cold migration (the domain undefined on the source, not yet defined on
+// the target) rolls it back when it starts again: the VM is on its source,
+// with nothing on the target.
+func TestMigrateRollsBackAfterRestart(t *testing.T) {
+	st := dbtest.SQLite(t)
+	ctx := t.Context()
+	start := func() (*daemon.Server, *client.Client, func()) {
+		srv, err := daemon.New(daemon.Config{Store: st, Instance: "restart", DataDir: t.TempDir()})
+		require.NoError(t, err)
+		runCtx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan struct{})
+		go func() { defer close(stopped); _ = srv.Run(runCtx) }()
+		hs := httptest.NewServer(srv.Handler())
+		token, err := srv.Bootstrap(ctx, "admin-password")
+		require.NoError(t, err)
+		if token == "" {
+			token, err = client.New(hs.URL, "").Login(ctx, "admin", "admin-password")
+			require.NoError(t, err)
+		}
+		var once sync.Once
+		stop := func() { once.Do(func() { hs.Close(); cancel(); <-stopped }) }
+		t.Cleanup(stop)
+		return srv, client.New(hs.URL, token), stop
+	}
+	srv, c, stop := start()
+	cl, err := c.CreateCluster(ctx, api.ClusterBody{Name: "r", VirtType: "kvm", Strategy: "even", CPUOvercommit: 1, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: "bridge"})
+	require.NoError(t, err)
+	n1, err := c.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: "sim1", Address: "sim", Cores: 4, MemoryMiB: 4096, DiskGiB: 100})
+	require.NoError(t, err)
+	pool, err := c.CreatePool(ctx, api.PoolBody{Name: "p", ClusterIDs: []string{cl.ID}, Blocks: []api.BlockBody{{Range: "192.0.2.0/24"}}})
+	require.NoError(t, err)
+	img, err := c.CreateImage(ctx, api.ImageBody{Name: "i", OSType: "linux", Source: "/var/lib/images/i.qcow2", Format: "qcow2"})
+	require.NoError(t, err)
+	vm, tk, err := c.CreateVM(ctx, api.VMCreateBody{Name: "v", ClusterID: cl.ID, ImageID: img.ID, PoolID: pool.ID, CPUs: 1, MemoryMiB: 512, DiskGiB: 5}, "")
+	succeeded(t, c, tk, err)
+	n2, err := c.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: "sim2", Address: "sim", Cores: 4, MemoryMiB: 4096, DiskGiB: 100})
+	require.NoError(t, err)
+	tk, err = c.VMAction(ctx, vm.ID, "stop")
+	succeeded(t, c, tk, err)
+
+	// The target's hypervisor hangs on the define; the daemon stops meanwhile.
+	drv2, err := srv.Flow.NodeDriver(ctx, n2.ID)
+	require.NoError(t, err)
+	drv2.(*simnode.Node).SetLatency("Create", time.Hour)
+	tk, err = c.MigrateVM(ctx, vm.ID, n2.ID)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		cur, err := c.GetTask(ctx, tk.ID)
+		return err == nil && strings.HasPrefix(cur.Message, "define on node")
+	}, 10*time.Second, 10*time.Millisecond)
+	stop()
+	recs, err := simnode.Records(ctx, st, n1.ID)
+	require.NoError(t, err)
+	for _, r := range recs {
+		assert.NotEqual(t, flow.DomainName(vm.ID), r.Name, "the domain was undefined on the source before the stop")
+	}
+
+	srv, c, _ = start()
+	tk, err = c.WaitTask(ctx, tk.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "failed", tk.State)
+	assert.ErrorIs(t, client.TaskError(tk), virtplane.ErrUnavailable, "interrupted")
+	got, err := c.GetVM(ctx, vm.ID)
+	require.NoError(t, err)
+	assert.Equal(t, n1.ID, got.NodeID)
+	for node, want := range map[string]bool{n1.ID: true, n2.ID: false} {
+		drv, err := srv.Flow.NodeDriver(ctx, node)
+		require.NoError(t, err)
+		_, derr := drv.Get(ctx, flow.DomainName(vm.ID))
+		p, err := srv.Flow.NodePool(ctx, node)
+		require.NoError(t, err)
+		_, verr := p.Volume(ctx, flow.VolumeName(vm.ID))
+		if want {
+			assert.NoError(t, derr, "the domain is defined again on the source")
+			assert.NoError(t, verr)
+		} else {
+			assert.ErrorIs(t, derr, virtplane.ErrNotFound)
+			assert.ErrorIs(t, verr, virtplane.ErrNotFound, "the copy on the target is gone")
+		}
+	}
+	// And it moves when asked again.
+	tk, err = c.MigrateVM(ctx, vm.ID, n2.ID)
+	succeeded(t, c, tk, err)
 }
