@@ -89,7 +89,7 @@ func runScale(b *testing.B, nodes, vms int) {
 	ids := make([]string, vms)
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range 32 {
+	for range envInt("VIRTPLANE_BENCH_CLIENTS", 32) {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1

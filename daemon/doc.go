@@ -5,8 +5,9 @@
 //
 // The pieces live in subpackages: store (SQLite and PostgreSQL behind one
 // interface), tasks (the durable task engine), auth (users, tokens, roles),
-// api (the HTTP API), events, metrics, client (a Go client of the API) and
-// cmd/virtplaned (the binary). A program embeds the daemon through Server:
+// api (the HTTP API), events, metrics, client (a Go client of the API),
+// flow (what the VM tasks do), netport (the VMs' network ports), simnode
+// (simulated nodes) and cmd/virtplaned (the binary). A program embeds the daemon through Server:
 //
 //	st, _ := sqlite.Open(ctx, "./var/virtplane.db")
 //	srv, _ := daemon.New(daemon.Config{Store: st})

@@ -2,17 +2,23 @@ package daemon_test
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon"
@@ -21,9 +27,11 @@ import (
 	"github.com/virtplane/virtplane/daemon/flow"
 	"github.com/virtplane/virtplane/daemon/internal/dbtest"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/internal/testenv"
 	"github.com/virtplane/virtplane/network/ipam"
+	"github.com/virtplane/virtplane/network/shaping"
 	"github.com/virtplane/virtplane/storage"
 	"github.com/virtplane/virtplane/storage/file"
 	"github.com/virtplane/virtplane/vmm"
@@ -32,7 +40,15 @@ import (
 
 // TestEndToEndLibvirt drives real libvirtd/QEMU through the API: cluster,
 // local node, IP pool, image; a VM on a linked clone of the image, with an
-// address from the pool; stop, snapshot, delete; nothing left behind.
+// address from the pool and a network port (on a bridge of its own, with
+// anti-spoofing and a bandwidth limit); stop, snapshot, delete; nothing
+// left behind.
+//
+// libvirtd runs in this host's root network namespace, so the port is
+// made there: a bridge named vpt-br-* without uplink or address (traffic
+// goes nowhere but between the test's VM and the bridge), the VM's tap,
+// one nftables netdev table and the tc qdiscs of that tap. All carry vpt
+// names and are removed by the delete the test checks, or at cleanup.
 func TestEndToEndLibvirt(t *testing.T) {
 	lv := testenv.RequireLibvirt(t)
 	t.Run("sqlite", func(t *testing.T) { endToEnd(t, lv, dbtest.SQLite(t)) })
@@ -52,10 +68,20 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 	require.NoError(t, err)
 	pool, err := file.New(file.Config{Name: "local", Dir: imagesDir})
 	require.NoError(t, err)
+	nl, err := netlink.NewHandle()
+	require.NoError(t, err)
+	t.Cleanup(nl.Close)
+	nft, err := nftables.New()
+	require.NoError(t, err)
+	portsDir := filepath.Join(dir, "ports")
+	ports, err := netport.NewKernelHost(portsDir, nl, nft)
+	require.NoError(t, err)
+	bridge := "vpt-br-" + hex.EncodeToString(binary.BigEndian.AppendUint32(nil, rand.Uint32()))
 
 	srv, err := daemon.New(daemon.Config{Store: st, Instance: "e2e", DataDir: filepath.Join(dir, "data"),
 		LocalDriver:  func(context.Context) (vmm.Driver, error) { return drv, nil },
 		LocalStorage: func(context.Context) (storage.Pool, error) { return pool, nil },
+		LocalPorts:   func(context.Context) (netport.Ports, error) { return ports, nil },
 	})
 	require.NoError(t, err)
 	runCtx, stop := context.WithCancel(context.Background())
@@ -67,7 +93,7 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 	require.NoError(t, err)
 	c := client.New(hs.URL, token)
 
-	cl, err := c.CreateCluster(ctx, api.ClusterBody{Name: "e2e", VirtType: "kvm", Strategy: "even", CPUOvercommit: 4, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: "bridge"})
+	cl, err := c.CreateCluster(ctx, api.ClusterBody{Name: "e2e", VirtType: "kvm", Strategy: "even", CPUOvercommit: 4, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: "bridge", Bridge: bridge})
 	require.NoError(t, err)
 	node, err := c.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: "local1", Address: "local", Cores: 2, MemoryMiB: 4096, DiskGiB: 20})
 	require.NoError(t, err)
@@ -112,11 +138,19 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 	_, err = pool.Volume(ctx, flow.ImageVolume(web.ID))
 	require.NoError(t, err)
 
-	vm, task, err := c.CreateVM(ctx, api.VMCreateBody{Name: "e2e-vm", ClusterID: cl.ID, ImageID: img.ID, PoolID: ipPool.ID, CPUs: 1, MemoryMiB: 128, DiskGiB: 1}, "e2e-1")
+	vm, task, err := c.CreateVM(ctx, api.VMCreateBody{Name: "e2e-vm", ClusterID: cl.ID, ImageID: img.ID, PoolID: ipPool.ID, CPUs: 1, MemoryMiB: 128, DiskGiB: 1,
+		Limits: model.Limits{NetMbit: 10}}, "e2e-1")
 	require.NoError(t, err)
+	tap := flow.PortName(vm.ID)
 	t.Cleanup(func() {
 		_ = drv.Stop(context.Background(), flow.DomainName(vm.ID))
 		_ = drv.Delete(context.Background(), flow.DomainName(vm.ID))
+		// What a failed run may have left in the root namespace: only
+		// names this test made.
+		_ = exec.Command("nft", "delete", "table", "netdev", "vpt-"+tap).Run()
+		for _, l := range []string{tap, shaping.IFBName(tap), bridge} {
+			_ = exec.Command("ip", "link", "del", l).Run()
+		}
 	})
 	task, err = c.WaitTask(ctx, task.ID)
 	require.NoError(t, err)
@@ -131,6 +165,19 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 	dom, err := drv.Get(ctx, flow.DomainName(vm.ID))
 	require.NoError(t, err)
 	assert.Equal(t, vmm.StateRunning, dom.State, "QEMU runs the domain")
+	require.Len(t, dom.Spec.NICs, 1)
+	assert.Equal(t, tap, dom.Spec.NICs[0].Tap)
+	assert.Equal(t, netport.MAC(vm.ID), dom.Spec.NICs[0].MAC)
+
+	// The port: the tap libvirt made is on the bridge the flow made, the
+	// firewall holds the VM's MAC and address, tc shapes it to 10 Mbit/s.
+	assert.Contains(t, run(t, "ip", "-d", "link", "show", bridge), "alias "+netport.OwnerTagPrefix)
+	assert.Contains(t, run(t, "ip", "link", "show", tap), "master "+bridge)
+	table := run(t, "nft", "list", "table", "netdev", "vpt-"+tap)
+	assert.Contains(t, table, vm.Addresses[0])
+	assert.Contains(t, table, "0x"+strings.TrimLeft(strings.ReplaceAll(netport.MAC(vm.ID), ":", ""), "0"))
+	assert.Contains(t, run(t, "tc", "class", "show", "dev", tap), "rate 10Mbit")
+	assert.Contains(t, run(t, "tc", "qdisc", "show", "dev", shaping.IFBName(tap)), "rate 10Mbit")
 	vol, err := pool.Volume(ctx, flow.VolumeName(vm.ID))
 	require.NoError(t, err)
 	assert.Equal(t, flow.ImageVolume(img.ID), vol.Parent, "the disk is a linked clone of the image")
@@ -182,6 +229,14 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 	vols, err := pool.List(ctx)
 	require.NoError(t, err)
 	assert.Len(t, vols, 2, "only the images' base volumes stay")
+	links := run(t, "ip", "-br", "link")
+	for _, l := range []string{tap, shaping.IFBName(tap), bridge} {
+		assert.NotContains(t, links, l, "link left behind")
+	}
+	assert.NotContains(t, run(t, "nft", "list", "tables"), "vpt-"+tap, "firewall left behind")
+	left, err := ports.List(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, left, "port record left behind")
 
 	// Deleting the images removes their bases and the fetched file.
 	for _, id := range []string{img.ID, web.ID} {
@@ -194,4 +249,11 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 	cache, err := os.ReadDir(filepath.Join(dir, "data", "image-cache"))
 	require.NoError(t, err)
 	assert.Empty(t, cache, "fetched images left behind")
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	require.NoError(t, err, "%s %v: %s", name, args, out)
+	return string(out)
 }

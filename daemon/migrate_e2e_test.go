@@ -2,6 +2,9 @@ package daemon_test
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"math/rand/v2"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -20,6 +23,7 @@ import (
 	"github.com/virtplane/virtplane/daemon/internal/dbtest"
 	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/internal/testenv"
+	"github.com/virtplane/virtplane/network/shaping"
 	"github.com/virtplane/virtplane/vmm"
 	"github.com/virtplane/virtplane/vmm/libvirt"
 )
@@ -63,7 +67,29 @@ func TestMigrateLibvirt(t *testing.T) {
 		hosts[name] = d
 	}
 	here := "qemu+unix:///system?socket=" + lv.Socket
-	there := "qemu+unix:///system?socket=" + peer.Socket + "&migration_address=" + peer.Addr
+	// The peer's libvirtd, its taps and so the VMs' ports live in its own
+	// network namespace.
+	there := "qemu+unix:///system?socket=" + peer.Socket + "&migration_address=" + peer.Addr + "&netns=" + peer.NS.Name
+	// ip runs a command in the root namespace, or in the peer's.
+	ip := func(t *testing.T, inPeer bool, args ...string) string {
+		t.Helper()
+		if inPeer {
+			args = append([]string{"-n", peer.NS.Name}, args...)
+		}
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		require.NoError(t, err, "ip %v: %s", args, out)
+		return string(out)
+	}
+	nft := func(t *testing.T, inPeer bool) string {
+		t.Helper()
+		cmd := exec.Command("nft", "list", "tables")
+		if inPeer {
+			cmd = exec.Command("ip", "netns", "exec", peer.NS.Name, "nft", "list", "tables")
+		}
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, string(out))
+		return string(out)
+	}
 
 	// The image holds a marker, which VMs read through their linked clones
 	// and which every copy of their disks must carry.
@@ -93,8 +119,14 @@ func TestMigrateLibvirt(t *testing.T) {
 
 	// setup makes a cluster with a node on this host's libvirtd, an IP pool
 	// and the image, then a running VM there; then the peer joins.
+	var bridges []string
 	setup := func(t *testing.T, name string, storages []model.StorageRef) (model.VM, model.Node, model.Node) {
-		cl, err := c.CreateCluster(ctx, api.ClusterBody{Name: name, VirtType: "kvm", Strategy: "even", CPUOvercommit: 4, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: "bridge", Storages: storages})
+		// A bridge of the test's own: made in a namespace when a port there
+		// needs it, removed with its last port.
+		bridge := "vpt-br-" + hex.EncodeToString(binary.BigEndian.AppendUint32(nil, rand.Uint32()))
+		t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
+		bridges = append(bridges, bridge)
+		cl, err := c.CreateCluster(ctx, api.ClusterBody{Name: name, VirtType: "kvm", Strategy: "even", CPUOvercommit: 4, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: "bridge", Bridge: bridge, Storages: storages})
 		require.NoError(t, err)
 		n1, err := c.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: "here", Address: here, Cores: 2, MemoryMiB: 2048, DiskGiB: 20})
 		require.NoError(t, err)
@@ -109,6 +141,11 @@ func TestMigrateLibvirt(t *testing.T) {
 				_ = h.Stop(context.Background(), flow.DomainName(vm.ID))
 				_ = h.Delete(context.Background(), flow.DomainName(vm.ID))
 			}
+			tap := flow.PortName(vm.ID)
+			_ = exec.Command("nft", "delete", "table", "netdev", "vpt-"+tap).Run()
+			for _, l := range []string{tap, shaping.IFBName(tap)} {
+				_ = exec.Command("ip", "link", "del", l).Run()
+			}
 		})
 		succeeded(t, c, tk, err)
 		n2, err := c.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: "peer", Address: there, Cores: 2, MemoryMiB: 2048, DiskGiB: 20})
@@ -120,17 +157,28 @@ func TestMigrateLibvirt(t *testing.T) {
 		require.Equal(t, n1.ID, vm.NodeID)
 		return vm, n1, n2
 	}
-	// on checks where the domain is and in what state.
+	// on checks where the domain is and in what state, and that its
+	// network port (firewall table; the tap on the bridge while it runs)
+	// is in that host's namespace only.
 	on := func(t *testing.T, vm model.VM, host string, state vmm.State) {
 		t.Helper()
+		tap := flow.PortName(vm.ID)
 		for name, h := range hosts {
 			d, err := h.Get(ctx, flow.DomainName(vm.ID))
+			tables := nft(t, name == "peer")
 			if name != host {
 				assert.ErrorIs(t, err, virtplane.ErrNotFound, "domain left on %s", name)
+				assert.NotContains(t, tables, "vpt-"+tap, "firewall left on %s", name)
+				assert.NotContains(t, ip(t, name == "peer", "-br", "link"), tap, "tap left on %s", name)
 				continue
 			}
 			require.NoError(t, err, "domain on %s", name)
 			assert.Equal(t, state, d.State, "on %s", name)
+			assert.Contains(t, tables, "vpt-"+tap, "the firewall is on %s", name)
+			if state == vmm.StateRunning {
+				require.Len(t, d.Spec.NICs, 1)
+				assert.Contains(t, ip(t, name == "peer", "link", "show", tap), "master "+d.Spec.NICs[0].Bridge, "the tap on %s is on the bridge", name)
+			}
 		}
 	}
 	volume := func(node string, vmID string) string {
@@ -221,5 +269,11 @@ func TestMigrateLibvirt(t *testing.T) {
 		nodes, err := filepath.Glob(filepath.Join(data, "nodes", "*", "images", "*"))
 		require.NoError(t, err)
 		assert.Empty(t, nodes)
+		for _, inPeer := range []bool{false, true} {
+			links := ip(t, inPeer, "-br", "link")
+			for _, b := range bridges {
+				assert.NotContains(t, links, b, "bridge left behind (peer: %v)", inPeer)
+			}
+		}
 	})
 }

@@ -40,9 +40,16 @@ func TestMigrate(t *testing.T) {
 	drv2, pool2 := e.simParts(t, n2.ID)
 	drvs := map[string]*simnode.Node{n1.ID: drv1, n2.ID: drv2}
 	pools := map[string]*simnode.Storage{n1.ID: pool1, n2.ID: pool2}
+	ports := map[string]*simnode.Ports{}
+	for _, id := range []string{n1.ID, n2.ID} {
+		p, err := e.srv.Flow.NodePorts(ctx, id)
+		require.NoError(t, err)
+		ports[id] = p.(*simnode.Ports)
+	}
+	ports2 := ports[n2.ID]
 
-	// at checks that a VM is recorded on node, has its domain and disk
-	// there, and nothing on the other node.
+	// at checks that a VM is recorded on node, has its domain, disk and
+	// network port there, and nothing on the other node.
 	at := func(t *testing.T, vmID, node string, state vmm.State) {
 		t.Helper()
 		vm, err := admin.GetVM(ctx, vmID)
@@ -51,11 +58,14 @@ func TestMigrate(t *testing.T) {
 		for id, d := range drvs {
 			dom, derr := d.Get(ctx, flow.DomainName(vmID))
 			vol, verr := pools[id].Volume(ctx, flow.VolumeName(vmID))
+			_, hasPort := ports[id].Port(flow.PortName(vmID))
 			if id != node {
 				assert.ErrorIs(t, derr, virtplane.ErrNotFound, "domain left on the other node")
 				assert.ErrorIs(t, verr, virtplane.ErrNotFound, "disk left on the other node")
+				assert.False(t, hasPort, "network port left on the other node")
 				continue
 			}
+			assert.True(t, hasPort, "the network port is where the VM is")
 			require.NoError(t, derr)
 			require.NoError(t, verr)
 			assert.Equal(t, state, dom.State)
@@ -131,18 +141,24 @@ func TestMigrate(t *testing.T) {
 		{"cold: the disk copy fails", func() model.VM { return a }, vmm.StateStopped,
 			func() { pool2.Fail("Create", injected) }, func() { pool2.Fail("Create", nil) },
 			[]string{"storage.delete"}},
+		{"cold: the target's network port fails", func() model.VM { return a }, vmm.StateStopped,
+			func() { ports2.FailNext("Setup", injected) }, func() {},
+			[]string{"netport.teardown", "storage.delete"}},
 		{"cold: the target refuses the domain", func() model.VM { return a }, vmm.StateStopped,
 			func() { drv2.FailNext("Create", injected) }, func() {},
-			[]string{"vmm.delete", "vmm.redefine", "storage.delete"}},
+			[]string{"vmm.delete", "vmm.redefine", "netport.teardown", "storage.delete"}},
 		{"cold: the source disk cannot be removed", func() model.VM { return a }, vmm.StateStopped,
 			func() { pool1.Fail("Delete", injected) }, func() { pool1.Fail("Delete", nil) },
-			[]string{"vmm.delete", "vmm.redefine", "storage.delete"}},
+			[]string{"netport.setup", "vmm.delete", "vmm.redefine", "netport.teardown", "storage.delete"}},
 		{"live: the hypervisor fails", func() model.VM { return b }, vmm.StateRunning,
 			func() { drv1.FailNext("Migrate", injected) }, func() {},
-			[]string{"vmm.migrate-back", "storage.delete"}},
+			[]string{"vmm.migrate-back", "netport.teardown", "storage.delete"}},
+		{"live: the source's port cannot be removed", func() model.VM { return b }, vmm.StateRunning,
+			func() { ports[n1.ID].FailNext("Teardown", injected) }, func() {},
+			[]string{"netport.setup", "vmm.migrate-back", "netport.teardown", "storage.delete"}},
 		{"live: the source disk cannot be removed", func() model.VM { return b }, vmm.StateRunning,
 			func() { pool1.Fail("Delete", injected) }, func() { pool1.Fail("Delete", nil) },
-			[]string{"vmm.migrate-back", "storage.delete"}},
+			[]string{"netport.setup", "vmm.migrate-back", "netport.teardown", "storage.delete"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vm := tc.vm()
@@ -219,6 +235,9 @@ func TestMigrate(t *testing.T) {
 			doms, err := drvs[n].List(ctx)
 			require.NoError(t, err)
 			assert.Empty(t, doms)
+			left, err := ports[n].List(ctx)
+			require.NoError(t, err)
+			assert.Empty(t, left, "network ports left on node %s", n)
 		}
 	})
 }
@@ -324,6 +343,10 @@ func TestMigrateRollsBackAfterRestart(t *testing.T) {
 		p, err := srv.Flow.NodePool(ctx, node)
 		require.NoError(t, err)
 		_, verr := p.Volume(ctx, flow.VolumeName(vm.ID))
+		ports, err := srv.Flow.NodePorts(ctx, node)
+		require.NoError(t, err)
+		_, hasPort := ports.(*simnode.Ports).Port(flow.PortName(vm.ID))
+		assert.Equal(t, want, hasPort, "the network port is on the source only")
 		if want {
 			assert.NoError(t, derr, "the domain is defined again on the source")
 			assert.NoError(t, verr)

@@ -7,9 +7,14 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/flow"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/daemon/simnode"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/storage"
@@ -119,6 +124,46 @@ func (s *Server) hostStorage(n model.Node) (storage.Pool, error) {
 		return nil, err
 	}
 	return file.New(file.Config{Name: "node", Dir: dir})
+}
+
+// hostPorts opens the network ports of a libvirtd on this host: bridges,
+// nftables and tc of the network namespace its address names (the daemon's
+// own by default), with their records under the node's directory.
+func (s *Server) hostPorts(n model.Node) (netport.Ports, error) {
+	la, err := s.hostAddress(n)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := s.hostDir("nodes", n.ID, "ports")
+	if err != nil {
+		return nil, err
+	}
+	var nl *netlink.Handle
+	var nft *nftables.Conn
+	if la.Netns == "" {
+		nl, err = netlink.NewHandle()
+		if err == nil {
+			nft, err = nftables.New()
+		}
+	} else {
+		var ns netns.NsHandle
+		if ns, err = netns.GetFromName(la.Netns); err != nil {
+			return nil, virtplane.Errorf(virtplane.ErrUnavailable, "node %s: network namespace %s: %v", n.Name, la.Netns, err)
+		}
+		// The handle stays open with the node's ports: nftables dials a
+		// new netlink socket into it for every change.
+		nl, err = netlink.NewHandleAt(ns)
+		if err == nil {
+			nft, err = nftables.New(nftables.WithNetNSFd(int(ns)))
+		}
+	}
+	if err != nil {
+		if nl != nil {
+			nl.Close()
+		}
+		return nil, virtplane.Errorf(virtplane.ErrUnavailable, "node %s: netlink: %v", n.Name, err)
+	}
+	return netport.NewKernelHost(dir, nl, nft)
 }
 
 // migrationTarget tells the hypervisor of node from how to reach the one of

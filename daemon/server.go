@@ -17,6 +17,7 @@ import (
 	"github.com/virtplane/virtplane/daemon/flow"
 	"github.com/virtplane/virtplane/daemon/metrics"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/daemon/simnode"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
@@ -43,9 +44,12 @@ type Config struct {
 	LocalDriver func(ctx context.Context) (vmm.Driver, error)
 	// LocalStorage opens the storage pool of a node with address "local".
 	LocalStorage func(ctx context.Context) (storage.Pool, error)
-	// SimStore is where simulated nodes (address "sim") keep their machines
-	// and volumes; default Store. A store of their own keeps their writes
-	// off the daemon's, as real nodes keep their state on their own disks.
+	// LocalPorts opens the network ports of a node with address "local"
+	// (netport.NewKernelHost over this host's kernel).
+	LocalPorts func(ctx context.Context) (netport.Ports, error)
+	// SimStore is where simulated nodes (address "sim") keep their machines,
+	// volumes and ports; default Store. A store of their own keeps their
+	// writes off the daemon's, as real nodes keep their state on their own disks.
 	SimStore store.Store
 }
 
@@ -63,6 +67,35 @@ type Server struct {
 	mu    sync.Mutex
 	nodes map[string]vmm.Driver   // opened hypervisor drivers by node ID
 	pools map[string]storage.Pool // opened storage pools by node ID
+	// ports are the opened network ports by node ID.
+	ports map[string]netport.Ports
+}
+
+// netPorts returns the network ports of a node, opening them on first use.
+func (s *Server) netPorts(ctx context.Context, n model.Node) (netport.Ports, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.ports[n.ID]; ok {
+		return p, nil
+	}
+	var p netport.Ports
+	var err error
+	switch n.Address {
+	case "sim":
+		p, err = simnode.OpenPorts(ctx, s.cfg.SimStore, n.ID)
+	case "local":
+		if s.cfg.LocalPorts == nil {
+			return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: no local network ports are configured", n.Name)
+		}
+		p, err = s.cfg.LocalPorts(ctx)
+	default:
+		p, err = s.hostPorts(n) // a libvirtd on this host by its socket, or ErrNotImplemented
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.ports[n.ID] = p
+	return p, nil
 }
 
 // storage returns the storage pool of a node, opening it on first use.
@@ -215,11 +248,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.nodes = map[string]vmm.Driver{}
 	s.pools = map[string]storage.Pool{}
+	s.ports = map[string]netport.Ports{}
 	ops, err := s.flowOptions()
 	if err != nil {
 		return nil, err
 	}
-	if s.Flow, err = flow.New(flow.Config{Store: cfg.Store, Events: s.Events, IPAM: s.IPAM, Driver: s.driver, Storage: s.storage}, ops...); err != nil {
+	if s.Flow, err = flow.New(flow.Config{Store: cfg.Store, Events: s.Events, IPAM: s.IPAM, Driver: s.driver, Storage: s.storage, Ports: s.netPorts}, ops...); err != nil {
 		return nil, err
 	}
 	s.Flow.Register(eng)

@@ -29,6 +29,9 @@ type VMCreateBody struct {
 	SSHKeys   []string `json:"ssh_keys,omitempty" maxItems:"32"`
 	UserData  string   `json:"user_data,omitempty" maxLength:"65536" doc:"cloud-init user data"`
 	Owner     string   `json:"owner,omitempty" doc:"admins may create a VM for another user"`
+	// Limits are in force from the start: net_mbit shapes the VM's network
+	// port in both directions.
+	Limits model.Limits `json:"limits,omitempty" doc:"limits from the start (net_mbit shapes the network port)"`
 }
 
 // VMCreateInput is the create request; the Idempotency-Key header makes a
@@ -313,6 +316,25 @@ func (s *Server) submitVM(ctx context.Context, id, kind string, prepare func(mod
 	return out, nil
 }
 
+// repeatedCreate answers a create whose idempotency key made task t: its
+// VM, or the VM's ID alone when it was deleted since.
+func (s *Server) repeatedCreate(ctx context.Context, r store.Reader, owner string, t store.Task) (*VMTaskOutput, error) {
+	out := &VMTaskOutput{}
+	vmID := strings.TrimPrefix(t.Target, "vm/")
+	o, err := r.GetObject(ctx, store.KindVM, vmID)
+	var vm model.VM
+	if err == nil {
+		vm, err = decode[model.VM](o)
+	} else if errors.Is(err, virtplane.ErrNotFound) {
+		vm, err = model.VM{ID: vmID, Owner: owner, State: model.VMDeleting}, nil
+	}
+	if err != nil {
+		return nil, problem(err)
+	}
+	out.Body.VM, out.Body.Task = vm, viewTask(s.cfg.Tasks.Live(t))
+	return out, nil
+}
+
 func (s *Server) createVM(ctx context.Context, in *VMCreateInput) (*VMTaskOutput, error) {
 	p := principal(ctx)
 	b := in.Body
@@ -335,61 +357,59 @@ func (s *Server) createVM(ctx context.Context, in *VMCreateInput) (*VMTaskOutput
 		}
 	}
 	out := &VMTaskOutput{}
+	// A repeated order returns what the first made.
+	if in.IdempotencyKey != "" {
+		if t, err := s.st.TaskByIdempotencyKey(ctx, owner, in.IdempotencyKey); err == nil {
+			return s.repeatedCreate(ctx, s.st, owner, t)
+		} else if !errors.Is(err, virtplane.ErrNotFound) {
+			return nil, problem(err)
+		}
+	}
+	// The references are checked on the read pool, before the write
+	// transaction, which keeps the single writer to writing. One deleted in
+	// between fails the create task, which then leaves nothing behind.
+	cluster, _, err := getObject[model.Cluster](ctx, s.st, store.KindCluster, b.ClusterID, "body.cluster_id")
+	if err != nil {
+		return nil, problem(err)
+	}
+	img, _, err := getObject[model.Image](ctx, s.st, store.KindImage, b.ImageID, "body.image_id")
+	if err != nil {
+		return nil, problem(err)
+	}
+	if img.State == model.ImageDeleting {
+		return nil, problem(field("body.image_id", virtplane.Errorf(virtplane.ErrConflict, "image %s is being deleted", img.ID)))
+	}
+	pool, _, err := getObject[model.IPPool](ctx, s.st, store.KindPool, b.PoolID, "body.pool_id")
+	if err != nil {
+		return nil, problem(err)
+	}
+	if !slices.Contains(pool.ClusterIDs, cluster.ID) {
+		return nil, problem(field("body.pool_id", virtplane.Errorf(virtplane.ErrInvalidArgument, "pool %s is not attached to cluster %s", pool.ID, cluster.ID)))
+	}
+	vm := model.VM{
+		ID: store.NewID(), Name: b.Name, Owner: owner, ClusterID: cluster.ID, ImageID: b.ImageID, PoolID: b.PoolID,
+		CPUs: b.CPUs, MemoryMiB: b.MemoryMiB, DiskGiB: b.DiskGiB, State: model.VMCreating, Addresses: []string{},
+		Snapshots: []model.Snapshot{}, SSHKeys: b.SSHKeys, Limits: b.Limits, Created: time.Now().UTC(),
+	}
+	sub := tasks.Submission{
+		ID: store.NewID(), Kind: flow.KindVMCreate, Owner: owner, Target: "vm/" + vm.ID, Resources: []string{"vm/" + vm.ID},
+		Input: flow.VMInput{VMID: vm.ID, UserData: b.UserData}, IdempotencyKey: in.IdempotencyKey,
+	}
+	vm.TaskID = sub.ID
+	data, err := encode(vm)
+	if err != nil {
+		return nil, problem(err)
+	}
 	var created bool
-	err := s.st.Update(ctx, func(tx store.Tx) error {
-		if in.IdempotencyKey != "" {
-			t, err := tx.TaskByIdempotencyKey(ctx, owner, in.IdempotencyKey)
-			if err == nil {
-				vmID := strings.TrimPrefix(t.Target, "vm/")
-				o, err := tx.GetObject(ctx, store.KindVM, vmID)
-				var vm model.VM
-				if err == nil {
-					vm, err = decode[model.VM](o)
-				} else if errors.Is(err, virtplane.ErrNotFound) {
-					// Deleted since: the answer is the task (and a VM with its ID only).
-					vm, err = model.VM{ID: vmID, Owner: owner, State: model.VMDeleting}, nil
-				}
-				out.Body.VM, out.Body.Task = vm, viewTask(t)
-				return err
-			}
-			if !errors.Is(err, virtplane.ErrNotFound) {
-				return err
-			}
-		}
-		cluster, _, err := getObject[model.Cluster](ctx, tx, store.KindCluster, b.ClusterID, "body.cluster_id")
+	var repeated store.Task
+	err = s.st.Update(ctx, func(tx store.Tx) error {
+		t, isNew, err := s.cfg.Tasks.SubmitTx(ctx, tx, sub)
 		if err != nil {
 			return err
 		}
-		img, _, err := getObject[model.Image](ctx, tx, store.KindImage, b.ImageID, "body.image_id")
-		if err != nil {
-			return err
-		}
-		if img.State == model.ImageDeleting {
-			return field("body.image_id", virtplane.Errorf(virtplane.ErrConflict, "image %s is being deleted", img.ID))
-		}
-		pool, _, err := getObject[model.IPPool](ctx, tx, store.KindPool, b.PoolID, "body.pool_id")
-		if err != nil {
-			return err
-		}
-		if !slices.Contains(pool.ClusterIDs, cluster.ID) {
-			return field("body.pool_id", virtplane.Errorf(virtplane.ErrInvalidArgument, "pool %s is not attached to cluster %s", pool.ID, cluster.ID))
-		}
-		vm := model.VM{
-			ID: store.NewID(), Name: b.Name, Owner: owner, ClusterID: cluster.ID, ImageID: b.ImageID, PoolID: b.PoolID,
-			CPUs: b.CPUs, MemoryMiB: b.MemoryMiB, DiskGiB: b.DiskGiB, State: model.VMCreating, Addresses: []string{},
-			Snapshots: []model.Snapshot{}, SSHKeys: b.SSHKeys, Created: time.Now().UTC(),
-		}
-		t, _, err := s.cfg.Tasks.SubmitTx(ctx, tx, tasks.Submission{
-			Kind: flow.KindVMCreate, Owner: owner, Target: "vm/" + vm.ID, Resources: []string{"vm/" + vm.ID},
-			Input: flow.VMInput{VMID: vm.ID, UserData: b.UserData}, IdempotencyKey: in.IdempotencyKey,
-		})
-		if err != nil {
-			return err
-		}
-		vm.TaskID = t.ID
-		data, err := encode(vm)
-		if err != nil {
-			return err
+		if !isNew { // the same order, a moment ago
+			repeated = t
+			return nil
 		}
 		// VM names are unique per owner.
 		if err := tx.CreateObject(ctx, &store.Object{Kind: store.KindVM, ID: vm.ID, Name: vm.Name, Owner: owner, Parent: owner, Data: data}); err != nil {
@@ -398,6 +418,9 @@ func (s *Server) createVM(ctx context.Context, in *VMCreateInput) (*VMTaskOutput
 		out.Body.VM, out.Body.Task, created = vm, viewTask(t), true
 		return nil
 	})
+	if err == nil && repeated.ID != "" {
+		return s.repeatedCreate(ctx, s.st, owner, repeated)
+	}
 	if err != nil {
 		return nil, problem(err)
 	}

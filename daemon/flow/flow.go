@@ -32,6 +32,7 @@ import (
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/events"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
 )
@@ -77,6 +78,9 @@ type Config struct {
 	// Storage returns the storage pool of a node that holds the VMs' disks
 	// and the images they are cloned from; required for creates.
 	Storage func(ctx context.Context, node model.Node) (storage.Pool, error)
+	// Ports returns the network ports of a node (bridge, anti-spoofing,
+	// bandwidth limits of each VM NIC); required for creates.
+	Ports func(ctx context.Context, node model.Node) (netport.Ports, error)
 }
 
 // Flow runs the VM tasks.
@@ -86,6 +90,7 @@ type Flow struct {
 	ipam   *ipam.Manager
 	driver func(ctx context.Context, node model.Node) (vmm.Driver, error)
 	pools  func(ctx context.Context, node model.Node) (storage.Pool, error)
+	ports  func(ctx context.Context, node model.Node) (netport.Ports, error)
 
 	ops     options // optional parts (ops.go)
 	mu      sync.Mutex
@@ -105,7 +110,7 @@ func New(cfg Config, opts ...Option) (*Flow, error) {
 	if cfg.Events == nil {
 		cfg.Events = events.NewBus()
 	}
-	f := &Flow{st: cfg.Store, bus: cfg.Events, ipam: cfg.IPAM, driver: cfg.Driver, pools: cfg.Storage,
+	f := &Flow{st: cfg.Store, bus: cfg.Events, ipam: cfg.IPAM, driver: cfg.Driver, pools: cfg.Storage, ports: cfg.Ports,
 		scheds: map[string]*scheduler.Scheduler{}, pending: map[string]string{},
 		nodes: map[string]model.Node{}, clusters: map[string]model.Cluster{}}
 	for _, o := range opts {
@@ -121,14 +126,14 @@ func (f *Flow) Register(e *tasks.Engine) {
 	}
 	e.Handle(KindVMCreate, h(f.createVM))
 	e.Handle(KindVMDelete, h(f.deleteVM))
-	e.Handle(KindVMStart, h(f.power(KindVMStart)))
+	e.Handle(KindVMStart, h(f.withPort(f.power(KindVMStart))))
 	e.Handle(KindVMStop, h(f.power(KindVMStop)))
 	e.Handle(KindVMReboot, h(f.power(KindVMReboot)))
 	e.Handle(KindVMResize, h(f.resize))
-	e.Handle(KindVMLimits, h(f.limits))
+	e.Handle(KindVMLimits, h(f.withPortLimits(f.limits)))
 	e.Handle(KindVMSnapshotCreate, h(f.snapshot(true)))
 	e.Handle(KindVMSnapshotDelete, h(f.snapshot(false)))
-	e.Handle(KindVMRescue, h(f.rescue))
+	e.Handle(KindVMRescue, h(f.withPort(f.rescue)))
 	e.Handle(KindVMMigrate, h(f.migrate))
 	// Journals written before reservations became volatile undos name this
 	// action; what it undid died with the daemon that wrote them.
@@ -136,6 +141,7 @@ func (f *Flow) Register(e *tasks.Engine) {
 	e.OnUndo(undoAddresses, f.undoAddresses)
 	e.OnUndo(undoDomain, f.undoDomain)
 	e.OnUndo(undoVolume, f.undoVolume)
+	e.OnUndo(undoPort, f.undoPort)
 	f.registerOps(e)
 }
 
@@ -402,7 +408,8 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 
 	// The undos of the steps below, recorded in one write: each is
 	// idempotent and does nothing for a step that never acted.
-	if err := r.Journal(ctx, tasks.UndoAction(undoAddresses, args), tasks.UndoAction(undoVolume, args), tasks.UndoAction(undoDomain, args)); err != nil {
+	if err := r.Journal(ctx, tasks.UndoAction(undoAddresses, args), tasks.UndoAction(undoVolume, args),
+		tasks.UndoAction(undoPort, args), tasks.UndoAction(undoDomain, args)); err != nil {
 		return err
 	}
 	var addr ipam.Allocation
@@ -444,23 +451,34 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 		return err
 	}
 	_ = r.Progress(ctx, 60, "disk "+disk.Name)
-	// The network port (bridge/VxLAN, anti-spoofing, shaping) of the
-	// network packages is not wired yet: the NIC joins the cluster's bridge.
+
+	cluster, err := f.cluster(ctx, vm.ClusterID)
+	if err != nil {
+		return err
+	}
+	ports, err := f.nodePorts(ctx, placement.Node)
+	if err != nil {
+		return err
+	}
+	// The port is ready before the domain exists: its bridge, and its
+	// firewall, which the kernel hooks to the tap once the hypervisor
+	// makes it. What needs the tap (shaping) follows the start.
+	port := portSpec(vm, cluster, addr)
+	if err := r.Step(ctx, "prepare network port", tasks.NoUndo, func(ctx context.Context) error {
+		return ports.Setup(ctx, port)
+	}); err != nil {
+		return err
+	}
+	_ = r.Progress(ctx, 70, "port "+port.Name+" on "+port.Bridge)
 
 	drv, err := f.nodeDriver(ctx, placement.Node)
 	if err != nil {
 		return err
 	}
-	cluster, err := f.cluster(ctx, vm.ClusterID)
-	if err != nil {
-		return err
-	}
 	spec := vmm.Spec{Name: DomainName(vm.ID), VCPUs: vm.CPUs, MemoryMiB: vm.MemoryMiB,
 		CloudInit: cloudInit(vm, in.UserData, addr),
-		Disks:     []vmm.Disk{{Target: "vda", Source: vmm.DiskSource(disk.Attachment)}}}
-	if cluster.Bridge != "" {
-		spec.NICs = []vmm.NIC{{Bridge: cluster.Bridge}}
-	}
+		Disks:     []vmm.Disk{{Target: "vda", Source: vmm.DiskSource(disk.Attachment)}},
+		NICs:      []vmm.NIC{{Bridge: port.Bridge, Tap: port.Name, MAC: port.MAC}}}
 	if err := r.Step(ctx, "define domain", tasks.NoUndo, func(ctx context.Context) error {
 		_, err := drv.Create(ctx, spec)
 		return err
@@ -469,7 +487,12 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 	}
 	_ = r.Progress(ctx, 80, "defined")
 	if err := r.Step(ctx, "start domain", tasks.NoUndo, func(ctx context.Context) error {
-		return drv.Start(ctx, spec.Name)
+		if err := drv.Start(ctx, spec.Name); err != nil {
+			return err
+		}
+		// The tap exists now: the port completes (enslaved, shaped). One
+		// step with the start, whose undo is the domain's and the port's.
+		return ports.Setup(ctx, port)
 	}); err != nil {
 		return err
 	}
@@ -594,8 +617,9 @@ func removeDomain(ctx context.Context, drv vmm.Driver, name string) error {
 	return nil
 }
 
-// deleteVM removes the domain, the addresses and the placement; every step
-// is idempotent, so a delete that fails half-way can simply be repeated.
+// deleteVM removes the domain, the network port, the volume, the addresses
+// and the placement; every step is idempotent, so a delete that fails
+// half-way can simply be repeated.
 func (f *Flow) deleteVM(ctx context.Context, r *tasks.Run) error {
 	var in VMInput
 	if err := r.Input(&in); err != nil {
@@ -613,6 +637,19 @@ func (f *Flow) deleteVM(ctx context.Context, r *tasks.Run) error {
 		if err == nil {
 			if err := r.Step(ctx, "delete domain", tasks.NoUndo, func(ctx context.Context) error {
 				return removeDomain(ctx, drv, DomainName(vm.ID))
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	if vm.NodeID != "" {
+		ports, err := f.nodePorts(ctx, vm.NodeID)
+		if err != nil && !errors.Is(err, virtplane.ErrNotFound) {
+			return err
+		}
+		if err == nil {
+			if err := r.Step(ctx, "delete network port", tasks.NoUndo, func(ctx context.Context) error {
+				return ports.Teardown(ctx, PortName(vm.ID))
 			}); err != nil {
 				return err
 			}

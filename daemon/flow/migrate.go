@@ -10,6 +10,7 @@ import (
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
 	"github.com/virtplane/virtplane/network/ipam"
@@ -37,6 +38,14 @@ type migrateArgs struct {
 	Shared bool   `json:"shared"`
 }
 
+// undoPortSetup sets a VM's network port up again where it was torn down.
+const undoPortSetup = "netport.setup"
+
+type portArgs struct {
+	vmArgs              // NodeID: where the port is set up again
+	Spec   netport.Spec `json:"spec"`
+}
+
 // move is a migration once its target is known.
 type move struct {
 	vm               model.VM
@@ -47,6 +56,9 @@ type move struct {
 	vol              storage.Volume // the VM's disk on the source
 	shared           bool           // both nodes see vol: no disk moves
 	spec             vmm.Spec       // the domain as the source defines it
+	// The VM's network port on the source, when it has one, moves too.
+	port               *netport.Spec
+	srcPorts, dstPorts netport.Ports
 }
 
 // migrate moves a VM to another node: the node given, or the one the
@@ -133,6 +145,9 @@ func (f *Flow) migrate(ctx context.Context, r *tasks.Run) error {
 		return err
 	}
 	if m.shared, err = sharedVolume(ctx, m.dstPool, m.vol, m.dst.Name); err != nil {
+		return err
+	}
+	if err := f.planPortMove(ctx, m); err != nil {
 		return err
 	}
 	if running {
@@ -247,6 +262,9 @@ func (f *Flow) migrateCold(ctx context.Context, r *tasks.Run, m *move) error {
 		dstSpec = withRoot(srcSpec, dv.Attachment)
 		_ = r.Progress(ctx, 50, "disk copied to node "+m.dst.Name)
 	}
+	if err := m.preparePort(ctx, r); err != nil {
+		return err
+	}
 	// Undefined on the source before it is defined on the target: a domain
 	// is never defined on two nodes (and drivers of one host that share a
 	// state directory do not remove each other's files).
@@ -259,6 +277,9 @@ func (f *Flow) migrateCold(ctx context.Context, r *tasks.Run, m *move) error {
 		_, err := m.dstDrv.Create(ctx, dstSpec)
 		return err
 	}); err != nil {
+		return err
+	}
+	if err := m.removeSourcePort(ctx, r); err != nil {
 		return err
 	}
 	return f.removeSourceDisk(ctx, r, m)
@@ -287,13 +308,83 @@ func (f *Flow) migrateLive(ctx context.Context, r *tasks.Run, m *move) error {
 			_ = r.Progress(ctx, 20+int(70*p.DataProcessed/p.DataTotal), fmt.Sprintf("migrating: %d of %d MiB", p.DataProcessed>>20, p.DataTotal>>20))
 		}
 	}
+	if err := m.preparePort(ctx, r); err != nil {
+		return err
+	}
 	undo := tasks.UndoAction(undoMigrateBack, migrateArgs{vmArgs: m.args(m.src.ID), Target: m.dst.ID, Shared: m.shared})
 	if err := r.Step(ctx, "migrate to node "+m.dst.Name, undo, func(ctx context.Context) error {
 		return m.srcDrv.(vmm.Migrator).Migrate(ctx, m.name, mt, progress)
 	}); err != nil {
 		return err
 	}
+	if m.port != nil {
+		// The tap exists on the target now: the port completes (enslaved,
+		// shaped). Its undo is the prepare step's teardown.
+		if err := r.Step(ctx, "complete network port on node "+m.dst.Name, tasks.NoUndo, func(ctx context.Context) error {
+			return m.dstPorts.Setup(ctx, *m.port)
+		}); err != nil {
+			return err
+		}
+	}
+	if err := m.removeSourcePort(ctx, r); err != nil {
+		return err
+	}
 	return f.removeSourceDisk(ctx, r, m)
+}
+
+// planPortMove finds the VM's network port on the source and the target's
+// ports it moves to. A VM without a port (a node without ports, a VM from
+// before them) moves without one.
+func (f *Flow) planPortMove(ctx context.Context, m *move) error {
+	srcPorts, port, ok, err := f.recordedPort(ctx, m.vm)
+	if errors.Is(err, virtplane.ErrNotImplemented) || (err == nil && !ok) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	dstPorts, err := f.nodePorts(ctx, m.dst.ID)
+	if err != nil {
+		return fmt.Errorf("node %s cannot take the VM's network port: %w", m.dst.Name, err)
+	}
+	m.port, m.srcPorts, m.dstPorts = &port, srcPorts, dstPorts
+	return nil
+}
+
+// preparePort sets the VM's port up on the target before the domain comes:
+// its bridge and firewall are there when the hypervisor makes the tap.
+func (m *move) preparePort(ctx context.Context, r *tasks.Run) error {
+	if m.port == nil {
+		return nil
+	}
+	return r.Step(ctx, "prepare network port on node "+m.dst.Name, tasks.UndoAction(undoPort, m.args(m.dst.ID)), func(ctx context.Context) error {
+		return m.dstPorts.Setup(ctx, *m.port)
+	})
+}
+
+// removeSourcePort tears the VM's port down on the source once the domain
+// left it; the undo sets it up again, so only the source's disk, the last
+// step, goes for good.
+func (m *move) removeSourcePort(ctx context.Context, r *tasks.Run) error {
+	if m.port == nil {
+		return nil
+	}
+	undo := tasks.UndoAction(undoPortSetup, portArgs{vmArgs: m.args(m.src.ID), Spec: *m.port})
+	return r.Step(ctx, "remove network port from node "+m.src.Name, undo, func(ctx context.Context) error {
+		return m.srcPorts.Teardown(ctx, m.port.Name)
+	})
+}
+
+func (f *Flow) undoPortSetup(ctx context.Context, raw json.RawMessage) error {
+	var a portArgs
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return err
+	}
+	ports, err := f.nodePorts(ctx, a.NodeID)
+	if err != nil {
+		return err
+	}
+	return ports.Setup(ctx, a.Spec)
 }
 
 // createLike makes an empty volume of vol's size and name in pool, in vol's
@@ -417,5 +508,20 @@ func (f *Flow) undoMigrateBack(ctx context.Context, raw json.RawMessage) error {
 		}
 		back.Disks = map[string]vmm.DiskSource{rootTarget: vmm.DiskSource(v.Attachment)}
 	}
-	return mig.Migrate(ctx, name, back, nil)
+	if err := mig.Migrate(ctx, name, back, nil); err != nil {
+		return err
+	}
+	// The domain has a new tap on the source: its port completes again.
+	vm, err := f.loadVM(ctx, a.VMID)
+	if err != nil {
+		return err
+	}
+	ports, port, ok, err := f.recordedPort(ctx, vm)
+	if errors.Is(err, virtplane.ErrNotImplemented) || (err == nil && !ok) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return ports.Setup(ctx, port)
 }

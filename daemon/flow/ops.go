@@ -6,6 +6,7 @@ import (
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/daemon/tasks"
 	"github.com/virtplane/virtplane/storage"
 	"github.com/virtplane/virtplane/vmm"
@@ -57,6 +58,7 @@ func (f *Flow) registerOps(e *tasks.Engine) {
 	e.OnUndo(undoUncache, f.undoUncache)
 	e.OnUndo(undoRedefine, f.undoRedefine)
 	e.OnUndo(undoMigrateBack, f.undoMigrateBack)
+	e.OnUndo(undoPortSetup, f.undoPortSetup)
 }
 
 // NodeDriver returns the hypervisor driver of a node, as the tasks use it
@@ -68,6 +70,11 @@ func (f *Flow) NodeDriver(ctx context.Context, nodeID string) (vmm.Driver, error
 // NodePool returns the storage pool of a node, as the tasks use it.
 func (f *Flow) NodePool(ctx context.Context, nodeID string) (storage.Pool, error) {
 	return f.nodePool(ctx, nodeID)
+}
+
+// NodePorts returns the network ports of a node, as the tasks use them.
+func (f *Flow) NodePorts(ctx context.Context, nodeID string) (netport.Ports, error) {
+	return f.nodePorts(ctx, nodeID)
 }
 
 func (f *Flow) nodeExec(ctx context.Context, n model.Node) (storage.Executor, error) {

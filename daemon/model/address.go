@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
+	"regexp"
 	"strings"
 
 	"github.com/virtplane/virtplane"
@@ -14,16 +15,19 @@ import (
 // migrations between them):
 //
 //	qemu+unix:///system?socket=/run/libvirt/libvirt-sock
-//	qemu+unix:///system?socket=/srv/h2/libvirt-sock&migration_address=10.0.0.2
+//	qemu+unix:///system?socket=/srv/h2/libvirt-sock&migration_address=10.0.0.2&netns=h2
 //
 // migration_address is the IP the node's libvirtd takes live-migration
-// data on (empty: libvirt's choice).
+// data on (empty: libvirt's choice); netns names the network namespace
+// (`ip netns`) that libvirtd and its VMs' taps live in, where the VMs'
+// network ports are made (empty: the daemon's own).
 type LibvirtAddress struct {
-	// URI is the address without migration_address: what another libvirtd
-	// opens to reach this one in a peer-to-peer migration.
+	// URI is the address without the daemon's own parameters: what another
+	// libvirtd opens to reach this one in a peer-to-peer migration.
 	URI              string
 	Socket           string
 	MigrationAddress string
+	Netns            string
 }
 
 // ParseLibvirtAddress reads a libvirt node address; ok is false, with no
@@ -48,7 +52,7 @@ func ParseLibvirtAddress(field, a string) (addr LibvirtAddress, ok bool, err err
 		return bad(err.Error())
 	}
 	for k, v := range q {
-		if (k != "socket" && k != "migration_address") || len(v) != 1 {
+		if (k != "socket" && k != "migration_address" && k != "netns") || len(v) != 1 {
 			return bad("parameter " + k)
 		}
 	}
@@ -64,5 +68,13 @@ func ParseLibvirtAddress(field, a string) (addr LibvirtAddress, ok bool, err err
 		}
 		addr.MigrationAddress = ip.String()
 	}
+	if ns := q.Get("netns"); ns != "" {
+		if !netnsName.MatchString(ns) {
+			return bad("netns must be the name of a network namespace (ip netns)")
+		}
+		addr.Netns = ns
+	}
 	return addr, true, nil
 }
+
+var netnsName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)

@@ -34,6 +34,8 @@ func TestParseLibvirtAddress(t *testing.T) {
 		{in: "qemu+unix:///system?socket=/s&no_verify=1", bad: true, errMatch: "no_verify"},
 		{in: "qemu+unix:///system?socket=/s&migration_address=host.example", bad: true, errMatch: "migration_address"},
 		{in: "qemu+unix:///system?socket=/s%0Ax", bad: true},
+		{in: "qemu+unix:///system?socket=/s&netns=vpt-h2", ok: true, socket: "/s"},
+		{in: "qemu+unix:///system?socket=/s&netns=../x", bad: true, errMatch: "netns"},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
 			a, ok, err := model.ParseLibvirtAddress("address", tc.in)

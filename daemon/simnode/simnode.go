@@ -4,7 +4,9 @@
 // the node is opened again. A daemon killed with SIGKILL and restarted finds
 // the machines its simulated nodes had, the way a restarted daemon finds the
 // domains of a real libvirtd. `make run` uses one when no libvirtd answers;
-// the crash test and the benchmarks use many.
+// the crash test and the benchmarks use many. Storage and Ports do the same
+// for the node's storage pool (storage/fake) and network ports
+// (netport.Fake).
 //
 // A change is durable once its record is written, right after the fake
 // acted; a kill in between loses the change as if the hypervisor had never

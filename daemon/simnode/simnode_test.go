@@ -1,6 +1,8 @@
 package simnode_test
 
 import (
+	"errors"
+	"net/netip"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -8,6 +10,8 @@ import (
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/internal/dbtest"
+	"github.com/virtplane/virtplane/daemon/netport"
+	"github.com/virtplane/virtplane/daemon/netport/netporttest"
 	"github.com/virtplane/virtplane/daemon/simnode"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/storage"
@@ -127,4 +131,50 @@ func TestMigrationMovesTheRecord(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, recs, 1)
 	assert.Contains(t, string(recs[0].Data), "instance-id: m", "the cloud-init data travelled with the record")
+}
+
+func TestPortsConformance(t *testing.T) {
+	netporttest.Run(t, func(t *testing.T) netporttest.Harness {
+		p, err := simnode.OpenPorts(t.Context(), dbtest.SQLite(t), "n1")
+		require.NoError(t, err)
+		return netporttest.Harness{Ports: p}
+	})
+}
+
+// TestPortsSurviveReopen: ports are recorded per node; a failed change
+// (injected) records nothing.
+func TestPortsSurviveReopen(t *testing.T) {
+	ctx := t.Context()
+	st := dbtest.SQLite(t)
+	p, err := simnode.OpenPorts(ctx, st, "n1")
+	require.NoError(t, err)
+	a := netport.ForVM("vm-a", "vptbr0", []netip.Addr{netip.MustParseAddr("192.0.2.5")})
+	b := netport.ForVM("vm-b", "vptbr0", nil)
+	c := netport.ForVM("vm-c", "vptbr0", nil)
+	for _, s := range []netport.Spec{a, b, c} {
+		require.NoError(t, p.Setup(ctx, s))
+	}
+	require.NoError(t, p.Teardown(ctx, b.Name))
+	p.FailNext("Teardown", errors.New("injected"))
+	require.Error(t, p.Teardown(ctx, c.Name))
+	p.FailNext("Setup", errors.New("injected"))
+	require.Error(t, p.Setup(ctx, netport.ForVM("vm-d", "vptbr0", nil)))
+
+	again, err := simnode.OpenPorts(ctx, st, "n1")
+	require.NoError(t, err)
+	got, err := again.List(ctx)
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	names := []string{got[0].Name, got[1].Name}
+	assert.ElementsMatch(t, []string{a.Name, c.Name}, names)
+	for _, s := range got {
+		if s.Name == a.Name {
+			assert.True(t, a.Equal(s), "%v", s)
+		}
+	}
+	other, err := simnode.OpenPorts(ctx, st, "n2")
+	require.NoError(t, err)
+	none, err := other.List(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, none, "nodes do not share ports")
 }

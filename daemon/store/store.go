@@ -21,6 +21,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"time"
+
+	"github.com/virtplane/virtplane"
 )
 
 // Kind names a type of object.
@@ -129,6 +131,10 @@ type Undo struct {
 	Done   bool
 }
 
+// ErrIdempotencyKeyTaken is CreateTask's answer to a repeated idempotency
+// key; it is an ErrAlreadyExists.
+var ErrIdempotencyKeyTaken = fmt.Errorf("idempotency key taken: %w", virtplane.ErrAlreadyExists)
+
 // Reader reads committed state. Reads never wait for a write transaction.
 type Reader interface {
 	GetObject(ctx context.Context, kind Kind, id string) (Object, error)
@@ -154,6 +160,9 @@ type Tx interface {
 	// DeleteObject deletes the object if version is the stored one (0: any).
 	DeleteObject(ctx context.Context, kind Kind, id string, version int64) error
 
+	// CreateTask stores a new task. When its owner already has a task with
+	// its idempotency key it returns ErrIdempotencyKeyTaken, and the
+	// transaction stays usable.
 	CreateTask(ctx context.Context, t *Task) error
 	// UpdateTask stores the fields of t that change while it runs: state,
 	// progress, message, error, result, cancel flag, lease and times. What
@@ -168,8 +177,9 @@ type Tx interface {
 	RenewLeases(ctx context.Context, owner string, until time.Time) error
 	// AppendTaskLog adds lines to a task's log (their Seq is assigned).
 	AppendTaskLog(ctx context.Context, id string, lines ...LogLine) error
-	// PushUndo appends an undo step to the task's journal and returns its Seq.
-	PushUndo(ctx context.Context, id, action string, args []byte) (int, error)
+	// PushUndo appends undo steps (their Action and Args) to the task's
+	// journal, in order, and returns the Seq of the last.
+	PushUndo(ctx context.Context, id string, undos ...Undo) (int, error)
 	MarkUndoDone(ctx context.Context, id string, seq int) error
 
 	// Lock takes the locks on every resource for task id, all or none; it

@@ -50,6 +50,9 @@ type Config struct {
 
 // Submission asks for a task.
 type Submission struct {
+	// ID of the new task; default a new one. Known ahead, it can go into
+	// the objects made with the task.
+	ID             string
 	Kind           string
 	Owner          string
 	Target         string
@@ -191,25 +194,26 @@ func (e *Engine) SubmitTx(ctx context.Context, tx store.Tx, s Submission) (store
 	if _, ok := e.handlers[s.Kind]; !ok {
 		return store.Task{}, false, virtplane.Errorf(virtplane.ErrInvalidArgument, "task kind %q has no handler", s.Kind)
 	}
-	if s.IdempotencyKey != "" {
-		prev, err := tx.TaskByIdempotencyKey(ctx, s.Owner, s.IdempotencyKey)
-		if err == nil {
-			return prev, false, nil
-		}
-		if !errors.Is(err, virtplane.ErrNotFound) {
-			return store.Task{}, false, err
-		}
-	}
 	input, err := json.Marshal(s.Input)
 	if err != nil {
 		return store.Task{}, false, virtplane.Errorf(virtplane.ErrInvalidArgument, "task input: %v", err)
 	}
+	if s.ID == "" {
+		s.ID = store.NewID()
+	}
 	t := store.Task{
-		ID: store.NewID(), Kind: s.Kind, Owner: s.Owner, Target: s.Target,
+		ID: s.ID, Kind: s.Kind, Owner: s.Owner, Target: s.Target,
 		Resources: s.Resources, State: store.TaskQueued, Input: input,
 		IdempotencyKey: s.IdempotencyKey, Message: "queued",
 	}
-	if err := tx.CreateTask(ctx, &t); err != nil {
+	// The idempotency key is looked up only when the insert finds it taken:
+	// the common case costs one statement.
+	err = tx.CreateTask(ctx, &t)
+	if errors.Is(err, store.ErrIdempotencyKeyTaken) {
+		prev, err := tx.TaskByIdempotencyKey(ctx, s.Owner, s.IdempotencyKey)
+		return prev, false, err
+	}
+	if err != nil {
 		return store.Task{}, false, err
 	}
 	return t, true, nil

@@ -94,7 +94,7 @@ func (r *Run) Step(ctx context.Context, name string, undo Undo, do func(ctx cont
 // nothing for a step that never acted: a failure or a crash before the
 // steps ran undoes them all the same.
 func (r *Run) Journal(ctx context.Context, undos ...Undo) error {
-	args := make([][]byte, len(undos))
+	entries := make([]store.Undo, len(undos))
 	for i, u := range undos {
 		if u.Action == "" {
 			return virtplane.Errorf(virtplane.ErrInvalidArgument, "journal entry %d has no undo action", i)
@@ -106,13 +106,11 @@ func (r *Run) Journal(ctx context.Context, undos ...Undo) error {
 		if err != nil {
 			return fmt.Errorf("undo %s arguments: %w", u.Action, err)
 		}
-		args[i] = b
+		entries[i] = store.Undo{Action: u.Action, Args: b}
 	}
 	err := r.e.st.Update(ctx, func(tx store.Tx) error {
-		for i, u := range undos {
-			if _, err := tx.PushUndo(ctx, r.task.ID, u.Action, args[i]); err != nil {
-				return err
-			}
+		if _, err := tx.PushUndo(ctx, r.task.ID, entries...); err != nil {
+			return err
 		}
 		return r.flushLog(ctx, tx)
 	})

@@ -1,7 +1,9 @@
 #!/bin/bash
 # Remove what a crashed test run may have left: network namespaces named
 # vpt-* (the prefix internal/testenv gives its namespaces), with their
-# processes, and libvirt domains / LXD instances named vpt-*.
+# processes, libvirt domains / LXD instances named vpt-*, and the network
+# ports the daemon made in the root namespace: taps and bridges named vpt*,
+# shaping's IFB devices vpi*, nftables tables vpt-*.
 . "$(dirname "$0")/lib.sh"
 for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^vpt-/ {print $1}'); do
   for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
@@ -12,6 +14,15 @@ if command -v virsh >/dev/null && [ -S /run/libvirt/libvirt-sock ]; then
     virsh -c qemu:///system destroy "$d" >/dev/null 2>&1 || true
     virsh -c qemu:///system undefine "$d" --snapshots-metadata --nvram >/dev/null 2>&1 || virsh -c qemu:///system undefine "$d" >/dev/null 2>&1 || true
     say "removed domain $d"
+  done
+fi
+# Domains first (above): their taps go with them; what is left is ours.
+for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^(vpt|vpi)' || true); do
+  ip link del "$l" 2>/dev/null && say "removed link $l"
+done
+if command -v nft >/dev/null; then
+  nft list tables 2>/dev/null | awk '$3 ~ /^vpt-/ {print $2, $3}' | while read -r fam name; do
+    nft delete table "$fam" "$name" 2>/dev/null && say "removed nft table $fam $name"
   done
 fi
 if command -v lxc >/dev/null && [ -S /var/lib/lxd/unix.socket ]; then

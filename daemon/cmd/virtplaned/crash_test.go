@@ -26,6 +26,8 @@ import (
 	"github.com/virtplane/virtplane/daemon/client"
 	"github.com/virtplane/virtplane/daemon/flow"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/netport"
+	"github.com/virtplane/virtplane/daemon/simnode"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/store/sqlite"
 	"github.com/virtplane/virtplane/network/ipam"
@@ -102,8 +104,9 @@ func (p *daemonProc) stop() {
 // while clients create VMs on simulated nodes, restarts it each time, and
 // then checks that nothing is lost or doubled: every task terminal, every
 // order (idempotency key) gave exactly one VM, every running VM has exactly
-// one domain, one root volume and one address, failed VMs hold none of
-// them, and no address, volume or domain belongs to nobody.
+// one domain, one root volume, one network port and one address, failed
+// VMs hold none of them, and no address, volume, port or domain belongs to
+// nobody.
 func TestCrashDuringCreates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and restarts the daemon many times; runs without -short")
@@ -261,8 +264,19 @@ func checkConsistent(t *testing.T, ctx context.Context, st interface {
 	require.NoError(t, err)
 	domains := map[string]int{}
 	volumes := map[string]int{}
+	type portRec struct {
+		node string // the store parent: simnode.PortsParent(node ID)
+		spec netport.Spec
+	}
+	ports := map[string][]portRec{}
 	for _, o := range sims {
 		switch {
+		case strings.HasPrefix(o.Parent, "ports/"):
+			var rec struct {
+				Spec netport.Spec `json:"spec"`
+			}
+			require.NoError(t, jsonUnmarshal(o.Data, &rec))
+			ports[o.Name] = append(ports[o.Name], portRec{node: o.Parent, spec: rec.Spec})
 		case strings.HasPrefix(o.Parent, "storage/"):
 			if !strings.HasPrefix(o.Name, "image-") {
 				volumes[o.Name]++
@@ -288,6 +302,24 @@ func checkConsistent(t *testing.T, ctx context.Context, st interface {
 		assert.Equal(t, flow.VolumeName(id), vm.Volume)
 	}
 	assert.Len(t, domains, len(running), "a domain without a running VM")
+
+	// Network ports: exactly one per running VM, on its node, with its MAC
+	// and address; none left by a failed create.
+	for id, vm := range running {
+		ps := ports[flow.PortName(id)]
+		if !assert.Len(t, ps, 1, "vm %s has %d network ports", id, len(ps)) {
+			continue
+		}
+		assert.Equal(t, simnode.PortsParent(vm.NodeID), ps[0].node, "vm %s's port is not on its node", id)
+		assert.Equal(t, id, ps[0].spec.VMID)
+		assert.Equal(t, netport.MAC(id), ps[0].spec.MAC)
+		var addrs []string
+		for _, a := range ps[0].spec.Addresses {
+			addrs = append(addrs, a.String())
+		}
+		assert.Equal(t, vm.Addresses, addrs, "vm %s's port lets it send from other addresses", id)
+	}
+	assert.Len(t, ports, len(running), "a network port without a running VM")
 
 	// Addresses: exactly one per running VM, the one the VM shows; none leaked.
 	m, err := ipam.New(ipam.Config{Store: st.IPAM()})

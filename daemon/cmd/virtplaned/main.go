@@ -23,11 +23,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"github.com/vishvananda/netlink"
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon"
+	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/store/postgres"
 	"github.com/virtplane/virtplane/daemon/store/sqlite"
@@ -174,7 +177,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		images, state := filepath.Join(abs, "images"), filepath.Join(abs, "vmm")
+		images, state, ports := filepath.Join(abs, "images"), filepath.Join(abs, "vmm"), filepath.Join(abs, "ports")
 		for _, d := range []string{images, state} {
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				return err
@@ -185,6 +188,19 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		}
 		dcfg.LocalStorage = func(context.Context) (storage.Pool, error) {
 			return file.New(file.Config{Name: "local", Dir: images})
+		}
+		// The VMs' ports: bridges, nftables and tc of this host's kernel.
+		dcfg.LocalPorts = func(context.Context) (netport.Ports, error) {
+			nl, err := netlink.NewHandle()
+			if err != nil {
+				return nil, virtplane.Errorf(virtplane.ErrUnavailable, "netlink: %v", err)
+			}
+			nft, err := nftables.New()
+			if err != nil {
+				nl.Close()
+				return nil, virtplane.Errorf(virtplane.ErrUnavailable, "nftables: %v", err)
+			}
+			return netport.NewKernelHost(ports, nl, nft)
 		}
 	}
 	srv, err := daemon.New(dcfg)

@@ -8,6 +8,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -338,13 +339,29 @@ func testTaskIdempotency(t *testing.T, st store.Store) {
 	}
 	require.NoError(t, mk("a", "u1", "k1"))
 	assert.ErrorIs(t, mk("b", "u1", "k1"), virtplane.ErrAlreadyExists)
+	assert.ErrorIs(t, mk("b", "u1", "k1"), store.ErrIdempotencyKeyTaken)
+	assert.ErrorIs(t, mk("a", "u1", "k9"), virtplane.ErrAlreadyExists, "same id")
+	assert.NotErrorIs(t, mk("a", "u1", "k9"), store.ErrIdempotencyKeyTaken)
+	// The transaction stays usable after a taken key.
+	require.NoError(t, st.Update(ctx, func(tx store.Tx) error {
+		err := tx.CreateTask(ctx, &store.Task{ID: "b", Kind: "vm.create", Owner: "u1", IdempotencyKey: "k1"})
+		if !errors.Is(err, store.ErrIdempotencyKeyTaken) {
+			return fmt.Errorf("want a taken key, got %v", err)
+		}
+		prev, err := tx.TaskByIdempotencyKey(ctx, "u1", "k1")
+		if err != nil {
+			return err
+		}
+		assert.Equal(t, "a", prev.ID)
+		return tx.CreateTask(ctx, &store.Task{ID: "b2", Kind: "vm.create", Owner: "u1", IdempotencyKey: "k2"})
+	}))
 	require.NoError(t, mk("c", "u2", "k1"), "keys are per owner")
 	require.NoError(t, mk("d", "u1", ""), "no key")
 	require.NoError(t, mk("e", "u1", ""), "no key twice")
 	got, err := st.TaskByIdempotencyKey(ctx, "u1", "k1")
 	require.NoError(t, err)
 	assert.Equal(t, "a", got.ID)
-	_, err = st.TaskByIdempotencyKey(ctx, "u1", "k2")
+	_, err = st.TaskByIdempotencyKey(ctx, "u1", "k3")
 	assert.ErrorIs(t, err, virtplane.ErrNotFound)
 }
 
@@ -419,7 +436,7 @@ func testTaskLogAndUndo(t *testing.T, st store.Store) {
 	var seqs []int
 	require.NoError(t, st.Update(ctx, func(tx store.Tx) error {
 		for _, a := range []string{"ipam.release", "storage.delete"} {
-			s, err := tx.PushUndo(ctx, "t", a, []byte(`{"id":"x"}`))
+			s, err := tx.PushUndo(ctx, "t", store.Undo{Action: a, Args: []byte(`{"id":"x"}`)})
 			if err != nil {
 				return err
 			}
@@ -428,10 +445,23 @@ func testTaskLogAndUndo(t *testing.T, st store.Store) {
 		return nil
 	}))
 	assert.Equal(t, []int{1, 2}, seqs)
+	// Several in one call keep their order; none is a mistake.
+	require.NoError(t, st.Update(ctx, func(tx store.Tx) error {
+		last, err := tx.PushUndo(ctx, "t", store.Undo{Action: "x.one"}, store.Undo{Action: "x.two", Args: []byte(`[1]`)})
+		assert.Equal(t, 4, last)
+		return err
+	}))
+	err = st.Update(ctx, func(tx store.Tx) error { _, err := tx.PushUndo(ctx, "t"); return err })
+	assert.ErrorIs(t, err, virtplane.ErrInvalidArgument)
+	err = st.Update(ctx, func(tx store.Tx) error { _, err := tx.PushUndo(ctx, "t", store.Undo{}); return err })
+	assert.ErrorIs(t, err, virtplane.ErrInvalidArgument)
 	require.NoError(t, st.Update(ctx, func(tx store.Tx) error { return tx.MarkUndoDone(ctx, "t", 2) }))
 	undos, err := st.TaskUndos(ctx, "t")
 	require.NoError(t, err)
-	require.Len(t, undos, 2)
+	require.Len(t, undos, 4)
+	assert.Equal(t, "x.two", undos[3].Action)
+	assert.JSONEq(t, `[1]`, string(undos[3].Args))
+	assert.JSONEq(t, `null`, string(undos[2].Args))
 	assert.Equal(t, "ipam.release", undos[0].Action)
 	assert.False(t, undos[0].Done)
 	assert.True(t, undos[1].Done)

@@ -1,0 +1,36 @@
+// Package netport gives each VM NIC a network port on its node: the bridge
+// it joins, the anti-spoofing firewall that lets it send only from its own
+// MAC and addresses, and its bandwidth limit. The daemon's create flow
+// prepares a VM's port before it defines the domain and tears it down when
+// the VM goes (or the create rolls back).
+//
+// Ports is the small interface a node offers for that. Setup is declarative
+// and idempotent (a retried step after a crash succeeds and changes nothing
+// more); it may run before the hypervisor has made the port's device, and
+// completes what needs the device (enslaving, shaping) once a later Setup
+// finds it. Teardown removes everything a port had and succeeds for a port
+// that is already gone.
+//
+// Host is the implementation for this machine's kernel: it composes
+// network/hostnet (the bridge, created on demand, tagged as the Host's own
+// (OwnerTag), deleted once no port uses it; the hypervisor's tap is only
+// enslaved), network/firewall
+// (one nftables netdev table per port) and network/shaping (tc, only when a
+// limit is set), and keeps each port's Spec in a state directory so that
+// it knows, across restarts, which bridges are still in use. Fake is the
+// in-memory implementation with fault injection and call recording; the
+// simulated nodes of the daemon keep a Fake durable in the store.
+// netporttest.Run is the conformance suite all of them pass.
+//
+// Port names and MACs are derived from the VM ID (TapName, MAC), so an undo
+// or a delete needs nothing but the VM ID, and `make env-clean` style sweeps
+// recognise the devices by their "vpt" prefix.
+//
+//	h, _ := netport.NewKernelHost("/var/lib/virtplane/ports", handle, nft)
+//	spec := netport.ForVM(vmID, "vptbr0", []netip.Addr{addr})
+//	spec.InKbit, spec.OutKbit = 100_000, 100_000
+//	_ = h.Setup(ctx, spec)      // bridge + firewall now; enslaving and tc once the tap exists
+//	nic := vmm.NIC{Bridge: spec.Bridge, Tap: spec.Name, MAC: spec.MAC}
+//	// ... define and start the domain, then Setup(ctx, spec) again ...
+//	_ = h.Teardown(ctx, spec.Name)
+package netport
