@@ -50,7 +50,7 @@ type env struct {
 func newEnv(t *testing.T, st store.Store) *env {
 	t.Helper()
 	ctx := t.Context()
-	srv, err := daemon.New(daemon.Config{Store: st, Instance: "test"})
+	srv, err := daemon.New(daemon.Config{Store: st, Instance: "test", DataDir: t.TempDir()})
 	require.NoError(t, err)
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -142,6 +142,7 @@ func (e *env) rbacCases() []rbacCase {
 		{"listImages", "GET", "/v1/images", nil, false},
 		{"getImage", "GET", "/v1/images/" + e.image.ID, nil, false},
 		{"createImage", "POST", "/v1/images", api.ImageBody{Name: "evil", OSType: "linux", Source: "/x", Format: "qcow2"}, true},
+		{"importImage", "POST", "/v1/images/" + e.image.ID + "/import", api.ImageImportBody{ClusterID: e.cluster.ID}, true},
 		{"deleteImage", "DELETE", "/v1/images/" + e.image.ID, nil, true},
 		{"listVMs", "GET", "/v1/vms", nil, false},
 		{"listVMs", "GET", "/v1/vms?owner=" + e.aliceID, nil, false},

@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,7 +78,7 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 	require.NoError(t, err)
 	bridge := "vpt-br-" + hex.EncodeToString(binary.BigEndian.AppendUint32(nil, rand.Uint32()))
 
-	srv, err := daemon.New(daemon.Config{Store: st, Instance: "e2e",
+	srv, err := daemon.New(daemon.Config{Store: st, Instance: "e2e", DataDir: filepath.Join(dir, "data"),
 		LocalDriver:  func(context.Context) (vmm.Driver, error) { return drv, nil },
 		LocalStorage: func(context.Context) (storage.Pool, error) { return pool, nil },
 		LocalPorts:   func(context.Context) (netport.Ports, error) { return ports, nil },
@@ -97,10 +99,43 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 	require.NoError(t, err)
 	ipPool, err := c.CreatePool(ctx, api.PoolBody{Name: "e2e", ClusterIDs: []string{cl.ID}, Blocks: []api.BlockBody{{Range: "198.51.100.0/28", Gateway: "198.51.100.1"}}})
 	require.NoError(t, err)
-	img, err := c.CreateImage(ctx, api.ImageBody{Name: "blank", OSType: "linux", Source: filepath.Join(imagesDir, "blank.qcow2"), Format: "qcow2", SizeMiB: 64})
+	// The OS image: a qcow2 file on the daemon's host, and the same served
+	// over HTTP on loopback.
+	srcDir := filepath.Join(dir, "src")
+	require.NoError(t, os.MkdirAll(srcDir, 0o755))
+	src := filepath.Join(srcDir, "blank.qcow2")
+	out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", src, "64M").CombinedOutput()
+	require.NoError(t, err, string(out))
+	files := httptest.NewServer(http.FileServer(http.Dir(srcDir)))
+	t.Cleanup(files.Close)
+	img, err := c.CreateImage(ctx, api.ImageBody{Name: "blank", OSType: "linux", Source: src, Format: "qcow2"})
 	require.NoError(t, err)
-	// The image imported into the node's pool (what storage.Importer does).
-	_, err = pool.Create(ctx, storage.VolumeSpec{Name: flow.ImageVolume(img.ID), Size: 64 << 20, Format: storage.FormatQcow2})
+
+	// A VM of an image not imported yet fails, and says what to do.
+	early, task, err := c.CreateVM(ctx, api.VMCreateBody{Name: "too-early", ClusterID: cl.ID, ImageID: img.ID, PoolID: ipPool.ID, CPUs: 1, MemoryMiB: 128, DiskGiB: 1}, "")
+	err = taskFailed(t, c, task, err)
+	assert.ErrorIs(t, err, virtplane.ErrNotFound)
+	assert.Contains(t, err.Error(), "/v1/images/"+img.ID+"/import")
+	tk, err := c.DeleteVM(ctx, early.ID)
+	succeeded(t, c, tk, err)
+
+	// Import through the API: qemu-img converts the file into the pool.
+	_, tk, err = c.ImportImage(ctx, img.ID, api.ImageImportBody{ClusterID: cl.ID})
+	succeeded(t, c, tk, err)
+	img, err = c.GetImage(ctx, img.ID)
+	require.NoError(t, err)
+	assert.Equal(t, model.ImageReady, img.State)
+	assert.Equal(t, []string{node.ID}, img.Nodes)
+	assert.EqualValues(t, 64, img.SizeMiB)
+	base, err := pool.Volume(ctx, flow.ImageVolume(img.ID))
+	require.NoError(t, err)
+	assert.EqualValues(t, 64<<20, base.Capacity)
+	// And from a URL, into the node only.
+	web, err := c.CreateImage(ctx, api.ImageBody{Name: "blank-web", OSType: "linux", Source: files.URL + "/blank.qcow2", Format: "qcow2"})
+	require.NoError(t, err)
+	_, tk, err = c.ImportImage(ctx, web.ID, api.ImageImportBody{NodeID: node.ID})
+	succeeded(t, c, tk, err)
+	_, err = pool.Volume(ctx, flow.ImageVolume(web.ID))
 	require.NoError(t, err)
 
 	vm, task, err := c.CreateVM(ctx, api.VMCreateBody{Name: "e2e-vm", ClusterID: cl.ID, ImageID: img.ID, PoolID: ipPool.ID, CPUs: 1, MemoryMiB: 128, DiskGiB: 1,
@@ -125,7 +160,7 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 	assert.Equal(t, model.VMRunning, vm.State)
 	assert.Equal(t, node.ID, vm.NodeID)
 	require.Len(t, vm.Addresses, 1)
-	assert.Equal(t, "198.51.100.2", vm.Addresses[0])
+	assert.True(t, netip.MustParsePrefix("198.51.100.0/28").Contains(netip.MustParseAddr(vm.Addresses[0])), vm.Addresses[0])
 
 	dom, err := drv.Get(ctx, flow.DomainName(vm.ID))
 	require.NoError(t, err)
@@ -139,7 +174,7 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 	assert.Contains(t, run(t, "ip", "-d", "link", "show", bridge), "alias "+netport.OwnerTagPrefix)
 	assert.Contains(t, run(t, "ip", "link", "show", tap), "master "+bridge)
 	table := run(t, "nft", "list", "table", "netdev", "vpt-"+tap)
-	assert.Contains(t, table, "198.51.100.2")
+	assert.Contains(t, table, vm.Addresses[0])
 	assert.Contains(t, table, "0x"+strings.TrimLeft(strings.ReplaceAll(netport.MAC(vm.ID), ":", ""), "0"))
 	assert.Contains(t, run(t, "tc", "class", "show", "dev", tap), "rate 10Mbit")
 	assert.Contains(t, run(t, "tc", "qdisc", "show", "dev", shaping.IFBName(tap)), "rate 10Mbit")
@@ -148,8 +183,18 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 	assert.Equal(t, flow.ImageVolume(img.ID), vol.Parent, "the disk is a linked clone of the image")
 	assert.EqualValues(t, 1<<30, vol.Capacity)
 
+	// Grow the disk while QEMU runs the domain (QEMU grows the file), then
+	// while it is stopped (qemu-img grows it).
+	tk, err = c.ResizeVM(ctx, vm.ID, 0, 0, 2)
+	succeeded(t, c, tk, err)
+	vol, err = pool.Volume(ctx, flow.VolumeName(vm.ID))
+	require.NoError(t, err)
+	assert.EqualValues(t, 2<<30, vol.Capacity, "QEMU grew the running domain's disk")
+	assert.Equal(t, flow.ImageVolume(img.ID), vol.Parent, "still a linked clone")
+
 	for _, step := range []func() (api.TaskView, error){
 		func() (api.TaskView, error) { return c.VMAction(ctx, vm.ID, "stop") },
+		func() (api.TaskView, error) { return c.ResizeVM(ctx, vm.ID, 0, 0, 3) },
 		func() (api.TaskView, error) { return c.Snapshot(ctx, vm.ID, "s1") },
 	} {
 		tk, err := step()
@@ -161,6 +206,12 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 	dom, err = drv.Get(ctx, flow.DomainName(vm.ID))
 	require.NoError(t, err)
 	assert.Equal(t, vmm.StateStopped, dom.State)
+	vol, err = pool.Volume(ctx, flow.VolumeName(vm.ID))
+	require.NoError(t, err)
+	assert.EqualValues(t, 3<<30, vol.Capacity, "qemu-img grew the stopped domain's disk")
+	vm, err = c.GetVM(ctx, vm.ID)
+	require.NoError(t, err)
+	assert.EqualValues(t, 3, vm.DiskGiB)
 
 	del, err := c.DeleteVM(ctx, vm.ID)
 	require.NoError(t, err)
@@ -177,7 +228,7 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 	assert.Empty(t, allocs, "address left behind")
 	vols, err := pool.List(ctx)
 	require.NoError(t, err)
-	assert.Len(t, vols, 1, "only the image's base volume stays")
+	assert.Len(t, vols, 2, "only the images' base volumes stay")
 	links := run(t, "ip", "-br", "link")
 	for _, l := range []string{tap, shaping.IFBName(tap), bridge} {
 		assert.NotContains(t, links, l, "link left behind")
@@ -186,6 +237,18 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 	left, err := ports.List(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, left, "port record left behind")
+
+	// Deleting the images removes their bases and the fetched file.
+	for _, id := range []string{img.ID, web.ID} {
+		tk, err := c.DeleteImage(ctx, id)
+		succeeded(t, c, tk, err)
+	}
+	vols, err = pool.List(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, vols, "volumes left behind")
+	cache, err := os.ReadDir(filepath.Join(dir, "data", "image-cache"))
+	require.NoError(t, err)
+	assert.Empty(t, cache, "fetched images left behind")
 }
 
 func run(t *testing.T, name string, args ...string) string {

@@ -89,7 +89,7 @@ func (s *Server) netPorts(ctx context.Context, n model.Node) (netport.Ports, err
 		}
 		p, err = s.cfg.LocalPorts(ctx)
 	default:
-		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: remote node agents (%s)", n.Name, n.Address)
+		p, err = s.hostPorts(n) // a libvirtd on this host by its socket, or ErrNotImplemented
 	}
 	if err != nil {
 		return nil, err
@@ -116,7 +116,7 @@ func (s *Server) storage(ctx context.Context, n model.Node) (storage.Pool, error
 		}
 		p, err = s.cfg.LocalStorage(ctx)
 	default:
-		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: remote node agents (%s)", n.Name, n.Address)
+		p, err = s.hostStorage(n) // a libvirtd on this host by its socket, or ErrNotImplemented
 	}
 	if err != nil {
 		return nil, err
@@ -143,7 +143,7 @@ func (s *Server) driver(ctx context.Context, n model.Node) (vmm.Driver, error) {
 		}
 		d, err = s.cfg.LocalDriver(ctx)
 	default:
-		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: remote node agents (%s)", n.Name, n.Address)
+		d, err = s.hostDriver(n) // a libvirtd on this host by its socket, or ErrNotImplemented
 	}
 	if err != nil {
 		return nil, err
@@ -167,12 +167,13 @@ func (s *Server) SetupFirstNode(ctx context.Context, address string) error {
 		Cores: 8, MemoryMiB: 16384, DiskGiB: 200, Created: time.Now().UTC()}
 	pool := model.IPPool{ID: store.NewID(), Name: "default", ClusterIDs: []string{c.ID},
 		Blocks: []model.IPBlock{{ID: "b1", Range: "192.0.2.0/24", Gateway: "192.0.2.1"}}, Created: time.Now().UTC()}
-	img := model.Image{ID: store.NewID(), Name: "debian-12", OSType: "linux", Source: "/var/lib/virtplane/images/debian-12.qcow2", Format: "qcow2", Created: time.Now().UTC()}
+	img := model.Image{ID: store.NewID(), Name: "debian-12", OSType: "linux", Source: "/var/lib/virtplane/images/debian-12.qcow2", Format: "qcow2", State: model.ImageRegistered, Created: time.Now().UTC()}
 	if address == "local" {
 		// No OS image is shipped: the first image is an empty disk, enough
 		// for QEMU to run a VM (it boots into the firmware). Import real
 		// images into the local pool under the name flow.ImageVolume(id).
 		img.Name, img.Source, img.SizeMiB = "blank", "", 1024
+		img.State, img.Nodes = model.ImageReady, []string{node.ID}
 		pool, err := s.storage(ctx, node)
 		if err != nil {
 			return err
@@ -248,7 +249,11 @@ func New(cfg Config) (*Server, error) {
 	s.nodes = map[string]vmm.Driver{}
 	s.pools = map[string]storage.Pool{}
 	s.ports = map[string]netport.Ports{}
-	if s.Flow, err = flow.New(flow.Config{Store: cfg.Store, Events: s.Events, IPAM: s.IPAM, Driver: s.driver, Storage: s.storage, Ports: s.netPorts}); err != nil {
+	ops, err := s.flowOptions()
+	if err != nil {
+		return nil, err
+	}
+	if s.Flow, err = flow.New(flow.Config{Store: cfg.Store, Events: s.Events, IPAM: s.IPAM, Driver: s.driver, Storage: s.storage, Ports: s.netPorts}, ops...); err != nil {
 		return nil, err
 	}
 	s.Flow.Register(eng)

@@ -53,6 +53,19 @@ type Resizer interface {
 	Resize(ctx context.Context, name string, r Resources) error
 }
 
+// DiskResizer grows a disk of a running machine while the guest runs and
+// tells the guest: the hypervisor grows an image it holds open itself (a
+// qcow2 or raw file, an RBD image) and takes up the new size of a block
+// device that storage grew first. Disks only grow: a size below the current
+// one is ErrInvalidArgument (shrinking would cut off data the guest
+// wrote), an unknown target ErrNotFound, a machine that does not run
+// ErrConflict (grow the volume in storage; the guest sees it at boot).
+type DiskResizer interface {
+	// ResizeDisk grows the disk at target ("vda") to size bytes, rounded up
+	// to the hypervisor's granularity; the current size is not an error.
+	ResizeDisk(ctx context.Context, name, target string, size int64) error
+}
+
 // Limiter sets the resource limits of a machine, live when it runs.
 // Weights of 0 are left as they are; every disk and NIC listed in the maps
 // gets exactly the limits given (a zero entry removes its throttles); disks

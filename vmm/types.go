@@ -78,6 +78,12 @@ type MigrationTarget struct {
 	// the disks sit on storage both nodes share (local file systems that
 	// are in fact shared, test setups).
 	AllowUnsafe bool
+	// Disks, when set, are the disks (by target) whose storage the nodes do
+	// not share: the hypervisor copies them, while the machine runs, into
+	// the given sources on the target, which exist and are at least as
+	// large. A driver that cannot copy disks returns ErrNotImplemented and
+	// changes nothing.
+	Disks map[string]DiskSource
 }
 
 // MigrationProgress reports how far a migration is.

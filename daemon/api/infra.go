@@ -164,7 +164,7 @@ func (s *Server) registerClusters() {
 type NodeBody struct {
 	ClusterID string `json:"cluster_id" minLength:"1"`
 	Name      string `json:"name" minLength:"1" maxLength:"63"`
-	Address   string `json:"address" doc:"local (this host's libvirtd), sim (a simulated node) or host:port of a node agent" default:"local"`
+	Address   string `json:"address" doc:"local (this host's libvirtd), sim (a simulated node), qemu+unix:///system?socket=PATH[&migration_address=IP] (a libvirtd on this host by its socket; its disks in a file pool under the daemon's data directory, or in the cluster's file storage), or host:port of a node agent" default:"local"`
 	Cores     int    `json:"cores" minimum:"1" maximum:"4096"`
 	MemoryMiB int64  `json:"memory_mib" minimum:"256"`
 	DiskGiB   int64  `json:"disk_gib" minimum:"1"`
@@ -205,8 +205,12 @@ func (s *Server) registerNodes() {
 		if err := model.ValidName("name", b.Name); err != nil {
 			return nil, problem(field("body.name", err))
 		}
-		switch b.Address {
-		case "local", "sim":
+		_, libvirtHere, err := model.ParseLibvirtAddress("address", b.Address)
+		if err != nil {
+			return nil, problem(field("body.address", err))
+		}
+		switch {
+		case b.Address == "local", b.Address == "sim", libvirtHere:
 		default:
 			if _, _, err := splitHostPort(b.Address); err != nil {
 				return nil, problem(field("body.address", err))
@@ -549,79 +553,4 @@ func (s *Server) changePool(ctx context.Context, id string, change func(*model.I
 		s.publish("pool", "changed", id, "", "")
 	}
 	return p, err
-}
-
-// ImageBody registers an OS image.
-type ImageBody struct {
-	Name    string `json:"name" minLength:"1" maxLength:"63"`
-	OSType  string `json:"os_type" enum:"linux,windows" default:"linux"`
-	Source  string `json:"source" minLength:"1" doc:"path of the image file on the nodes"`
-	Format  string `json:"format" enum:"qcow2,raw" default:"qcow2"`
-	SizeMiB int64  `json:"size_mib" minimum:"0"`
-}
-
-func (s *Server) registerImages() {
-	tags := []string{"images"}
-	huma.Register(s.api, huma.Operation{
-		OperationID: "listImages", Method: http.MethodGet, Path: "/v1/images", Tags: tags, Summary: "List OS images",
-	}, func(ctx context.Context, in *PageInput) (*struct{ Body Page[model.Image] }, error) {
-		p, err := listObjects[model.Image](ctx, s.st, store.KindImage, store.ListOptions{After: in.After, Limit: in.Limit}, nil)
-		return &struct{ Body Page[model.Image] }{p}, problem(err)
-	})
-	huma.Register(s.api, huma.Operation{
-		OperationID: "getImage", Method: http.MethodGet, Path: "/v1/images/{id}", Tags: tags, Summary: "Get an OS image",
-	}, func(ctx context.Context, in *IDInput) (*struct{ Body model.Image }, error) {
-		img, _, err := getObject[model.Image](ctx, s.st, store.KindImage, in.ID, "path.id")
-		return &struct{ Body model.Image }{img}, problem(err)
-	})
-	huma.Register(s.api, huma.Operation{
-		OperationID: "createImage", Method: http.MethodPost, Path: "/v1/images", Tags: tags,
-		Summary: "Register an OS image (admin)", DefaultStatus: http.StatusCreated,
-	}, func(ctx context.Context, in *struct{ Body ImageBody }) (*struct{ Body model.Image }, error) {
-		if err := requireAdmin(ctx); err != nil {
-			return nil, problem(err)
-		}
-		b := in.Body
-		if err := model.ValidName("name", b.Name); err != nil {
-			return nil, problem(field("body.name", err))
-		}
-		if strings.ContainsAny(b.Source, "\x00\n") || strings.Contains(b.Source, "..") {
-			return nil, problem(field("body.source", virtplane.Errorf(virtplane.ErrInvalidArgument, "source %q", b.Source)))
-		}
-		img := model.Image{ID: store.NewID(), Name: b.Name, OSType: b.OSType, Source: b.Source, Format: b.Format, SizeMiB: b.SizeMiB, Created: time.Now().UTC()}
-		data, err := encode(img)
-		if err != nil {
-			return nil, problem(err)
-		}
-		err = s.st.Update(ctx, func(tx store.Tx) error {
-			return field("body.name", tx.CreateObject(ctx, &store.Object{Kind: store.KindImage, ID: img.ID, Name: img.Name, Data: data}))
-		})
-		if err != nil {
-			return nil, problem(err)
-		}
-		s.publish("image", "created", img.ID, "", "")
-		return &struct{ Body model.Image }{img}, nil
-	})
-	huma.Register(s.api, huma.Operation{
-		OperationID: "deleteImage", Method: http.MethodDelete, Path: "/v1/images/{id}", Tags: tags,
-		Summary: "Delete an image no VM was cloned from (admin)", DefaultStatus: http.StatusNoContent,
-	}, func(ctx context.Context, in *IDInput) (*struct{}, error) {
-		if err := requireAdmin(ctx); err != nil {
-			return nil, problem(err)
-		}
-		err := s.st.Update(ctx, func(tx store.Tx) error {
-			if _, err := tx.GetObject(ctx, store.KindImage, in.ID); err != nil {
-				return field("path.id", err)
-			}
-			// Linked clones read their base: the image stays while a VM uses it.
-			if n, err := countVMs(ctx, tx, func(vm model.VM) bool { return vm.ImageID == in.ID }); err != nil || n > 0 {
-				if err == nil {
-					err = field("path.id", virtplane.Errorf(virtplane.ErrConflict, "image %s backs %d VMs", in.ID, n))
-				}
-				return err
-			}
-			return tx.DeleteObject(ctx, store.KindImage, in.ID, 0)
-		})
-		return nil, problem(err)
-	})
 }

@@ -206,6 +206,9 @@ func (s *Server) registerVMs() {
 	huma.Register(s.api, huma.Operation{
 		OperationID: "migrateVM", Method: http.MethodPost, Path: "/v1/vms/{id}/migrate", Tags: tags, DefaultStatus: http.StatusAccepted,
 		Summary: "Move a VM to another node (admin)",
+		Description: "Starts a vm.migrate task: reserve capacity on the node given (or the one the scheduler picks), then move the VM: " +
+			"a stopped VM cold (its disk copied to the target's storage unless both nodes share it, the domain defined there), " +
+			"a running VM live through the hypervisor. A failure at any step puts the VM back where it was. VMs with snapshots are refused.",
 	}, func(ctx context.Context, in *struct {
 		IDInput
 		Body struct {
@@ -216,9 +219,18 @@ func (s *Server) registerVMs() {
 			return nil, problem(err)
 		}
 		return s.submitVM(ctx, in.ID, flow.KindVMMigrate, func(vm model.VM, input *flow.VMInput) error {
+			if vm.State != model.VMRunning && vm.State != model.VMStopped {
+				return field("path.id", virtplane.Errorf(virtplane.ErrConflict, "vm %s is %s: only running or stopped VMs migrate", vm.ID, vm.State))
+			}
+			if len(vm.Snapshots) > 0 {
+				return field("path.id", virtplane.Errorf(virtplane.ErrConflict, "vm %s has snapshots: delete them before migrating", vm.ID))
+			}
 			if in.Body.NodeID != "" {
 				if _, err := s.st.GetObject(ctx, store.KindNode, in.Body.NodeID); err != nil {
 					return field("body.node_id", err)
+				}
+				if in.Body.NodeID == vm.NodeID {
+					return field("body.node_id", virtplane.Errorf(virtplane.ErrInvalidArgument, "vm %s is on node %s already", vm.ID, vm.NodeID))
 				}
 			}
 			input.NodeID = in.Body.NodeID
@@ -360,8 +372,12 @@ func (s *Server) createVM(ctx context.Context, in *VMCreateInput) (*VMTaskOutput
 	if err != nil {
 		return nil, problem(err)
 	}
-	if _, err := s.st.GetObject(ctx, store.KindImage, b.ImageID); err != nil {
-		return nil, problem(field("body.image_id", err))
+	img, _, err := getObject[model.Image](ctx, s.st, store.KindImage, b.ImageID, "body.image_id")
+	if err != nil {
+		return nil, problem(err)
+	}
+	if img.State == model.ImageDeleting {
+		return nil, problem(field("body.image_id", virtplane.Errorf(virtplane.ErrConflict, "image %s is being deleted", img.ID)))
 	}
 	pool, _, err := getObject[model.IPPool](ctx, s.st, store.KindPool, b.PoolID, "body.pool_id")
 	if err != nil {

@@ -209,6 +209,34 @@ func (c *Client) CreateImage(ctx context.Context, b api.ImageBody) (model.Image,
 	return out, err
 }
 
+// ImageTask is an image and the task changing it.
+type ImageTask struct {
+	Image model.Image  `json:"image"`
+	Task  api.TaskView `json:"task"`
+}
+
+// GetImage reads an image.
+func (c *Client) GetImage(ctx context.Context, id string) (model.Image, error) {
+	var out model.Image
+	err := c.Do(ctx, http.MethodGet, "/v1/images/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
+// ImportImage starts the import of an image into the storage of a
+// cluster's nodes or of one node (admin).
+func (c *Client) ImportImage(ctx context.Context, id string, b api.ImageImportBody) (model.Image, api.TaskView, error) {
+	var out ImageTask
+	err := c.Do(ctx, http.MethodPost, "/v1/images/"+url.PathEscape(id)+"/import", b, &out)
+	return out.Image, out.Task, err
+}
+
+// DeleteImage starts the deletion of an image and its imported volumes (admin).
+func (c *Client) DeleteImage(ctx context.Context, id string) (api.TaskView, error) {
+	var out ImageTask
+	err := c.Do(ctx, http.MethodDelete, "/v1/images/"+url.PathEscape(id), nil, &out)
+	return out.Task, err
+}
+
 // VMTask is a VM and the task changing it.
 type VMTask struct {
 	VM   model.VM     `json:"vm"`
@@ -252,6 +280,28 @@ func (c *Client) VMAction(ctx context.Context, id, action string) (api.TaskView,
 func (c *Client) Snapshot(ctx context.Context, id, name string) (api.TaskView, error) {
 	var out VMTask
 	err := c.Do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/snapshots", map[string]string{"name": name}, &out)
+	return out.Task, err
+}
+
+// ResizeVM changes a VM's CPUs, memory (a zero leaves it) and grows its
+// disk to diskGiB (0 leaves it; disks only grow).
+func (c *Client) ResizeVM(ctx context.Context, id string, cpus int, memoryMiB, diskGiB int64) (api.TaskView, error) {
+	var out VMTask
+	body := map[string]int64{}
+	for k, v := range map[string]int64{"cpus": int64(cpus), "memory_mib": memoryMiB, "disk_gib": diskGiB} {
+		if v != 0 {
+			body[k] = v
+		}
+	}
+	err := c.Do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/resize", body, &out)
+	return out.Task, err
+}
+
+// MigrateVM starts the move of a VM to node nodeID, or to the node the
+// scheduler picks when nodeID is empty (admin).
+func (c *Client) MigrateVM(ctx context.Context, id, nodeID string) (api.TaskView, error) {
+	var out VMTask
+	err := c.Do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/migrate", map[string]string{"node_id": nodeID}, &out)
 	return out.Task, err
 }
 

@@ -8,6 +8,9 @@
 // prepare the network port → define and start the domain with cloud-init →
 // commit the reservation and record the VM as running.
 //
+// Beside the VM tasks: disk growth (resize.go), image import into the
+// nodes' pools and image deletion (image.go), and migration (migrate.go).
+//
 //	f := flow.New(flow.Config{Store: st})
 //	f.Register(engine)
 package flow
@@ -89,6 +92,7 @@ type Flow struct {
 	pools  func(ctx context.Context, node model.Node) (storage.Pool, error)
 	ports  func(ctx context.Context, node model.Node) (netport.Ports, error)
 
+	ops     options // optional parts (ops.go)
 	mu      sync.Mutex
 	scheds  map[string]*scheduler.Scheduler // by cluster, built from the store on first use
 	pending map[string]string               // VM ID → reservation ID of creates under way
@@ -99,16 +103,20 @@ type Flow struct {
 }
 
 // New returns the flows.
-func New(cfg Config) (*Flow, error) {
+func New(cfg Config, opts ...Option) (*Flow, error) {
 	if cfg.Store == nil {
 		return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "flow: Store is required")
 	}
 	if cfg.Events == nil {
 		cfg.Events = events.NewBus()
 	}
-	return &Flow{st: cfg.Store, bus: cfg.Events, ipam: cfg.IPAM, driver: cfg.Driver, pools: cfg.Storage, ports: cfg.Ports,
+	f := &Flow{st: cfg.Store, bus: cfg.Events, ipam: cfg.IPAM, driver: cfg.Driver, pools: cfg.Storage, ports: cfg.Ports,
 		scheds: map[string]*scheduler.Scheduler{}, pending: map[string]string{},
-		nodes: map[string]model.Node{}, clusters: map[string]model.Cluster{}}, nil
+		nodes: map[string]model.Node{}, clusters: map[string]model.Cluster{}}
+	for _, o := range opts {
+		o(&f.ops)
+	}
+	return f, nil
 }
 
 // Register installs the handlers and undo actions on an engine.
@@ -134,6 +142,7 @@ func (f *Flow) Register(e *tasks.Engine) {
 	e.OnUndo(undoDomain, f.undoDomain)
 	e.OnUndo(undoVolume, f.undoVolume)
 	e.OnUndo(undoPort, f.undoPort)
+	f.registerOps(e)
 }
 
 // The undo actions.
@@ -208,7 +217,7 @@ func (f *Flow) ensureImage(ctx context.Context, pool storage.Pool, imageID strin
 		return err
 	}
 	if info.Driver != "fake" {
-		return virtplane.Errorf(virtplane.ErrNotFound, "image %s is not imported into pool %s (volume %s)", imageID, info.Name, name)
+		return virtplane.Errorf(virtplane.ErrNotFound, "image %s is not imported into pool %s (volume %s): import it into the node first (POST /v1/images/%s/import)", imageID, info.Name, name, imageID)
 	}
 	img, err := load[model.Image](ctx, f.st, store.KindImage, imageID)
 	if err != nil {
@@ -361,6 +370,7 @@ type vmPatch struct {
 	Addresses []string          `json:"addresses,omitempty"`
 	CPUs      int               `json:"cpus,omitempty"`
 	MemoryMiB int64             `json:"memory_mib,omitempty"`
+	DiskGiB   int64             `json:"disk_gib,omitempty"`
 	Limits    *model.Limits     `json:"limits,omitempty"`
 	Snapshots *[]model.Snapshot `json:"snapshots,omitempty"`
 }
@@ -717,34 +727,6 @@ func capability[T any](drv vmm.Driver, what string) (T, error) {
 	return c, nil
 }
 
-func (f *Flow) resize(ctx context.Context, r *tasks.Run) error {
-	vm, in, drv, err := f.withDomain(ctx, r)
-	if err != nil {
-		return err
-	}
-	rz, err := capability[vmm.Resizer](drv, "resize")
-	if err != nil {
-		return err
-	}
-	if in.DiskGiB != 0 {
-		return virtplane.Errorf(virtplane.ErrNotImplemented, "disk resize needs the storage package, not wired yet")
-	}
-	res := vmm.Resources{VCPUs: vm.CPUs, MemoryMiB: vm.MemoryMiB}
-	if in.CPUs != 0 {
-		res.VCPUs = in.CPUs
-	}
-	if in.MemoryMiB != 0 {
-		res.MemoryMiB = in.MemoryMiB
-	}
-	if err := r.Step(ctx, "resize", tasks.NoUndo, func(ctx context.Context) error {
-		return rz.Resize(ctx, DomainName(vm.ID), res)
-	}); err != nil {
-		return err
-	}
-	f.Invalidate(vm.ClusterID)
-	return r.SetResult(vmPatch{CPUs: res.VCPUs, MemoryMiB: res.MemoryMiB})
-}
-
 func (f *Flow) limits(ctx context.Context, r *tasks.Run) error {
 	vm, in, drv, err := f.withDomain(ctx, r)
 	if err != nil {
@@ -827,10 +809,6 @@ func (f *Flow) rescue(ctx context.Context, r *tasks.Run) error {
 	return r.SetResult(vmPatch{State: state})
 }
 
-func (f *Flow) migrate(ctx context.Context, r *tasks.Run) error {
-	return virtplane.Errorf(virtplane.ErrNotImplemented, "migration needs the storage package (disk move) and a second node agent; not wired yet")
-}
-
 // Console tells how to reach a VM's console.
 func (f *Flow) Console(ctx context.Context, vmID string) (model.ConsoleInfo, error) {
 	vm, err := f.loadVM(ctx, vmID)
@@ -899,13 +877,16 @@ func (f *Flow) finishVM(ctx context.Context, tx store.Tx, t *store.Task) error {
 		if p.MemoryMiB != 0 {
 			vm.MemoryMiB = p.MemoryMiB
 		}
+		if p.DiskGiB != 0 {
+			vm.DiskGiB = p.DiskGiB
+		}
 		if p.Limits != nil {
 			vm.Limits = *p.Limits
 		}
 		if p.Snapshots != nil {
 			vm.Snapshots = *p.Snapshots
 		}
-		if t.Kind == KindVMCreate {
+		if t.Kind == KindVMCreate || t.Kind == KindVMMigrate {
 			f.commitReservation(vm)
 		}
 	}
@@ -916,7 +897,8 @@ func (f *Flow) finishVM(ctx context.Context, tx store.Tx, t *store.Task) error {
 	return tx.UpdateObject(ctx, &o)
 }
 
-// commitReservation turns a create's reservation into a placed VM.
+// commitReservation turns a create's (or a migration's) reservation into a
+// placed VM; a migrated VM leaves its old node.
 func (f *Flow) commitReservation(vm model.VM) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -926,6 +908,7 @@ func (f *Flow) commitReservation(vm model.VM) {
 	}
 	delete(f.pending, vm.ID)
 	if s, ok := f.scheds[vm.ClusterID]; ok {
+		_ = s.RemoveVM(vm.ID)
 		_ = s.Commit(id, vm.ID)
 	}
 }

@@ -7,7 +7,10 @@
 package model
 
 import (
+	"net/url"
+	"path"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/virtplane/virtplane"
@@ -118,15 +121,54 @@ type IPPool struct {
 	Created    time.Time `json:"created"`
 }
 
+// Image states.
+const (
+	// ImageRegistered: known, imported nowhere yet (simulated nodes make a
+	// placeholder base on first use; real nodes need an import).
+	ImageRegistered = "registered"
+	ImageImporting  = "importing"
+	// ImageReady: imported into the storage of the nodes in Nodes.
+	ImageReady    = "ready"
+	ImageFailed   = "failed"
+	ImageDeleting = "deleting"
+)
+
 // Image is an OS image VMs are cloned from.
 type Image struct {
-	ID      string    `json:"id"`
-	Name    string    `json:"name"`
-	OSType  string    `json:"os_type" doc:"linux or windows"`
-	Source  string    `json:"source" doc:"path of the image file on the node, or an http(s) URL"`
-	Format  string    `json:"format" enum:"qcow2,raw"`
-	SizeMiB int64     `json:"size_mib"`
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	OSType  string `json:"os_type" doc:"linux or windows"`
+	Source  string `json:"source" doc:"absolute path of the image file on the daemon's host, or an http(s) URL"`
+	Format  string `json:"format" enum:"qcow2,raw"`
+	SizeMiB int64  `json:"size_mib"`
+	State   string `json:"state,omitempty" enum:"registered,importing,ready,failed,deleting" doc:"registered: imported nowhere yet; ready: imported into the nodes listed in nodes"`
+	// Nodes are the nodes whose storage holds the image's base volume.
+	Nodes   []string  `json:"nodes,omitempty" doc:"nodes whose storage holds the imported image"`
+	TaskID  string    `json:"task_id,omitempty" doc:"the last task that changed the image (import, delete)"`
+	Error   string    `json:"error,omitempty" doc:"why the last import or delete failed"`
 	Created time.Time `json:"created"`
+}
+
+// ValidImageSource checks an image source: an absolute, clean file path or
+// an http(s) URL with a host; it names the field at fault.
+func ValidImageSource(field, src string) error {
+	bad := func(why string) error {
+		return virtplane.Errorf(virtplane.ErrInvalidArgument, "%s %q: %s", field, src, why)
+	}
+	if strings.ContainsAny(src, "\x00\n\r") {
+		return bad("control characters")
+	}
+	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+		u, err := url.Parse(src)
+		if err != nil || u.Host == "" || u.User != nil {
+			return bad("an http(s) URL with a host and without credentials")
+		}
+		return nil
+	}
+	if !path.IsAbs(src) || path.Clean(src) != src {
+		return bad("an absolute, clean path or an http(s) URL")
+	}
+	return nil
 }
 
 // VM states.

@@ -20,6 +20,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/virtplane/virtplane"
@@ -33,9 +34,16 @@ type Node struct {
 	*fake.Driver
 	st store.Store
 	id string
+
+	mu    sync.Mutex
+	peers map[string]*Node // migration targets by URI
 }
 
-var _ vmm.Driver = (*Node)(nil)
+var (
+	_ vmm.Driver      = (*Node)(nil)
+	_ vmm.Migrator    = (*Node)(nil)
+	_ vmm.DiskResizer = (*Node)(nil)
+)
 
 type record struct {
 	Spec  vmm.Spec  `json:"spec"`
@@ -44,7 +52,7 @@ type record struct {
 
 // Open returns the simulated node nodeID with the machines recorded for it.
 func Open(ctx context.Context, st store.Store, nodeID string) (*Node, error) {
-	n := &Node{Driver: fake.New(), st: st, id: nodeID}
+	n := &Node{Driver: fake.New(), st: st, id: nodeID, peers: map[string]*Node{}}
 	after := ""
 	for {
 		objs, err := st.ListObjects(ctx, store.KindSimState, store.ListOptions{Parent: nodeID, After: after, Limit: 1000})
@@ -159,4 +167,55 @@ func (n *Node) Delete(ctx context.Context, name string) error {
 // Resize changes a machine's resources and records it.
 func (n *Node) Resize(ctx context.Context, name string, r vmm.Resources) error {
 	return n.after(ctx, name, n.Driver.Resize(ctx, name, r))
+}
+
+// AddPeer makes uri a live migration target that moves machines, and their
+// records, to the simulated node peer.
+func (n *Node) AddPeer(uri string, peer *Node) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.peers[uri] = peer
+	n.Driver.AddPeer(uri, peer.Driver)
+}
+
+// Migrate moves a running machine to a peer (see AddPeer) and moves its
+// record in one transaction: a crash leaves the machine on exactly one
+// node, as the store says.
+func (n *Node) Migrate(ctx context.Context, name string, target vmm.MigrationTarget, progress func(vmm.MigrationProgress)) error {
+	n.mu.Lock()
+	peer, ok := n.peers[target.URI]
+	n.mu.Unlock()
+	if !ok {
+		return virtplane.Errorf(virtplane.ErrUnavailable, "migration target %q unknown", target.URI)
+	}
+	if err := n.Driver.Migrate(ctx, name, target, progress); err != nil {
+		return err
+	}
+	ctx = context.WithoutCancel(ctx)
+	vm, err := peer.Driver.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	return n.st.Update(ctx, func(tx store.Tx) error {
+		o, err := tx.GetObject(ctx, store.KindSimState, n.key(name))
+		if err != nil {
+			return err
+		}
+		r, err := decode(o)
+		if err != nil {
+			return err
+		}
+		// Boot and CloudInit are not read back by drivers: they travel
+		// from the old record.
+		spec := vm.Spec
+		spec.Boot, spec.CloudInit = r.Spec.Boot, r.Spec.CloudInit
+		data, err := json.Marshal(record{Spec: spec, State: vm.State})
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteObject(ctx, store.KindSimState, o.ID, 0); err != nil {
+			return err
+		}
+		return tx.CreateObject(ctx, &store.Object{Kind: store.KindSimState, ID: peer.key(name), Name: name, Parent: peer.id, Data: data})
+	})
 }

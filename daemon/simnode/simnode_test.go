@@ -8,10 +8,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/internal/dbtest"
 	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/daemon/netport/netporttest"
 	"github.com/virtplane/virtplane/daemon/simnode"
+	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/storage"
 	"github.com/virtplane/virtplane/storage/storagetest"
 	"github.com/virtplane/virtplane/vmm"
@@ -28,10 +30,17 @@ func spec(name string) vmm.Spec {
 // The durable wrappers keep the fakes' behaviour: both pass the suites.
 func TestVMMConformance(t *testing.T) {
 	vmmtest.Run(t, func(t *testing.T) vmmtest.Harness {
-		n, err := simnode.Open(t.Context(), dbtest.SQLite(t), "n1")
+		st := dbtest.SQLite(t)
+		n, err := simnode.Open(t.Context(), st, "n1")
 		require.NoError(t, err)
 		return vmmtest.Harness{Driver: n, Prefix: "vpt-", Spec: func(t *testing.T, name string) vmm.Spec { return spec(name) },
-			GuestAgent: true, Rescue: vmm.RescueSpec{ISO: "/srv/rescue.iso"}}
+			GuestAgent: true, Rescue: vmm.RescueSpec{ISO: "/srv/rescue.iso"},
+			Migration: func(t *testing.T) (vmm.MigrationTarget, vmm.Driver) {
+				peer, err := simnode.Open(t.Context(), st, "n2")
+				require.NoError(t, err)
+				n.AddPeer("sim://n2", peer)
+				return vmm.MigrationTarget{URI: "sim://n2"}, peer
+			}}
 	})
 }
 
@@ -87,6 +96,41 @@ func TestSurvivesReopen(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "base", child.Parent)
 	assert.EqualValues(t, 2<<30, child.Capacity)
+}
+
+// TestMigrationMovesTheRecord: after a live migration the machine is on the
+// target, and only there, when the nodes are opened again from the store.
+func TestMigrationMovesTheRecord(t *testing.T) {
+	ctx := t.Context()
+	st := dbtest.SQLite(t)
+	a, err := simnode.Open(ctx, st, "a")
+	require.NoError(t, err)
+	b, err := simnode.Open(ctx, st, "b")
+	require.NoError(t, err)
+	s := spec("vpt-m")
+	s.CloudInit = &vmm.CloudInit{UserData: "#cloud-config\n", MetaData: "instance-id: m\n"}
+	_, err = a.Create(ctx, s)
+	require.NoError(t, err)
+	require.NoError(t, a.Start(ctx, "vpt-m"))
+	require.ErrorIs(t, a.Migrate(ctx, "vpt-m", vmm.MigrationTarget{URI: "sim://b"}, nil), virtplane.ErrUnavailable, "no such peer")
+	a.AddPeer("sim://b", b)
+	moved := vmm.DiskSource{Kind: "file", Path: "/fake/sim-b/vpt-m-root", Format: "qcow2"}
+	require.NoError(t, a.Migrate(ctx, "vpt-m", vmm.MigrationTarget{URI: "sim://b", Disks: map[string]vmm.DiskSource{"vda": moved}}, nil))
+
+	a2, err := simnode.Open(ctx, st, "a")
+	require.NoError(t, err)
+	b2, err := simnode.Open(ctx, st, "b")
+	require.NoError(t, err)
+	_, err = a2.Get(ctx, "vpt-m")
+	assert.ErrorIs(t, err, virtplane.ErrNotFound)
+	vm, err := b2.Get(ctx, "vpt-m")
+	require.NoError(t, err)
+	assert.Equal(t, vmm.StateRunning, vm.State)
+	assert.Equal(t, moved, vm.Spec.Disks[0].Source)
+	recs, err := st.ListObjects(ctx, store.KindSimState, store.ListOptions{Parent: "b"})
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	assert.Contains(t, string(recs[0].Data), "instance-id: m", "the cloud-init data travelled with the record")
 }
 
 func TestPortsConformance(t *testing.T) {

@@ -128,6 +128,48 @@ func (d *Driver) Resize(ctx context.Context, name string, r vmm.Resources) error
 	return nil
 }
 
+// ResizeDisk records a new size of a running machine's disk. The fake does
+// not know the size a disk starts with, so any first size is a growth.
+func (d *Driver) ResizeDisk(ctx context.Context, name, target string, size int64) error {
+	if err := d.enter(ctx, "ResizeDisk", name, size); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	if size <= 0 {
+		return virtplane.Errorf(virtplane.ErrInvalidArgument, "disk %q of vm %q: size %d must be positive", target, name, size)
+	}
+	m, err := d.get(name)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(m.spec.Disks, func(dk vmm.Disk) bool { return dk.Target == target }) {
+		return virtplane.Errorf(virtplane.ErrNotFound, "disk %q of vm %q", target, name)
+	}
+	if m.state != vmm.StateRunning && m.state != vmm.StatePaused {
+		return conflict(name, m.state, "resize a disk")
+	}
+	size = (size + 511) &^ 511
+	if cur := m.diskSizes[target]; size < cur {
+		return virtplane.Errorf(virtplane.ErrInvalidArgument, "disk %q of vm %q: %d bytes is below the current %d: disks only grow", target, name, size, cur)
+	}
+	if m.diskSizes == nil {
+		m.diskSizes = map[string]int64{}
+	}
+	m.diskSizes[target] = size
+	return nil
+}
+
+// DiskSize returns the size ResizeDisk last gave a disk (0: never resized),
+// for tests.
+func (d *Driver) DiskSize(name, target string) int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if m, ok := d.vms[name]; ok {
+		return m.diskSizes[target]
+	}
+	return 0
+}
+
 // SetLimits replaces the machine's limits.
 func (d *Driver) SetLimits(ctx context.Context, name string, l vmm.Limits) error {
 	if err := d.enter(ctx, "SetLimits", name, l); err != nil {
@@ -266,7 +308,8 @@ func (d *Driver) SetConsolePassword(ctx context.Context, name, password string) 
 	return nil
 }
 
-// Migrate moves a running machine to the peer registered for target.URI.
+// Migrate moves a running machine to the peer registered for target.URI;
+// the disks in target.Disks arrive with their new sources.
 func (d *Driver) Migrate(ctx context.Context, name string, target vmm.MigrationTarget, progress func(vmm.MigrationProgress)) error {
 	if err := d.enter(ctx, "Migrate", name, target); err != nil {
 		return err
@@ -285,6 +328,19 @@ func (d *Driver) Migrate(ctx context.Context, name string, target vmm.MigrationT
 		d.mu.Unlock()
 		return conflict(name, m.state, "migrate")
 	}
+	spec := cloneSpec(m.spec)
+	for t, src := range target.Disks {
+		i := slices.IndexFunc(spec.Disks, func(dk vmm.Disk) bool { return dk.Target == t })
+		if i < 0 {
+			d.mu.Unlock()
+			return virtplane.Errorf(virtplane.ErrInvalidArgument, "migration disks: vm %q has no disk %q", name, t)
+		}
+		if err := src.Validate("migration disks[" + t + "]"); err != nil {
+			d.mu.Unlock()
+			return err
+		}
+		spec.Disks[i].Source = src // copied while the machine runs
+	}
 	d.mu.Unlock()
 	total := uint64(m.spec.MemoryMiB) << 20
 	if progress != nil {
@@ -297,7 +353,7 @@ func (d *Driver) Migrate(ctx context.Context, name string, target vmm.MigrationT
 		peer.mu.Unlock()
 		return virtplane.Errorf(virtplane.ErrAlreadyExists, "vm %q on %s", name, target.URI)
 	}
-	pm := &machine{spec: cloneSpec(m.spec), state: vmm.StateStopped, consolePass: m.consolePass, guestPass: maps.Clone(m.guestPass)}
+	pm := &machine{spec: spec, state: vmm.StateStopped, consolePass: m.consolePass, guestPass: maps.Clone(m.guestPass), diskSizes: maps.Clone(m.diskSizes)}
 	peer.vms[name] = pm
 	peer.setState(name, pm, vmm.StateRunning, "migrated")
 	peer.mu.Unlock()

@@ -53,6 +53,7 @@ type machine struct {
 	cpuUsed     time.Duration
 	consolePass string
 	guestPass   map[string]string
+	diskSizes   map[string]int64 // by target, once ResizeDisk set them
 }
 
 type snapshot struct {
@@ -65,6 +66,7 @@ var (
 	_ vmm.Driver        = (*Driver)(nil)
 	_ vmm.Snapshotter   = (*Driver)(nil)
 	_ vmm.Resizer       = (*Driver)(nil)
+	_ vmm.DiskResizer   = (*Driver)(nil)
 	_ vmm.Limiter       = (*Driver)(nil)
 	_ vmm.Rescuer       = (*Driver)(nil)
 	_ vmm.Consoler      = (*Driver)(nil)

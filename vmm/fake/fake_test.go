@@ -98,3 +98,25 @@ func TestCrashAndEvents(t *testing.T) {
 	assert.Equal(t, []vmm.State{vmm.StateStopped, vmm.StateRunning, vmm.StateCrashed}, got)
 	require.NoError(t, d.Start(ctx, "vpt-c"), "a crashed machine can start again")
 }
+
+// TestMigrateCopiesDisks: disks named in the target arrive with their new
+// sources; the others keep theirs.
+func TestMigrateCopiesDisks(t *testing.T) {
+	ctx := t.Context()
+	d, peer := fake.New(), fake.New()
+	d.AddPeer("fake://peer", peer)
+	s := spec("vpt-m")
+	s.Disks = append(s.Disks, vmm.Disk{Target: "vdb", Source: vmm.DiskSource{Kind: "block", Path: "/dev/vg/data", Format: "raw"}})
+	_, err := d.Create(ctx, s)
+	require.NoError(t, err)
+	require.NoError(t, d.Start(ctx, "vpt-m"))
+	moved := vmm.DiskSource{Kind: "file", Path: "/srv/peer/vpt-m.qcow2", Format: "qcow2"}
+	bad := vmm.MigrationTarget{URI: "fake://peer", Disks: map[string]vmm.DiskSource{"vda": {Kind: "file", Path: "relative.qcow2", Format: "qcow2"}}}
+	require.ErrorIs(t, d.Migrate(ctx, "vpt-m", bad, nil), virtplane.ErrInvalidArgument)
+	require.NoError(t, d.Migrate(ctx, "vpt-m", vmm.MigrationTarget{URI: "fake://peer", Disks: map[string]vmm.DiskSource{"vda": moved}}, nil))
+	vm, err := peer.Get(ctx, "vpt-m")
+	require.NoError(t, err)
+	assert.Equal(t, vmm.StateRunning, vm.State)
+	assert.Equal(t, moved, vm.Spec.Disks[0].Source)
+	assert.Equal(t, "/dev/vg/data", vm.Spec.Disks[1].Source.Path, "a disk not listed keeps its source")
+}

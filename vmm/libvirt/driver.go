@@ -65,6 +65,7 @@ var (
 	_ vmm.Driver        = (*Driver)(nil)
 	_ vmm.Snapshotter   = (*Driver)(nil)
 	_ vmm.Resizer       = (*Driver)(nil)
+	_ vmm.DiskResizer   = (*Driver)(nil)
 	_ vmm.Limiter       = (*Driver)(nil)
 	_ vmm.Rescuer       = (*Driver)(nil)
 	_ vmm.Consoler      = (*Driver)(nil)

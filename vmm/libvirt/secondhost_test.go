@@ -1,10 +1,17 @@
 package libvirt_test
 
 import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/internal/testenv"
 	"github.com/virtplane/virtplane/vmm"
 	"github.com/virtplane/virtplane/vmm/libvirt"
@@ -24,4 +31,85 @@ func migration(stateDir string) func(t *testing.T) (vmm.MigrationTarget, vmm.Dri
 			AllowUnsafe: true, // the disks are local files both "hosts" see
 		}, peer
 	}
+}
+
+// markedDisk writes a qcow2 image whose data holds marker at offset.
+func markedDisk(t *testing.T, path, marker string, offset int64) {
+	t.Helper()
+	raw := path + ".raw"
+	data := make([]byte, 64<<20)
+	copy(data[offset:], marker)
+	require.NoError(t, os.WriteFile(raw, data, 0o644))
+	out, err := exec.Command("qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, path).CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.NoError(t, os.Remove(raw))
+}
+
+// diskHolds reads an image (while QEMU may hold it: -U) and tells whether
+// marker is at offset.
+func diskHolds(t *testing.T, path, marker string, offset int64) bool {
+	t.Helper()
+	raw := filepath.Join(t.TempDir(), "read.raw")
+	out, err := exec.Command("qemu-img", "convert", "-U", "-q", "-O", "raw", path, raw).CombinedOutput()
+	require.NoError(t, err, string(out))
+	f, err := os.Open(raw)
+	require.NoError(t, err)
+	defer f.Close()
+	b := make([]byte, len(marker))
+	_, err = f.ReadAt(b, offset)
+	require.NoError(t, err)
+	return string(b) == marker
+}
+
+// TestMigrateCopiesDisks: a live migration whose target names new disk
+// sources mirrors the disk into them (storage the hosts do not share), and
+// the machine runs on the target from the copy.
+func TestMigrateCopiesDisks(t *testing.T) {
+	env := testenv.RequireLibvirt(t)
+	h := testenv.StartLibvirtHost(t, "vpt-peer-disks", "10.231", 1)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	require.NoError(t, os.Chmod(dir, 0o755))
+	state, here, there := filepath.Join(dir, "state"), filepath.Join(dir, "here"), filepath.Join(dir, "there")
+	for _, d := range []string{state, here, there} {
+		require.NoError(t, os.MkdirAll(d, 0o755))
+	}
+	src, err := libvirt.New(libvirt.Config{Socket: env.Socket, URI: env.URI, StateDir: state})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = src.Close() })
+	dst, err := libvirt.New(libvirt.Config{Socket: h.Socket, StateDir: state})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = dst.Close() })
+
+	const marker, offset = "VIRTPLANE-MIGRATED-DATA", 40 << 20
+	name := "vpt-mig-" + randHex(4)
+	disk := filepath.Join(here, name+".qcow2")
+	markedDisk(t, disk, marker, offset)
+	copyTo := filepath.Join(there, name+".qcow2")
+	qcow2(t, copyTo) // empty, as large as the source
+	require.False(t, diskHolds(t, copyTo, marker, offset))
+	for _, d := range []vmm.Driver{src, dst} {
+		t.Cleanup(func() {
+			_ = d.Stop(context.Background(), name)
+			_ = d.Delete(context.Background(), name)
+		})
+	}
+	_, err = src.Create(ctx, vmm.Spec{Name: name, VCPUs: 1, MemoryMiB: 128,
+		Disks:     []vmm.Disk{{Target: "vda", Source: vmm.DiskSource{Kind: "file", Path: disk, Format: "qcow2"}}},
+		CloudInit: &vmm.CloudInit{MetaData: "instance-id: " + name + "\n", UserData: "#cloud-config\n"}})
+	require.NoError(t, err)
+	require.NoError(t, src.Start(ctx, name))
+
+	target := vmm.MigrationTarget{URI: "qemu+unix:///system?socket=" + h.Socket, Address: h.Addr,
+		Disks: map[string]vmm.DiskSource{"vda": {Kind: "file", Path: copyTo, Format: "qcow2"}}}
+	require.NoError(t, src.Migrate(ctx, name, target, nil))
+	vm, err := dst.Get(ctx, name)
+	require.NoError(t, err)
+	assert.Equal(t, vmm.StateRunning, vm.State)
+	require.NotEmpty(t, vm.Spec.Disks)
+	assert.Equal(t, copyTo, vm.Spec.Disks[0].Source.Path, "runs on the copy")
+	_, err = src.Get(ctx, name)
+	assert.ErrorIs(t, err, virtplane.ErrNotFound, "gone from the source")
+	assert.True(t, diskHolds(t, copyTo, marker, offset), "the data was mirrored into the copy")
 }

@@ -57,6 +57,10 @@ type Harness struct {
 	// Migration, when set and the driver claims Migrator, prepares a
 	// migration target and returns it with a driver connected to it.
 	Migration func(t *testing.T) (vmm.MigrationTarget, vmm.Driver)
+	// DiskSize is the virtual size in bytes of the first disk of Spec; the
+	// suite grows that disk when the driver claims DiskResizer (0: the
+	// driver does not check sizes against the image, like the fake).
+	DiskSize int64
 	// BootTimeout bounds each wait for a guest; default 2 minutes.
 	BootTimeout time.Duration
 }
@@ -257,6 +261,7 @@ func testLifecycle(t *testing.T, h Harness) {
 		{"SuspendResume", l.suspendResume},
 		{"Usage", l.usage},
 		{"Limits", l.limits},
+		{"ResizeDisk", l.resizeDisk},
 		{"Console", l.console},
 		{"GuestAgent", l.guestAgent},
 		{"Snapshots", l.snapshots},
@@ -588,6 +593,17 @@ func (l *lifecycle) migrate(t *testing.T) {
 	ctx := t.Context()
 	target, peer := l.h.Migration(l.top)
 	cleanup(l.top, peer, l.name)
+
+	// A disk the machine does not have: refused (or disk copies are not
+	// implemented at all), and nothing moved.
+	bogus := target
+	bogus.Disks = map[string]vmm.DiskSource{"vdz": {Kind: "file", Path: "/nonexistent/vdz.qcow2", Format: "qcow2"}}
+	err := m.Migrate(ctx, l.name, bogus, nil)
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, virtplane.ErrInvalidArgument) || errors.Is(err, virtplane.ErrNotImplemented), "copy of an unknown disk: %v", err)
+	assert.Equal(t, vmm.StateRunning, l.state(t), "still running on the source")
+	_, err = peer.Get(ctx, l.name)
+	requireClass(t, err, virtplane.ErrNotFound, "nothing on the target")
 	var reports []vmm.MigrationProgress
 	require.NoError(t, m.Migrate(ctx, l.name, target, func(p vmm.MigrationProgress) { reports = append(reports, p) }))
 	vm, err := peer.Get(ctx, l.name)
@@ -606,10 +622,34 @@ func (l *lifecycle) migrate(t *testing.T) {
 	l.d = peer
 }
 
+// resizeDisk grows the first disk of the running machine.
+func (l *lifecycle) resizeDisk(t *testing.T) {
+	r, ok := l.d.(vmm.DiskResizer)
+	if !ok {
+		t.Skip("driver does not implement vmm.DiskResizer")
+	}
+	if len(l.spec.Disks) == 0 {
+		t.Skip("the harness spec has no disk")
+	}
+	ctx := t.Context()
+	target := l.spec.Disks[0].Target
+	grown := l.h.DiskSize + 64<<20
+	requireClass(t, r.ResizeDisk(ctx, l.name, target, 0), virtplane.ErrInvalidArgument, "size 0")
+	requireClass(t, r.ResizeDisk(ctx, l.name, "vdz", grown), virtplane.ErrNotFound, "unknown disk")
+	requireClass(t, r.ResizeDisk(ctx, "vpt-nope", target, grown), virtplane.ErrNotFound, "unknown machine")
+	require.NoError(t, r.ResizeDisk(ctx, l.name, target, grown))
+	require.NoError(t, r.ResizeDisk(ctx, l.name, target, grown), "the current size again")
+	requireClass(t, r.ResizeDisk(ctx, l.name, target, grown-32<<20), virtplane.ErrInvalidArgument, "disks only grow")
+	assert.Equal(t, vmm.StateRunning, l.state(t), "the machine keeps running")
+}
+
 func (l *lifecycle) stopDelete(t *testing.T) {
 	ctx := t.Context()
 	require.NoError(t, l.d.Stop(ctx, l.name))
 	assert.Equal(t, vmm.StateStopped, l.state(t))
+	if r, ok := l.d.(vmm.DiskResizer); ok && len(l.spec.Disks) > 0 {
+		requireClass(t, r.ResizeDisk(ctx, l.name, l.spec.Disks[0].Target, l.h.DiskSize+128<<20), virtplane.ErrConflict, "resize a disk of a stopped machine")
+	}
 	requireClass(t, l.d.Stop(ctx, l.name), virtplane.ErrConflict, "stop a stopped machine")
 	requireClass(t, l.d.Suspend(ctx, l.name), virtplane.ErrConflict, "suspend a stopped machine")
 	require.NoError(t, l.d.Delete(ctx, l.name))

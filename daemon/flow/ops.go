@@ -1,0 +1,85 @@
+package flow
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/netport"
+	"github.com/virtplane/virtplane/daemon/tasks"
+	"github.com/virtplane/virtplane/storage"
+	"github.com/virtplane/virtplane/vmm"
+)
+
+// Option sets an optional part of the flows: what image imports and
+// migrations need beyond the drivers and pools of Config.
+type Option func(*options)
+
+type options struct {
+	exec    func(ctx context.Context, node model.Node) (storage.Executor, error)
+	cache   *storage.ImageCache
+	http    *http.Client
+	migrate func(ctx context.Context, from, to model.Node) (vmm.MigrationTarget, error)
+}
+
+// WithMigrationTarget sets how the hypervisor of node from reaches the one
+// of node to for a live migration (a libvirt URI and address, a simulated
+// peer). Without it running VMs do not migrate; stopped ones still move.
+func WithMigrationTarget(target func(ctx context.Context, from, to model.Node) (vmm.MigrationTarget, error)) Option {
+	return func(o *options) { o.migrate = target }
+}
+
+// WithExecutor sets what runs a node's storage commands (qemu-img): image
+// imports and disk copies between nodes. Without it both are
+// ErrNotImplemented.
+func WithExecutor(exec func(ctx context.Context, node model.Node) (storage.Executor, error)) Option {
+	return func(o *options) { o.exec = exec }
+}
+
+// WithImageCache sets where images given by URL are fetched to before they
+// are imported; without it URL sources are refused.
+func WithImageCache(c *storage.ImageCache) Option { return func(o *options) { o.cache = c } }
+
+// WithHTTPClient sets the client that fetches images given by URL (default:
+// a client without an overall timeout; the task's context bounds it).
+func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.http = c } }
+
+// registerOps installs the handlers and undo actions of disk resize, image
+// import and migration (resize.go, image.go, migrate.go).
+func (f *Flow) registerOps(e *tasks.Engine) {
+	e.OnUndo(undoResources, f.undoResources)
+	img := func(run func(context.Context, *tasks.Run) error) tasks.Handler {
+		return tasks.Handler{Run: run, Finish: f.finishImage}
+	}
+	e.Handle(KindImageImport, img(f.importImage))
+	e.Handle(KindImageDelete, img(f.deleteImage))
+	e.OnUndo(undoRemoveBase, f.undoRemoveBase)
+	e.OnUndo(undoUncache, f.undoUncache)
+	e.OnUndo(undoRedefine, f.undoRedefine)
+	e.OnUndo(undoMigrateBack, f.undoMigrateBack)
+	e.OnUndo(undoPortSetup, f.undoPortSetup)
+}
+
+// NodeDriver returns the hypervisor driver of a node, as the tasks use it
+// (for checks and tools that look at a node directly).
+func (f *Flow) NodeDriver(ctx context.Context, nodeID string) (vmm.Driver, error) {
+	return f.nodeDriver(ctx, nodeID)
+}
+
+// NodePool returns the storage pool of a node, as the tasks use it.
+func (f *Flow) NodePool(ctx context.Context, nodeID string) (storage.Pool, error) {
+	return f.nodePool(ctx, nodeID)
+}
+
+// NodePorts returns the network ports of a node, as the tasks use them.
+func (f *Flow) NodePorts(ctx context.Context, nodeID string) (netport.Ports, error) {
+	return f.nodePorts(ctx, nodeID)
+}
+
+func (f *Flow) nodeExec(ctx context.Context, n model.Node) (storage.Executor, error) {
+	if f.ops.exec == nil {
+		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: no storage command executor is configured", n.Name)
+	}
+	return f.ops.exec(ctx, n)
+}
