@@ -831,14 +831,6 @@ func (t *tx) Lock(ctx context.Context, id string, resources []string) (bool, err
 	return true, nil
 }
 
-func distinct(s []string) int {
-	seen := make(map[string]bool, len(s))
-	for _, v := range s {
-		seen[v] = true
-	}
-	return len(seen)
-}
-
 func (t *tx) Unlock(ctx context.Context, id string) error {
 	_, err := t.exec(ctx, "DELETE FROM locks WHERE task_id = ?", id)
 	return err
