@@ -48,8 +48,11 @@ func (i *ipamStore) CreatePool(ctx context.Context, p ipam.Pool) error {
 	if err != nil {
 		return err
 	}
-	_, err = i.s.write.ExecContext(ctx, i.r().rebind("INSERT INTO ipam_pools (id, uid, clusters, blocks, version) VALUES (?, ?, ?, ?, 0)"), p.ID, p.UID, clusters, blocks)
-	if err := i.r().wrap(err); err != nil {
+	err = i.s.rawTx(ctx, func(r reader) error {
+		_, err := r.exec(ctx, "INSERT INTO ipam_pools (id, uid, clusters, blocks, version) VALUES (?, ?, ?, ?, 0)", p.ID, p.UID, clusters, blocks)
+		return err
+	})
+	if err != nil {
 		if errors.Is(err, virtplane.ErrAlreadyExists) {
 			return virtplane.Errorf(virtplane.ErrAlreadyExists, "pool %q", p.ID)
 		}
@@ -147,7 +150,7 @@ func (s *Store) rawTxOnce(ctx context.Context, f func(r reader) error) error {
 	if err != nil {
 		return virtplane.Errorf(virtplane.ErrUnavailable, "begin transaction: %v", err)
 	}
-	if err := f(s.txReader(tx)); err != nil {
+	if err := f(reader{q: tx, d: &s.d}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
