@@ -12,6 +12,13 @@
 // are therefore idempotent (releasing an address that was never allocated
 // succeeds). Queued tasks that never started simply run after a restart.
 //
+// Durable writes are what a task costs, so the engine makes few: Journal
+// records the undos of several steps in one write ahead of them; a step
+// that changes only this process's memory (a scheduler reservation) takes a
+// VolatileUndo, never stored; the log lines of steps without a stored undo,
+// the progress and the message wait for the next write (Engine.Live shows
+// them meanwhile); the queue is claimed many tasks per transaction.
+//
 //	eng, _ := tasks.New(tasks.Config{Store: st, Instance: "d1"})
 //	eng.Handle("vm.create", tasks.Handler{Run: func(ctx context.Context, r *tasks.Run) error {
 //		return r.Step(ctx, "allocate address", tasks.UndoAction("ipam.release", args), func(ctx context.Context) error {

@@ -34,6 +34,9 @@ type Dialect struct {
 	// without a statement cache of their own; pgx has one): on the read
 	// pool, and on the group committer's connection.
 	CacheStatements bool
+	// WriterSetup are statements run on the group committer's connection
+	// when it opens (pragmas for the connection that writes).
+	WriterSetup []string
 }
 
 // Store is store.Store over database/sql.
@@ -117,6 +120,19 @@ func (s *Store) groupCommitter() {
 				continue
 			}
 			w = &connQuerier{conn: conn, stmts: map[string]*sql.Stmt{}, cache: s.d.CacheStatements}
+			for _, q := range s.d.WriterSetup {
+				if _, err := conn.ExecContext(ctx, q); err != nil {
+					for _, u := range batch {
+						u.done <- virtplane.Errorf(virtplane.ErrUnavailable, "writer setup %q: %v", q, err)
+					}
+					w.close()
+					w = nil
+					break
+				}
+			}
+			if w == nil {
+				continue
+			}
 		}
 		if broken := s.runBatch(ctx, w, batch); broken {
 			w.close() // the next batch takes a fresh connection
