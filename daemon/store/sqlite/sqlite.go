@@ -63,11 +63,10 @@ func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
 	n := max(4, runtime.GOMAXPROCS(0)*2)
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
-	return sqlstore.New(read, write, sqlstore.Dialect{Name: "sqlite", IsUnique: isUnique, IsBusy: isBusy, GroupCommit: true, CacheStatements: true,
-		// The writer walks every index an insert touches: a page cache of
-		// 24 MiB instead of 2 MiB spares it reading them back (pread) as
-		// the database grows past a few thousand VMs.
-		WriterSetup: []string{"PRAGMA cache_size = -24576"}}), nil
+	// A bigger page cache for the writer (Dialect.WriterSetup, PRAGMA
+	// cache_size) was measured: 8% less CPU per VM at 30,000 VMs, none at
+	// 100,000, and 100 MiB more resident memory. Left at the default.
+	return sqlstore.New(read, write, sqlstore.Dialect{Name: "sqlite", IsUnique: isUnique, IsBusy: isBusy, GroupCommit: true, CacheStatements: true}), nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
