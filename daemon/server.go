@@ -51,6 +51,10 @@ type Config struct {
 	// volumes and ports; default Store. A store of their own keeps their
 	// writes off the daemon's, as real nodes keep their state on their own disks.
 	SimStore store.Store
+	// SimInMemory makes simulated nodes keep nothing durable (SimStore is
+	// not used): they forget their machines when the daemon stops. For
+	// measuring the daemon alone, without the nodes' own bookkeeping.
+	SimInMemory bool
 }
 
 // Server is one daemon: store, task engine, API, events and metrics.
@@ -225,7 +229,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.SimStore == nil {
+	switch {
+	case cfg.SimInMemory:
+		cfg.SimStore = nil // simnode: in memory only
+	case cfg.SimStore == nil:
 		cfg.SimStore = cfg.Store
 	}
 	s := &Server{cfg: cfg, Auth: auth.New(cfg.Store), Events: events.NewBus(), Metrics: metrics.New(cfg.Store)}

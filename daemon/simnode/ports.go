@@ -28,9 +28,13 @@ type portRecord struct {
 	Spec netport.Spec `json:"spec"`
 }
 
-// OpenPorts returns the ports of simulated node nodeID as recorded.
+// OpenPorts returns the ports of simulated node nodeID as recorded in st
+// (nil: ports in memory only).
 func OpenPorts(ctx context.Context, st store.Store, nodeID string) (*Ports, error) {
 	p := &Ports{Fake: netport.NewFake(), st: st, parent: PortsParent(nodeID)}
+	if st == nil {
+		return p, nil
+	}
 	after := ""
 	for {
 		objs, err := st.ListObjects(ctx, store.KindSimState, store.ListOptions{Parent: p.parent, After: after, Limit: 1000})
@@ -59,7 +63,7 @@ func (p *Ports) key(name string) string { return p.parent + "/" + name }
 func (p *Ports) save(ctx context.Context, name string) error {
 	ctx = context.WithoutCancel(ctx)
 	s, exists := p.Fake.Port(name)
-	return p.st.Update(ctx, func(tx store.Tx) error {
+	return update(ctx, p.st, func(tx store.Tx) error {
 		o, gerr := tx.GetObject(ctx, store.KindSimState, p.key(name))
 		if !exists {
 			if gerr != nil {

@@ -50,9 +50,22 @@ type record struct {
 	State vmm.State `json:"state"`
 }
 
-// Open returns the simulated node nodeID with the machines recorded for it.
+// update records a change of a simulated node in st. With no store the
+// node keeps its state in memory only, and forgets it when the daemon stops.
+func update(ctx context.Context, st store.Store, f func(tx store.Tx) error) error {
+	if st == nil {
+		return nil
+	}
+	return st.Update(ctx, f)
+}
+
+// Open returns the simulated node nodeID with the machines recorded for it
+// in st (nil: a node in memory only).
 func Open(ctx context.Context, st store.Store, nodeID string) (*Node, error) {
 	n := &Node{Driver: fake.New(), st: st, id: nodeID, peers: map[string]*Node{}}
+	if st == nil {
+		return n, nil
+	}
 	after := ""
 	for {
 		objs, err := st.ListObjects(ctx, store.KindSimState, store.ListOptions{Parent: nodeID, After: after, Limit: 1000})
@@ -90,7 +103,7 @@ func (n *Node) save(ctx context.Context, name string) error {
 	if err != nil && !gone {
 		return err
 	}
-	return n.st.Update(ctx, func(tx store.Tx) error {
+	return update(ctx, n.st, func(tx store.Tx) error {
 		o, gerr := tx.GetObject(ctx, store.KindSimState, n.key(name))
 		if gone {
 			if gerr != nil {
@@ -135,7 +148,7 @@ func (n *Node) Create(ctx context.Context, spec vmm.Spec) (vmm.VM, error) {
 		return vm, err
 	}
 	ctx = context.WithoutCancel(ctx)
-	return vm, n.st.Update(ctx, func(tx store.Tx) error {
+	return vm, update(ctx, n.st, func(tx store.Tx) error {
 		data, err := json.Marshal(record{Spec: spec, State: vmm.StateStopped})
 		if err != nil {
 			return err
@@ -196,7 +209,7 @@ func (n *Node) Migrate(ctx context.Context, name string, target vmm.MigrationTar
 	if err != nil {
 		return err
 	}
-	return n.st.Update(ctx, func(tx store.Tx) error {
+	return update(ctx, n.st, func(tx store.Tx) error {
 		o, err := tx.GetObject(ctx, store.KindSimState, n.key(name))
 		if err != nil {
 			return err

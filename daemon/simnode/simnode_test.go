@@ -178,3 +178,31 @@ func TestPortsSurviveReopen(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, none, "nodes do not share ports")
 }
+
+// Without a store a simulated node works the same and keeps nothing.
+func TestInMemoryNodeKeepsNothing(t *testing.T) {
+	ctx := t.Context()
+	n, err := simnode.Open(ctx, nil, "n1")
+	require.NoError(t, err)
+	_, err = n.Create(ctx, spec("vpt-mem"))
+	require.NoError(t, err)
+	require.NoError(t, n.Start(ctx, "vpt-mem"))
+	vm, err := n.Get(ctx, "vpt-mem")
+	require.NoError(t, err)
+	assert.Equal(t, vmm.StateRunning, vm.State)
+	again, err := simnode.Open(ctx, nil, "n1")
+	require.NoError(t, err)
+	_, err = again.Get(ctx, "vpt-mem")
+	assert.ErrorIs(t, err, virtplane.ErrNotFound, "a new life starts empty")
+
+	pool, err := simnode.OpenStorage(ctx, nil, "n1")
+	require.NoError(t, err)
+	_, err = pool.Create(ctx, storage.VolumeSpec{Name: "vpt-mem-root", Size: 1 << 30, Format: storage.FormatQcow2})
+	require.NoError(t, err)
+	ports, err := simnode.OpenPorts(ctx, nil, "n1")
+	require.NoError(t, err)
+	require.NoError(t, ports.Setup(ctx, netport.ForVM("vm1", "vptbr0", []netip.Addr{netip.MustParseAddr("192.0.2.5")})))
+	got, err := ports.List(ctx)
+	require.NoError(t, err)
+	assert.Len(t, got, 1)
+}

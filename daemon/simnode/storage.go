@@ -31,9 +31,12 @@ type volumeRecord struct {
 }
 
 // OpenStorage returns the storage pool of simulated node nodeID with the
-// volumes recorded for it.
+// volumes recorded for it in st (nil: a pool in memory only).
 func OpenStorage(ctx context.Context, st store.Store, nodeID string) (*Storage, error) {
 	s := &Storage{Pool: storagefake.New("sim-"+nodeID, nil), st: st, parent: "storage/" + nodeID}
+	if st == nil {
+		return s, nil
+	}
 	var recs []storage.Volume
 	after := ""
 	for {
@@ -86,7 +89,7 @@ func (s *Storage) save(ctx context.Context, name string) error {
 	if err != nil && !gone {
 		return err
 	}
-	return s.st.Update(ctx, func(tx store.Tx) error {
+	return update(ctx, s.st, func(tx store.Tx) error {
 		o, gerr := tx.GetObject(ctx, store.KindSimState, s.key(name))
 		if gone {
 			if gerr != nil {
