@@ -139,9 +139,15 @@ func (f *Flow) Register(e *tasks.Engine) {
 	// action; what it undid died with the daemon that wrote them.
 	e.OnUndo(undoReleaseV1, func(context.Context, json.RawMessage) error { return nil })
 	e.OnUndo(undoAddresses, f.undoAddresses)
-	e.OnUndo(undoDomain, f.undoDomain)
-	e.OnUndo(undoVolume, f.undoVolume)
-	e.OnUndo(undoPort, f.undoPort)
+	e.OnUndo(undoDomain, onNode(f.nodeDriver, func(ctx context.Context, drv vmm.Driver, a vmArgs) error {
+		return removeDomain(ctx, drv, DomainName(a.VMID))
+	}))
+	e.OnUndo(undoVolume, onNode(f.nodePool, func(ctx context.Context, pool storage.Pool, a vmArgs) error {
+		return deleteVolume(ctx, pool, VolumeName(a.VMID))
+	}))
+	e.OnUndo(undoPort, onNode(f.nodePorts, func(ctx context.Context, ports netport.Ports, a vmArgs) error {
+		return ports.Teardown(ctx, PortName(a.VMID))
+	}))
 	f.registerOps(e)
 }
 
@@ -231,19 +237,24 @@ func (f *Flow) ensureImage(ctx context.Context, pool storage.Pool, imageID strin
 	return err
 }
 
-func (f *Flow) undoVolume(ctx context.Context, raw json.RawMessage) error {
-	var a vmArgs
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return err
+// onNode makes the undo action of a step that acted on a VM's node through
+// one of the node's backends (hypervisor, storage, ports): a node that is
+// gone took what the step made with it.
+func onNode[B any](open func(context.Context, string) (B, error), act func(context.Context, B, vmArgs) error) tasks.UndoFunc {
+	return func(ctx context.Context, raw json.RawMessage) error {
+		var a vmArgs
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return err
+		}
+		b, err := open(ctx, a.NodeID)
+		if errors.Is(err, virtplane.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return act(ctx, b, a)
 	}
-	pool, err := f.nodePool(ctx, a.NodeID)
-	if errors.Is(err, virtplane.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return deleteVolume(ctx, pool, VolumeName(a.VMID))
 }
 
 func deleteVolume(ctx context.Context, pool storage.Pool, name string) error {
@@ -573,21 +584,6 @@ func (f *Flow) releaseAddresses(ctx context.Context, vmID string) error {
 		}
 	}
 	return nil
-}
-
-func (f *Flow) undoDomain(ctx context.Context, raw json.RawMessage) error {
-	var a vmArgs
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return err
-	}
-	drv, err := f.nodeDriver(ctx, a.NodeID)
-	if errors.Is(err, virtplane.ErrNotFound) {
-		return nil // the node is gone, and its domains with it
-	}
-	if err != nil {
-		return err
-	}
-	return removeDomain(ctx, drv, DomainName(a.VMID))
 }
 
 // removeDomain powers off and deletes a domain; a missing one is fine.

@@ -512,15 +512,8 @@ func (f *Flow) undoMigrateBack(ctx context.Context, raw json.RawMessage) error {
 		return err
 	}
 	// The domain has a new tap on the source: its port completes again.
-	vm, err := f.loadVM(ctx, a.VMID)
-	if err != nil {
-		return err
-	}
-	ports, port, ok, err := f.recordedPort(ctx, vm)
-	if errors.Is(err, virtplane.ErrNotImplemented) || (err == nil && !ok) {
-		return nil
-	}
-	if err != nil {
+	ports, port, ok, err := f.portOf(ctx, a.VMID)
+	if err != nil || !ok {
 		return err
 	}
 	return ports.Setup(ctx, port)

@@ -2,7 +2,6 @@ package flow
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/netip"
 
@@ -67,19 +66,12 @@ func (f *Flow) withPort(run func(context.Context, *tasks.Run) error) func(contex
 		if err := r.Input(&in); err != nil {
 			return err
 		}
-		vm, err := f.loadVM(ctx, in.VMID)
-		if err != nil || vm.NodeID == "" {
-			return run(ctx, r) // it reports why
-		}
-		ports, port, ok, err := f.recordedPort(ctx, vm)
-		if errors.Is(err, virtplane.ErrNotImplemented) {
-			return run(ctx, r) // a node without ports: nothing to complete
+		ports, port, ok, err := f.portOf(ctx, in.VMID)
+		if errors.Is(err, virtplane.ErrNotFound) || (err == nil && !ok) {
+			return run(ctx, r) // no VM (it reports why), or no port to complete
 		}
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return run(ctx, r) // a VM from before ports: its NIC has none
 		}
 		if err := r.Step(ctx, "prepare network port", tasks.NoUndo, func(ctx context.Context) error {
 			return ports.Setup(ctx, port)
@@ -106,15 +98,8 @@ func (f *Flow) withPortLimits(run func(context.Context, *tasks.Run) error) func(
 		if err := r.Input(&in); err != nil {
 			return err
 		}
-		vm, err := f.loadVM(ctx, in.VMID)
-		if err != nil {
-			return err
-		}
-		ports, port, ok, err := f.recordedPort(ctx, vm)
-		if errors.Is(err, virtplane.ErrNotImplemented) || (err == nil && !ok) {
-			return nil
-		}
-		if err != nil {
+		ports, port, ok, err := f.portOf(ctx, in.VMID)
+		if err != nil || !ok {
 			return err
 		}
 		var l model.Limits
@@ -126,6 +111,21 @@ func (f *Flow) withPortLimits(run func(context.Context, *tasks.Run) error) func(
 			return ports.Setup(ctx, port)
 		})
 	}
+}
+
+// portOf returns the port the node of VM vmID holds for it; ok is false for
+// a VM without one (not placed, on a node without ports, or from before
+// ports).
+func (f *Flow) portOf(ctx context.Context, vmID string) (netport.Ports, netport.Spec, bool, error) {
+	vm, err := f.loadVM(ctx, vmID)
+	if err != nil || vm.NodeID == "" {
+		return nil, netport.Spec{}, false, err
+	}
+	ports, port, ok, err := f.recordedPort(ctx, vm)
+	if errors.Is(err, virtplane.ErrNotImplemented) {
+		return nil, netport.Spec{}, false, nil
+	}
+	return ports, port, ok, err
 }
 
 // recordedPort returns the port a VM's node holds for it, as it was set up.
@@ -145,19 +145,4 @@ func (f *Flow) recordedPort(ctx context.Context, vm model.VM) (netport.Ports, ne
 		}
 	}
 	return ports, netport.Spec{}, false, nil
-}
-
-func (f *Flow) undoPort(ctx context.Context, raw json.RawMessage) error {
-	var a vmArgs
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return err
-	}
-	ports, err := f.nodePorts(ctx, a.NodeID)
-	if errors.Is(err, virtplane.ErrNotFound) {
-		return nil // the node is gone, and its ports with it
-	}
-	if err != nil {
-		return err
-	}
-	return ports.Teardown(ctx, PortName(a.VMID))
 }
