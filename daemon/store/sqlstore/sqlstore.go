@@ -158,17 +158,37 @@ func (s *Store) runBatch(ctx context.Context, w *connQuerier, batch []*update) (
 		return fail("begin transaction", err)
 	}
 	r := reader{q: w, d: &s.d}
+	// Savepoints only where they are needed: an Update before which nothing
+	// succeeded in this transaction fails with a plain ROLLBACK (and a new
+	// BEGIN for the rest); the others get a savepoint, released after. Each
+	// statement here is a round trip through the driver: a savepoint around
+	// every Update cost a seventh of the daemon's CPU. (Leaving them
+	// unreleased until COMMIT was measured slower: every open savepoint
+	// journals the pages written after it.)
+	clean := true // nothing succeeded in the transaction yet
 	for i, u := range batch {
 		if err := u.ctx.Err(); err != nil {
 			errs[i] = r.wrap(err)
 			continue
 		}
 		t := &tx{reader: r} // per Update: what it read dies with its savepoint
+		if clean {
+			if errs[i] = runGuarded(u.f, t); errs[i] == nil {
+				clean = false
+				continue
+			}
+			if _, err := w.ExecContext(ctx, "ROLLBACK"); err != nil {
+				return fail("rollback", err)
+			}
+			if _, err := w.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+				return fail("begin transaction", err)
+			}
+			continue
+		}
 		if _, err := w.ExecContext(ctx, "SAVEPOINT u"); err != nil {
 			return fail("savepoint", err)
 		}
-		errs[i] = runGuarded(u.f, t)
-		if errs[i] != nil {
+		if errs[i] = runGuarded(u.f, t); errs[i] != nil {
 			if _, err := w.ExecContext(ctx, "ROLLBACK TO u"); err != nil {
 				return fail("rollback to savepoint", err)
 			}
