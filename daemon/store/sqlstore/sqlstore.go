@@ -37,6 +37,9 @@ type Dialect struct {
 	// WriterSetup are statements run on the group committer's connection
 	// when it opens (pragmas for the connection that writes).
 	WriterSetup []string
+	// Maintain, when set, runs in the background from New until Close
+	// (SQLite: the WAL checkpointer, kept off the writer's path).
+	Maintain func(ctx context.Context)
 }
 
 // Store is store.Store over database/sql.
@@ -49,6 +52,10 @@ type Store struct {
 	updates   chan *update  // group commit queue (GroupCommit)
 	stopped   chan struct{} // closed when the group committer ended
 	closeOnce sync.Once
+	// The background maintenance (Dialect.Maintain).
+	stopMaintain  context.CancelFunc
+	closeMaintain sync.Once
+	maintained    chan struct{}
 }
 
 type update struct {
@@ -68,6 +75,11 @@ func New(read, write *sql.DB, d Dialect) *Store {
 	if d.CacheStatements {
 		s.readStmts = newStmtCache(read)
 		s.reader.q = cachedQuerier{c: s.readStmts, base: read}
+	}
+	if d.Maintain != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.stopMaintain, s.maintained = cancel, make(chan struct{})
+		go func() { defer close(s.maintained); d.Maintain(ctx) }()
 	}
 	if d.GroupCommit {
 		s.updates = make(chan *update)
@@ -274,6 +286,10 @@ func (s *Store) Close() error {
 	if s.updates != nil {
 		s.closeOnce.Do(func() { close(s.updates) })
 		<-s.stopped
+	}
+	if s.stopMaintain != nil {
+		s.closeMaintain.Do(func() { s.stopMaintain() })
+		<-s.maintained
 	}
 	if s.readStmts != nil {
 		s.readStmts.close()
