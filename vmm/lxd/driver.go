@@ -2,6 +2,7 @@ package lxd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -305,7 +306,13 @@ func (d *Driver) Shutdown(ctx context.Context, name string, timeout time.Duratio
 
 // Stop kills the container.
 func (d *Driver) Stop(ctx context.Context, name string) error {
-	return d.changeState(ctx, name, "stop", []vmm.State{vmm.StateRunning, vmm.StatePaused}, map[string]any{"force": true})
+	err := d.changeState(ctx, name, "stop", []vmm.State{vmm.StateRunning, vmm.StatePaused}, map[string]any{"force": true})
+	if errors.Is(err, virtplane.ErrConflict) && strings.Contains(err.Error(), "already stopped") {
+		// Its init exited between our look and LXD's: stopped, as asked.
+		// (A machine seen stopped is still refused with ErrConflict above.)
+		return nil
+	}
+	return err
 }
 
 // Reboot restarts the container forcibly.
