@@ -101,7 +101,11 @@ func (s *Shaper) Current(ctx context.Context, port string) (State, error) {
 	if err != nil {
 		return st, virtplane.Errorf(virtplane.ErrUnavailable, "shaping %s: list qdiscs: %v", port, err)
 	}
+	redirected := false // the port's ingress goes to the IFB
 	for _, q := range qs {
+		if _, ok := q.(*netlink.Ingress); ok && q.Attrs().Parent == netlink.HANDLE_INGRESS {
+			redirected = true
+		}
 		if _, ok := q.(*netlink.Htb); ok && q.Attrs().Handle == rootHandle && q.Attrs().Parent == netlink.HANDLE_ROOT {
 			cs, err := s.nl.ClassList(link, rootHandle)
 			if err != nil {
@@ -115,7 +119,9 @@ func (s *Shaper) Current(ctx context.Context, port string) (State, error) {
 		}
 	}
 	ifb, err := s.nl.LinkByName(IFBName(port))
-	if err != nil {
+	if err != nil || !redirected {
+		// Without the redirect (a new tap of the same name, made when the
+		// machine started again) the IFB's rate shapes nothing.
 		return st, nil
 	}
 	qs, err = s.nl.QdiscList(ifb)
@@ -258,8 +264,20 @@ func (s *Shaper) applyOut(link netlink.Link, kbit uint64) error {
 	return nil
 }
 
-// Remove deletes every limit of the port; removing none is fine.
+// Remove deletes every limit of the port; removing none is fine, and so is
+// removing those of a port that is gone (its IFB goes too).
 func (s *Shaper) Remove(ctx context.Context, port string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if _, err := s.nl.LinkByName(port); err != nil {
+		if ifb, err := s.nl.LinkByName(IFBName(port)); err == nil {
+			if err := s.nl.LinkDel(ifb); err != nil {
+				return virtplane.Errorf(virtplane.ErrUnavailable, "shaping %s: delete %s: %v", port, IFBName(port), err)
+			}
+		}
+		return nil
+	}
 	_, err := s.Apply(ctx, Limit{Port: port})
 	return err
 }

@@ -143,3 +143,35 @@ func TestConformanceTC(t *testing.T) {
 		return s, "vm1p"
 	})
 }
+
+// A port made again under the same name (the hypervisor's new tap after a
+// restart) has lost its redirect: the outbound limit reads as none and
+// Apply puts it back. A port that is gone is removed without error, IFB
+// and all.
+func TestNewTapAndGonePort(t *testing.T) {
+	ns := testenv.NewNetns(t)
+	ns.Run(t, "ip", "link", "add", "vm1p", "type", "veth", "peer", "name", "vm1px")
+	s, err := shaping.New(nettest.Handle(t, ns.Name))
+	require.NoError(t, err)
+	ctx := t.Context()
+	_, err = s.Apply(ctx, shaping.Limit{Port: "vm1p", InKbit: 10_000, OutKbit: 10_000})
+	require.NoError(t, err)
+
+	ns.Run(t, "ip", "link", "del", "vm1p")
+	ns.Run(t, "ip", "link", "add", "vm1p", "type", "veth", "peer", "name", "vm1px")
+	cur, err := s.Current(ctx, "vm1p")
+	require.NoError(t, err)
+	assert.Equal(t, shaping.State{}, cur, "the IFB left from the old port shapes nothing now")
+	changed, err := s.Apply(ctx, shaping.Limit{Port: "vm1p", InKbit: 10_000, OutKbit: 10_000})
+	require.NoError(t, err)
+	assert.True(t, changed)
+	cur, err = s.Current(ctx, "vm1p")
+	require.NoError(t, err)
+	assert.Equal(t, shaping.State{InKbit: 10_000, OutKbit: 10_000}, cur)
+	assert.Contains(t, ns.Run(t, "tc", "filter", "show", "dev", "vm1p", "ingress"), "mirred")
+
+	ns.Run(t, "ip", "link", "del", "vm1p")
+	require.NoError(t, s.Remove(ctx, "vm1p"), "a port that is gone")
+	assert.NotContains(t, ns.Run(t, "ip", "-o", "link"), shaping.IFBName("vm1p"), "its IFB went too")
+	require.NoError(t, s.Remove(ctx, "vm1p"), "and again")
+}
