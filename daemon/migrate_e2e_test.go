@@ -94,28 +94,10 @@ func TestMigrateLibvirt(t *testing.T) {
 	// The image holds a marker, which VMs read through their linked clones
 	// and which every copy of their disks must carry.
 	const marker, offset = "VIRTPLANE-MIGRATED-DATA", 40 << 20
-	raw := filepath.Join(dir, "marked.raw")
-	buf := make([]byte, 64<<20)
-	copy(buf[offset:], marker)
-	require.NoError(t, os.WriteFile(raw, buf, 0o644))
 	src := filepath.Join(dir, "marked.qcow2")
-	out, err := exec.Command("qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, src).CombinedOutput()
-	require.NoError(t, err, string(out))
+	testenv.MarkedDisk(t, src, marker, offset)
 	img, err := c.CreateImage(ctx, api.ImageBody{Name: "marked", OSType: "linux", Source: src, Format: "qcow2"})
 	require.NoError(t, err)
-	holds := func(t *testing.T, disk string) bool {
-		t.Helper()
-		rd := filepath.Join(t.TempDir(), "read.raw")
-		out, err := exec.Command("qemu-img", "convert", "-U", "-q", "-O", "raw", disk, rd).CombinedOutput()
-		require.NoError(t, err, string(out))
-		f, err := os.Open(rd)
-		require.NoError(t, err)
-		defer f.Close()
-		b := make([]byte, len(marker))
-		_, err = f.ReadAt(b, offset)
-		require.NoError(t, err)
-		return string(b) == marker
-	}
 
 	// setup makes a cluster with a node on this host's libvirtd, an IP pool
 	// and the image, then a running VM there; then the peer joins.
@@ -208,7 +190,7 @@ func TestMigrateLibvirt(t *testing.T) {
 		d, err := hosts["peer"].Get(ctx, flow.DomainName(vm.ID))
 		require.NoError(t, err)
 		assert.Equal(t, dstDisk, d.Spec.Disks[0].Source.Path, "QEMU on the peer runs on the peer's volume")
-		assert.True(t, holds(t, dstDisk), "the disk was mirrored, the image's data with it")
+		assert.True(t, testenv.DiskHolds(t, dstDisk, marker, offset), "the disk was mirrored, the image's data with it")
 		got, err := c.GetVM(ctx, vm.ID)
 		require.NoError(t, err)
 		assert.Equal(t, n2.ID, got.NodeID)
@@ -223,7 +205,7 @@ func TestMigrateLibvirt(t *testing.T) {
 		assert.Empty(t, volume(n2.ID, vm.ID), "the peer's disk is gone")
 		backDisk := volume(n1.ID, vm.ID)
 		require.NotEmpty(t, backDisk)
-		assert.True(t, holds(t, backDisk), "qemu-img copied the data back")
+		assert.True(t, testenv.DiskHolds(t, backDisk, marker, offset), "qemu-img copied the data back")
 		tk, err = c.VMAction(ctx, vm.ID, "start")
 		succeeded(t, c, tk, err)
 		on(t, vm, "here", vmm.StateRunning)

@@ -3,7 +3,6 @@ package libvirt_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -33,34 +32,6 @@ func migration(stateDir string) func(t *testing.T) (vmm.MigrationTarget, vmm.Dri
 	}
 }
 
-// markedDisk writes a qcow2 image whose data holds marker at offset.
-func markedDisk(t *testing.T, path, marker string, offset int64) {
-	t.Helper()
-	raw := path + ".raw"
-	data := make([]byte, 64<<20)
-	copy(data[offset:], marker)
-	require.NoError(t, os.WriteFile(raw, data, 0o644))
-	out, err := exec.Command("qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, path).CombinedOutput()
-	require.NoError(t, err, string(out))
-	require.NoError(t, os.Remove(raw))
-}
-
-// diskHolds reads an image (while QEMU may hold it: -U) and tells whether
-// marker is at offset.
-func diskHolds(t *testing.T, path, marker string, offset int64) bool {
-	t.Helper()
-	raw := filepath.Join(t.TempDir(), "read.raw")
-	out, err := exec.Command("qemu-img", "convert", "-U", "-q", "-O", "raw", path, raw).CombinedOutput()
-	require.NoError(t, err, string(out))
-	f, err := os.Open(raw)
-	require.NoError(t, err)
-	defer f.Close()
-	b := make([]byte, len(marker))
-	_, err = f.ReadAt(b, offset)
-	require.NoError(t, err)
-	return string(b) == marker
-}
-
 // TestMigrateCopiesDisks: a live migration whose target names new disk
 // sources mirrors the disk into them (storage the hosts do not share), and
 // the machine runs on the target from the copy.
@@ -85,10 +56,10 @@ func TestMigrateCopiesDisks(t *testing.T) {
 	const marker, offset = "VIRTPLANE-MIGRATED-DATA", 40 << 20
 	name := "vpt-mig-" + randHex(4)
 	disk := filepath.Join(here, name+".qcow2")
-	markedDisk(t, disk, marker, offset)
+	testenv.MarkedDisk(t, disk, marker, offset)
 	copyTo := filepath.Join(there, name+".qcow2")
 	qcow2(t, copyTo) // empty, as large as the source
-	require.False(t, diskHolds(t, copyTo, marker, offset))
+	require.False(t, testenv.DiskHolds(t, copyTo, marker, offset))
 	for _, d := range []vmm.Driver{src, dst} {
 		t.Cleanup(func() {
 			_ = d.Stop(context.Background(), name)
@@ -111,5 +82,5 @@ func TestMigrateCopiesDisks(t *testing.T) {
 	assert.Equal(t, copyTo, vm.Spec.Disks[0].Source.Path, "runs on the copy")
 	_, err = src.Get(ctx, name)
 	assert.ErrorIs(t, err, virtplane.ErrNotFound, "gone from the source")
-	assert.True(t, diskHolds(t, copyTo, marker, offset), "the data was mirrored into the copy")
+	assert.True(t, testenv.DiskHolds(t, copyTo, marker, offset), "the data was mirrored into the copy")
 }

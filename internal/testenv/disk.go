@@ -1,0 +1,39 @@
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// MarkedDisk writes a 64 MiB qcow2 image at path whose data holds marker
+// at offset, for tests that follow data through copies and migrations.
+func MarkedDisk(t testing.TB, path, marker string, offset int64) {
+	t.Helper()
+	raw := path + ".raw"
+	data := make([]byte, 64<<20)
+	copy(data[offset:], marker)
+	require.NoError(t, os.WriteFile(raw, data, 0o644))
+	defer os.Remove(raw)
+	out, err := exec.Command("qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, path).CombinedOutput()
+	require.NoError(t, err, string(out))
+}
+
+// DiskHolds reads an image (while QEMU may hold it: -U) and tells whether
+// marker is at offset.
+func DiskHolds(t testing.TB, path, marker string, offset int64) bool {
+	t.Helper()
+	raw := path + ".read.raw"
+	out, err := exec.Command("qemu-img", "convert", "-U", "-q", "-O", "raw", path, raw).CombinedOutput()
+	require.NoError(t, err, string(out))
+	defer os.Remove(raw)
+	f, err := os.Open(raw)
+	require.NoError(t, err)
+	defer f.Close()
+	b := make([]byte, len(marker))
+	_, err = f.ReadAt(b, offset)
+	require.NoError(t, err)
+	return string(b) == marker
+}
