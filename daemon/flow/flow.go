@@ -85,12 +85,7 @@ type Config struct {
 
 // Flow runs the VM tasks.
 type Flow struct {
-	st     store.Store
-	bus    *events.Bus
-	ipam   *ipam.Manager
-	driver func(ctx context.Context, node model.Node) (vmm.Driver, error)
-	pools  func(ctx context.Context, node model.Node) (storage.Pool, error)
-	ports  func(ctx context.Context, node model.Node) (netport.Ports, error)
+	cfg Config
 
 	ops     options // optional parts (ops.go)
 	mu      sync.Mutex
@@ -110,7 +105,7 @@ func New(cfg Config, opts ...Option) (*Flow, error) {
 	if cfg.Events == nil {
 		cfg.Events = events.NewBus()
 	}
-	f := &Flow{st: cfg.Store, bus: cfg.Events, ipam: cfg.IPAM, driver: cfg.Driver, pools: cfg.Storage, ports: cfg.Ports,
+	f := &Flow{cfg: cfg,
 		scheds: map[string]*scheduler.Scheduler{}, pending: map[string]string{},
 		nodes: map[string]model.Node{}, clusters: map[string]model.Cluster{}}
 	for _, o := range opts {
@@ -184,7 +179,7 @@ func loadCached[T any](ctx context.Context, f *Flow, cache map[string]T, kind st
 	if ok {
 		return v, nil
 	}
-	v, err := load[T](ctx, f.st, kind, id)
+	v, err := load[T](ctx, f.cfg.Store, kind, id)
 	if err == nil {
 		f.mu.Lock()
 		cache[id] = v
@@ -198,14 +193,14 @@ func (f *Flow) node(ctx context.Context, nodeID string) (model.Node, error) {
 }
 
 func (f *Flow) nodePool(ctx context.Context, nodeID string) (storage.Pool, error) {
-	if f.pools == nil {
+	if f.cfg.Storage == nil {
 		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "no storage backend is configured")
 	}
 	n, err := f.node(ctx, nodeID)
 	if err != nil {
 		return nil, err
 	}
-	return f.pools(ctx, n)
+	return f.cfg.Storage(ctx, n)
 }
 
 // ensureImage makes sure the node's pool holds the image's base volume.
@@ -225,7 +220,7 @@ func (f *Flow) ensureImage(ctx context.Context, pool storage.Pool, imageID strin
 	if info.Driver != "fake" {
 		return virtplane.Errorf(virtplane.ErrNotFound, "image %s is not imported into pool %s (volume %s): import it into the node first (POST /v1/images/%s/import)", imageID, info.Name, name, imageID)
 	}
-	img, err := load[model.Image](ctx, f.st, store.KindImage, imageID)
+	img, err := load[model.Image](ctx, f.cfg.Store, store.KindImage, imageID)
 	if err != nil {
 		return err
 	}
@@ -296,7 +291,7 @@ func (f *Flow) schedulerFor(ctx context.Context, clusterID string) (*scheduler.S
 	if s, ok := f.scheds[clusterID]; ok {
 		return s, nil
 	}
-	c, err := load[model.Cluster](ctx, f.st, store.KindCluster, clusterID)
+	c, err := load[model.Cluster](ctx, f.cfg.Store, store.KindCluster, clusterID)
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +299,7 @@ func (f *Flow) schedulerFor(ctx context.Context, clusterID string) (*scheduler.S
 		Strategy: scheduler.Strategy(c.Strategy), CPURatio: c.CPUOvercommit, RAMRatio: c.RAMOvercommit,
 		MaxVMs: c.MaxVMs, MaxVMsPerNode: c.MaxVMsPerNode,
 	}}
-	if err := forEach(ctx, f.st, store.KindNode, store.ListOptions{Parent: clusterID}, func(n model.Node) error {
+	if err := forEach(ctx, f.cfg.Store, store.KindNode, store.ListOptions{Parent: clusterID}, func(n model.Node) error {
 		st := scheduler.NodeActive
 		if n.Maintenance {
 			st = scheduler.NodeMaintenance
@@ -314,7 +309,7 @@ func (f *Flow) schedulerFor(ctx context.Context, clusterID string) (*scheduler.S
 	}); err != nil {
 		return nil, err
 	}
-	if err := forEach(ctx, f.st, store.KindVM, store.ListOptions{}, func(vm model.VM) error {
+	if err := forEach(ctx, f.cfg.Store, store.KindVM, store.ListOptions{}, func(vm model.VM) error {
 		if vm.ClusterID == clusterID && vm.NodeID != "" {
 			snap.VMs = append(snap.VMs, scheduler.VM{ID: vm.ID, Node: vm.NodeID, Request: request(vm)})
 		}
@@ -358,18 +353,18 @@ func forEach[T any](ctx context.Context, r store.Reader, kind store.Kind, opts s
 }
 
 func (f *Flow) loadVM(ctx context.Context, id string) (model.VM, error) {
-	return load[model.VM](ctx, f.st, store.KindVM, id)
+	return load[model.VM](ctx, f.cfg.Store, store.KindVM, id)
 }
 
 func (f *Flow) nodeDriver(ctx context.Context, nodeID string) (vmm.Driver, error) {
-	if f.driver == nil {
+	if f.cfg.Driver == nil {
 		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "no hypervisor backend is configured")
 	}
 	n, err := f.node(ctx, nodeID)
 	if err != nil {
 		return nil, err
 	}
-	return f.driver(ctx, n)
+	return f.cfg.Driver(ctx, n)
 }
 
 // vmPatch is what a task changed on its VM; finishVM applies it in the
@@ -395,7 +390,7 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 	if err != nil {
 		return err
 	}
-	if f.ipam == nil {
+	if f.cfg.IPAM == nil {
 		return virtplane.Errorf(virtplane.ErrNotImplemented, "no IPAM is configured")
 	}
 	args := vmArgs{VMID: vm.ID, ClusterID: vm.ClusterID}
@@ -431,7 +426,7 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 	var addr ipam.Allocation
 	if err := r.Step(ctx, "allocate address", tasks.NoUndo, func(ctx context.Context) error {
 		var err error
-		addr, err = f.ipam.Allocate(ctx, vm.PoolID, ipam.Request{Owner: ipam.Owner{VM: vm.ID, Interface: "eth0"}})
+		addr, err = f.cfg.IPAM.Allocate(ctx, vm.PoolID, ipam.Request{Owner: ipam.Owner{VM: vm.ID, Interface: "eth0"}})
 		return err
 	}); err != nil {
 		return err
@@ -571,15 +566,15 @@ func (f *Flow) undoAddresses(ctx context.Context, raw json.RawMessage) error {
 }
 
 func (f *Flow) releaseAddresses(ctx context.Context, vmID string) error {
-	if f.ipam == nil {
+	if f.cfg.IPAM == nil {
 		return nil
 	}
-	allocs, err := f.ipam.LookupOwner(ctx, ipam.Owner{VM: vmID})
+	allocs, err := f.cfg.IPAM.LookupOwner(ctx, ipam.Owner{VM: vmID})
 	if err != nil {
 		return err
 	}
 	for _, al := range allocs {
-		if err := f.ipam.Release(ctx, al.Pool, al.Prefix); err != nil && !errors.Is(err, virtplane.ErrNotFound) {
+		if err := f.cfg.IPAM.Release(ctx, al.Pool, al.Prefix); err != nil && !errors.Is(err, virtplane.ErrNotFound) {
 			return err
 		}
 	}

@@ -81,7 +81,7 @@ func (f *Flow) importImage(ctx context.Context, r *tasks.Run) error {
 	if err := r.Input(&in); err != nil {
 		return err
 	}
-	img, err := load[model.Image](ctx, f.st, store.KindImage, in.ImageID)
+	img, err := load[model.Image](ctx, f.cfg.Store, store.KindImage, in.ImageID)
 	if err != nil {
 		return err
 	}
@@ -172,7 +172,7 @@ func (f *Flow) importTargets(ctx context.Context, in ImageInput) ([]importTarget
 		}
 		nodes = append(nodes, n)
 	case in.ClusterID != "":
-		if err := forEach(ctx, f.st, store.KindNode, store.ListOptions{Parent: in.ClusterID}, func(n model.Node) error {
+		if err := forEach(ctx, f.cfg.Store, store.KindNode, store.ListOptions{Parent: in.ClusterID}, func(n model.Node) error {
 			nodes = append(nodes, n)
 			return nil
 		}); err != nil {
@@ -184,12 +184,12 @@ func (f *Flow) importTargets(ctx context.Context, in ImageInput) ([]importTarget
 	default:
 		return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "an import needs a cluster_id or a node_id")
 	}
-	if f.pools == nil {
+	if f.cfg.Storage == nil {
 		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "no storage backend is configured")
 	}
 	out := make([]importTarget, 0, len(nodes))
 	for _, n := range nodes {
-		pool, err := f.pools(ctx, n)
+		pool, err := f.cfg.Storage(ctx, n)
 		if err != nil {
 			return nil, fmt.Errorf("node %s: %w", n.Name, err)
 		}
@@ -280,11 +280,11 @@ func (f *Flow) deleteImage(ctx context.Context, r *tasks.Run) error {
 		return err
 	}
 	name := ImageVolume(in.ImageID)
-	if err := forEach(ctx, f.st, store.KindNode, store.ListOptions{}, func(n model.Node) error {
-		if f.pools == nil {
+	if err := forEach(ctx, f.cfg.Store, store.KindNode, store.ListOptions{}, func(n model.Node) error {
+		if f.cfg.Storage == nil {
 			return nil
 		}
-		pool, err := f.pools(ctx, n)
+		pool, err := f.cfg.Storage(ctx, n)
 		if errors.Is(err, virtplane.ErrNotImplemented) {
 			// No storage this daemon can reach: nothing it imported is there.
 			return r.Log(ctx, fmt.Sprintf("node %s skipped: %v", n.Name, err))

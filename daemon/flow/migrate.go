@@ -418,15 +418,15 @@ func (f *Flow) removeSourceDisk(ctx context.Context, r *tasks.Run, m *move) erro
 // addresses it holds, and the user data it was created with when the create
 // task is still on record.
 func (f *Flow) cloudInitAgain(ctx context.Context, vm model.VM) (*vmm.CloudInit, error) {
-	if f.ipam == nil {
+	if f.cfg.IPAM == nil {
 		return nil, nil
 	}
-	allocs, err := f.ipam.LookupOwner(ctx, ipam.Owner{VM: vm.ID})
+	allocs, err := f.cfg.IPAM.LookupOwner(ctx, ipam.Owner{VM: vm.ID})
 	if err != nil || len(allocs) == 0 {
 		return nil, err
 	}
 	userData := ""
-	if ts, err := f.st.ListTasks(ctx, store.TaskFilter{Target: "vm/" + vm.ID, Limit: 1}); err == nil && len(ts) == 1 && ts[0].Kind == KindVMCreate {
+	if ts, err := f.cfg.Store.ListTasks(ctx, store.TaskFilter{Target: "vm/" + vm.ID, Limit: 1}); err == nil && len(ts) == 1 && ts[0].Kind == KindVMCreate {
 		var in VMInput
 		if json.Unmarshal(ts[0].Input, &in) == nil {
 			userData = in.UserData

@@ -43,14 +43,14 @@ func portSpec(vm model.VM, c model.Cluster, addrs ...ipam.Allocation) netport.Sp
 }
 
 func (f *Flow) nodePorts(ctx context.Context, nodeID string) (netport.Ports, error) {
-	if f.ports == nil {
+	if f.cfg.Ports == nil {
 		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "no network port backend is configured")
 	}
 	n, err := f.node(ctx, nodeID)
 	if err != nil {
 		return nil, err
 	}
-	return f.ports(ctx, n)
+	return f.cfg.Ports(ctx, n)
 }
 
 // withPort wraps the handler of a task that boots a VM's domain (start,
