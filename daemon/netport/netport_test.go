@@ -33,8 +33,10 @@ func TestConformanceFake(t *testing.T) {
 // the state directory without a kernel.
 func TestConformanceHostOverFakes(t *testing.T) {
 	netporttest.Run(t, func(t *testing.T) netporttest.Harness {
-		h, err := netport.NewHost(netport.HostConfig{StateDir: t.TempDir(), Links: hostnet.NewFake(),
-			Firewall: firewall.NewFake(), Shaper: shaping.NewFake()})
+		links := hostnet.NewFake()
+		h, err := netport.NewHost(netport.HostConfig{StateDir: t.TempDir(), Links: links,
+			Firewall: firewall.NewFake(), Shaper: shaping.NewFake(),
+			Routes: newFakeRoutes(links).factory, FDB: newFakeFDB(links)})
 		require.NoError(t, err)
 		return netporttest.Harness{Ports: h}
 	})
