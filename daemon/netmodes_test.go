@@ -86,7 +86,8 @@ func TestNetworkModeSettingsNameTheField(t *testing.T) {
 }
 
 // TestVMsInRoutedAndVXLANClusters: through the API, a VM in a routed and
-// one in a vxlan cluster of simulated nodes get the port of their mode.
+// one in a vxlan cluster of simulated nodes get the port of their mode;
+// migrated, the port moves along (a VXLAN port taking the target's vtep).
 func TestVMsInRoutedAndVXLANClusters(t *testing.T) {
 	st := dbtest.SQLite(t)
 	e := newEnv(t, st)
@@ -120,26 +121,45 @@ func TestVMsInRoutedAndVXLANClusters(t *testing.T) {
 			vm, err = e.alice.GetVM(ctx, vm.ID)
 			require.NoError(t, err)
 
-			ports, err := simnode.OpenPorts(ctx, st, vm.NodeID)
-			require.NoError(t, err)
-			port, ok := ports.Port(flow.PortName(vm.ID))
-			require.True(t, ok, "the node recorded the VM's port")
-			assert.Equal(t, mode, port.Mode)
-			assert.Equal(t, []netip.Addr{netip.MustParseAddr(vm.Addresses[0])}, port.Addresses)
-			switch mode {
-			case "routed":
-				assert.Empty(t, port.Bridge)
-				assert.Equal(t, "198.51.100.1", port.GatewayV4.String())
-			case "vxlan":
-				assert.Equal(t, netport.VXLANBridge(4242), port.Bridge)
-				require.NotNil(t, port.VXLAN)
-				self, other := nodes[0], nodes[1]
-				if vm.NodeID == other.ID {
-					self, other = other, self
+			check := func(t *testing.T, nodeID string) {
+				t.Helper()
+				np, err := e.srv.Flow.NodePorts(ctx, nodeID)
+				require.NoError(t, err)
+				port, ok := np.(*simnode.Ports).Port(flow.PortName(vm.ID))
+				require.True(t, ok, "the node recorded the VM's port")
+				assert.Equal(t, mode, port.Mode)
+				assert.Equal(t, []netip.Addr{netip.MustParseAddr(vm.Addresses[0])}, port.Addresses)
+				switch mode {
+				case "routed":
+					assert.Empty(t, port.Bridge)
+					assert.Equal(t, "198.51.100.1", port.GatewayV4.String())
+				case "vxlan":
+					assert.Equal(t, netport.VXLANBridge(4242), port.Bridge)
+					require.NotNil(t, port.VXLAN)
+					self, other := nodes[0], nodes[1]
+					if nodeID == other.ID {
+						self, other = other, self
+					}
+					assert.Equal(t, self.VTEPAddress, port.VXLAN.Local.String())
+					assert.Equal(t, []netip.Addr{netip.MustParseAddr(other.VTEPAddress)}, port.VXLAN.Peers)
 				}
-				assert.Equal(t, self.VTEPAddress, port.VXLAN.Local.String())
-				assert.Equal(t, []netip.Addr{netip.MustParseAddr(other.VTEPAddress)}, port.VXLAN.Peers)
 			}
+			check(t, vm.NodeID)
+
+			target := nodes[0].ID
+			if vm.NodeID == target {
+				target = nodes[1].ID
+			}
+			mt, err := e.admin.MigrateVM(ctx, vm.ID, target)
+			require.NoError(t, err)
+			mt, err = e.admin.WaitTask(ctx, mt.ID)
+			require.NoError(t, err)
+			require.NoError(t, client.TaskError(mt))
+			check(t, target)
+			np, err := e.srv.Flow.NodePorts(ctx, vm.NodeID)
+			require.NoError(t, err)
+			_, left := np.(*simnode.Ports).Port(flow.PortName(vm.ID))
+			assert.False(t, left, "no port left on the source")
 		})
 	}
 }

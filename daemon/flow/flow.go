@@ -6,7 +6,11 @@
 // The create flow: reserve capacity with the scheduler → allocate addresses
 // from the VM's IP pool → linked-clone the image into the VM's volume →
 // prepare the network port → define and start the domain with cloud-init →
-// commit the reservation and record the VM as running.
+// commit the reservation and record the VM as running. The port follows the
+// cluster's network mode (port.go): on the cluster's bridge, routed through
+// the address block's gateway with a plain-tap NIC, or on the cluster's
+// VxLAN network with the node's vtep address; settings that cannot give a
+// port fail the create before the disk is made.
 //
 // Beside the VM tasks: disk growth (resize.go), image import into the
 // nodes' pools and image deletion (image.go), and migration (migrate.go).
