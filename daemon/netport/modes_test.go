@@ -74,7 +74,7 @@ func TestKernelRouted(t *testing.T) {
 	assert.NotContains(t, host.Run(t, "ip", "addr", "show", s.Name), "198.51.100.1/32")
 	assert.False(t, pings(t, vm, "203.0.113.1"), "no route after teardown")
 	assert.Empty(t, strings.TrimSpace(host.Run(t, "nft", "list", "tables")))
-	assert.NoDirExists(t, dir+"/"+s.Name+".json")
+	assert.NoFileExists(t, dir+"/"+s.Name+".json", "the port is forgotten")
 }
 
 // TestKernelVXLAN: two nodes (namespaces) joined by an underlay veth, a VM
