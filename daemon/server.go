@@ -243,6 +243,8 @@ func New(cfg Config) (*Server, error) {
 			s.Events.Publish(events.Event{Type: "task", Action: "progress", ID: t.ID, Owner: t.Owner,
 				State: string(t.State), Progress: t.Progress, Message: t.Message, Target: t.Target})
 		},
+		// The flow exists before the engine runs.
+		OnLead: func(ctx context.Context, took bool) { s.Flow.Lead(ctx, took) },
 	})
 	if err != nil {
 		return nil, err

@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/netip"
 	"sync"
 	"time"
@@ -91,10 +92,13 @@ type Config struct {
 type Flow struct {
 	cfg Config
 
-	ops     options // optional parts (ops.go)
-	mu      sync.Mutex
-	scheds  map[string]*scheduler.Scheduler // by cluster, built from the store on first use
-	pending map[string]string               // VM ID → reservation ID of creates under way
+	ops    options // optional parts (ops.go)
+	mu     sync.Mutex
+	scheds map[string]*scheduler.Scheduler // by cluster, built from the store on first use
+	// digests are the versions of each cluster and its nodes when Lead
+	// last looked.
+	digests map[string]uint64
+	pending map[string]string // VM ID → reservation ID of creates under way
 	// Nodes and clusters as read from the store, dropped by Invalidate:
 	// every step of every task asks for its node.
 	nodes    map[string]model.Node
@@ -110,7 +114,7 @@ func New(cfg Config, opts ...Option) (*Flow, error) {
 		cfg.Events = events.NewBus()
 	}
 	f := &Flow{cfg: cfg,
-		scheds: map[string]*scheduler.Scheduler{}, pending: map[string]string{},
+		scheds: map[string]*scheduler.Scheduler{}, pending: map[string]string{}, digests: map[string]uint64{},
 		nodes: map[string]model.Node{}, clusters: map[string]model.Cluster{}}
 	for _, o := range opts {
 		o(&f.ops)
@@ -123,17 +127,22 @@ func (f *Flow) Register(e *tasks.Engine) {
 	h := func(run func(context.Context, *tasks.Run) error) tasks.Handler {
 		return tasks.Handler{Run: run, Finish: f.finishVM}
 	}
-	e.Handle(KindVMCreate, h(f.createVM))
-	e.Handle(KindVMDelete, h(f.deleteVM))
+	// The tasks that change what the nodes hold run on the placement
+	// leader only, whose schedulers then know all of it.
+	placing := func(run func(context.Context, *tasks.Run) error) tasks.Handler {
+		return tasks.Handler{Run: run, Finish: f.finishVM, Placing: true}
+	}
+	e.Handle(KindVMCreate, placing(f.createVM))
+	e.Handle(KindVMDelete, placing(f.deleteVM))
 	e.Handle(KindVMStart, h(f.withPort(f.power(KindVMStart))))
 	e.Handle(KindVMStop, h(f.power(KindVMStop)))
 	e.Handle(KindVMReboot, h(f.power(KindVMReboot)))
-	e.Handle(KindVMResize, h(f.resize))
+	e.Handle(KindVMResize, placing(f.resize))
 	e.Handle(KindVMLimits, h(f.withPortLimits(f.limits)))
 	e.Handle(KindVMSnapshotCreate, h(f.snapshot(true)))
 	e.Handle(KindVMSnapshotDelete, h(f.snapshot(false)))
 	e.Handle(KindVMRescue, h(f.withPort(f.rescue)))
-	e.Handle(KindVMMigrate, h(f.migrate))
+	e.Handle(KindVMMigrate, placing(f.migrate))
 	// Journals written before reservations became volatile undos name this
 	// action; what it undid died with the daemon that wrote them.
 	e.OnUndo(undoReleaseV1, func(context.Context, json.RawMessage) error { return nil })
@@ -286,6 +295,72 @@ func (f *Flow) Invalidate(clusterID string) {
 		}
 	}
 	f.mu.Unlock()
+}
+
+// Lead is the engine's OnLead: on taking the placement lead it forgets all
+// placement state (another daemon placed meanwhile); while leading, it
+// forgets that of the clusters whose settings or nodes changed in the
+// store since it last looked, as they do when changed through another
+// daemon's API.
+func (f *Flow) Lead(ctx context.Context, took bool) {
+	digests, err := f.clusterDigests(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if took || err != nil {
+		clear(f.scheds)
+		clear(f.clusters)
+		clear(f.nodes)
+		if err == nil {
+			f.digests = digests
+		} else {
+			f.digests = nil
+		}
+		return
+	}
+	for id, d := range digests {
+		if f.digests[id] != d {
+			delete(f.scheds, id)
+			delete(f.clusters, id)
+			for nid, n := range f.nodes {
+				if n.ClusterID == id {
+					delete(f.nodes, nid)
+				}
+			}
+		}
+	}
+	f.digests = digests
+}
+
+// clusterDigests returns, by cluster, a digest of the versions of the
+// cluster and its nodes.
+func (f *Flow) clusterDigests(ctx context.Context) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	mix := func(id string, o store.Object) {
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%s/%d", o.ID, o.Version)
+		out[id] ^= h.Sum64()
+	}
+	for _, kind := range []store.Kind{store.KindCluster, store.KindNode} {
+		after := ""
+		for {
+			objs, err := f.cfg.Store.ListObjects(ctx, kind, store.ListOptions{After: after, Limit: 1000})
+			if err != nil {
+				return nil, err
+			}
+			for _, o := range objs {
+				id := o.ID
+				if kind == store.KindNode {
+					id = o.Parent
+				}
+				mix(id, o)
+			}
+			if len(objs) < 1000 {
+				break
+			}
+			after = objs[len(objs)-1].ID
+		}
+	}
+	return out, nil
 }
 
 // schedulerFor returns the cluster's scheduler, building it from the store:

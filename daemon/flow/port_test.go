@@ -33,6 +33,7 @@ import (
 // fixture is the flows over one simulated node (durable fakes in a SQLite
 // store) with a running task engine.
 type fixture struct {
+	flow    *flow.Flow
 	st      store.Store
 	eng     *tasks.Engine
 	ipam    *ipam.Manager
@@ -127,6 +128,7 @@ func newFixture(t *testing.T, bridge string, opts ...fixtureOption) *fixture {
 		Ports:   func(context.Context, model.Node) (netport.Ports, error) { return ports, nil },
 	})
 	require.NoError(t, err)
+	fx.flow = f
 	fx.eng, err = tasks.New(tasks.Config{Store: st, Instance: "flow-test", Poll: 50 * time.Millisecond})
 	require.NoError(t, err)
 	f.Register(fx.eng)

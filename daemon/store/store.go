@@ -38,6 +38,7 @@ const (
 	KindImage    Kind = "image"
 	KindVM       Kind = "vm"
 	KindSimState Kind = "simstate" // durable state of a simulated node's fakes
+	KindLease    Kind = "lease"    // a role one daemon holds at a time (tasks.Engine)
 )
 
 // Object is one stored document. Name is unique within (Kind, Parent).

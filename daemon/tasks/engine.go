@@ -23,6 +23,11 @@ type Handler struct {
 	// final state (succeeded, failed or canceled, after any undo), so the
 	// target object's state changes atomically with the task's.
 	Finish func(ctx context.Context, tx store.Tx, t *store.Task) error
+	// Placing marks tasks that read or change the capacity in use on the
+	// nodes (create, resize, migrate, delete): of the daemons sharing a
+	// store, only the placement leader runs them, so that its view of the
+	// nodes, kept in its memory, is the whole truth.
+	Placing bool
 }
 
 // UndoFunc undoes one step from its recorded arguments. It must be
@@ -45,7 +50,13 @@ type Config struct {
 	// OnChange is called after each committed change of a task (state,
 	// progress); the events and metrics packages hang off it.
 	OnChange func(store.Task)
-	Logger   *slog.Logger
+	// OnLead is called when this instance takes the placement lead, before
+	// it runs a Placing task, with took true: what it knew of the nodes'
+	// capacity may be stale (see Handler.Placing). While it leads, it is
+	// called again at each lease renewal with took false, to pick up
+	// changes of nodes and clusters made through other daemons.
+	OnLead func(ctx context.Context, took bool)
+	Logger *slog.Logger
 }
 
 // Submission asks for a task.
@@ -76,7 +87,27 @@ type Engine struct {
 	live    map[string]liveState          // their progress, newer than the store's
 	waiters map[string][]chan struct{}
 	wg      sync.WaitGroup
+	// lead is this instance's hold on the placement lead.
+	lead leadState
 }
+
+// leadState is what an instance knows of its placement lead.
+type leadState struct {
+	held  bool      // the lease names this instance and has not run out
+	until time.Time // when the lease runs out unless renewed
+	// ready is false after a takeover until the previous leader's Placing
+	// tasks have ended (or been rolled back) and OnLead has run.
+	ready bool
+}
+
+// leaseData is the placement lease as stored (an object of KindLease).
+type leaseData struct {
+	Holder string    `json:"holder"`
+	Until  time.Time `json:"until"`
+}
+
+// placementLease is the ID of the lease object of the placement lead.
+const placementLease = "placement"
 
 // New returns an engine; register handlers and undo actions, then Run it.
 func New(cfg Config) (*Engine, error) {
@@ -286,6 +317,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err := e.recover(ctx, true); err != nil {
 		return err
 	}
+	if err := e.keepLead(ctx); err != nil && ctx.Err() == nil {
+		e.log.Warn("placement lead", "err", err)
+	}
 	tick := time.NewTicker(e.cfg.Poll)
 	defer tick.Stop()
 	renew := time.NewTicker(e.cfg.Lease / 3)
@@ -303,6 +337,15 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-renew.C:
 			if err := e.renew(ctx); err != nil && ctx.Err() == nil {
 				e.log.Warn("task lease renewal", "err", err)
+			}
+			if err := e.keepLead(ctx); err != nil && ctx.Err() == nil {
+				e.log.Warn("placement lead", "err", err)
+			}
+			e.mu.Lock()
+			ready := e.lead.ready
+			e.mu.Unlock()
+			if ready && e.cfg.OnLead != nil {
+				e.cfg.OnLead(ctx, false)
 			}
 			if err := e.recover(ctx, false); err != nil && ctx.Err() == nil {
 				e.log.Warn("task recovery", "err", err)
@@ -406,11 +449,17 @@ func (e *Engine) dispatch(ctx context.Context) error {
 		}
 		blocked := map[string]bool{}
 		var batch []store.Task
+		leading := e.leading(ctx)
 		for _, t := range queued {
 			if len(batch) == free {
 				break
 			}
 			if slices.ContainsFunc(t.Resources, func(r string) bool { return blocked[r] }) {
+				markBlocked(blocked, t)
+				continue
+			}
+			if e.handlers[t.Kind].Placing && !leading {
+				// The leader runs it; younger tasks on its resources wait.
 				markBlocked(blocked, t)
 				continue
 			}
@@ -437,6 +486,101 @@ func (e *Engine) dispatch(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// keepLead takes or renews the placement lead: the lease object names one
+// instance until a time; an instance takes it when it is missing, its own,
+// or run out. The object's version makes two takers exclusive. An instance
+// that cannot renew stops leading at once; the others wait for the lease to
+// run out.
+func (e *Engine) keepLead(ctx context.Context) error {
+	if !e.hasPlacing() {
+		return nil
+	}
+	now := time.Now()
+	until := now.Add(e.cfg.Lease)
+	var held, tookOver bool
+	err := e.st.Update(ctx, func(tx store.Tx) error {
+		held, tookOver = false, false
+		data, err := json.Marshal(leaseData{Holder: e.cfg.Instance, Until: until})
+		if err != nil {
+			return err
+		}
+		o, err := tx.GetObject(ctx, store.KindLease, placementLease)
+		if errors.Is(err, virtplane.ErrNotFound) {
+			held, tookOver = true, true
+			return tx.CreateObject(ctx, &store.Object{Kind: store.KindLease, ID: placementLease, Name: placementLease, Data: data})
+		}
+		if err != nil {
+			return err
+		}
+		var cur leaseData
+		if err := json.Unmarshal(o.Data, &cur); err != nil {
+			return virtplane.Errorf(virtplane.ErrUnavailable, "placement lease: %v", err)
+		}
+		if cur.Holder != e.cfg.Instance && cur.Until.After(now) {
+			return nil // another leads
+		}
+		held, tookOver = true, cur.Holder != e.cfg.Instance
+		o.Data = data
+		return tx.UpdateObject(ctx, &o)
+	})
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err != nil {
+		e.lead = leadState{}
+		return err
+	}
+	if !held {
+		e.lead = leadState{}
+		return nil
+	}
+	if tookOver || !e.lead.held {
+		e.lead.ready = false
+	}
+	e.lead.held, e.lead.until = true, until
+	return nil
+}
+
+func (e *Engine) hasPlacing() bool {
+	for _, h := range e.handlers {
+		if h.Placing {
+			return true
+		}
+	}
+	return false
+}
+
+// leading reports whether this instance may run Placing tasks now: it
+// holds the lead, and after taking it, no Placing task of another instance
+// is running any more (recovery rolls back those of a dead leader when
+// their leases run out) and OnLead has run.
+func (e *Engine) leading(ctx context.Context) bool {
+	e.mu.Lock()
+	l := e.lead
+	e.mu.Unlock()
+	if !l.held || !time.Now().Before(l.until) {
+		return false
+	}
+	if l.ready {
+		return true
+	}
+	ts, err := e.st.ListTasks(ctx, store.TaskFilter{States: []store.TaskState{store.TaskRunning, store.TaskUndoing}})
+	if err != nil {
+		return false
+	}
+	for _, t := range ts {
+		if t.LeaseOwner != e.cfg.Instance && e.handlers[t.Kind].Placing {
+			return false
+		}
+	}
+	if e.cfg.OnLead != nil {
+		e.cfg.OnLead(ctx, true)
+	}
+	e.mu.Lock()
+	e.lead.ready = e.lead.held
+	e.mu.Unlock()
+	return true
 }
 
 func markBlocked(blocked map[string]bool, t store.Task) {

@@ -388,3 +388,73 @@ func TestJournalRefusesUnknownActions(t *testing.T) {
 	assert.Equal(t, store.TaskFailed, got.State)
 	assert.Equal(t, virtplane.ErrNotImplemented.Error(), got.ErrorClass)
 }
+
+// Of two daemons sharing a store, only the placement leader runs Placing
+// tasks, whichever daemon took them in; when the leader stops, the other
+// takes the lead once the lease has run out, is told so, and runs them.
+func TestPlacingTasksRunOnTheLeader(t *testing.T) {
+	st := dbtest.SQLite(t)
+	type ran struct{ kind, instance string }
+	var mu sync.Mutex
+	var runs []ran
+	var leads []string
+	newLeaderEngine := func(instance string) *tasks.Engine {
+		e, err := tasks.New(tasks.Config{Store: st, Instance: instance, Poll: 20 * time.Millisecond, Lease: 300 * time.Millisecond,
+			OnLead: func(ctx context.Context, took bool) {
+				if took {
+					mu.Lock()
+					leads = append(leads, instance)
+					mu.Unlock()
+				}
+			}})
+		require.NoError(t, err)
+		for _, kind := range []string{"place", "plain"} {
+			e.Handle(kind, tasks.Handler{Placing: kind == "place", Run: func(ctx context.Context, r *tasks.Run) error {
+				mu.Lock()
+				runs = append(runs, ran{kind, instance})
+				mu.Unlock()
+				return nil
+			}})
+		}
+		return e
+	}
+	d1, d2 := newLeaderEngine("d1"), newLeaderEngine("d2")
+	stop1 := start(t, d1)
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(leads) == 1 }, 5*time.Second, 10*time.Millisecond)
+	start(t, d2)
+	var submitted int
+	submitAll := func(via *tasks.Engine, kind string, n int) []string {
+		var ids []string
+		for range n {
+			submitted++
+			tk, _, err := via.Submit(t.Context(), tasks.Submission{Kind: kind, Owner: "u", Resources: []string{fmt.Sprintf("r/%d", submitted)}})
+			require.NoError(t, err)
+			ids = append(ids, tk.ID)
+		}
+		return ids
+	}
+	for _, id := range append(submitAll(d2, "place", 10), submitAll(d2, "plain", 10)...) {
+		require.Equal(t, store.TaskSucceeded, wait(t, d2, id).State)
+	}
+	mu.Lock()
+	for _, r := range runs {
+		if r.kind == "place" {
+			assert.Equal(t, "d1", r.instance, "a placing task ran off the leader")
+		}
+	}
+	assert.Equal(t, []string{"d1"}, leads)
+	runs = nil
+	mu.Unlock()
+
+	stop1()
+	for _, id := range submitAll(d2, "place", 5) {
+		require.Equal(t, store.TaskSucceeded, wait(t, d2, id).State)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, runs, 5)
+	for _, r := range runs {
+		assert.Equal(t, "d2", r.instance)
+	}
+	assert.Equal(t, []string{"d1", "d2"}, leads, "d2 took the lead and was told")
+}
