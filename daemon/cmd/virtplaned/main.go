@@ -76,7 +76,7 @@ func rootCommand(out io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(serveCommand(out))
+	root.AddCommand(serveCommand(out), portCommand(os.Stdin, out))
 	return root
 }
 
