@@ -119,6 +119,10 @@ func (e *Executor) Run(ctx context.Context, cmd storage.Command) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		// As exec.CommandContext: a command whose context ended never starts.
+		return nil, e.ctxError(cmd, err)
+	}
 	cl, err := e.conn.Client(ctx)
 	if err != nil {
 		return nil, err
@@ -146,7 +150,19 @@ func (e *Executor) Run(ctx context.Context, cmd storage.Command) ([]byte, error)
 	}
 	// The session's end does not stop the command (sshd only closes its
 	// pipes): kill its process group from a second session.
-	if pid, _ := stderr.result(); pid > 1 {
+	// A command canceled right after it started may not have told its
+	// PID yet: wait for it (or for the command's end) a little.
+	pid, _ := stderr.result()
+	for deadline := time.Now().Add(e.killGrace); pid == 0 && time.Now().Before(deadline); {
+		select {
+		case err := <-done:
+			done <- err
+			deadline = time.Time{}
+		case <-time.After(10 * time.Millisecond):
+			pid, _ = stderr.result()
+		}
+	}
+	if pid > 1 {
 		e.kill(cl, pid)
 	}
 	_ = sess.Signal(xssh.SIGKILL) // for servers that forward signals
@@ -154,17 +170,22 @@ func (e *Executor) Run(ctx context.Context, cmd storage.Command) ([]byte, error)
 	case <-done:
 	case <-time.After(e.killGrace):
 	}
+	return stdout.Bytes(), e.ctxError(cmd, ctx.Err())
+}
+
+// ctxError is the error of a command whose context ended.
+func (e *Executor) ctxError(cmd storage.Command, err error) error {
 	class := virtplane.ErrCanceled
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if errors.Is(err, context.DeadlineExceeded) {
 		class = virtplane.ErrTimeout
 	}
-	return stdout.Bytes(), fmt.Errorf("node %s: %s: %w: %w", e.conn.cfg.Name, cmd.Name, class, ctx.Err())
+	return fmt.Errorf("node %s: %s: %w: %w", e.conn.cfg.Name, cmd.Name, class, err)
 }
 
 // killScript ends process group $1: TERM, up to two seconds to go, KILL.
-const killScript = `kill -TERM -- "-$1" 2>/dev/null || exit 0
-i=0; while [ $i -lt 20 ] && kill -0 -- "-$1" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
-kill -KILL -- "-$1" 2>/dev/null; exit 0`
+const killScript = `kill -TERM "-$1" 2>/dev/null || exit 0
+i=0; while [ $i -lt 20 ] && kill -0 "-$1" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+kill -KILL "-$1" 2>/dev/null; exit 0`
 
 // kill ends the process group pid on the node, waiting at most killGrace.
 func (e *Executor) kill(cl *xssh.Client, pid int) {

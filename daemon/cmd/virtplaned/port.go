@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"syscall"
 
@@ -32,6 +33,11 @@ func portCommand(in io.Reader, out io.Writer) *cobra.Command {
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// The daemon's cancel arrives as SIGTERM: the change in progress
+			// is undone (its context ends) before the agent exits.
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+			defer stop()
+			cmd.SetContext(ctx)
 			p, unlock, err := openPorts(stateDir, ns)
 			if err != nil {
 				_ = sshnode.ServePorts(cmd.Context(), failingPorts{err}, args[0], in, out)
