@@ -220,7 +220,7 @@ func (s *Server) libvirtHere(n model.Node) (model.LibvirtAddress, bool) {
 			return model.LibvirtAddress{}, false
 		}
 		sock := s.cfg.LocalLibvirtSocket
-		return model.LibvirtAddress{URI: "qemu+unix:///system?socket=" + sock, Socket: sock}, true
+		return model.LibvirtAddress{URI: "qemu+unix:///system?socket=" + sock, Socket: sock, MigrationAddress: s.cfg.LocalMigrationAddress}, true
 	}
 	la, err := s.hostAddress(n)
 	return la, err == nil

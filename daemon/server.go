@@ -54,6 +54,10 @@ type Config struct {
 	// (default /run/libvirt/libvirt-sock): the address other libvirtds on
 	// this host migrate to the local node by.
 	LocalLibvirtSocket string
+	// LocalMigrationAddress is the IP the local libvirtd takes live
+	// migrations on, as migration_address of a qemu+unix node (empty:
+	// libvirt's choice, the host name).
+	LocalMigrationAddress string
 	// SSHKeyFile is the private key (PEM) the daemon logs in to nodes with
 	// ssh:// addresses with; without it such nodes are refused.
 	SSHKeyFile string

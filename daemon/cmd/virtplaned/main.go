@@ -70,6 +70,9 @@ type Config struct {
 	// the cluster has file storage), VM files and port records; the daemon
 	// must see it at the same path (shared storage).
 	SSHNodeDir string `json:"ssh_node_dir"`
+	// MigrationAddress is the IP this host's libvirtd takes live
+	// migrations from other nodes on (empty: libvirt's choice).
+	MigrationAddress string `json:"migration_address"`
 }
 
 func defaults() Config {
@@ -178,7 +181,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		}
 	}
 	dcfg := daemon.Config{Store: st, Instance: cfg.Instance, Logger: log, Workers: cfg.TaskWorkers, Version: "dev", DataDir: cfg.Data,
-		LocalLibvirtSocket: cfg.LibvirtSock, SSHKeyFile: cfg.SSHKeyFile, SSHKnownHostsFile: cfg.SSHKnownHostsFile, SSHNodeDir: cfg.SSHNodeDir}
+		LocalLibvirtSocket: cfg.LibvirtSock, SSHKeyFile: cfg.SSHKeyFile, SSHKnownHostsFile: cfg.SSHKnownHostsFile, SSHNodeDir: cfg.SSHNodeDir, LocalMigrationAddress: cfg.MigrationAddress}
 	if libvirtUp {
 		// The local node: this host's libvirtd, disks in a file pool under
 		// the data directory.
