@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -297,6 +298,12 @@ func New(cfg Config) (*Server, error) {
 		cfg.SimStore = nil // simnode: in memory only
 	case cfg.SimStore == nil:
 		cfg.SimStore = cfg.Store
+	}
+	if a := cfg.LocalMigrationAddress; a != "" {
+		ip, err := netip.ParseAddr(a)
+		if err != nil || ip.Zone() != "" {
+			return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "daemon: LocalMigrationAddress %q must be an IP address", a)
+		}
 	}
 	if cfg.LocalLibvirtSocket == "" {
 		cfg.LocalLibvirtSocket = model.DefaultLibvirtSocket

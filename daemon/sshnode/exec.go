@@ -53,8 +53,8 @@ func CommandLine(cmd storage.Command) (string, error) {
 	if len(cmd.Env) > 0 {
 		words = append(words, "env")
 		for _, e := range cmd.Env {
-			if !envName.MatchString(e) {
-				return bad("environment entry %q: must be NAME=VALUE", e)
+			if !envName.MatchString(e) || strings.ContainsRune(e, 0) {
+				return bad("environment entry %q: must be NAME=VALUE without NUL bytes", e)
 			}
 			words = append(words, Quote(e))
 		}

@@ -143,7 +143,7 @@ func TestExecutorRefusesBadCommands(t *testing.T) {
 	ex := connect(t).Executor()
 	for _, cmd := range []storage.Command{
 		{Name: ""}, {Name: "-oProxyCommand=x"}, {Name: "A=B"},
-		{Name: "echo", Args: []string{"a\x00b"}}, {Name: "echo", Env: []string{"1X=y"}}, {Name: "echo", Env: []string{"novalue"}},
+		{Name: "echo", Args: []string{"a\x00b"}}, {Name: "echo", Env: []string{"1X=y"}}, {Name: "echo", Env: []string{"novalue"}}, {Name: "echo", Env: []string{"X=a\x00b"}},
 	} {
 		_, err := ex.Run(t.Context(), cmd)
 		assert.ErrorIs(t, err, virtplane.ErrInvalidArgument, "%q", cmd.String())
