@@ -109,6 +109,9 @@ func (c *Conn) unavailable(format string, args ...any) error {
 	return virtplane.Errorf(virtplane.ErrUnavailable, "node %s: ssh to %s: "+format, append([]any{c.cfg.Name, c.cfg.Addr}, args...)...)
 }
 
+// connectTimeout bounds a dial and handshake.
+const connectTimeout = 20 * time.Second
+
 // Client returns the live SSH client, connecting when there is none.
 func (c *Conn) Client(ctx context.Context) (*xssh.Client, error) {
 	c.mu.Lock()
@@ -122,6 +125,10 @@ func (c *Conn) Client(ctx context.Context) (*xssh.Client, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, c.unavailable("%v", err)
 	}
+	// Callers queue on mu meanwhile: a node that does not answer holds
+	// them up for connectTimeout at most.
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
 	conn, err := c.dial(ctx, "tcp", c.cfg.Addr)
 	if err != nil {
 		return nil, c.unavailable("%v", err)

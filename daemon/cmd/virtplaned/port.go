@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/google/nftables"
@@ -38,7 +40,12 @@ func portCommand(in io.Reader, out io.Writer) *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 			defer stop()
 			cmd.SetContext(ctx)
-			p, unlock, err := openPorts(stateDir, ns)
+			p, unlock, err := netport.Ports(nil), func() {}, error(nil)
+			if slices.Contains(sshnode.PortOps, args[0]) {
+				p, unlock, err = openPorts(stateDir, ns)
+			} else {
+				err = virtplane.Errorf(virtplane.ErrInvalidArgument, "port: operation %q (one of %s)", args[0], strings.Join(sshnode.PortOps, ", "))
+			}
 			if err != nil {
 				_ = sshnode.ServePorts(cmd.Context(), failingPorts{err}, args[0], in, out)
 				return err
