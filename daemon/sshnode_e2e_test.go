@@ -2,8 +2,10 @@ package daemon_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/pem"
 	"math/rand/v2"
 	"net"
 	"net/http/httptest"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon"
@@ -179,4 +182,54 @@ func TestEndToEndSSHNode(t *testing.T) {
 	err = taskFailed(t, c, tk, err)
 	assert.ErrorIs(t, err, virtplane.ErrUnavailable)
 	assert.Contains(t, err.Error(), "down1")
+}
+
+// TestAddNodeOverSSH: ssh:// addresses are taken by the API, a malformed
+// one names the field; a daemon without SSH credentials refuses such a
+// node as not implemented, and one with them finds a node whose SSH
+// server does not answer unavailable, by name.
+func TestAddNodeOverSSH(t *testing.T) {
+	st := dbtest.SQLite(t)
+	e := newEnv(t, st)
+	ctx := t.Context()
+	for _, bad := range []string{
+		"ssh://node1", "ssh://root:pw@node1", "ssh://root@node1:0", "ssh://root@node1?agent=relative",
+		"ssh://root@node1?netns=../x", "ssh://root@node1?migration_address=10.0.0.1", "ssh://root@node1/path",
+	} {
+		_, err := e.admin.AddNode(ctx, api.NodeBody{ClusterID: e.cluster.ID, Name: "bad", Address: bad, Cores: 1, MemoryMiB: 1024, DiskGiB: 1})
+		var p *client.Problem
+		require.ErrorAs(t, err, &p, bad)
+		assert.Equal(t, 422, p.Status, p.Error())
+		assert.Equal(t, "body.address", p.Field(), p.Error())
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	closed := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	n, err := e.admin.AddNode(ctx, api.NodeBody{ClusterID: e.cluster.ID, Name: "far1", Address: "ssh://root@" + closed + "?netns=vms", Cores: 1, MemoryMiB: 1024, DiskGiB: 1})
+	require.NoError(t, err)
+	_, err = e.srv.Flow.NodeDriver(ctx, n.ID)
+	require.ErrorIs(t, err, virtplane.ErrNotImplemented, "no SSH key configured")
+	assert.Contains(t, err.Error(), "far1")
+
+	// A daemon with a key, over the same store.
+	_, key, err := ed25519.GenerateKey(nil)
+	require.NoError(t, err)
+	block, err := ssh.MarshalPrivateKey(key, "")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	keyFile, known := filepath.Join(dir, "key"), filepath.Join(dir, "known_hosts")
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600))
+	require.NoError(t, os.WriteFile(known, nil, 0o600))
+	srv, err := daemon.New(daemon.Config{Store: st, Instance: "ssh-keyed", SSHKeyFile: keyFile, SSHKnownHostsFile: known})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	for name, open := range map[string]func() error{
+		"driver":  func() error { _, err := srv.Flow.NodeDriver(ctx, n.ID); return err },
+		"storage": func() error { _, err := srv.Flow.NodePool(ctx, n.ID); return err },
+	} {
+		err := open()
+		require.ErrorIs(t, err, virtplane.ErrUnavailable, name)
+		assert.Contains(t, err.Error(), "node far1", name)
+	}
 }
