@@ -30,6 +30,7 @@ type ClusterBody struct {
 	MaxVMsPerNode  int                `json:"max_vms_per_node" minimum:"0"`
 	NetworkMode    string             `json:"network_mode" enum:"bridge,vxlan,routed" default:"bridge"`
 	Bridge         string             `json:"bridge,omitempty" maxLength:"15"`
+	VNI            int                `json:"vni,omitempty" minimum:"0" maximum:"16777215" doc:"VxLAN network identifier (vxlan mode: required, 1..16777215)"`
 	Storages       []model.StorageRef `json:"storages,omitempty"`
 }
 
@@ -49,7 +50,10 @@ func (b ClusterBody) apply(c *model.Cluster) error {
 	}
 	c.Name, c.VirtType, c.Strategy = b.Name, b.VirtType, b.Strategy
 	c.CPUOvercommit, c.RAMOvercommit, c.DiskOvercommit = b.CPUOvercommit, b.RAMOvercommit, b.DiskOvercommit
-	c.MaxVMs, c.MaxVMsPerNode, c.NetworkMode, c.Bridge = b.MaxVMs, b.MaxVMsPerNode, b.NetworkMode, b.Bridge
+	c.MaxVMs, c.MaxVMsPerNode, c.NetworkMode, c.Bridge, c.VNI = b.MaxVMs, b.MaxVMsPerNode, b.NetworkMode, b.Bridge, b.VNI
+	if err := c.ValidateNetwork(); err != nil {
+		return modelField(err)
+	}
 	c.Storages = b.Storages
 	if c.Storages == nil {
 		c.Storages = []model.StorageRef{}
@@ -58,6 +62,15 @@ func (b ClusterBody) apply(c *model.Cluster) error {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// modelField places a model validation error at its body field.
+func modelField(err error) error {
+	var fe *model.FieldError
+	if errors.As(err, &fe) {
+		return field("body."+fe.Field, err)
+	}
+	return err
+}
 
 func (s *Server) registerClusters() {
 	tags := []string{"clusters"}
@@ -117,7 +130,11 @@ func (s *Server) registerClusters() {
 			if c.VirtType != in.Body.VirtType {
 				return field("body.virt_type", virtplane.Errorf(virtplane.ErrConflict, "virtualization type of a cluster cannot change"))
 			}
+			old := c
 			if err := in.Body.apply(&c); err != nil {
+				return err
+			}
+			if err := networkChange(ctx, tx, old, c); err != nil {
 				return err
 			}
 			if o.Data, err = encode(c); err != nil {
@@ -168,6 +185,8 @@ type NodeBody struct {
 	Cores     int    `json:"cores" minimum:"1" maximum:"4096"`
 	MemoryMiB int64  `json:"memory_mib" minimum:"256"`
 	DiskGiB   int64  `json:"disk_gib" minimum:"1"`
+	// VTEPAddress is the node's VxLAN underlay address.
+	VTEPAddress string `json:"vtep_address,omitempty" doc:"underlay address of the node's VxLAN tunnel endpoint; required in a vxlan cluster"`
 }
 
 func (s *Server) registerNodes() {
@@ -222,14 +241,25 @@ func (s *Server) registerNodes() {
 			return nil, problem(field("body.address", virtplane.Errorf(virtplane.ErrNotImplemented, "remote node agents (%s)", b.Address)))
 		}
 		n := model.Node{ID: store.NewID(), ClusterID: b.ClusterID, Name: b.Name, Address: b.Address, State: model.NodeActive,
-			Cores: b.Cores, MemoryMiB: b.MemoryMiB, DiskGiB: b.DiskGiB, Created: time.Now().UTC()}
+			Cores: b.Cores, MemoryMiB: b.MemoryMiB, DiskGiB: b.DiskGiB, VTEPAddress: b.VTEPAddress, Created: time.Now().UTC()}
+		if b.VTEPAddress != "" {
+			if _, err := n.VTEP(); err != nil {
+				return nil, problem(modelField(err))
+			}
+		}
 		data, err := encode(n)
 		if err != nil {
 			return nil, problem(err)
 		}
 		err = s.st.Update(ctx, func(tx store.Tx) error {
-			if _, err := tx.GetObject(ctx, store.KindCluster, b.ClusterID); err != nil {
-				return field("body.cluster_id", err)
+			c, _, err := getObject[model.Cluster](ctx, tx, store.KindCluster, b.ClusterID, "body.cluster_id")
+			if err != nil {
+				return err
+			}
+			if c.NetworkMode == model.NetworkVXLAN {
+				if _, err := n.VTEP(); err != nil {
+					return modelField(err)
+				}
 			}
 			return field("body.name", tx.CreateObject(ctx, &store.Object{Kind: store.KindNode, ID: n.ID, Name: n.Name, Parent: n.ClusterID, Data: data}))
 		})
@@ -303,6 +333,46 @@ func (s *Server) registerNodes() {
 		}
 		return nil, problem(err)
 	})
+}
+
+// networkChange checks a change of a cluster's network settings: the
+// ports of existing VMs were made for the old ones, so mode and VNI change
+// only while the cluster has no VM; a cluster turning vxlan needs a vtep
+// address on every node.
+func networkChange(ctx context.Context, tx store.Tx, old, c model.Cluster) error {
+	mode := func(m string) string {
+		if m == "" {
+			return model.NetworkBridge
+		}
+		return m
+	}
+	if mode(old.NetworkMode) == mode(c.NetworkMode) && old.VNI == c.VNI && old.Bridge == c.Bridge {
+		return nil
+	}
+	n, err := countVMs(ctx, tx, func(vm model.VM) bool { return vm.ClusterID == c.ID })
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return field("body.network_mode", virtplane.Errorf(virtplane.ErrConflict, "cluster %s has %d VMs: network mode, vni and bridge change only without VMs", c.ID, n))
+	}
+	if c.NetworkMode != model.NetworkVXLAN {
+		return nil
+	}
+	objs, err := tx.ListObjects(ctx, store.KindNode, store.ListOptions{Parent: c.ID})
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		nd, err := decode[model.Node](o)
+		if err != nil {
+			return err
+		}
+		if _, err := nd.VTEP(); err != nil {
+			return field("body.network_mode", virtplane.Errorf(virtplane.ErrInvalidArgument, "vxlan mode needs a vtep address on every node: %v", err))
+		}
+	}
+	return nil
 }
 
 func splitHostPort(a string) (string, string, error) {

@@ -6,7 +6,11 @@
 // The create flow: reserve capacity with the scheduler → allocate addresses
 // from the VM's IP pool → linked-clone the image into the VM's volume →
 // prepare the network port → define and start the domain with cloud-init →
-// commit the reservation and record the VM as running.
+// commit the reservation and record the VM as running. The port follows the
+// cluster's network mode (port.go): on the cluster's bridge, routed through
+// the address block's gateway with a plain-tap NIC, or on the cluster's
+// VxLAN network with the node's vtep address; settings that cannot give a
+// port fail the create before the disk is made.
 //
 // Beside the VM tasks: disk growth (resize.go), image import into the
 // nodes' pools and image deletion (image.go), and migration (migrate.go).
@@ -433,6 +437,25 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 	}
 	_ = r.Progress(ctx, 40, "address "+addr.Prefix.String())
 
+	// The port is known before the disk is made: a cluster or node whose
+	// network settings cannot give the VM a port fails the create here.
+	cluster, err := f.cluster(ctx, vm.ClusterID)
+	if err != nil {
+		return err
+	}
+	node, err := f.node(ctx, placement.Node)
+	if err != nil {
+		return err
+	}
+	nodes, err := f.clusterNodes(ctx, cluster)
+	if err != nil {
+		return err
+	}
+	port, err := portSpec(vm, cluster, node, nodes, addr)
+	if err != nil {
+		return err
+	}
+
 	pool, err := f.nodePool(ctx, placement.Node)
 	if err != nil {
 		return err
@@ -463,33 +486,28 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 	}
 	_ = r.Progress(ctx, 60, "disk "+disk.Name)
 
-	cluster, err := f.cluster(ctx, vm.ClusterID)
-	if err != nil {
-		return err
-	}
 	ports, err := f.nodePorts(ctx, placement.Node)
 	if err != nil {
 		return err
 	}
 	// The port is ready before the domain exists: its bridge, and its
 	// firewall, which the kernel hooks to the tap once the hypervisor
-	// makes it. What needs the tap (shaping) follows the start.
-	port := portSpec(vm, cluster, addr)
+	// makes it. What needs the tap (shaping, routes) follows the start.
 	if err := r.Step(ctx, "prepare network port", tasks.NoUndo, func(ctx context.Context) error {
 		return ports.Setup(ctx, port)
 	}); err != nil {
 		return err
 	}
-	_ = r.Progress(ctx, 70, "port "+port.Name+" on "+port.Bridge)
+	_ = r.Progress(ctx, 70, port.String())
 
 	drv, err := f.nodeDriver(ctx, placement.Node)
 	if err != nil {
 		return err
 	}
 	spec := vmm.Spec{Name: DomainName(vm.ID), VCPUs: vm.CPUs, MemoryMiB: vm.MemoryMiB,
-		CloudInit: cloudInit(vm, in.UserData, addr),
+		CloudInit: cloudInit(vm, in.UserData, addr, port.Mode),
 		Disks:     []vmm.Disk{{Target: "vda", Source: vmm.DiskSource(disk.Attachment)}},
-		NICs:      []vmm.NIC{{Bridge: port.Bridge, Tap: port.Name, MAC: port.MAC}}}
+		NICs:      []vmm.NIC{nic(port)}}
 	if err := r.Step(ctx, "define domain", tasks.NoUndo, func(ctx context.Context) error {
 		_, err := drv.Create(ctx, spec)
 		return err
@@ -514,8 +532,11 @@ func (f *Flow) cluster(ctx context.Context, id string) (model.Cluster, error) {
 	return loadCached(ctx, f, f.clusters, store.KindCluster, id)
 }
 
-// cloudInit gives the guest its name, keys and static address.
-func cloudInit(vm model.VM, userData string, a ipam.Allocation) *vmm.CloudInit {
+// cloudInit gives the guest its name, keys and static address. A routed
+// guest gets its address alone (a /32 or /128) and its gateway on-link:
+// every packet goes to the host, which holds the gateway on the tap and
+// routes; neighbours in the block are not on the guest's link.
+func cloudInit(vm model.VM, userData string, a ipam.Allocation, mode string) *vmm.CloudInit {
 	meta := fmt.Sprintf("instance-id: %s\nlocal-hostname: %s\n", vm.ID, vm.Name)
 	if len(vm.SSHKeys) > 0 {
 		meta += "public-keys:\n"
@@ -523,8 +544,17 @@ func cloudInit(vm model.VM, userData string, a ipam.Allocation) *vmm.CloudInit {
 			meta += "  - " + k + "\n"
 		}
 	}
-	netcfg := fmt.Sprintf("version: 2\nethernets:\n  eth0:\n    match: {name: \"e*\"}\n    addresses: [%s]\n", hostPrefix(a))
-	if a.Gateway.IsValid() {
+	routed := mode == netport.ModeRouted && a.Gateway.IsValid()
+	addr := hostPrefix(a)
+	if routed {
+		addr = a.Prefix.String()
+	}
+	netcfg := fmt.Sprintf("version: 2\nethernets:\n  eth0:\n    match: {name: \"e*\"}\n    addresses: [%s]\n", addr)
+	switch {
+	case routed:
+		def := map[bool]string{true: "0.0.0.0/0", false: "::/0"}[a.Gateway.Is4()]
+		netcfg += "    routes:\n      - {to: " + def + ", via: " + a.Gateway.String() + ", on-link: true}\n"
+	case a.Gateway.IsValid():
 		netcfg += "    gateway" + map[bool]string{true: "4", false: "6"}[a.Gateway.Is4()] + ": " + a.Gateway.String() + "\n"
 	}
 	if userData == "" {

@@ -56,8 +56,10 @@ type move struct {
 	vol              storage.Volume // the VM's disk on the source
 	shared           bool           // both nodes see vol: no disk moves
 	spec             vmm.Spec       // the domain as the source defines it
-	// The VM's network port on the source, when it has one, moves too.
-	port               *netport.Spec
+	// The VM's network port on the source, when it has one, moves too:
+	// dstPort is it on the target (a VXLAN port has the target's tunnel
+	// endpoint).
+	port, dstPort      *netport.Spec
 	srcPorts, dstPorts netport.Ports
 }
 
@@ -321,7 +323,7 @@ func (f *Flow) migrateLive(ctx context.Context, r *tasks.Run, m *move) error {
 		// The tap exists on the target now: the port completes (enslaved,
 		// shaped). Its undo is the prepare step's teardown.
 		if err := r.Step(ctx, "complete network port on node "+m.dst.Name, tasks.NoUndo, func(ctx context.Context) error {
-			return m.dstPorts.Setup(ctx, *m.port)
+			return m.dstPorts.Setup(ctx, *m.dstPort)
 		}); err != nil {
 			return err
 		}
@@ -347,7 +349,11 @@ func (f *Flow) planPortMove(ctx context.Context, m *move) error {
 	if err != nil {
 		return fmt.Errorf("node %s cannot take the VM's network port: %w", m.dst.Name, err)
 	}
-	m.port, m.srcPorts, m.dstPorts = &port, srcPorts, dstPorts
+	dstPort, err := f.portOnNode(ctx, port, m.vm, m.dst)
+	if err != nil {
+		return fmt.Errorf("node %s cannot take the VM's network port: %w", m.dst.Name, err)
+	}
+	m.port, m.dstPort, m.srcPorts, m.dstPorts = &port, &dstPort, srcPorts, dstPorts
 	return nil
 }
 
@@ -358,7 +364,7 @@ func (m *move) preparePort(ctx context.Context, r *tasks.Run) error {
 		return nil
 	}
 	return r.Step(ctx, "prepare network port on node "+m.dst.Name, tasks.UndoAction(undoPort, m.args(m.dst.ID)), func(ctx context.Context) error {
-		return m.dstPorts.Setup(ctx, *m.port)
+		return m.dstPorts.Setup(ctx, *m.dstPort)
 	})
 }
 
@@ -432,7 +438,11 @@ func (f *Flow) cloudInitAgain(ctx context.Context, vm model.VM) (*vmm.CloudInit,
 			userData = in.UserData
 		}
 	}
-	return cloudInit(vm, userData, allocs[0]), nil
+	c, err := f.cluster(ctx, vm.ClusterID)
+	if err != nil {
+		return nil, err
+	}
+	return cloudInit(vm, userData, allocs[0], c.NetworkMode), nil
 }
 
 // undoRedefine defines a domain again where it was undefined; a domain

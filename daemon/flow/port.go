@@ -3,13 +3,16 @@ package flow
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/daemon/netport"
+	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
 	"github.com/virtplane/virtplane/network/ipam"
+	"github.com/virtplane/virtplane/vmm"
 )
 
 // undoPort tears a VM's network port down.
@@ -23,23 +26,120 @@ const DefaultBridge = netport.TapPrefix + "br0"
 // PortName is the host-side device of a VM's NIC.
 func PortName(vmID string) string { return netport.TapName(vmID) }
 
-// portSpec is the port of a VM: on its cluster's bridge, allowed to send
-// from its MAC and addresses only, limited to its network limit.
-func portSpec(vm model.VM, c model.Cluster, addrs ...ipam.Allocation) netport.Spec {
-	bridge := c.Bridge
-	if bridge == "" {
-		bridge = DefaultBridge
+// portSpec is the port of a VM on node, in its cluster's network mode:
+// on the cluster's bridge (bridge mode), routed through the gateway of the
+// address's block (routed), or on the cluster's VxLAN network with the
+// node as tunnel endpoint and the cluster's other nodes as its flood list
+// (vxlan; nodes lists the cluster's nodes). In every mode the VM may send
+// from its MAC and addresses only and is limited to its network limit.
+// Missing settings are ErrInvalidArgument naming the field.
+func portSpec(vm model.VM, c model.Cluster, node model.Node, nodes []model.Node, addrs ...ipam.Allocation) (netport.Spec, error) {
+	if err := c.ValidateNetwork(); err != nil {
+		return netport.Spec{}, fmt.Errorf("cluster %s: %w", c.Name, err)
 	}
 	var ips []netip.Addr
 	for _, a := range addrs {
 		ips = append(ips, a.Addr())
 	}
-	s := netport.ForVM(vm.ID, bridge, ips)
+	var s netport.Spec
+	switch c.NetworkMode {
+	case model.NetworkRouted:
+		s = netport.ForVM(vm.ID, "", ips)
+		s.Mode = netport.ModeRouted
+		for _, a := range addrs {
+			switch {
+			case !a.Addr().Is4():
+				return netport.Spec{}, virtplane.Errorf(virtplane.ErrNotImplemented, "routed mode for IPv6 address %v: only IPv4 is routed (network/routing needs an IPv4 gateway)", a.Addr())
+			case !a.Gateway.IsValid():
+				return netport.Spec{}, virtplane.Errorf(virtplane.ErrInvalidArgument, "gateway: ip block %s of pool %s has none: a routed VM needs the block's gateway", a.Block, a.Pool)
+			case !a.Gateway.Is4():
+				return netport.Spec{}, virtplane.Errorf(virtplane.ErrInvalidArgument, "gateway %v of ip block %s: want an IPv4 gateway for IPv4 addresses", a.Gateway, a.Block)
+			case s.GatewayV4.IsValid() && s.GatewayV4 != a.Gateway:
+				return netport.Spec{}, virtplane.Errorf(virtplane.ErrInvalidArgument, "gateway %v of ip block %s differs from %v: a routed VM has one gateway", a.Gateway, a.Block, s.GatewayV4)
+			}
+			s.GatewayV4 = a.Gateway
+		}
+		if !s.GatewayV4.IsValid() {
+			return netport.Spec{}, virtplane.Errorf(virtplane.ErrInvalidArgument, "gateway: a routed VM needs an address from a block with a gateway")
+		}
+	case model.NetworkVXLAN:
+		local, err := node.VTEP()
+		if err != nil {
+			return netport.Spec{}, fmt.Errorf("vxlan cluster %s: %w", c.Name, err)
+		}
+		v := &netport.VXLAN{VNI: c.VNI, Local: local}
+		for _, n := range nodes {
+			if n.ID == node.ID {
+				continue
+			}
+			peer, err := n.VTEP()
+			if err != nil {
+				return netport.Spec{}, fmt.Errorf("vxlan cluster %s: %w", c.Name, err)
+			}
+			if peer.Is4() != local.Is4() {
+				return netport.Spec{}, virtplane.Errorf(virtplane.ErrInvalidArgument, "vtep_address %v of node %s: not of the family of node %s's %v", peer, n.Name, node.Name, local)
+			}
+			v.Peers = append(v.Peers, peer)
+		}
+		s = netport.ForVM(vm.ID, netport.VXLANBridge(c.VNI), ips)
+		s.Mode, s.VXLAN = netport.ModeVXLAN, v
+	default:
+		bridge := c.Bridge
+		if bridge == "" {
+			bridge = DefaultBridge
+		}
+		s = netport.ForVM(vm.ID, bridge, ips)
+		s.Mode = netport.ModeBridge
+	}
 	if vm.Limits.NetMbit > 0 {
 		s.InKbit = uint64(vm.Limits.NetMbit) * 1000
 		s.OutKbit = s.InKbit
 	}
-	return s
+	return s.Normalize(), nil
+}
+
+// clusterNodes returns the nodes of a cluster, for a VXLAN port's flood
+// list; other modes need none (nil).
+func (f *Flow) clusterNodes(ctx context.Context, c model.Cluster) ([]model.Node, error) {
+	if c.NetworkMode != model.NetworkVXLAN {
+		return nil, nil
+	}
+	var out []model.Node
+	err := forEach(ctx, f.cfg.Store, store.KindNode, store.ListOptions{Parent: c.ID}, func(n model.Node) error {
+		out = append(out, n)
+		return nil
+	})
+	return out, err
+}
+
+// portOnNode is port moved to node: a VXLAN port takes the node's tunnel
+// endpoint and the cluster's other nodes as peers; other ports are the
+// same on every node.
+func (f *Flow) portOnNode(ctx context.Context, port netport.Spec, vm model.VM, node model.Node) (netport.Spec, error) {
+	if port.Mode != netport.ModeVXLAN {
+		return port, nil
+	}
+	c, err := f.cluster(ctx, vm.ClusterID)
+	if err != nil {
+		return port, err
+	}
+	nodes, err := f.clusterNodes(ctx, c)
+	if err != nil {
+		return port, err
+	}
+	moved, err := portSpec(vm, c, node, nodes)
+	if err != nil {
+		return port, err
+	}
+	port.VXLAN, port.Bridge = moved.VXLAN, moved.Bridge
+	return port, nil
+}
+
+// nic is the hypervisor's view of a port: a member of its bridge, or, on a
+// routed port, a plain tap (libvirt <interface type='ethernet'>) of the
+// port's name.
+func nic(port netport.Spec) vmm.NIC {
+	return vmm.NIC{Bridge: port.Bridge, Tap: port.Name, MAC: port.MAC}
 }
 
 func (f *Flow) nodePorts(ctx context.Context, nodeID string) (netport.Ports, error) {

@@ -49,6 +49,13 @@ type fixture struct {
 type fixtureOption struct {
 	ports  netport.Ports               // instead of the simulated node's
 	driver func(vmm.Driver) vmm.Driver // wraps the simulated hypervisor
+	// cluster and node change the cluster and its node before they are
+	// stored; peers are more nodes of the cluster, in maintenance (they
+	// take no VM); gateway replaces the block's gateway ("-" for none).
+	cluster func(*model.Cluster)
+	node    func(*model.Node)
+	peers   []model.Node
+	gateway string
 }
 
 func newFixture(t *testing.T, bridge string, opts ...fixtureOption) *fixture {
@@ -63,15 +70,38 @@ func newFixture(t *testing.T, bridge string, opts ...fixtureOption) *fixture {
 		CPUOvercommit: 1, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: "bridge", Bridge: bridge, Storages: []model.StorageRef{}, Created: now}
 	fx.node = model.Node{ID: store.NewID(), ClusterID: fx.cluster.ID, Name: "sim1", Address: "sim", State: model.NodeActive,
 		Cores: 8, MemoryMiB: 16384, DiskGiB: 100, Created: now}
+	gateway := "192.0.2.1"
+	for _, o := range opts {
+		if o.cluster != nil {
+			o.cluster(&fx.cluster)
+		}
+		if o.node != nil {
+			o.node(&fx.node)
+		}
+		switch o.gateway {
+		case "":
+		case "-":
+			gateway = ""
+		default:
+			gateway = o.gateway
+		}
+	}
 	fx.pool = model.IPPool{ID: store.NewID(), Name: "p1", ClusterIDs: []string{fx.cluster.ID},
-		Blocks: []model.IPBlock{{ID: "b1", Range: "192.0.2.0/24", Gateway: "192.0.2.1"}}, Created: now}
+		Blocks: []model.IPBlock{{ID: "b1", Range: "192.0.2.0/24", Gateway: gateway}}, Created: now}
 	fx.image = model.Image{ID: store.NewID(), Name: "debian", OSType: "linux", Format: "qcow2", SizeMiB: 1024, Created: now}
-	blk, err := ipam.ParseBlock(ipam.BlockSpec{ID: "b1", Range: "192.0.2.0/24", Gateway: "192.0.2.1"})
+	blk, err := ipam.ParseBlock(ipam.BlockSpec{ID: "b1", Range: "192.0.2.0/24", Gateway: gateway})
 	require.NoError(t, err)
 	_, err = m.CreatePool(ctx, ipam.Pool{ID: fx.pool.ID, Clusters: fx.pool.ClusterIDs, Blocks: []ipam.Block{blk}})
 	require.NoError(t, err)
 	put(t, st, store.KindCluster, fx.cluster.ID, fx.cluster.Name, "", fx.cluster)
 	put(t, st, store.KindNode, fx.node.ID, fx.node.Name, fx.cluster.ID, fx.node)
+	for _, o := range opts {
+		for _, n := range o.peers {
+			n.ID, n.ClusterID, n.Address, n.Maintenance, n.State, n.Created = store.NewID(), fx.cluster.ID, "sim", true, model.NodeMaintenance, now
+			n.Cores, n.MemoryMiB, n.DiskGiB = 8, 16384, 100
+			put(t, st, store.KindNode, n.ID, n.Name, fx.cluster.ID, n)
+		}
+	}
 	put(t, st, store.KindPool, fx.pool.ID, fx.pool.Name, "", fx.pool)
 	put(t, st, store.KindImage, fx.image.ID, fx.image.Name, "", fx.image)
 

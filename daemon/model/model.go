@@ -7,6 +7,7 @@
 package model
 
 import (
+	"net/netip"
 	"net/url"
 	"path"
 	"regexp"
@@ -80,8 +81,70 @@ type Cluster struct {
 	MaxVMsPerNode  int          `json:"max_vms_per_node" minimum:"0" doc:"per-node VM limit; 0 means none"`
 	NetworkMode    string       `json:"network_mode" enum:"bridge,vxlan,routed"`
 	Bridge         string       `json:"bridge,omitempty" doc:"host bridge VMs attach to in bridge mode"`
+	VNI            int          `json:"vni,omitempty" minimum:"0" maximum:"16777215" doc:"VxLAN network identifier of the cluster's VMs, 1..16777215; required in vxlan mode, unset otherwise"`
 	Storages       []StorageRef `json:"storages"`
 	Created        time.Time    `json:"created"`
+}
+
+// Network modes of a cluster.
+const (
+	NetworkBridge = "bridge"
+	NetworkVXLAN  = "vxlan"
+	NetworkRouted = "routed"
+)
+
+// MaxVNI is the largest VxLAN network identifier (24 bits).
+const MaxVNI = 1<<24 - 1
+
+// FieldError is a validation error of one field of an object: Field is
+// its JSON name, Err wraps the virtplane class.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func invalidField(field, format string, args ...any) error {
+	return &FieldError{Field: field, Err: virtplane.Errorf(virtplane.ErrInvalidArgument, field+" "+format, args...)}
+}
+
+// ValidateNetwork checks the cluster's network settings: a known mode, a
+// VNI in range in vxlan mode and none in the others, a bridge in bridge
+// mode only. Errors are *FieldError (network_mode, vni, bridge) wrapping
+// ErrInvalidArgument.
+func (c Cluster) ValidateNetwork() error {
+	switch c.NetworkMode {
+	case "", NetworkBridge, NetworkRouted, NetworkVXLAN:
+	default:
+		return invalidField("network_mode", "%q: want bridge, vxlan or routed", c.NetworkMode)
+	}
+	if c.NetworkMode == NetworkVXLAN {
+		if c.VNI < 1 || c.VNI > MaxVNI {
+			return invalidField("vni", "%d: a vxlan cluster needs a vni in 1..%d", c.VNI, MaxVNI)
+		}
+	} else if c.VNI != 0 {
+		return invalidField("vni", "%d: only a vxlan cluster has a vni, not a %s one", c.VNI, c.NetworkMode)
+	}
+	if c.NetworkMode != "" && c.NetworkMode != NetworkBridge && c.Bridge != "" {
+		return invalidField("bridge", "%q: only a bridge cluster names a bridge, not a %s one", c.Bridge, c.NetworkMode)
+	}
+	return nil
+}
+
+// VTEP returns the node's tunnel endpoint address, checked: a unicast
+// IPv4 or IPv6 address without zone. The error is a *FieldError
+// (vtep_address) wrapping ErrInvalidArgument; empty is an error too.
+func (n Node) VTEP() (netip.Addr, error) {
+	a, err := netip.ParseAddr(n.VTEPAddress)
+	if n.VTEPAddress == "" {
+		return netip.Addr{}, invalidField("vtep_address", "of node %s is empty", n.Name)
+	}
+	if err != nil || a.IsUnspecified() || a.IsMulticast() || a.Zone() != "" || a.Is4In6() {
+		return netip.Addr{}, invalidField("vtep_address", "%q of node %s: want a unicast IPv4 or IPv6 address", n.VTEPAddress, n.Name)
+	}
+	return a, nil
 }
 
 // Node states.
@@ -102,6 +165,7 @@ type Node struct {
 	Cores       int       `json:"cores"`
 	MemoryMiB   int64     `json:"memory_mib"`
 	DiskGiB     int64     `json:"disk_gib"`
+	VTEPAddress string    `json:"vtep_address,omitempty" doc:"underlay address of the node's VxLAN tunnel endpoint; required in a vxlan cluster"`
 	Created     time.Time `json:"created"`
 }
 

@@ -22,6 +22,25 @@
 // simulated nodes of the daemon keep a Fake durable in the store.
 // netporttest.Run is the conformance suite all of them pass.
 //
+// A port has one of three modes (Spec.Mode), the cluster's network mode;
+// firewall and shaping are the same in each:
+//   - bridge: the tap joins Spec.Bridge.
+//   - routed: no bridge; the host routes each VM address (/32, /128) to
+//     the tap and holds the gateway addresses on it (network/routing), so
+//     the VM's MAC never leaves the host. The hypervisor makes a plain tap
+//     (libvirt <interface type='ethernet'>). A node's routed ports share
+//     one pair of gateways.
+//   - vxlan: the tap joins the bridge of the cluster's VNI, whose VxLAN
+//     device (network/vxlan, with the node's vtep address as local end)
+//     floods to the cluster's other nodes (full-mesh FDB, learning on).
+//     The Host creates bridge and device with the first port of a VNI and
+//     deletes them with the last.
+//
+// A Host without a router (HostConfig.Routes) or an FDB (HostConfig.FDB)
+// refuses ports of that mode with ErrNotImplemented; NewKernelHost has
+// both. Routes and flood entries need the port's device and are completed
+// by the Setup after the hypervisor made it, like shaping.
+//
 // Port names and MACs are derived from the VM ID (TapName, MAC), so an undo
 // or a delete needs nothing but the VM ID, and `make env-clean` style sweeps
 // recognise the devices by their "vpt" prefix.
@@ -33,4 +52,9 @@
 //	nic := vmm.NIC{Bridge: spec.Bridge, Tap: spec.Name, MAC: spec.MAC}
 //	// ... define and start the domain, then Setup(ctx, spec) again ...
 //	_ = h.Teardown(ctx, spec.Name)
+//
+//	routed := netport.ForVM(vmID, "", []netip.Addr{addr})
+//	routed.Mode, routed.GatewayV4 = netport.ModeRouted, gateway // nic := vmm.NIC{Tap: routed.Name, MAC: routed.MAC}
+//	overlay := netport.ForVM(vmID, netport.VXLANBridge(vni), []netip.Addr{addr})
+//	overlay.Mode, overlay.VXLAN = netport.ModeVXLAN, &netport.VXLAN{VNI: vni, Local: vtep, Peers: otherVTEPs}
 package netport

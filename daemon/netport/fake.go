@@ -16,6 +16,8 @@ type Fake struct {
 	ports  map[string]Spec
 	calls  []Call
 	faults map[string][]error
+	// unable are the modes this node cannot do.
+	unable map[string]bool
 }
 
 var _ Ports = (*Fake)(nil)
@@ -29,7 +31,15 @@ type Call struct {
 
 // NewFake returns a Fake without ports.
 func NewFake() *Fake {
-	return &Fake{ports: map[string]Spec{}, faults: map[string][]error{}}
+	return &Fake{ports: map[string]Spec{}, faults: map[string][]error{}, unable: map[string]bool{}}
+}
+
+// Disable makes the Fake a node that cannot do mode: Setup of a port in
+// it fails with ErrNotImplemented, as a Host without the mode's backend.
+func (f *Fake) Disable(mode string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unable[mode] = true
 }
 
 // FailNext makes the next call of method ("Setup", "Teardown" or "List")
@@ -85,8 +95,16 @@ func (f *Fake) Setup(ctx context.Context, s Spec) error {
 	if err := f.begin("Setup", s.Name); err != nil {
 		return err
 	}
+	if f.unable[s.Mode] {
+		return virtplane.Errorf(virtplane.ErrNotImplemented, "port %s: this node cannot do %s mode", s.Name, s.Mode)
+	}
 	if prev, ok := f.ports[s.Name]; ok && prev.VMID != s.VMID {
 		return conflict(s.Name, prev.VMID, s.VMID)
+	}
+	for _, other := range f.ports {
+		if err := agree(s, other.Normalize()); err != nil {
+			return err
+		}
 	}
 	f.ports[s.Name] = s
 	return nil

@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,7 +23,9 @@ import (
 	"github.com/virtplane/virtplane/internal/revert"
 	"github.com/virtplane/virtplane/network/firewall"
 	"github.com/virtplane/virtplane/network/hostnet"
+	"github.com/virtplane/virtplane/network/routing"
 	"github.com/virtplane/virtplane/network/shaping"
+	"github.com/virtplane/virtplane/network/vxlan"
 )
 
 // OwnerTagPrefix starts the alias of the bridges a Host creates.
@@ -64,6 +68,13 @@ type HostConfig struct {
 	// traffic when the port itself is already gone (the Shaper can only
 	// clean up through a live port); nil leaves such devices alone.
 	Devices DeviceRemover
+	// Routes returns the router of routed mode for the ports' gateways
+	// (routing.New over the node's netlink); nil: the node cannot do
+	// routed mode, and such ports are ErrNotImplemented.
+	Routes func(routing.Config) (routing.Applier, error)
+	// FDB programs the flood entries of the VxLAN devices; nil: the node
+	// cannot do VXLAN mode, and such ports are ErrNotImplemented.
+	FDB vxlan.FDB
 }
 
 // Host is the Ports of this machine's kernel (or of a network namespace).
@@ -109,7 +120,20 @@ func NewKernelHost(stateDir string, nl *netlink.Handle, nft *nftables.Conn) (*Ho
 	if err != nil {
 		return nil, err
 	}
-	return NewHost(HostConfig{StateDir: stateDir, Links: links, Firewall: fw, Shaper: sh, Devices: nl})
+	routes := func(cfg routing.Config) (routing.Applier, error) { return routing.New(nl, cfg) }
+	return NewHost(HostConfig{StateDir: stateDir, Links: links, Firewall: fw, Shaper: sh, Devices: nl, Routes: routes, FDB: nl})
+}
+
+// supports reports, as an ErrNotImplemented, a mode the Host is not
+// configured for.
+func (h *Host) supports(s Spec) error {
+	switch {
+	case s.Mode == ModeRouted && h.cfg.Routes == nil:
+		return virtplane.Errorf(virtplane.ErrNotImplemented, "port %s: this node cannot do routed mode (no router configured)", s.Name)
+	case s.Mode == ModeVXLAN && h.cfg.FDB == nil:
+		return virtplane.Errorf(virtplane.ErrNotImplemented, "port %s: this node cannot do vxlan mode (no fdb configured)", s.Name)
+	}
+	return nil
 }
 
 func (h *Host) path(name string) string { return filepath.Join(h.cfg.StateDir, name+".json") }
@@ -224,24 +248,32 @@ func (h *Host) Setup(ctx context.Context, s Spec) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
+	if err := h.supports(s); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	prev, err := h.read(s.Name)
-	existed := err == nil
-	if err != nil && !errors.Is(err, virtplane.ErrNotFound) {
+	recs, err := h.records()
+	if err != nil {
 		return err
 	}
+	prev, existed := recs[s.Name]
 	if existed && prev.VMID != s.VMID {
 		return conflict(s.Name, prev.VMID, s.VMID)
+	}
+	for _, other := range recs {
+		if err := agree(s, other.Normalize()); err != nil {
+			return err
+		}
 	}
 	links, err := h.cfg.Links.Links(ctx)
 	if err != nil {
 		return err
 	}
-	if l, ok := find(links, s.Bridge); ok && l.Kind != hostnet.KindBridge {
+	if l, ok := find(links, s.Bridge); s.Bridge != "" && ok && l.Kind != hostnet.KindBridge {
 		return virtplane.Errorf(virtplane.ErrConflict, "port %s: bridge %q exists and is not a bridge (%s)", s.Name, s.Bridge, l.Kind)
 	}
 
@@ -274,6 +306,9 @@ func (h *Host) Setup(ctx context.Context, s Spec) error {
 func (h *Host) converge(ctx context.Context, s Spec) error {
 	links, err := h.bridges(ctx, "")
 	if err != nil {
+		return err
+	}
+	if err := h.routes(ctx, links, Spec{}); err != nil {
 		return err
 	}
 	if err := h.cfg.Firewall.Apply(ctx, s.Policy()); err != nil {
@@ -321,10 +356,65 @@ func (h *Host) teardown(ctx context.Context, name string) error {
 	if err := h.dropIFB(name); err != nil {
 		return err
 	}
+	gone, err := h.read(name)
+	if err != nil && !errors.Is(err, virtplane.ErrNotFound) {
+		return err
+	}
+	if err := h.routes(ctx, links, gone); err != nil {
+		return err
+	}
 	if _, err := h.bridges(ctx, name); err != nil {
 		return err
 	}
 	return h.remove(name)
+}
+
+// routes converges the node's routed ports to the recorded ones whose
+// device exists, leaving out the port being torn down (removing, or the
+// zero Spec): a route per VM address, the gateways on each port. Without
+// routed ports left, what the last one had goes (with its gateways).
+func (h *Host) routes(ctx context.Context, links []hostnet.Link, removing Spec) error {
+	recs, err := h.records()
+	if err != nil {
+		return err
+	}
+	delete(recs, removing.Name)
+	var gw routing.Config
+	if removing.Mode == ModeRouted {
+		gw = routing.Config{GatewayV4: removing.GatewayV4, GatewayV6: removing.GatewayV6}
+	}
+	var vms []routing.VM
+	for _, name := range slices.Sorted(maps.Keys(recs)) {
+		s := recs[name]
+		if s.Mode != ModeRouted {
+			continue
+		}
+		gw = routing.Config{GatewayV4: s.GatewayV4, GatewayV6: s.GatewayV6}
+		if _, exists := find(links, s.Name); !exists {
+			continue // its routes went with the device; they come with the next Setup
+		}
+		vm := routing.VM{Port: s.Name}
+		for _, a := range s.Addresses {
+			if a.Is4() {
+				vm.IPv4 = append(vm.IPv4, a)
+			} else {
+				vm.IPv6 = append(vm.IPv6, a)
+			}
+		}
+		vms = append(vms, vm)
+	}
+	if !gw.GatewayV4.IsValid() {
+		return nil // no routed port, now or before
+	}
+	if h.cfg.Routes == nil {
+		return virtplane.Errorf(virtplane.ErrNotImplemented, "netport: routed ports recorded, but this node cannot do routed mode")
+	}
+	r, err := h.cfg.Routes(gw)
+	if err != nil {
+		return err
+	}
+	_, err = r.Apply(ctx, vms)
+	return err
 }
 
 // dropIFB deletes the IFB device of a port, if any.
@@ -352,10 +442,13 @@ func (h *Host) dropIFB(port string) error {
 
 // bridges converges the node's bridges to the recorded ports, leaving out
 // the port being torn down (removing, or ""): a bridge is kept (or
-// created) while a recorded port names it or any link hangs on it, and the
-// Host's own bridges that are left empty are deleted. Bridges the Host did
-// not create are never touched; their ports are the hypervisor's business.
-// It returns the links as they were before.
+// created) while a recorded bridge-mode port names it or any link hangs on
+// it, and the Host's own bridges that are left empty are deleted. Bridges
+// the Host did not create are never touched; their ports are the
+// hypervisor's business. The VxLAN networks of the recorded VXLAN ports
+// (bridge and tunnel device each) are part of the same configuration, and
+// their flood lists are synced after it. It returns the links as they
+// were before.
 func (h *Host) bridges(ctx context.Context, removing string) ([]hostnet.Link, error) {
 	recs, err := h.records()
 	if err != nil {
@@ -368,20 +461,29 @@ func (h *Host) bridges(ctx context.Context, removing string) ([]hostnet.Link, er
 	}
 	keep := map[string]bool{}
 	for _, s := range recs {
+		if s.Mode != "" && s.Mode != ModeBridge {
+			continue
+		}
 		if l, ok := find(links, s.Bridge); !ok || (l.Owned && l.Kind == hostnet.KindBridge) {
 			keep[s.Bridge] = true
 		}
 	}
+	nets, underlay, peers := vxlanNetworks(recs, links)
+	netBridges := map[string]bool{}
+	for _, n := range nets {
+		netBridges[n.Bridge()] = true
+	}
 	owned := map[string]bool{}
 	for _, l := range links {
-		if l.Owned && l.Kind == hostnet.KindBridge {
+		if l.Owned && l.Kind == hostnet.KindBridge && !netBridges[l.Name] {
 			owned[l.Name] = true
 		}
 	}
-	// Other links on the Host's bridges keep them; a recorded port's
-	// bridge is the one its spec names (it may be moving).
+	// Other links on the Host's bridges keep them (but not the Host's own
+	// tunnel devices); a recorded port's bridge is the one its spec names
+	// (it may be moving).
 	for _, l := range links {
-		if _, recorded := recs[l.Name]; owned[l.Master] && l.Name != removing && !recorded {
+		if _, recorded := recs[l.Name]; owned[l.Master] && l.Name != removing && !recorded && !l.Owned {
 			keep[l.Master] = true
 		}
 	}
@@ -391,22 +493,76 @@ func (h *Host) bridges(ctx context.Context, removing string) ([]hostnet.Link, er
 	}
 	ports := map[string]string{}
 	for _, l := range links {
-		if _, recorded := recs[l.Name]; keep[l.Master] && l.Name != removing && !recorded {
+		if _, recorded := recs[l.Name]; keep[l.Master] && l.Name != removing && !recorded && !l.Owned {
 			ports[l.Name] = l.Master
 		}
 	}
 	for _, s := range recs {
-		if _, exists := find(links, s.Name); exists && keep[s.Bridge] {
+		if _, exists := find(links, s.Name); exists && keep[s.Bridge] && (s.Mode == "" || s.Mode == ModeBridge) {
 			ports[s.Name] = s.Bridge
 		}
 	}
 	for _, p := range slices.Sorted(maps.Keys(ports)) {
 		d.Ports = append(d.Ports, hostnet.Port{Name: p, Master: ports[p]})
 	}
+	if len(nets) > 0 {
+		if h.cfg.FDB == nil {
+			return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "netport: vxlan ports recorded, but this node cannot do vxlan mode")
+		}
+		// Full mesh: the devices learn remote MACs from what arrives.
+		vd, err := vxlan.Desired(underlay, nets, true)
+		if err != nil {
+			return nil, err
+		}
+		d.Bridges = append(d.Bridges, vd.Bridges...)
+		d.VXLANs = append(d.VXLANs, vd.VXLANs...)
+		d.Ports = append(d.Ports, vd.Ports...)
+	}
 	if _, err := h.cfg.Links.Apply(ctx, d); err != nil {
 		return nil, err
 	}
+	for _, n := range nets {
+		if _, _, err := vxlan.SyncFDB(ctx, h.cfg.FDB, n.Device(), vxlan.FullMesh(underlay.Local, peers[n.VNI])); err != nil {
+			return nil, err
+		}
+	}
 	return links, nil
+}
+
+// vxlanNetworks returns the VxLAN networks of the recorded VXLAN ports,
+// by VNI, with the ports whose device exists; the node's underlay; and
+// each network's peers: the union of its ports' (a peer left over from a
+// port set up before a node left costs flooded copies only, until the
+// ports are set up again).
+func vxlanNetworks(recs map[string]Spec, links []hostnet.Link) ([]vxlan.Network, vxlan.Underlay, map[int][]netip.Addr) {
+	byVNI := map[int]*vxlan.Network{}
+	peers := map[int][]netip.Addr{}
+	var u vxlan.Underlay
+	for _, name := range slices.Sorted(maps.Keys(recs)) {
+		s := recs[name].Normalize()
+		if s.Mode != ModeVXLAN || s.VXLAN == nil {
+			continue
+		}
+		v := s.VXLAN
+		u.Local = v.Local
+		n, ok := byVNI[v.VNI]
+		if !ok {
+			n = &vxlan.Network{Name: fmt.Sprintf("vni-%d", v.VNI), VNI: v.VNI}
+			byVNI[v.VNI] = n
+		}
+		if _, exists := find(links, s.Name); exists {
+			n.Ports = append(n.Ports, s.Name)
+		}
+		peers[v.VNI] = append(peers[v.VNI], v.Peers...)
+	}
+	var out []vxlan.Network
+	for _, vni := range slices.Sorted(maps.Keys(byVNI)) {
+		out = append(out, *byVNI[vni])
+		p := peers[vni]
+		slices.SortFunc(p, netip.Addr.Compare)
+		peers[vni] = slices.Compact(p)
+	}
+	return out, u, peers
 }
 
 func find(links []hostnet.Link, name string) (hostnet.Link, bool) {

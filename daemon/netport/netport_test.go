@@ -33,8 +33,10 @@ func TestConformanceFake(t *testing.T) {
 // the state directory without a kernel.
 func TestConformanceHostOverFakes(t *testing.T) {
 	netporttest.Run(t, func(t *testing.T) netporttest.Harness {
-		h, err := netport.NewHost(netport.HostConfig{StateDir: t.TempDir(), Links: hostnet.NewFake(),
-			Firewall: firewall.NewFake(), Shaper: shaping.NewFake()})
+		links := hostnet.NewFake()
+		h, err := netport.NewHost(netport.HostConfig{StateDir: t.TempDir(), Links: links,
+			Firewall: firewall.NewFake(), Shaper: shaping.NewFake(),
+			Routes: newFakeRoutes(links).factory, FDB: newFakeFDB(links)})
 		require.NoError(t, err)
 		return netporttest.Harness{Ports: h}
 	})
@@ -43,6 +45,12 @@ func TestConformanceHostOverFakes(t *testing.T) {
 // kernelHost is a Host over a fresh network namespace.
 func kernelHost(t testing.TB) (*netport.Host, *testenv.Netns, string) {
 	ns := testenv.NewNetns(t)
+	h, dir := hostIn(t, ns)
+	return h, ns, dir
+}
+
+// hostIn is a Host over an existing network namespace.
+func hostIn(t testing.TB, ns *testenv.Netns) (*netport.Host, string) {
 	fd, err := netns.GetFromName(ns.Name)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = fd.Close() })
@@ -52,7 +60,7 @@ func kernelHost(t testing.TB) (*netport.Host, *testenv.Netns, string) {
 	dir := t.TempDir()
 	h, err := netport.NewKernelHost(dir, nettest.Handle(t, ns.Name), nft)
 	require.NoError(t, err)
-	return h, ns, dir
+	return h, dir
 }
 
 // plug makes a port's device the way a hypervisor's tap appears: a link

@@ -150,8 +150,12 @@ func TestPortsSurviveReopen(t *testing.T) {
 	require.NoError(t, err)
 	a := netport.ForVM("vm-a", "vptbr0", []netip.Addr{netip.MustParseAddr("192.0.2.5")})
 	b := netport.ForVM("vm-b", "vptbr0", nil)
-	c := netport.ForVM("vm-c", "vptbr0", nil)
-	for _, s := range []netport.Spec{a, b, c} {
+	c := netport.ForVM("vm-c", "", nil) // modes are recorded too
+	c.Mode = netport.ModeVXLAN
+	c.VXLAN = &netport.VXLAN{VNI: 77, Local: netip.MustParseAddr("10.99.0.1"), Peers: []netip.Addr{netip.MustParseAddr("10.99.0.2")}}
+	r := netport.ForVM("vm-r", "", []netip.Addr{netip.MustParseAddr("192.0.2.6")})
+	r.Mode, r.GatewayV4 = netport.ModeRouted, netip.MustParseAddr("192.0.2.1")
+	for _, s := range []netport.Spec{a, b, c, r} {
 		require.NoError(t, p.Setup(ctx, s))
 	}
 	require.NoError(t, p.Teardown(ctx, b.Name))
@@ -164,12 +168,14 @@ func TestPortsSurviveReopen(t *testing.T) {
 	require.NoError(t, err)
 	got, err := again.List(ctx)
 	require.NoError(t, err)
-	require.Len(t, got, 2)
-	names := []string{got[0].Name, got[1].Name}
-	assert.ElementsMatch(t, []string{a.Name, c.Name}, names)
+	require.Len(t, got, 3)
+	names := []string{got[0].Name, got[1].Name, got[2].Name}
+	assert.ElementsMatch(t, []string{a.Name, c.Name, r.Name}, names)
 	for _, s := range got {
-		if s.Name == a.Name {
-			assert.True(t, a.Equal(s), "%v", s)
+		for _, want := range []netport.Spec{a, c, r} {
+			if s.Name == want.Name {
+				assert.True(t, want.Equal(s), "%v", s)
+			}
 		}
 	}
 	other, err := simnode.OpenPorts(ctx, st, "n2")

@@ -137,13 +137,18 @@ func (r Request) wants(b Block) bool {
 
 // poolCache is a manager's in-memory allocator state for one pool.
 type poolCache struct {
+	// qmu guards queue and leading: the operations waiting for the pool's
+	// next transaction, and whether a goroutine runs them.
+	qmu     sync.Mutex
+	queue   []*poolOp
+	leading bool
+
 	mu      sync.Mutex // serialises this manager's transactions on the pool
 	valid   bool
 	version uint64
 	uid     string        // the pool incarnation the cache belongs to
 	blocks  []*blockState // in pool order
 	saved   map[string]Cursor
-	dirty   bool  // the allocators changed in the running transaction
 	opErr   error // the running operation's refusal, committed with its expiries
 }
 
@@ -168,51 +173,153 @@ func (m *Manager) cache(poolID string) *poolCache {
 	return c
 }
 
+// poolOp is one operation waiting for its pool's next transaction.
+type poolOp struct {
+	ctx  context.Context
+	fn   func(t Txn, c *poolCache, now time.Time) error
+	err  error
+	done chan struct{}
+}
+
 // update runs fn in a store transaction with the pool's allocators loaded
 // and current. fn reports a refusal (no room, address taken) with
 // c.refuse, so that the expiries done on the way are still committed.
+//
+// The operations that arrive on a pool while its transaction runs wait and
+// then share the next one: a store that commits in groups then commits
+// many allocations of one pool together, where one transaction at a time
+// per pool would allow one allocation per commit.
 func (m *Manager) update(ctx context.Context, poolID string, fn func(t Txn, c *poolCache, now time.Time) error) error {
 	c := m.cache(poolID)
+	op := &poolOp{ctx: ctx, fn: fn, done: make(chan struct{})}
+	c.qmu.Lock()
+	c.queue = append(c.queue, op)
+	lead := !c.leading
+	c.leading = true
+	c.qmu.Unlock()
+	if lead {
+		m.lead(poolID, c, true)
+	}
+	<-op.done
+	return op.err
+}
+
+// lead runs the queued operations of a pool, a transaction at a time. The
+// caller's own operation is in the first round; when more wait after it,
+// a new goroutine leads on, so that the caller returns.
+func (m *Manager) lead(poolID string, c *poolCache, caller bool) {
+	for {
+		c.qmu.Lock()
+		ops := c.queue
+		c.queue = nil
+		if len(ops) == 0 {
+			c.leading = false
+			c.qmu.Unlock()
+			return
+		}
+		c.qmu.Unlock()
+		m.runOps(poolID, c, ops)
+		if caller {
+			c.qmu.Lock()
+			more := len(c.queue) > 0
+			if !more {
+				c.leading = false
+			}
+			c.qmu.Unlock()
+			if more {
+				go m.lead(poolID, c, false)
+			}
+			return
+		}
+	}
+}
+
+// runOps runs ops in one store transaction. An operation that fails (not a
+// refusal: the store failed) rolls the transaction back; it gets its error
+// and the others run again without it.
+func (m *Manager) runOps(poolID string, c *poolCache, ops []*poolOp) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var readVersion uint64
-	c.opErr = nil
-	err := m.store.Update(ctx, poolID, func(t Txn) error {
-		uid, version := t.Version()
-		readVersion = version
-		c.dirty = false
-		if !c.valid || c.version != version || c.uid != uid {
-			if err := c.load(t, t.Pool(), m.cooldown); err != nil {
-				c.valid = false
+	finish := func(op *poolOp, err error) {
+		op.err = err
+		close(op.done)
+	}
+	for len(ops) > 0 {
+		live := ops[:0]
+		for _, op := range ops {
+			if err := op.ctx.Err(); err != nil {
+				finish(op, virtplane.Errorf(virtplane.ErrCanceled, "ipam: %v", err))
+				continue
+			}
+			live = append(live, op)
+		}
+		ops = live
+		if len(ops) == 0 {
+			return
+		}
+		var readVersion uint64
+		refusals := make([]error, len(ops))
+		failed := -1
+		attempts := 0
+		// One caller's cancel must not fail the others' transaction.
+		err := m.store.Update(context.WithoutCancel(ops[0].ctx), poolID, func(t Txn) error {
+			attempts++
+			if attempts > 1 {
+				c.valid = false // the allocators hold the rolled-back attempt
+			}
+			failed = -1
+			uid, version := t.Version()
+			readVersion = version
+			if !c.valid || c.version != version || c.uid != uid {
+				if err := c.load(t, t.Pool(), m.cooldown); err != nil {
+					c.valid = false
+					return err
+				}
+			}
+			now := m.now()
+			for _, b := range c.blocks {
+				b.journal, b.record = b.journal[:0], true
+				if len(b.cooling) > b.coolHead {
+					b.expire(now.UnixNano())
+				}
+			}
+			// Write the expiries first, so that the operations read
+			// records that agree with the allocators.
+			if err := c.flush(t); err != nil {
 				return err
 			}
-		}
-		now := m.now()
-		for _, b := range c.blocks {
-			b.journal, b.record = b.journal[:0], true
-			if len(b.cooling) > b.coolHead {
-				c.dirty = true
-				b.expire(now.UnixNano())
+			for i, op := range ops {
+				c.opErr = nil
+				if err := op.fn(t, c, now); err != nil {
+					failed = i
+					return err
+				}
+				if err := c.flush(t); err != nil {
+					failed = i
+					return err
+				}
+				refusals[i] = c.opErr
 			}
+			return nil
+		})
+		if err == nil {
+			c.valid, c.version = true, readVersion+1
+			for i, op := range ops {
+				finish(op, refusals[i])
+			}
+			return
 		}
-		// Write the expiries first, so that fn reads records that agree
-		// with the allocators.
-		if err := c.flush(t); err != nil {
-			return err
+		// The allocators may hold changes that were rolled back.
+		c.valid = false
+		if failed < 0 {
+			for _, op := range ops {
+				finish(op, err)
+			}
+			return
 		}
-		if err := fn(t, c, now); err != nil {
-			return err
-		}
-		return c.flush(t)
-	})
-	if err != nil {
-		if c.dirty {
-			c.valid = false
-		}
-		return err
+		finish(ops[failed], err)
+		ops = append(ops[:failed:failed], ops[failed+1:]...)
 	}
-	c.valid, c.version = true, readVersion+1
-	return c.opErr
 }
 
 // refuse records the operation's refusal; the transaction still commits.
@@ -356,10 +463,8 @@ func (m *Manager) Allocate(ctx context.Context, poolID string, req Request) (All
 			if err := st.take(off); err != nil {
 				return c.refuse(err)
 			}
-			c.dirty = true
 		} else {
 			var found bool
-			c.dirty = true
 			for _, b := range c.blocks {
 				if req.wants(b.blk) {
 					if off, found = b.nextNever(); found {
@@ -458,7 +563,6 @@ func (m *Manager) release(ctx context.Context, poolID string, p netip.Prefix, ow
 		if !ok || old.State != StateAllocated || (owner != nil && !owns(*owner, old.Owner)) {
 			return c.refuse(virtplane.Errorf(virtplane.ErrNotFound, "%s is not allocated in pool %q", unit, poolID))
 		}
-		c.dirty = true
 		if st.release(st.blk.offsetOf(unit.Addr()), now.UnixNano()) {
 			old.State, old.ReleasedAt = StateCooling, now.UTC()
 			if err := c.flush(t); err != nil {
@@ -540,13 +644,11 @@ func (m *Manager) setReserved(ctx context.Context, poolID string, a netip.Addr, 
 			if st.excluded(off) {
 				return c.refuse(virtplane.Errorf(virtplane.ErrInvalidArgument, "address %s is excluded from block %q", a, st.blk.ID))
 			}
-			c.dirty = true
 			if err := st.reserve(off); err != nil {
 				return err
 			}
 			blk.Reserved = append(blk.Reserved, unit.Addr())
 		case !on && has:
-			c.dirty = true
 			st.unreserve(off)
 			blk.Reserved = slices.DeleteFunc(blk.Reserved, func(r netip.Addr) bool { return blk.unitPrefixOfAddr(r) == unit })
 		default:
@@ -702,7 +804,6 @@ func (m *Manager) AddBlock(ctx context.Context, poolID string, b Block) (Block, 
 		if err := t.SetPool(p); err != nil {
 			return err
 		}
-		c.dirty = true
 		c.blocks = append(c.blocks, newBlockState(nb, int64(m.cooldown)))
 		c.saved[nb.ID] = Cursor{}
 		out = nb.clone()
@@ -742,7 +843,6 @@ func (m *Manager) RemoveBlock(ctx context.Context, poolID, blockID string) error
 		if err := t.SetPool(p); err != nil {
 			return err
 		}
-		c.dirty = true
 		c.blocks = slices.DeleteFunc(c.blocks, func(b *blockState) bool { return b.blk.ID == blockID })
 		delete(c.saved, blockID)
 		return nil

@@ -36,6 +36,36 @@ func spec(id, b string) netport.Spec {
 	return netport.ForVM(id, b, []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8::10")})
 }
 
+// Gateway is the IPv4 gateway of the suite's routed ports, and
+// GatewayV6 their IPv6 one.
+var (
+	Gateway   = netip.MustParseAddr("192.0.2.1")
+	GatewayV6 = netip.MustParseAddr("fe80::1")
+)
+
+// VNI is the VxLAN network of the suite's VXLAN ports, Local the node's
+// tunnel endpoint and Peers the other nodes'.
+var (
+	VNI   = 4711
+	Local = netip.MustParseAddr("198.18.0.1")
+	Peers = []netip.Addr{netip.MustParseAddr("198.18.0.3"), netip.MustParseAddr("198.18.0.2")}
+)
+
+// routed is the routed port of VM id.
+func routed(id string) netport.Spec {
+	s := spec(id, "")
+	s.Mode, s.GatewayV4, s.GatewayV6 = netport.ModeRouted, Gateway, GatewayV6
+	return s
+}
+
+// overVXLAN is the VXLAN port of VM id in network vni.
+func overVXLAN(id string, vni int) netport.Spec {
+	s := spec(id, "")
+	s.Mode = netport.ModeVXLAN
+	s.VXLAN = &netport.VXLAN{VNI: vni, Local: Local, Peers: Peers}
+	return s
+}
+
 func list(t *testing.T, p netport.Ports) []netport.Spec {
 	t.Helper()
 	got, err := p.List(t.Context())
@@ -126,6 +156,24 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 			"bad port range":     func(s *netport.Spec) { s.BlockIn = []firewall.PortRange{{Protocol: "sctp", First: 1}} },
 			"rate too low":       func(s *netport.Spec) { s.InKbit = 1 },
 			"rate too high":      func(s *netport.Spec) { s.OutKbit = 1 << 40 },
+			"unknown mode":       func(s *netport.Spec) { s.Mode = "bgp" },
+			"bridge gateway":     func(s *netport.Spec) { s.GatewayV4 = Gateway },
+			"bridge vxlan":       func(s *netport.Spec) { s.VXLAN = &netport.VXLAN{VNI: VNI, Local: Local} },
+			"routed no gateway":  func(s *netport.Spec) { *s = routed("vm-1"); s.GatewayV4 = netip.Addr{} },
+			"routed v6 gateway4": func(s *netport.Spec) { *s = routed("vm-1"); s.GatewayV4 = GatewayV6 },
+			"routed global gw6":  func(s *netport.Spec) { *s = routed("vm-1"); s.GatewayV6 = netip.MustParseAddr("2001:db8::1") },
+			"routed bridge":      func(s *netport.Spec) { *s = routed("vm-1"); s.Bridge = Bridges[0] },
+			"routed gw is vm":    func(s *netport.Spec) { *s = routed("vm-1"); s.Addresses = []netip.Addr{Gateway} },
+			"routed link-local":  func(s *netport.Spec) { *s = routed("vm-1"); s.Addresses = []netip.Addr{netip.MustParseAddr("fe80::5")} },
+			"vxlan missing":      func(s *netport.Spec) { *s = overVXLAN("vm-1", VNI); s.VXLAN = nil },
+			"vni zero":           func(s *netport.Spec) { *s = overVXLAN("vm-1", 0) },
+			"vni too large":      func(s *netport.Spec) { *s = overVXLAN("vm-1", netport.MaxVNI+1) },
+			"vxlan no local":     func(s *netport.Spec) { *s = overVXLAN("vm-1", VNI); s.VXLAN.Local = netip.Addr{} },
+			"vxlan bad peer": func(s *netport.Spec) {
+				*s = overVXLAN("vm-1", VNI)
+				s.VXLAN.Peers = []netip.Addr{netip.MustParseAddr("2001:db8::2")}
+			},
+			"vxlan other bridge": func(s *netport.Spec) { *s = overVXLAN("vm-1", VNI); s.Bridge = Bridges[0] },
 		} {
 			t.Run(name, func(t *testing.T) {
 				s := spec("vm-1", Bridges[0])
@@ -219,5 +267,86 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		for i := 1; i < len(got); i++ {
 			assert.Less(t, got[i-1].Name, got[i].Name)
 		}
+	})
+
+	t.Run("Routed", func(t *testing.T) {
+		h := newHarness(t)
+		ctx := t.Context()
+		a, b := routed("vm-a"), routed("vm-b")
+		b.Addresses = []netip.Addr{netip.MustParseAddr("192.0.2.11")}
+		for _, s := range []netport.Spec{a, b} {
+			require.NoError(t, h.Ports.Setup(ctx, s), "before the device exists")
+			if h.Plug != nil {
+				h.Plug(t, s.Name)
+			}
+			require.NoError(t, h.Ports.Setup(ctx, s), "with the device")
+			require.NoError(t, h.Ports.Setup(ctx, s), "again")
+		}
+		got := list(t, h.Ports)
+		require.Len(t, got, 2)
+		for _, p := range got {
+			assert.Equal(t, netport.ModeRouted, p.Mode, "the mode is recorded")
+			assert.Empty(t, p.Bridge)
+			assert.Equal(t, Gateway, p.GatewayV4)
+			assert.Equal(t, GatewayV6, p.GatewayV6)
+		}
+		other := routed("vm-c")
+		other.Addresses = []netip.Addr{netip.MustParseAddr("192.0.2.12")}
+		other.GatewayV4 = netip.MustParseAddr("192.0.2.254")
+		assert.ErrorIs(t, h.Ports.Setup(ctx, other), virtplane.ErrConflict, "routed ports of a node share the gateways")
+		require.NoError(t, h.Ports.Teardown(ctx, a.Name))
+		assertPorts(t, h.Ports, b)
+		require.NoError(t, h.Ports.Teardown(ctx, b.Name))
+		other.Addresses = nil
+		require.NoError(t, h.Ports.Setup(ctx, other), "with no routed port left, other gateways are fine")
+		require.NoError(t, h.Ports.Teardown(ctx, other.Name))
+		assert.Empty(t, list(t, h.Ports))
+	})
+
+	t.Run("VXLAN", func(t *testing.T) {
+		h := newHarness(t)
+		ctx := t.Context()
+		a, b, c := overVXLAN("vm-a", VNI), overVXLAN("vm-b", VNI), overVXLAN("vm-c", VNI+1)
+		a.VXLAN.Peers = append(a.VXLAN.Peers, Local, Peers[0]) // itself and a duplicate: dropped
+		for _, s := range []netport.Spec{a, b, c} {
+			require.NoError(t, h.Ports.Setup(ctx, s))
+			if h.Plug != nil {
+				h.Plug(t, s.Name)
+				require.NoError(t, h.Ports.Setup(ctx, s))
+			}
+		}
+		got := list(t, h.Ports)
+		require.Len(t, got, 3)
+		for _, p := range got {
+			assert.Equal(t, netport.ModeVXLAN, p.Mode, "the mode is recorded")
+			require.NotNil(t, p.VXLAN)
+			assert.Equal(t, netport.VXLANBridge(p.VXLAN.VNI), p.Bridge, "the network's bridge")
+			assert.Equal(t, Local, p.VXLAN.Local)
+			assert.Equal(t, []netip.Addr{Peers[1], Peers[0]}, p.VXLAN.Peers, "sorted, without duplicates or the node itself")
+		}
+		other := overVXLAN("vm-d", VNI)
+		other.VXLAN.Local = netip.MustParseAddr("198.18.0.9")
+		assert.ErrorIs(t, h.Ports.Setup(ctx, other), virtplane.ErrConflict, "a node has one vtep address")
+		require.NoError(t, h.Ports.Teardown(ctx, a.Name))
+		require.NoError(t, h.Ports.Setup(ctx, b), "the network stays for the other port")
+		require.NoError(t, h.Ports.Teardown(ctx, b.Name))
+		require.NoError(t, h.Ports.Teardown(ctx, c.Name))
+		assert.Empty(t, list(t, h.Ports))
+	})
+
+	t.Run("ModeChanges", func(t *testing.T) {
+		h := newHarness(t)
+		ctx := t.Context()
+		s := spec("vm-1", Bridges[0])
+		require.NoError(t, h.Ports.Setup(ctx, s))
+		if h.Plug != nil {
+			h.Plug(t, s.Name)
+		}
+		for _, next := range []netport.Spec{routed("vm-1"), overVXLAN("vm-1", VNI), spec("vm-1", Bridges[1]), routed("vm-1")} {
+			require.NoError(t, h.Ports.Setup(ctx, next), "to %s", next.Mode)
+			assertPorts(t, h.Ports, next)
+		}
+		require.NoError(t, h.Ports.Teardown(ctx, s.Name))
+		assert.Empty(t, list(t, h.Ports))
 	})
 }

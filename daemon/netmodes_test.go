@@ -1,0 +1,165 @@
+package daemon_test
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/virtplane/virtplane/daemon/api"
+	"github.com/virtplane/virtplane/daemon/client"
+	"github.com/virtplane/virtplane/daemon/flow"
+	"github.com/virtplane/virtplane/daemon/internal/dbtest"
+	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/netport"
+	"github.com/virtplane/virtplane/daemon/simnode"
+)
+
+func clusterBody(name, mode string) api.ClusterBody {
+	return api.ClusterBody{Name: name, VirtType: "kvm", Strategy: "even", CPUOvercommit: 1, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: mode}
+}
+
+// TestNetworkModeSettingsNameTheField: the API refuses network settings
+// that cannot work, naming the field: a vxlan cluster without a VNI, a VNI
+// out of range or outside vxlan mode, a bridge outside bridge mode, a node
+// of a vxlan cluster without a vtep address, a mode change under VMs.
+func TestNetworkModeSettingsNameTheField(t *testing.T) {
+	st := dbtest.SQLite(t)
+	e := newEnv(t, st)
+	ctx := t.Context()
+	problem := func(t *testing.T, err error, status int, field string) {
+		t.Helper()
+		var p *client.Problem
+		require.ErrorAs(t, err, &p)
+		assert.Equal(t, status, p.Status, p.Error())
+		assert.Equal(t, field, p.Field(), p.Error())
+	}
+	for _, tc := range []struct {
+		name   string
+		body   api.ClusterBody
+		status int
+		field  string
+	}{
+		{"vxlan without vni", clusterBody("vx1", "vxlan"), 422, "body.vni"},
+		{"vni too large", func() api.ClusterBody { b := clusterBody("vx2", "vxlan"); b.VNI = 1 << 24; return b }(), 422, "body.vni"},
+		{"vni in bridge mode", func() api.ClusterBody { b := clusterBody("br1", "bridge"); b.VNI = 5; return b }(), 422, "body.vni"},
+		{"bridge in routed mode", func() api.ClusterBody { b := clusterBody("rt1", "routed"); b.Bridge = "br0"; return b }(), 422, "body.bridge"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.admin.CreateCluster(ctx, tc.body)
+			problem(t, err, tc.status, tc.field)
+		})
+	}
+
+	b := clusterBody("vx", "vxlan")
+	b.VNI = 100
+	vx, err := e.admin.CreateCluster(ctx, b)
+	require.NoError(t, err)
+	assert.Equal(t, 100, vx.VNI)
+	node := api.NodeBody{ClusterID: vx.ID, Name: "vx-n1", Address: "sim", Cores: 8, MemoryMiB: 16384, DiskGiB: 100}
+	_, err = e.admin.AddNode(ctx, node)
+	problem(t, err, 422, "body.vtep_address")
+	node.VTEPAddress = "10.99.0.300"
+	_, err = e.admin.AddNode(ctx, node)
+	problem(t, err, 422, "body.vtep_address")
+	node.VTEPAddress = "10.99.0.1"
+	n, err := e.admin.AddNode(ctx, node)
+	require.NoError(t, err)
+	assert.Equal(t, "10.99.0.1", n.VTEPAddress)
+
+	// The bridge cluster of newEnv has a VM: its mode stays.
+	up := clusterBody("fra1", "routed")
+	err = e.admin.Do(ctx, "PUT", "/v1/clusters/"+e.cluster.ID, up, nil)
+	problem(t, err, 409, "body.network_mode")
+	// An empty cluster turns vxlan only when every node has a vtep address.
+	rt, err := e.admin.CreateCluster(ctx, clusterBody("rt", "routed"))
+	require.NoError(t, err)
+	_, err = e.admin.AddNode(ctx, api.NodeBody{ClusterID: rt.ID, Name: "rt-n1", Address: "sim", Cores: 8, MemoryMiB: 16384, DiskGiB: 100})
+	require.NoError(t, err)
+	up = clusterBody("rt", "vxlan")
+	up.VNI = 200
+	err = e.admin.Do(ctx, "PUT", "/v1/clusters/"+rt.ID, up, nil)
+	problem(t, err, 422, "body.network_mode")
+}
+
+// TestVMsInRoutedAndVXLANClusters: through the API, a VM in a routed and
+// one in a vxlan cluster of simulated nodes get the port of their mode;
+// migrated, the port moves along (a VXLAN port taking the target's vtep).
+func TestVMsInRoutedAndVXLANClusters(t *testing.T) {
+	st := dbtest.SQLite(t)
+	e := newEnv(t, st)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	for _, mode := range []string{"routed", "vxlan"} {
+		t.Run(mode, func(t *testing.T) {
+			b := clusterBody(mode, mode)
+			if mode == "vxlan" {
+				b.VNI = 4242
+			}
+			cl, err := e.admin.CreateCluster(ctx, b)
+			require.NoError(t, err)
+			var nodes []model.Node
+			for i, vtep := range []string{"10.99.0.1", "10.99.0.2"} {
+				n, err := e.admin.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: mode + "-n" + string(rune('1'+i)), Address: "sim",
+					Cores: 8, MemoryMiB: 16384, DiskGiB: 100, VTEPAddress: vtep})
+				require.NoError(t, err)
+				nodes = append(nodes, n)
+			}
+			pool, err := e.admin.CreatePool(ctx, api.PoolBody{Name: mode + "-pool", ClusterIDs: []string{cl.ID},
+				Blocks: []api.BlockBody{{Range: "198.51.100.0/24", Gateway: "198.51.100.1"}}})
+			require.NoError(t, err)
+			body := e.vmBody(mode + "-vm")
+			body.ClusterID, body.PoolID = cl.ID, pool.ID
+			vm, tk, err := e.alice.CreateVM(ctx, body, "")
+			require.NoError(t, err)
+			tk, err = e.alice.WaitTask(ctx, tk.ID)
+			require.NoError(t, err)
+			require.NoError(t, client.TaskError(tk))
+			vm, err = e.alice.GetVM(ctx, vm.ID)
+			require.NoError(t, err)
+
+			check := func(t *testing.T, nodeID string) {
+				t.Helper()
+				np, err := e.srv.Flow.NodePorts(ctx, nodeID)
+				require.NoError(t, err)
+				port, ok := np.(*simnode.Ports).Port(flow.PortName(vm.ID))
+				require.True(t, ok, "the node recorded the VM's port")
+				assert.Equal(t, mode, port.Mode)
+				assert.Equal(t, []netip.Addr{netip.MustParseAddr(vm.Addresses[0])}, port.Addresses)
+				switch mode {
+				case "routed":
+					assert.Empty(t, port.Bridge)
+					assert.Equal(t, "198.51.100.1", port.GatewayV4.String())
+				case "vxlan":
+					assert.Equal(t, netport.VXLANBridge(4242), port.Bridge)
+					require.NotNil(t, port.VXLAN)
+					self, other := nodes[0], nodes[1]
+					if nodeID == other.ID {
+						self, other = other, self
+					}
+					assert.Equal(t, self.VTEPAddress, port.VXLAN.Local.String())
+					assert.Equal(t, []netip.Addr{netip.MustParseAddr(other.VTEPAddress)}, port.VXLAN.Peers)
+				}
+			}
+			check(t, vm.NodeID)
+
+			target := nodes[0].ID
+			if vm.NodeID == target {
+				target = nodes[1].ID
+			}
+			mt, err := e.admin.MigrateVM(ctx, vm.ID, target)
+			require.NoError(t, err)
+			mt, err = e.admin.WaitTask(ctx, mt.ID)
+			require.NoError(t, err)
+			require.NoError(t, client.TaskError(mt))
+			check(t, target)
+			np, err := e.srv.Flow.NodePorts(ctx, vm.NodeID)
+			require.NoError(t, err)
+			_, left := np.(*simnode.Ports).Port(flow.PortName(vm.ID))
+			assert.False(t, left, "no port left on the source")
+		})
+	}
+}
