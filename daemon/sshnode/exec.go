@@ -46,7 +46,7 @@ func CommandLine(cmd storage.Command) (string, error) {
 	bad := func(format string, args ...any) (string, error) {
 		return "", virtplane.Errorf(virtplane.ErrInvalidArgument, "command "+format, args...)
 	}
-	if cmd.Name == "" || strings.HasPrefix(cmd.Name, "-") || strings.Contains(cmd.Name, "=") {
+	if cmd.Name == "" || strings.HasPrefix(cmd.Name, "-") || strings.ContainsAny(cmd.Name, "=\x00") {
 		return bad("name %q", cmd.Name)
 	}
 	words := []string{"exec"}
@@ -66,9 +66,6 @@ func CommandLine(cmd storage.Command) (string, error) {
 			return bad("%s argument %d: contains a NUL byte", cmd.Name, i)
 		}
 		words = append(words, Quote(a))
-	}
-	if strings.ContainsRune(cmd.Name, 0) {
-		return bad("name %q: contains a NUL byte", cmd.Name)
 	}
 	return `printf '%s\n' "$$" >&2; ` + strings.Join(words, " "), nil
 }
