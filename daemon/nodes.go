@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
@@ -39,14 +40,21 @@ func (s *Server) flowOptions() ([]flow.Option, error) {
 }
 
 // executor returns what runs a node's storage commands: qemu-img on this
-// host for the nodes whose storage is here, a simulation for simulated
-// nodes.
+// host for the nodes whose storage is here, on the node over SSH for
+// ssh:// nodes, a simulation for simulated nodes.
 func (s *Server) executor(ctx context.Context, n model.Node) (storage.Executor, error) {
 	switch n.Address {
 	case "sim":
 		return simnode.Executor{}, nil
 	case "local":
 		return storage.LocalExecutor{}, nil
+	}
+	if strings.HasPrefix(n.Address, "ssh://") {
+		conn, _, err := s.sshNode(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		return conn.Executor(), nil
 	}
 	if _, err := s.hostAddress(n); err != nil {
 		return nil, err
@@ -102,28 +110,40 @@ func (s *Server) hostStorage(n model.Node) (storage.Pool, error) {
 	if _, err := s.hostAddress(n); err != nil {
 		return nil, err
 	}
-	ctx := context.Background()
-	o, err := s.cfg.Store.GetObject(ctx, store.KindCluster, n.ClusterID)
+	ref, ok, err := s.clusterFileStorage(context.Background(), n)
 	if err != nil {
 		return nil, err
 	}
-	var c model.Cluster
-	if err := json.Unmarshal(o.Data, &c); err != nil {
-		return nil, err
-	}
-	for _, ref := range c.Storages {
-		if ref.Driver == "file" && ref.Path != "" {
-			if err := os.MkdirAll(ref.Path, 0o755); err != nil {
-				return nil, err
-			}
-			return file.New(file.Config{Name: ref.Name, Dir: ref.Path})
+	if ok {
+		if err := os.MkdirAll(ref.Path, 0o755); err != nil {
+			return nil, err
 		}
+		return file.New(file.Config{Name: ref.Name, Dir: ref.Path})
 	}
 	dir, err := s.hostDir("nodes", n.ID, "images")
 	if err != nil {
 		return nil, err
 	}
 	return file.New(file.Config{Name: "node", Dir: dir})
+}
+
+// clusterFileStorage returns the first file storage of n's cluster, if it
+// has one.
+func (s *Server) clusterFileStorage(ctx context.Context, n model.Node) (model.StorageRef, bool, error) {
+	o, err := s.cfg.Store.GetObject(ctx, store.KindCluster, n.ClusterID)
+	if err != nil {
+		return model.StorageRef{}, false, err
+	}
+	var c model.Cluster
+	if err := json.Unmarshal(o.Data, &c); err != nil {
+		return model.StorageRef{}, false, err
+	}
+	for _, ref := range c.Storages {
+		if ref.Driver == "file" && ref.Path != "" {
+			return ref, true, nil
+		}
+	}
+	return model.StorageRef{}, false, nil
 }
 
 // hostPorts opens the network ports of a libvirtd on this host: bridges,
@@ -182,13 +202,28 @@ func (s *Server) migrationTarget(ctx context.Context, from, to model.Node) (vmm.
 		src.(*simnode.Node).AddPeer(uri, dst.(*simnode.Node))
 		return vmm.MigrationTarget{URI: uri}, nil
 	}
-	if _, err := s.hostAddress(from); err == nil {
-		if la, err := s.hostAddress(to); err == nil {
+	if _, ok := s.libvirtHere(from); ok {
+		if la, ok := s.libvirtHere(to); ok {
 			// Peer to peer: the source libvirtd opens the target's socket.
 			return vmm.MigrationTarget{URI: la.URI, Address: la.MigrationAddress}, nil
 		}
 	}
 	return vmm.MigrationTarget{}, virtplane.Errorf(virtplane.ErrNotImplemented, "live migration from node %s (%s) to node %s (%s)", from.Name, from.Address, to.Name, to.Address)
+}
+
+// libvirtHere returns the address of a node that is a libvirtd on this
+// host: one named by its socket, or the local node when the daemon drives
+// a local libvirtd (at Config.LocalLibvirtSocket).
+func (s *Server) libvirtHere(n model.Node) (model.LibvirtAddress, bool) {
+	if n.Address == "local" {
+		if s.cfg.LocalDriver == nil {
+			return model.LibvirtAddress{}, false
+		}
+		sock := s.cfg.LocalLibvirtSocket
+		return model.LibvirtAddress{URI: "qemu+unix:///system?socket=" + sock, Socket: sock, MigrationAddress: s.cfg.LocalMigrationAddress}, true
+	}
+	la, err := s.hostAddress(n)
+	return la, err == nil
 }
 
 // DataDir is where the daemon keeps files ("" for none).

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +22,7 @@ import (
 	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/daemon/simnode"
+	"github.com/virtplane/virtplane/daemon/sshnode"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
 	"github.com/virtplane/virtplane/network/ipam"
@@ -47,6 +51,25 @@ type Config struct {
 	// LocalPorts opens the network ports of a node with address "local"
 	// (netport.NewKernelHost over this host's kernel).
 	LocalPorts func(ctx context.Context) (netport.Ports, error)
+	// LocalLibvirtSocket is the socket of the libvirtd LocalDriver opens
+	// (default /run/libvirt/libvirt-sock): the address other libvirtds on
+	// this host migrate to the local node by.
+	LocalLibvirtSocket string
+	// LocalMigrationAddress is the IP the local libvirtd takes live
+	// migrations on, as migration_address of a qemu+unix node (empty:
+	// libvirt's choice, the host name).
+	LocalMigrationAddress string
+	// SSHKeyFile is the private key (PEM) the daemon logs in to nodes with
+	// ssh:// addresses with; without it such nodes are refused.
+	SSHKeyFile string
+	// SSHKnownHostsFile is an OpenSSH known_hosts file that holds the host
+	// key of every ssh:// node.
+	SSHKnownHostsFile string
+	// SSHNodeDir is the directory on ssh:// nodes where the daemon keeps
+	// their files: disk images (when the cluster has no file storage),
+	// per-VM files and network port records. The daemon must see it at the
+	// same path (shared storage); default /var/lib/virtplane.
+	SSHNodeDir string
 	// SimStore is where simulated nodes (address "sim") keep their machines,
 	// volumes and ports; default Store. A store of their own keeps their
 	// writes off the daemon's, as real nodes keep their state on their own disks.
@@ -73,10 +96,18 @@ type Server struct {
 	pools map[string]storage.Pool // opened storage pools by node ID
 	// ports are the opened network ports by node ID.
 	ports map[string]netport.Ports
+
+	// sshMu guards sshConns, the connections to ssh:// nodes by node ID
+	// and address; apart from mu, which is held while a node's parts open.
+	sshMu    sync.Mutex
+	sshConns map[string]*sshnode.Conn
 }
 
 // netPorts returns the network ports of a node, opening them on first use.
 func (s *Server) netPorts(ctx context.Context, n model.Node) (netport.Ports, error) {
+	if strings.HasPrefix(n.Address, "ssh://") {
+		return openUnlocked(s, s.ports, n.ID, func() (netport.Ports, error) { return s.sshPorts(ctx, n) })
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p, ok := s.ports[n.ID]; ok {
@@ -84,10 +115,10 @@ func (s *Server) netPorts(ctx context.Context, n model.Node) (netport.Ports, err
 	}
 	var p netport.Ports
 	var err error
-	switch n.Address {
-	case "sim":
+	switch {
+	case n.Address == "sim":
 		p, err = simnode.OpenPorts(ctx, s.cfg.SimStore, n.ID)
-	case "local":
+	case n.Address == "local":
 		if s.cfg.LocalPorts == nil {
 			return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: no local network ports are configured", n.Name)
 		}
@@ -102,8 +133,38 @@ func (s *Server) netPorts(ctx context.Context, n model.Node) (netport.Ports, err
 	return p, nil
 }
 
+// openUnlocked opens a part of a node (driver, pool, ports) without
+// holding s.mu, so that a node slow to answer (an ssh:// node that cannot
+// be reached waits for its connection to time out) holds up no other; two
+// callers that raced keep the first part made.
+func openUnlocked[T any](s *Server, opened map[string]T, id string, open func() (T, error)) (T, error) {
+	s.mu.Lock()
+	v, ok := opened[id]
+	s.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	v, err := open()
+	if err != nil {
+		return v, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if first, ok := opened[id]; ok {
+		if c, ok := any(v).(io.Closer); ok {
+			_ = c.Close()
+		}
+		return first, nil
+	}
+	opened[id] = v
+	return v, nil
+}
+
 // storage returns the storage pool of a node, opening it on first use.
 func (s *Server) storage(ctx context.Context, n model.Node) (storage.Pool, error) {
+	if strings.HasPrefix(n.Address, "ssh://") {
+		return openUnlocked(s, s.pools, n.ID, func() (storage.Pool, error) { return s.sshStorage(ctx, n) })
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p, ok := s.pools[n.ID]; ok {
@@ -111,10 +172,10 @@ func (s *Server) storage(ctx context.Context, n model.Node) (storage.Pool, error
 	}
 	var p storage.Pool
 	var err error
-	switch n.Address {
-	case "sim":
+	switch {
+	case n.Address == "sim":
 		p, err = simnode.OpenStorage(ctx, s.cfg.SimStore, n.ID)
-	case "local":
+	case n.Address == "local":
 		if s.cfg.LocalStorage == nil {
 			return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: no local storage pool is configured", n.Name)
 		}
@@ -131,6 +192,9 @@ func (s *Server) storage(ctx context.Context, n model.Node) (storage.Pool, error
 
 // driver returns the hypervisor driver of a node, opening it on first use.
 func (s *Server) driver(ctx context.Context, n model.Node) (vmm.Driver, error) {
+	if strings.HasPrefix(n.Address, "ssh://") {
+		return openUnlocked(s, s.nodes, n.ID, func() (vmm.Driver, error) { return s.sshDriver(ctx, n) })
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if d, ok := s.nodes[n.ID]; ok {
@@ -138,10 +202,10 @@ func (s *Server) driver(ctx context.Context, n model.Node) (vmm.Driver, error) {
 	}
 	var d vmm.Driver
 	var err error
-	switch n.Address {
-	case "sim":
+	switch {
+	case n.Address == "sim":
 		d, err = simnode.Open(ctx, s.cfg.SimStore, n.ID)
-	case "local":
+	case n.Address == "local":
 		if s.cfg.LocalDriver == nil {
 			return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: the local libvirt driver is not wired into this daemon yet", n.Name)
 		}
@@ -235,6 +299,18 @@ func New(cfg Config) (*Server, error) {
 	case cfg.SimStore == nil:
 		cfg.SimStore = cfg.Store
 	}
+	if a := cfg.LocalMigrationAddress; a != "" {
+		ip, err := netip.ParseAddr(a)
+		if err != nil || ip.Zone() != "" {
+			return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "daemon: LocalMigrationAddress %q must be an IP address", a)
+		}
+	}
+	if cfg.LocalLibvirtSocket == "" {
+		cfg.LocalLibvirtSocket = model.DefaultLibvirtSocket
+	}
+	if cfg.SSHNodeDir == "" {
+		cfg.SSHNodeDir = "/var/lib/virtplane"
+	}
 	s := &Server{cfg: cfg, Auth: auth.New(cfg.Store), Events: events.NewBus(), Metrics: metrics.New(cfg.Store)}
 	eng, err := tasks.New(tasks.Config{
 		Store: cfg.Store, Instance: cfg.Instance, Workers: cfg.Workers, Logger: cfg.Logger,
@@ -258,6 +334,7 @@ func New(cfg Config) (*Server, error) {
 	s.nodes = map[string]vmm.Driver{}
 	s.pools = map[string]storage.Pool{}
 	s.ports = map[string]netport.Ports{}
+	s.sshConns = map[string]*sshnode.Conn{}
 	ops, err := s.flowOptions()
 	if err != nil {
 		return nil, err
@@ -274,6 +351,19 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Close drops the daemon's connections to its nodes (SSH); the task
+// engine stops with the context given to Run.
+func (s *Server) Close() error {
+	s.sshMu.Lock()
+	defer s.sshMu.Unlock()
+	var errs []error
+	for key, c := range s.sshConns {
+		errs = append(errs, c.Close())
+		delete(s.sshConns, key)
+	}
+	return errors.Join(errs...)
 }
 
 // Handler is the daemon's HTTP handler.

@@ -181,7 +181,7 @@ func (s *Server) registerClusters() {
 type NodeBody struct {
 	ClusterID string `json:"cluster_id" minLength:"1"`
 	Name      string `json:"name" minLength:"1" maxLength:"63"`
-	Address   string `json:"address" doc:"local (this host's libvirtd), sim (a simulated node), qemu+unix:///system?socket=PATH[&migration_address=IP] (a libvirtd on this host by its socket; its disks in a file pool under the daemon's data directory, or in the cluster's file storage), or host:port of a node agent" default:"local"`
+	Address   string `json:"address" doc:"local (this host's libvirtd), sim (a simulated node), qemu+unix:///system?socket=PATH[&migration_address=IP] (a libvirtd on this host by its socket; its disks in a file pool under the daemon's data directory, or in the cluster's file storage), ssh://USER@HOST[:PORT][?socket=PATH][&agent=PATH][&netns=NAME] (a node on another machine reached over SSH: its libvirtd socket, the virtplaned binary there that makes network ports, their network namespace), or host:port of a node agent (not implemented)" default:"local"`
 	Cores     int    `json:"cores" minimum:"1" maximum:"4096"`
 	MemoryMiB int64  `json:"memory_mib" minimum:"256"`
 	DiskGiB   int64  `json:"disk_gib" minimum:"1"`
@@ -228,8 +228,12 @@ func (s *Server) registerNodes() {
 		if err != nil {
 			return nil, problem(field("body.address", err))
 		}
+		_, overSSH, err := model.ParseSSHAddress("address", b.Address)
+		if err != nil {
+			return nil, problem(field("body.address", err))
+		}
 		switch {
-		case b.Address == "local", b.Address == "sim", libvirtHere:
+		case b.Address == "local", b.Address == "sim", libvirtHere, overSSH:
 		default:
 			if _, _, err := splitHostPort(b.Address); err != nil {
 				return nil, problem(field("body.address", err))

@@ -159,7 +159,7 @@ type Node struct {
 	ID          string    `json:"id"`
 	ClusterID   string    `json:"cluster_id"`
 	Name        string    `json:"name"`
-	Address     string    `json:"address" doc:"local for this host, sim for a simulated node, or host:port of a node agent"`
+	Address     string    `json:"address" doc:"local for this host, sim for a simulated node, qemu+unix:///system?socket=PATH for another libvirtd on this host, ssh://USER@HOST[:PORT][?socket=PATH][&agent=PATH][&netns=NAME] for a node on another machine reached over SSH (see SSHAddress), or host:port of a node agent (not implemented)"`
 	Maintenance bool      `json:"maintenance" doc:"in maintenance a node takes no new VMs"`
 	State       string    `json:"state" enum:"active,maintenance,unreachable"`
 	Cores       int       `json:"cores"`

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
+	"github.com/digitalocean/go-libvirt/socket"
 	"github.com/digitalocean/go-libvirt/socket/dialers"
 
 	"github.com/virtplane/virtplane"
@@ -23,6 +25,11 @@ type Config struct {
 	// Socket is libvirtd's read-write unix socket; default
 	// /run/libvirt/libvirt-sock.
 	Socket string
+	// Dial, when set, opens the connection to libvirtd instead of dialling
+	// Socket here: a tunnel to a libvirtd on another machine (an SSH
+	// connection's direct-streamlocal channel to its socket). It is called
+	// for every (re)connection, bounded by ctx.
+	Dial func(ctx context.Context) (net.Conn, error)
 	// URI is the driver URI opened over the socket; default qemu:///system.
 	URI string
 	// StateDir holds the files the driver creates per machine (cloud-init
@@ -135,7 +142,11 @@ func (d *Driver) conn(ctx context.Context) (*golibvirt.Libvirt, error) {
 	}
 	var last error
 	for attempt := 0; ; attempt++ {
-		lv := golibvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(d.cfg.Socket), dialers.WithLocalTimeout(5*time.Second)))
+		var dialer socket.Dialer = dialers.NewLocal(dialers.WithSocket(d.cfg.Socket), dialers.WithLocalTimeout(5*time.Second))
+		if d.cfg.Dial != nil {
+			dialer = ctxDialer{ctx: ctx, dial: d.cfg.Dial}
+		}
+		lv := golibvirt.NewWithDialer(dialer)
 		done := make(chan error, 1)
 		go func() { done <- lv.ConnectToURI(golibvirt.ConnectURI(d.cfg.URI)) }()
 		select {
@@ -163,6 +174,14 @@ func (d *Driver) conn(ctx context.Context) (*golibvirt.Libvirt, error) {
 		}
 	}
 }
+
+// ctxDialer adapts Config.Dial to go-libvirt's context-less dialer.
+type ctxDialer struct {
+	ctx  context.Context
+	dial func(ctx context.Context) (net.Conn, error)
+}
+
+func (c ctxDialer) Dial() (net.Conn, error) { return c.dial(c.ctx) }
 
 // withDeadline gives ctx the default call timeout when it has none.
 func (d *Driver) withDeadline(ctx context.Context) (context.Context, context.CancelFunc) {

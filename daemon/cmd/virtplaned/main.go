@@ -62,6 +62,17 @@ type Config struct {
 	LogLevel     string `json:"log_level"`
 	TaskWorkers  int    `json:"task_workers"`
 	ShutdownWait string `json:"shutdown_wait"`
+	// SSHKeyFile and SSHKnownHostsFile are how the daemon logs in to nodes
+	// with ssh:// addresses: its private key, and the nodes' host keys.
+	SSHKeyFile        string `json:"ssh_key_file"`
+	SSHKnownHostsFile string `json:"ssh_known_hosts_file"`
+	// SSHNodeDir is the directory on ssh:// nodes for their disks (unless
+	// the cluster has file storage), VM files and port records; the daemon
+	// must see it at the same path (shared storage).
+	SSHNodeDir string `json:"ssh_node_dir"`
+	// MigrationAddress is the IP this host's libvirtd takes live
+	// migrations from other nodes on (empty: libvirt's choice).
+	MigrationAddress string `json:"migration_address"`
 }
 
 func defaults() Config {
@@ -76,7 +87,7 @@ func rootCommand(out io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(serveCommand(out))
+	root.AddCommand(serveCommand(out), portCommand(os.Stdin, out))
 	return root
 }
 
@@ -169,7 +180,8 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 			node = "local"
 		}
 	}
-	dcfg := daemon.Config{Store: st, Instance: cfg.Instance, Logger: log, Workers: cfg.TaskWorkers, Version: "dev", DataDir: cfg.Data}
+	dcfg := daemon.Config{Store: st, Instance: cfg.Instance, Logger: log, Workers: cfg.TaskWorkers, Version: "dev", DataDir: cfg.Data,
+		LocalLibvirtSocket: cfg.LibvirtSock, SSHKeyFile: cfg.SSHKeyFile, SSHKnownHostsFile: cfg.SSHKnownHostsFile, SSHNodeDir: cfg.SSHNodeDir, LocalMigrationAddress: cfg.MigrationAddress}
 	if libvirtUp {
 		// The local node: this host's libvirtd, disks in a file pool under
 		// the data directory.
@@ -207,6 +219,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer srv.Close()
 	token, err := srv.Bootstrap(ctx, cfg.AdminPassword)
 	if err != nil {
 		return err
