@@ -124,6 +124,12 @@ func runScale(b *testing.B, nodes, vms int) {
 	elapsed, cpu := time.Since(start), cpuTime()-cpu0
 	require.Zero(b, failed, "creates failed")
 
+	// The WAL's size once the creates ended: bounded, it does not grow
+	// with everything written.
+	var walBytes int64
+	if fi, err := os.Stat(filepath.Join(dir, "bench.db-wal")); err == nil {
+		walBytes = fi.Size()
+	}
 	// List pages at random places, as a UI paging through would.
 	var lat []time.Duration
 	var page client.Page[model.VM]
@@ -154,6 +160,8 @@ func runScale(b *testing.B, nodes, vms int) {
 	// rate moves with the load, this does not.
 	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(vms), "cpu-ms/VM")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "list-p99-ms")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "list-p50-ms")
+	b.ReportMetric(float64(walBytes)/(1<<20), "wal-MiB")
 	b.ReportMetric(float64(rssBytes())/(1<<20), "RSS-MiB")
 	b.ReportMetric(refRate, "ref-inserts/s")
 	b.ReportMetric(rate/refRate, "create/insert")

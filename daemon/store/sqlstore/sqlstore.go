@@ -40,6 +40,11 @@ type Dialect struct {
 	// Maintain, when set, runs in the background from New until Close
 	// (SQLite: the WAL checkpointer, kept off the writer's path).
 	Maintain func(ctx context.Context)
+	// AfterBatch, when set, runs after each group commit on the writer's
+	// connection, outside a transaction (SQLite: the checkpoint that lets
+	// the WAL start over, which needs a moment without writes). It is best
+	// effort: what it maintains it retries after a later batch.
+	AfterBatch func(ctx context.Context, conn *sql.Conn)
 }
 
 // Store is store.Store over database/sql.
@@ -149,6 +154,10 @@ func (s *Store) groupCommitter() {
 		if broken := s.runBatch(ctx, w, batch); broken {
 			w.close() // the next batch takes a fresh connection
 			w = nil
+			continue
+		}
+		if s.d.AfterBatch != nil {
+			s.d.AfterBatch(ctx, w.conn)
 		}
 	}
 }
