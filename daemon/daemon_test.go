@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"sort"
 	"strings"
@@ -52,11 +51,7 @@ func newEnv(t *testing.T, st store.Store) *env {
 	ctx := t.Context()
 	srv, err := daemon.New(daemon.Config{Store: st, Instance: "test", DataDir: t.TempDir()})
 	require.NoError(t, err)
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Run(runCtx) }()
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { hs.Close(); cancel(); <-done })
+	url := serve(t, srv)
 	token, err := srv.Bootstrap(ctx, "admin-password")
 	require.NoError(t, err)
 	require.NotEmpty(t, token)
@@ -64,17 +59,17 @@ func newEnv(t *testing.T, st store.Store) *env {
 	require.NoError(t, err)
 	assert.Empty(t, again, "bootstrap runs once")
 
-	e := &env{srv: srv, url: hs.URL, admin: client.New(hs.URL, token)}
+	e := &env{srv: srv, url: url, admin: client.New(url, token)}
 	a, err := e.admin.CreateUser(ctx, "alice", "alice-password", model.RoleUser)
 	require.NoError(t, err)
 	b, err := e.admin.CreateUser(ctx, "bob", "bob-password", model.RoleUser)
 	require.NoError(t, err)
 	e.aliceID, e.bobID = a.ID, b.ID
-	at, err := client.New(hs.URL, "").Login(ctx, "alice", "alice-password")
+	at, err := client.New(url, "").Login(ctx, "alice", "alice-password")
 	require.NoError(t, err)
-	bt, err := client.New(hs.URL, "").Login(ctx, "bob", "bob-password")
+	bt, err := client.New(url, "").Login(ctx, "bob", "bob-password")
 	require.NoError(t, err)
-	e.alice, e.bob = client.New(hs.URL, at), client.New(hs.URL, bt)
+	e.alice, e.bob = client.New(url, at), client.New(url, bt)
 
 	e.cluster, err = e.admin.CreateCluster(ctx, api.ClusterBody{Name: "fra1", VirtType: "kvm", Strategy: "even", CPUOvercommit: 1, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: "bridge"})
 	require.NoError(t, err)

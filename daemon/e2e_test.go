@@ -58,9 +58,7 @@ func TestEndToEndLibvirt(t *testing.T) {
 func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	dir, err := os.MkdirTemp("/var/tmp", "vpt-e2e-")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	dir := hostTempDir(t, "vpt-e2e-")
 	imagesDir, stateDir := filepath.Join(dir, "images"), filepath.Join(dir, "vmm")
 	require.NoError(t, os.MkdirAll(imagesDir, 0o755))
 	require.NoError(t, os.MkdirAll(stateDir, 0o755))
@@ -84,14 +82,7 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 		LocalPorts:   func(context.Context) (netport.Ports, error) { return ports, nil },
 	})
 	require.NoError(t, err)
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Run(runCtx) }()
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { hs.Close(); stop(); <-done })
-	token, err := srv.Bootstrap(ctx, "admin-password")
-	require.NoError(t, err)
-	c := client.New(hs.URL, token)
+	c := serveAdmin(t, srv)
 
 	cl, err := c.CreateCluster(ctx, api.ClusterBody{Name: "e2e", VirtType: "kvm", Strategy: "even", CPUOvercommit: 4, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: "bridge", Bridge: bridge})
 	require.NoError(t, err)

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"math/rand/v2"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon"
 	"github.com/virtplane/virtplane/daemon/api"
-	"github.com/virtplane/virtplane/daemon/client"
 	"github.com/virtplane/virtplane/daemon/flow"
 	"github.com/virtplane/virtplane/daemon/internal/dbtest"
 	"github.com/virtplane/virtplane/daemon/model"
@@ -41,22 +39,12 @@ func TestMigrateLibvirt(t *testing.T) {
 	peer := testenv.StartLibvirtHost(t, "vpt-daemon-peer", "10.233", 0)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	dir, err := os.MkdirTemp("/var/tmp", "vpt-migrate-")
-	require.NoError(t, err)
-	require.NoError(t, os.Chmod(dir, 0o755))
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	dir := hostTempDir(t, "vpt-migrate-")
 	data := filepath.Join(dir, "data")
 
 	srv, err := daemon.New(daemon.Config{Store: dbtest.SQLite(t), Instance: "migrate", DataDir: data})
 	require.NoError(t, err)
-	runCtx, stop := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	go func() { defer close(stopped); _ = srv.Run(runCtx) }()
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { hs.Close(); stop(); <-stopped })
-	token, err := srv.Bootstrap(ctx, "admin-password")
-	require.NoError(t, err)
-	c := client.New(hs.URL, token)
+	c := serveAdmin(t, srv)
 
 	// The two hosts as the test sees them.
 	hosts := map[string]*libvirt.Driver{}

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"math/rand/v2"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +20,6 @@ import (
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon"
 	"github.com/virtplane/virtplane/daemon/api"
-	"github.com/virtplane/virtplane/daemon/client"
 	"github.com/virtplane/virtplane/daemon/flow"
 	"github.com/virtplane/virtplane/daemon/internal/dbtest"
 	"github.com/virtplane/virtplane/daemon/netport"
@@ -43,10 +41,7 @@ func TestMigrateLocalNode(t *testing.T) {
 	peer := testenv.StartLibvirtHost(t, "vpt-local-peer", "10.234", 1)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	dir, err := os.MkdirTemp("/var/tmp", "vpt-migrate-local-")
-	require.NoError(t, err)
-	require.NoError(t, os.Chmod(dir, 0o755))
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	dir := hostTempDir(t, "vpt-migrate-local-")
 	data, images := filepath.Join(dir, "data"), filepath.Join(dir, "images")
 	require.NoError(t, os.MkdirAll(images, 0o755))
 	// The local driver keeps its files where the daemon's host drivers do,
@@ -76,14 +71,7 @@ func TestMigrateLocalNode(t *testing.T) {
 		LocalPorts:            func(context.Context) (netport.Ports, error) { return ports, nil },
 	})
 	require.NoError(t, err)
-	runCtx, stop := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	go func() { defer close(stopped); _ = srv.Run(runCtx) }()
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { hs.Close(); stop(); <-stopped })
-	token, err := srv.Bootstrap(ctx, "admin-password")
-	require.NoError(t, err)
-	c := client.New(hs.URL, token)
+	c := serveAdmin(t, srv)
 	there, err := libvirt.New(libvirt.Config{Socket: peer.Socket, StateDir: filepath.Join(dir, "inspect")})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = there.Close() })

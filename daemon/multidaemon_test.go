@@ -3,7 +3,6 @@ package daemon_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -27,12 +26,8 @@ func startDaemon(t *testing.T, dsn, instance string) (*daemon.Server, string) {
 	require.NoError(t, err)
 	srv, err := daemon.New(daemon.Config{Store: st, Instance: instance, DataDir: t.TempDir(), SimInMemory: true})
 	require.NoError(t, err)
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Run(runCtx) }()
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { hs.Close(); cancel(); <-done; _ = st.Close() })
-	return srv, hs.URL
+	t.Cleanup(func() { _ = st.Close() }) // after serve's cleanup, which stops srv
+	return srv, serve(t, srv)
 }
 
 // Two daemons share one PostgreSQL database and take orders for VMs at

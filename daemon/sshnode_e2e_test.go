@@ -8,7 +8,6 @@ import (
 	"encoding/pem"
 	"math/rand/v2"
 	"net"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -48,10 +47,7 @@ func TestEndToEndSSHNode(t *testing.T) {
 	peer := testenv.StartLibvirtHost(t, "vpt-ssh-node", "10.234", 0)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	dir, err := os.MkdirTemp("/var/tmp", "vpt-ssh-e2e-")
-	require.NoError(t, err)
-	require.NoError(t, os.Chmod(dir, 0o755))
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	dir := hostTempDir(t, "vpt-ssh-e2e-")
 	agent := filepath.Join(dir, "bin", "virtplaned")
 	build := exec.Command("go", "build", "-o", agent, "github.com/virtplane/virtplane/daemon/cmd/virtplaned")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -62,14 +58,7 @@ func TestEndToEndSSHNode(t *testing.T) {
 	srv, err := daemon.New(daemon.Config{Store: dbtest.SQLite(t), Instance: "ssh-e2e", DataDir: filepath.Join(dir, "data"),
 		SSHKeyFile: sshd.KeyFile, SSHKnownHostsFile: sshd.KnownHosts, SSHNodeDir: nodeDir})
 	require.NoError(t, err)
-	runCtx, stop := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	go func() { defer close(stopped); _ = srv.Run(runCtx) }()
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { hs.Close(); stop(); <-stopped; _ = srv.Close() })
-	token, err := srv.Bootstrap(ctx, "admin-password")
-	require.NoError(t, err)
-	c := client.New(hs.URL, token)
+	c := serveAdmin(t, srv)
 
 	// The node's libvirtd as the test sees it, directly.
 	host, err := libvirt.New(libvirt.Config{Socket: peer.Socket, StateDir: filepath.Join(dir, "inspect")})
