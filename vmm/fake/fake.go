@@ -128,16 +128,16 @@ func (d *Driver) HoldMigrations() {
 }
 
 // ReleaseMigrations completes every migration job that runs, in name order,
-// and returns the machines that moved. A job whose target is unknown or
-// already has the machine ends with the machine here.
-func (d *Driver) ReleaseMigrations() []string {
+// and returns the machines that moved, with their targets. A job whose
+// target is unknown or already has the machine ends with the machine here.
+func (d *Driver) ReleaseMigrations() map[string]vmm.MigrationTarget {
 	d.mu.Lock()
 	jobs := maps.Clone(d.jobs)
 	d.mu.Unlock()
-	var moved []string
+	moved := map[string]vmm.MigrationTarget{}
 	for _, name := range slices.Sorted(maps.Keys(jobs)) {
 		if d.finishJob(name, jobs[name]) == nil {
-			moved = append(moved, name)
+			moved[name] = jobs[name].target
 		}
 	}
 	return moved

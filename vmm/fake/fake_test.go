@@ -185,7 +185,7 @@ func TestHeldMigrationAborted(t *testing.T) {
 	t.Run("release", func(t *testing.T) {
 		d, peer := setup(t)
 		done := migrating(t, d, ctx)
-		assert.Equal(t, []string{"vpt-m"}, d.ReleaseMigrations())
+		assert.Equal(t, map[string]vmm.MigrationTarget{"vpt-m": {URI: "fake://peer"}}, d.ReleaseMigrations())
 		require.NoError(t, <-done)
 		where(t, d, peer, false)
 	})
@@ -199,7 +199,7 @@ func TestHeldMigrationAborted(t *testing.T) {
 		require.True(t, ok, "the hypervisor's job outlives its caller")
 		assert.Equal(t, "fake://peer", target.URI)
 		where(t, d, peer, true)
-		assert.Equal(t, []string{"vpt-m"}, d.ReleaseMigrations())
+		assert.Equal(t, map[string]vmm.MigrationTarget{"vpt-m": {URI: "fake://peer"}}, d.ReleaseMigrations())
 		where(t, d, peer, false)
 	})
 	t.Run("a restarted daemon finds a job", func(t *testing.T) {
