@@ -319,6 +319,10 @@ func (d *Driver) Migrate(ctx context.Context, name string, target vmm.MigrationT
 	if err := d.enter(ctx, "Migrate", name, target); err != nil {
 		return err
 	}
+	if _, err := d.get(name); err != nil {
+		d.mu.Unlock()
+		return err
+	}
 	if _, ok := d.peers[target.URI]; !ok {
 		d.mu.Unlock()
 		return virtplane.Errorf(virtplane.ErrUnavailable, "migration target %q unknown", target.URI)
