@@ -359,3 +359,111 @@ func TestMigrateRollsBackAfterRestart(t *testing.T) {
 	tk, err = c.MigrateVM(ctx, vm.ID, n2.ID)
 	succeeded(t, c, tk, err)
 }
+
+// TestLiveMigrateAbortedAfterRestart: a daemon that stops while the
+// hypervisor is still copying a live migration leaves the job running in
+// the source's hypervisor. The next start rolls the task back and aborts
+// the job before it looks where the VM is: the VM stays on its source,
+// running, and nothing is left on the target (domain, disk, port); a job
+// that had run on would have moved the VM away from its recorded node.
+func TestLiveMigrateAbortedAfterRestart(t *testing.T) {
+	st := dbtest.SQLite(t)
+	ctx := t.Context()
+	start := func() (*daemon.Server, *client.Client, func()) {
+		srv, err := daemon.New(daemon.Config{Store: st, Instance: "restart", DataDir: t.TempDir()})
+		require.NoError(t, err)
+		runCtx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan struct{})
+		go func() { defer close(stopped); _ = srv.Run(runCtx) }()
+		hs := httptest.NewServer(srv.Handler())
+		token, err := srv.Bootstrap(ctx, "admin-password")
+		require.NoError(t, err)
+		if token == "" {
+			token, err = client.New(hs.URL, "").Login(ctx, "admin", "admin-password")
+			require.NoError(t, err)
+		}
+		var once sync.Once
+		stop := func() { once.Do(func() { hs.Close(); cancel(); <-stopped }) }
+		t.Cleanup(stop)
+		return srv, client.New(hs.URL, token), stop
+	}
+	simNode := func(t *testing.T, srv *daemon.Server, id string) *simnode.Node {
+		d, err := srv.Flow.NodeDriver(ctx, id)
+		require.NoError(t, err)
+		return d.(*simnode.Node)
+	}
+	srv, c, stop := start()
+	cl, err := c.CreateCluster(ctx, api.ClusterBody{Name: "r", VirtType: "kvm", Strategy: "even", CPUOvercommit: 1, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: "bridge"})
+	require.NoError(t, err)
+	n1, err := c.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: "sim1", Address: "sim", Cores: 4, MemoryMiB: 4096, DiskGiB: 100})
+	require.NoError(t, err)
+	pool, err := c.CreatePool(ctx, api.PoolBody{Name: "p", ClusterIDs: []string{cl.ID}, Blocks: []api.BlockBody{{Range: "192.0.2.0/24"}}})
+	require.NoError(t, err)
+	img, err := c.CreateImage(ctx, api.ImageBody{Name: "i", OSType: "linux", Source: "/var/lib/images/i.qcow2", Format: "qcow2"})
+	require.NoError(t, err)
+	vm, tk, err := c.CreateVM(ctx, api.VMCreateBody{Name: "v", ClusterID: cl.ID, ImageID: img.ID, PoolID: pool.ID, CPUs: 1, MemoryMiB: 512, DiskGiB: 5}, "")
+	succeeded(t, c, tk, err)
+	n2, err := c.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: "sim2", Address: "sim", Cores: 4, MemoryMiB: 4096, DiskGiB: 100})
+	require.NoError(t, err)
+	dom := flow.DomainName(vm.ID)
+
+	// The source's hypervisor holds the migration in progress; the daemon
+	// stops meanwhile, and the job runs on.
+	simNode(t, srv, n1.ID).HoldMigrations()
+	tk, err = c.MigrateVM(ctx, vm.ID, n2.ID)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, ok := simNode(t, srv, n1.ID).MigrationJob(dom)
+		return ok
+	}, 10*time.Second, 10*time.Millisecond)
+	p2, err := srv.Flow.NodePool(ctx, n2.ID)
+	require.NoError(t, err)
+	_, err = p2.Volume(ctx, flow.VolumeName(vm.ID))
+	require.NoError(t, err, "the target's disk was prepared before the migration started")
+	stop()
+
+	srv, c, _ = start()
+	tk, err = c.WaitTask(ctx, tk.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "failed", tk.State)
+	assert.ErrorIs(t, client.TaskError(tk), virtplane.ErrUnavailable, "interrupted")
+	src, dst := simNode(t, srv, n1.ID), simNode(t, srv, n2.ID)
+	aborted := false
+	for _, call := range src.Calls() {
+		aborted = aborted || (call.Method == "AbortMigration" && call.VM == dom)
+	}
+	assert.True(t, aborted, "the rollback aborted the migration job")
+	// A job the rollback left would complete now and move the VM.
+	src.AddPeer("sim://"+n2.ID, dst)
+	moved, err := src.ReleaseMigrations(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, moved, "no migration job left running")
+
+	got, err := c.GetVM(ctx, vm.ID)
+	require.NoError(t, err)
+	assert.Equal(t, n1.ID, got.NodeID)
+	assert.Equal(t, model.VMRunning, got.State)
+	for node, want := range map[string]bool{n1.ID: true, n2.ID: false} {
+		drv, err := srv.Flow.NodeDriver(ctx, node)
+		require.NoError(t, err)
+		d, derr := drv.Get(ctx, dom)
+		p, err := srv.Flow.NodePool(ctx, node)
+		require.NoError(t, err)
+		_, verr := p.Volume(ctx, flow.VolumeName(vm.ID))
+		ports, err := srv.Flow.NodePorts(ctx, node)
+		require.NoError(t, err)
+		_, hasPort := ports.(*simnode.Ports).Port(flow.PortName(vm.ID))
+		assert.Equal(t, want, hasPort, "the network port is on the source only")
+		if want {
+			require.NoError(t, derr, "the domain is on the source")
+			assert.Equal(t, vmm.StateRunning, d.State)
+			assert.NoError(t, verr)
+		} else {
+			assert.ErrorIs(t, derr, virtplane.ErrNotFound, "no domain on the target")
+			assert.ErrorIs(t, verr, virtplane.ErrNotFound, "the target's disk is gone")
+		}
+	}
+	// And it moves when asked again.
+	tk, err = c.MigrateVM(ctx, vm.ID, n2.ID)
+	succeeded(t, c, tk, err)
+}

@@ -1,7 +1,8 @@
 // Package vmm is virtplane's hypervisor abstraction: a small, context-first
 // Driver interface for the life cycle of virtual machines and containers, the
 // Spec that describes one, and optional capability interfaces (Snapshotter,
-// Resizer, DiskResizer, Limiter, Rescuer, Consoler, Migrator, GuestAgent, EventWatcher,
+// Resizer, DiskResizer, Limiter, Rescuer, Consoler, Migrator,
+// MigrationAborter, GuestAgent, EventWatcher,
 // UsageReporter) that a driver implements when its hypervisor can do the
 // job. Callers detect a capability with a type assertion, the way io/fs
 // detects fs.ReadDirFS.

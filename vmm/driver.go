@@ -95,6 +95,21 @@ type Migrator interface {
 	Migrate(ctx context.Context, name string, target MigrationTarget, progress func(MigrationProgress)) error
 }
 
+// MigrationAborter stops the outgoing live migration of a machine that its
+// caller can no longer cancel. A migration's job runs in the hypervisor: when
+// the process that started it dies (a daemon killed while memory is copied),
+// the job runs on and may complete later, moving the machine after the
+// caller's recovery decided where it is. Recovery therefore aborts the job
+// first, then looks.
+type MigrationAborter interface {
+	// AbortMigration aborts the outgoing migration job of a machine, if one
+	// runs, and returns once no such job runs any more; no job is not an
+	// error. The machine then runs on this node, or, when the job completed
+	// before the abort took hold, on the target and no longer here: look with
+	// Get. A machine the node does not have gives ErrNotFound.
+	AbortMigration(ctx context.Context, name string) error
+}
+
 // GuestAgent talks to an agent inside the guest.
 type GuestAgent interface {
 	// GuestAddresses returns the addresses the guest reports per interface.

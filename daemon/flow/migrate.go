@@ -466,6 +466,12 @@ func (f *Flow) undoRedefine(ctx context.Context, raw json.RawMessage) error {
 // undoMigrateBack moves a live-migrated domain back to its source (copying
 // its disk back into the source's volume when the storage is not shared).
 // A domain that is on its source already, or never left it, stays.
+//
+// A daemon killed while the hypervisor copied memory leaves the migration
+// job running in the source's hypervisor, where it may still complete: the
+// job is aborted (and has ended) before the undo looks where the domain is,
+// or the undo would find it on the source, leave it, and let the rollback
+// remove its disk and port on the target it is about to run on.
 func (f *Flow) undoMigrateBack(ctx context.Context, raw json.RawMessage) error {
 	var a migrateArgs
 	if err := json.Unmarshal(raw, &a); err != nil {
@@ -479,6 +485,13 @@ func (f *Flow) undoMigrateBack(ctx context.Context, raw json.RawMessage) error {
 	srcDrv, err := f.nodeDriver(ctx, src.ID)
 	if err != nil {
 		return err
+	}
+	// A driver without the capability cannot stop such a job: the undo
+	// looks at once. ErrNotFound: the domain left the source already.
+	if ab, ok := srcDrv.(vmm.MigrationAborter); ok {
+		if err := ab.AbortMigration(ctx, name); err != nil && !errors.Is(err, virtplane.ErrNotFound) {
+			return fmt.Errorf("abort the migration of vm %s on node %s: %w", a.VMID, src.Name, err)
+		}
 	}
 	if _, err := srcDrv.Get(ctx, name); err == nil || !errors.Is(err, virtplane.ErrNotFound) {
 		return err

@@ -20,6 +20,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -40,14 +42,19 @@ type Node struct {
 }
 
 var (
-	_ vmm.Driver      = (*Node)(nil)
-	_ vmm.Migrator    = (*Node)(nil)
-	_ vmm.DiskResizer = (*Node)(nil)
+	_ vmm.Driver           = (*Node)(nil)
+	_ vmm.Migrator         = (*Node)(nil)
+	_ vmm.MigrationAborter = (*Node)(nil)
+	_ vmm.DiskResizer      = (*Node)(nil)
 )
 
 type record struct {
 	Spec  vmm.Spec  `json:"spec"`
 	State vmm.State `json:"state"`
+	// Migration is the target of the machine's outgoing migration job
+	// while one runs: a job the daemon that started it left behind, which
+	// the hypervisor still runs when the node is opened again.
+	Migration *vmm.MigrationTarget `json:"migration,omitempty"`
 }
 
 // update records a change of a simulated node in st. With no store the
@@ -85,6 +92,11 @@ func Open(ctx context.Context, st store.Store, nodeID string) (*Node, error) {
 					return nil, err
 				}
 			}
+			if r.Migration != nil && r.State == vmm.StateRunning {
+				if err := n.Driver.AddMigrationJob(r.Spec.Name, *r.Migration); err != nil {
+					return nil, err
+				}
+			}
 		}
 		if len(objs) < 1000 {
 			return n, nil
@@ -116,7 +128,11 @@ func (n *Node) save(ctx context.Context, name string) error {
 			// Boot and CloudInit are not read back by drivers: keep them.
 			spec.Boot, spec.CloudInit = prev.Spec.Boot, prev.Spec.CloudInit
 		}
-		data, err := json.Marshal(record{Spec: spec, State: vm.State})
+		rec := record{Spec: spec, State: vm.State}
+		if job, ok := n.Driver.MigrationJob(name); ok {
+			rec.Migration = &job
+		}
+		data, err := json.Marshal(rec)
 		if err != nil {
 			return err
 		}
@@ -193,7 +209,9 @@ func (n *Node) AddPeer(uri string, peer *Node) {
 
 // Migrate moves a running machine to a peer (see AddPeer) and moves its
 // record in one transaction: a crash leaves the machine on exactly one
-// node, as the store says.
+// node, as the store says. A held migration (HoldMigrations) whose caller
+// goes away runs on: the machine's record then names the job, and the node
+// opened again has it running (see AbortMigration, ReleaseMigrations).
 func (n *Node) Migrate(ctx context.Context, name string, target vmm.MigrationTarget, progress func(vmm.MigrationProgress)) error {
 	n.mu.Lock()
 	peer, ok := n.peers[target.URI]
@@ -202,7 +220,42 @@ func (n *Node) Migrate(ctx context.Context, name string, target vmm.MigrationTar
 		return virtplane.Errorf(virtplane.ErrUnavailable, "migration target %q unknown", target.URI)
 	}
 	if err := n.Driver.Migrate(ctx, name, target, progress); err != nil {
+		if _, running := n.Driver.MigrationJob(name); running {
+			if serr := n.save(ctx, name); serr != nil {
+				return errors.Join(err, serr)
+			}
+		}
 		return err
+	}
+	return n.moveRecord(ctx, name, peer)
+}
+
+// AbortMigration ends a machine's outgoing migration job, if one runs, and
+// records that it no longer does.
+func (n *Node) AbortMigration(ctx context.Context, name string) error {
+	return n.after(ctx, name, n.Driver.AbortMigration(ctx, name))
+}
+
+// ReleaseMigrations completes every migration job that runs, as the
+// hypervisor would, and moves the records of the machines that moved. It
+// returns the machines that moved; their targets must be peers (AddPeer).
+func (n *Node) ReleaseMigrations(ctx context.Context) ([]string, error) {
+	n.mu.Lock()
+	peers := maps.Clone(n.peers)
+	n.mu.Unlock()
+	moved := n.Driver.ReleaseMigrations()
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(moved)) {
+		errs = append(errs, n.moveRecord(ctx, name, peers[moved[name].URI]))
+	}
+	return slices.Sorted(maps.Keys(moved)), errors.Join(errs...)
+}
+
+// moveRecord moves the record of a machine that migrated to peer; a record
+// moved already is left alone.
+func (n *Node) moveRecord(ctx context.Context, name string, peer *Node) error {
+	if peer == nil {
+		return virtplane.Errorf(virtplane.ErrUnavailable, "vm %q migrated to a node that is not a peer: its record stays", name)
 	}
 	ctx = context.WithoutCancel(ctx)
 	vm, err := peer.Driver.Get(ctx, name)
@@ -211,6 +264,9 @@ func (n *Node) Migrate(ctx context.Context, name string, target vmm.MigrationTar
 	}
 	return update(ctx, n.st, func(tx store.Tx) error {
 		o, err := tx.GetObject(ctx, store.KindSimState, n.key(name))
+		if errors.Is(err, virtplane.ErrNotFound) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}

@@ -1,9 +1,11 @@
 package simnode_test
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -211,4 +213,69 @@ func TestInMemoryNodeKeepsNothing(t *testing.T) {
 	got, err := ports.List(ctx)
 	require.NoError(t, err)
 	assert.Len(t, got, 1)
+}
+
+// TestMigrationInProgressSurvivesRestart: a held migration whose caller
+// went away (a killed daemon) is still running on the node opened again
+// from the store; aborting it leaves the machine on the source, releasing
+// it moves the machine and its record to the target.
+func TestMigrationInProgressSurvivesRestart(t *testing.T) {
+	for _, abort := range []bool{true, false} {
+		t.Run(map[bool]string{true: "abort", false: "release"}[abort], func(t *testing.T) {
+			ctx := t.Context()
+			st := dbtest.SQLite(t)
+			a, err := simnode.Open(ctx, st, "a")
+			require.NoError(t, err)
+			b, err := simnode.Open(ctx, st, "b")
+			require.NoError(t, err)
+			a.AddPeer("sim://b", b)
+			_, err = a.Create(ctx, spec("vpt-m"))
+			require.NoError(t, err)
+			require.NoError(t, a.Start(ctx, "vpt-m"))
+			a.HoldMigrations()
+			mctx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			moved := vmm.DiskSource{Kind: "file", Path: "/fake/sim-b/vpt-m-root", Format: "qcow2"}
+			target := vmm.MigrationTarget{URI: "sim://b", Disks: map[string]vmm.DiskSource{"vda": moved}}
+			go func() { done <- a.Migrate(mctx, "vpt-m", target, nil) }()
+			require.Eventually(t, func() bool { _, ok := a.MigrationJob("vpt-m"); return ok }, 5*time.Second, time.Millisecond)
+			cancel() // the daemon goes away; the hypervisor's job runs on
+			require.ErrorIs(t, <-done, virtplane.ErrCanceled)
+
+			a2, err := simnode.Open(ctx, st, "a")
+			require.NoError(t, err)
+			b2, err := simnode.Open(ctx, st, "b")
+			require.NoError(t, err)
+			got, ok := a2.MigrationJob("vpt-m")
+			require.True(t, ok, "the job is still running after the restart")
+			assert.Equal(t, target, got)
+			if abort {
+				require.NoError(t, a2.AbortMigration(ctx, "vpt-m"))
+			} else {
+				a2.AddPeer("sim://b", b2)
+				names, err := a2.ReleaseMigrations(ctx)
+				require.NoError(t, err)
+				assert.Equal(t, []string{"vpt-m"}, names)
+			}
+
+			a3, err := simnode.Open(ctx, st, "a")
+			require.NoError(t, err)
+			b3, err := simnode.Open(ctx, st, "b")
+			require.NoError(t, err)
+			_, ok = a3.MigrationJob("vpt-m")
+			assert.False(t, ok, "no job recorded any more")
+			on, off := a3, b3
+			if !abort {
+				on, off = b3, a3
+			}
+			vm, err := on.Get(ctx, "vpt-m")
+			require.NoError(t, err)
+			assert.Equal(t, vmm.StateRunning, vm.State)
+			_, err = off.Get(ctx, "vpt-m")
+			assert.ErrorIs(t, err, virtplane.ErrNotFound)
+			if !abort {
+				assert.Equal(t, moved, vm.Spec.Disks[0].Source, "the disk arrived with its new source")
+			}
+		})
+	}
 }

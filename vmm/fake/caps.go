@@ -309,58 +309,149 @@ func (d *Driver) SetConsolePassword(ctx context.Context, name, password string) 
 }
 
 // Migrate moves a running machine to the peer registered for target.URI;
-// the disks in target.Disks arrive with their new sources.
+// the disks in target.Disks arrive with their new sources. The move is a
+// job of the fake hypervisor: it completes at once, unless HoldMigrations
+// was called; then Migrate waits until ReleaseMigrations completes the job or
+// AbortMigration ends it. A held job outlives its caller: when ctx ends,
+// Migrate returns ErrCanceled and the job runs on, the way a hypervisor's
+// job runs on when the daemon that started it is killed.
 func (d *Driver) Migrate(ctx context.Context, name string, target vmm.MigrationTarget, progress func(vmm.MigrationProgress)) error {
 	if err := d.enter(ctx, "Migrate", name, target); err != nil {
 		return err
 	}
-	m, err := d.get(name)
+	if _, err := d.get(name); err != nil {
+		d.mu.Unlock()
+		return err
+	}
+	if _, ok := d.peers[target.URI]; !ok {
+		d.mu.Unlock()
+		return virtplane.Errorf(virtplane.ErrUnavailable, "migration target %q unknown", target.URI)
+	}
+	job, err := d.startJob(name, target)
 	if err != nil {
 		d.mu.Unlock()
 		return err
 	}
-	peer, ok := d.peers[target.URI]
-	if !ok {
-		d.mu.Unlock()
-		return virtplane.Errorf(virtplane.ErrUnavailable, "migration target %q unknown", target.URI)
+	hold := d.holdMigrations
+	total := uint64(job.spec.MemoryMiB) << 20
+	d.mu.Unlock()
+	if !hold {
+		if progress != nil {
+			for i := uint64(1); i <= 4; i++ {
+				progress(vmm.MigrationProgress{DataTotal: total, DataProcessed: total * i / 4, DataRemaining: total - total*i/4, Elapsed: time.Duration(i) * time.Millisecond})
+			}
+		}
+		return d.finishJob(name, job)
+	}
+	if progress != nil {
+		progress(vmm.MigrationProgress{DataTotal: total, DataProcessed: total / 2, DataRemaining: total - total/2, Elapsed: time.Millisecond})
+	}
+	select {
+	case err := <-job.end:
+		return err
+	case <-ctx.Done():
+		return ctxErr(ctx)
+	}
+}
+
+// migrationJob is a machine's outgoing migration while it runs.
+type migrationJob struct {
+	target vmm.MigrationTarget
+	spec   vmm.Spec   // the machine as the target defines it
+	end    chan error // gets the job's outcome: nil when it completed
+}
+
+// startJob records an outgoing migration job of a running machine (d.mu
+// held); the peer is looked up when the job completes.
+func (d *Driver) startJob(name string, target vmm.MigrationTarget) (*migrationJob, error) {
+	m, err := d.get(name)
+	if err != nil {
+		return nil, err
 	}
 	if m.state != vmm.StateRunning {
-		d.mu.Unlock()
-		return conflict(name, m.state, "migrate")
+		return nil, conflict(name, m.state, "migrate")
+	}
+	if _, ok := d.jobs[name]; ok {
+		return nil, virtplane.Errorf(virtplane.ErrConflict, "vm %q: a migration job runs already", name)
 	}
 	spec := cloneSpec(m.spec)
 	for t, src := range target.Disks {
 		i := slices.IndexFunc(spec.Disks, func(dk vmm.Disk) bool { return dk.Target == t })
 		if i < 0 {
-			d.mu.Unlock()
-			return virtplane.Errorf(virtplane.ErrInvalidArgument, "migration disks: vm %q has no disk %q", name, t)
+			return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "migration disks: vm %q has no disk %q", name, t)
 		}
 		if err := src.Validate("migration disks[" + t + "]"); err != nil {
-			d.mu.Unlock()
-			return err
+			return nil, err
 		}
 		spec.Disks[i].Source = src // copied while the machine runs
 	}
+	job := &migrationJob{target: target, spec: spec, end: make(chan error, 1)}
+	d.jobs[name] = job
+	return job, nil
+}
+
+// finishJob completes a migration job: the machine moves to the peer. A
+// job that ended meanwhile (aborted) is left alone. The outcome goes to the
+// job's caller too.
+func (d *Driver) finishJob(name string, job *migrationJob) error {
+	d.mu.Lock()
+	if d.jobs[name] != job {
+		d.mu.Unlock()
+		return virtplane.Errorf(virtplane.ErrCanceled, "migration of %q was aborted", name)
+	}
+	delete(d.jobs, name)
+	m, ok := d.vms[name]
+	if !ok { // deleted meanwhile: the job failed with it
+		d.mu.Unlock()
+		err := notFound(name)
+		job.end <- err
+		return err
+	}
+	peer, ok := d.peers[job.target.URI]
+	pm := &machine{spec: job.spec, state: vmm.StateStopped, consolePass: m.consolePass, guestPass: maps.Clone(m.guestPass), diskSizes: maps.Clone(m.diskSizes)}
 	d.mu.Unlock()
-	total := uint64(m.spec.MemoryMiB) << 20
-	if progress != nil {
-		for i := uint64(1); i <= 4; i++ {
-			progress(vmm.MigrationProgress{DataTotal: total, DataProcessed: total * i / 4, DataRemaining: total - total*i/4, Elapsed: time.Duration(i) * time.Millisecond})
-		}
+	err := virtplane.Errorf(virtplane.ErrUnavailable, "migration target %q unknown", job.target.URI)
+	if ok {
+		err = peer.arrive(name, pm, job.target.URI)
 	}
-	peer.mu.Lock()
-	if _, ok := peer.vms[name]; ok {
-		peer.mu.Unlock()
-		return virtplane.Errorf(virtplane.ErrAlreadyExists, "vm %q on %s", name, target.URI)
+	if err == nil {
+		d.mu.Lock()
+		d.setState(name, m, vmm.StateStopped, "migrated")
+		delete(d.vms, name)
+		d.mu.Unlock()
 	}
-	pm := &machine{spec: spec, state: vmm.StateStopped, consolePass: m.consolePass, guestPass: maps.Clone(m.guestPass), diskSizes: maps.Clone(m.diskSizes)}
-	peer.vms[name] = pm
-	peer.setState(name, pm, vmm.StateRunning, "migrated")
-	peer.mu.Unlock()
+	job.end <- err
+	return err
+}
+
+// arrive takes in a migrated machine.
+func (d *Driver) arrive(name string, m *machine, uri string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.setState(name, m, vmm.StateStopped, "migrated")
-	delete(d.vms, name)
+	if _, ok := d.vms[name]; ok {
+		return virtplane.Errorf(virtplane.ErrAlreadyExists, "vm %q on %s", name, uri)
+	}
+	d.vms[name] = m
+	d.setState(name, m, vmm.StateRunning, "migrated")
+	return nil
+}
+
+// AbortMigration ends the outgoing migration job of a machine, if one runs:
+// the machine stays here, running, and the job's caller gets ErrCanceled.
+func (d *Driver) AbortMigration(ctx context.Context, name string) error {
+	if err := d.enter(ctx, "AbortMigration", name, nil); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	if _, err := d.get(name); err != nil {
+		return err
+	}
+	job, ok := d.jobs[name]
+	if !ok {
+		return nil
+	}
+	delete(d.jobs, name)
+	job.end <- virtplane.Errorf(virtplane.ErrCanceled, "migration of %q aborted", name)
 	return nil
 }
 

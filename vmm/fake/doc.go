@@ -3,6 +3,9 @@
 // running machine cannot be deleted, a revert restores resources and run
 // state), records every call, and injects faults and latencies on demand.
 // It passes the same conformance suite (vmm/vmmtest) as the real drivers.
+// Migrations are jobs of the fake hypervisor: HoldMigrations keeps them in
+// progress (and running on when their caller goes away, like a killed
+// daemon's) until ReleaseMigrations completes or AbortMigration ends them.
 //
 // Example:
 //

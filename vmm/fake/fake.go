@@ -40,6 +40,8 @@ type Driver struct {
 	latency        map[string]time.Duration
 	subs           map[chan vmm.Event]struct{}
 	peers          map[string]*Driver
+	jobs           map[string]*migrationJob // outgoing migrations by machine
+	holdMigrations bool
 	ignoreShutdown bool
 	now            func() time.Time
 }
@@ -63,17 +65,18 @@ type snapshot struct {
 }
 
 var (
-	_ vmm.Driver        = (*Driver)(nil)
-	_ vmm.Snapshotter   = (*Driver)(nil)
-	_ vmm.Resizer       = (*Driver)(nil)
-	_ vmm.DiskResizer   = (*Driver)(nil)
-	_ vmm.Limiter       = (*Driver)(nil)
-	_ vmm.Rescuer       = (*Driver)(nil)
-	_ vmm.Consoler      = (*Driver)(nil)
-	_ vmm.Migrator      = (*Driver)(nil)
-	_ vmm.GuestAgent    = (*Driver)(nil)
-	_ vmm.EventWatcher  = (*Driver)(nil)
-	_ vmm.UsageReporter = (*Driver)(nil)
+	_ vmm.Driver           = (*Driver)(nil)
+	_ vmm.Snapshotter      = (*Driver)(nil)
+	_ vmm.Resizer          = (*Driver)(nil)
+	_ vmm.DiskResizer      = (*Driver)(nil)
+	_ vmm.Limiter          = (*Driver)(nil)
+	_ vmm.Rescuer          = (*Driver)(nil)
+	_ vmm.Consoler         = (*Driver)(nil)
+	_ vmm.Migrator         = (*Driver)(nil)
+	_ vmm.MigrationAborter = (*Driver)(nil)
+	_ vmm.GuestAgent       = (*Driver)(nil)
+	_ vmm.EventWatcher     = (*Driver)(nil)
+	_ vmm.UsageReporter    = (*Driver)(nil)
 )
 
 // New returns an empty fake node.
@@ -84,6 +87,7 @@ func New(opts ...Option) *Driver {
 		latency: map[string]time.Duration{},
 		subs:    map[chan vmm.Event]struct{}{},
 		peers:   map[string]*Driver{},
+		jobs:    map[string]*migrationJob{},
 		now:     time.Now,
 	}
 	for _, o := range opts {
@@ -112,6 +116,54 @@ func (d *Driver) AddPeer(uri string, peer *Driver) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.peers[uri] = peer
+}
+
+// HoldMigrations makes every later Migrate start its job and wait until
+// ReleaseMigrations completes it or AbortMigration ends it: a migration in
+// progress, for tests of what happens meanwhile.
+func (d *Driver) HoldMigrations() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.holdMigrations = true
+}
+
+// ReleaseMigrations completes every migration job that runs, in name order,
+// and returns the machines that moved, with their targets. A job whose
+// target is unknown or already has the machine ends with the machine here.
+func (d *Driver) ReleaseMigrations() map[string]vmm.MigrationTarget {
+	d.mu.Lock()
+	jobs := maps.Clone(d.jobs)
+	d.mu.Unlock()
+	moved := map[string]vmm.MigrationTarget{}
+	for _, name := range slices.Sorted(maps.Keys(jobs)) {
+		if d.finishJob(name, jobs[name]) == nil {
+			moved[name] = jobs[name].target
+		}
+	}
+	return moved
+}
+
+// AddMigrationJob gives a running machine an outgoing migration job to
+// target with no caller waiting for it, as a restarted daemon finds its
+// hypervisor still migrating: ReleaseMigrations completes it,
+// AbortMigration ends it. The target need not be a peer yet.
+func (d *Driver) AddMigrationJob(name string, target vmm.MigrationTarget) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, err := d.startJob(name, target)
+	return err
+}
+
+// MigrationJob returns the target of a machine's outgoing migration job,
+// and whether one runs.
+func (d *Driver) MigrationJob(name string) (vmm.MigrationTarget, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	job, ok := d.jobs[name]
+	if !ok {
+		return vmm.MigrationTarget{}, false
+	}
+	return job.target, true
 }
 
 // Calls returns the calls recorded so far, oldest first.

@@ -120,3 +120,94 @@ func TestMigrateCopiesDisks(t *testing.T) {
 	assert.Equal(t, moved, vm.Spec.Disks[0].Source)
 	assert.Equal(t, "/dev/vg/data", vm.Spec.Disks[1].Source.Path, "a disk not listed keeps its source")
 }
+
+// TestHeldMigrationAborted: a held migration is in progress until aborted
+// or released; an abort leaves the machine running here and nothing on the
+// peer; a caller that goes away leaves the job running (as a killed daemon
+// does), and releasing it then moves the machine.
+func TestHeldMigrationAborted(t *testing.T) {
+	ctx := t.Context()
+	setup := func(t *testing.T) (*fake.Driver, *fake.Driver) {
+		d, peer := fake.New(), fake.New()
+		d.AddPeer("fake://peer", peer)
+		d.HoldMigrations()
+		_, err := d.Create(ctx, spec("vpt-m"))
+		require.NoError(t, err)
+		require.NoError(t, d.Start(ctx, "vpt-m"))
+		return d, peer
+	}
+	migrating := func(t *testing.T, d *fake.Driver, mctx context.Context) <-chan error {
+		done := make(chan error, 1)
+		go func() { done <- d.Migrate(mctx, "vpt-m", vmm.MigrationTarget{URI: "fake://peer"}, nil) }()
+		require.Eventually(t, func() bool { _, ok := d.MigrationJob("vpt-m"); return ok }, 5*time.Second, time.Millisecond)
+		return done
+	}
+	where := func(t *testing.T, d, peer *fake.Driver, here bool) {
+		t.Helper()
+		_, derr := d.Get(ctx, "vpt-m")
+		_, perr := peer.Get(ctx, "vpt-m")
+		if here {
+			assert.NoError(t, derr)
+			assert.ErrorIs(t, perr, virtplane.ErrNotFound)
+		} else {
+			assert.ErrorIs(t, derr, virtplane.ErrNotFound)
+			assert.NoError(t, perr)
+		}
+	}
+
+	t.Run("abort", func(t *testing.T) {
+		d, peer := setup(t)
+		done := migrating(t, d, ctx)
+		injected := virtplane.Errorf(virtplane.ErrUnavailable, "injected")
+		d.FailNext("AbortMigration", injected)
+		require.ErrorIs(t, d.AbortMigration(ctx, "vpt-m"), injected)
+		_, ok := d.MigrationJob("vpt-m")
+		assert.True(t, ok, "a failed abort leaves the job")
+		require.NoError(t, d.AbortMigration(ctx, "vpt-m"))
+		assert.ErrorIs(t, <-done, virtplane.ErrCanceled, "the caller learns of the abort")
+		_, ok = d.MigrationJob("vpt-m")
+		assert.False(t, ok)
+		assert.Empty(t, d.ReleaseMigrations(), "nothing left to complete")
+		where(t, d, peer, true)
+		vm, err := d.Get(ctx, "vpt-m")
+		require.NoError(t, err)
+		assert.Equal(t, vmm.StateRunning, vm.State)
+		require.NoError(t, d.AbortMigration(ctx, "vpt-m"), "no job: not an error")
+		assert.ErrorIs(t, d.AbortMigration(ctx, "vpt-none"), virtplane.ErrNotFound)
+		n := 0
+		for _, c := range d.Calls() {
+			if c.Method == "AbortMigration" {
+				n++
+			}
+		}
+		assert.Equal(t, 4, n, "aborts are recorded")
+	})
+	t.Run("release", func(t *testing.T) {
+		d, peer := setup(t)
+		done := migrating(t, d, ctx)
+		assert.Equal(t, map[string]vmm.MigrationTarget{"vpt-m": {URI: "fake://peer"}}, d.ReleaseMigrations())
+		require.NoError(t, <-done)
+		where(t, d, peer, false)
+	})
+	t.Run("caller gone, job runs on", func(t *testing.T) {
+		d, peer := setup(t)
+		mctx, cancel := context.WithCancel(ctx)
+		done := migrating(t, d, mctx)
+		cancel()
+		assert.ErrorIs(t, <-done, virtplane.ErrCanceled)
+		target, ok := d.MigrationJob("vpt-m")
+		require.True(t, ok, "the hypervisor's job outlives its caller")
+		assert.Equal(t, "fake://peer", target.URI)
+		where(t, d, peer, true)
+		assert.Equal(t, map[string]vmm.MigrationTarget{"vpt-m": {URI: "fake://peer"}}, d.ReleaseMigrations())
+		where(t, d, peer, false)
+	})
+	t.Run("a restarted daemon finds a job", func(t *testing.T) {
+		d, peer := setup(t)
+		require.ErrorIs(t, d.AddMigrationJob("vpt-none", vmm.MigrationTarget{URI: "fake://peer"}), virtplane.ErrNotFound)
+		require.NoError(t, d.AddMigrationJob("vpt-m", vmm.MigrationTarget{URI: "fake://peer"}))
+		require.ErrorIs(t, d.AddMigrationJob("vpt-m", vmm.MigrationTarget{URI: "fake://peer"}), virtplane.ErrConflict, "one job at a time")
+		require.NoError(t, d.AbortMigration(ctx, "vpt-m"))
+		where(t, d, peer, true)
+	})
+}

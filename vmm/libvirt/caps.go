@@ -652,6 +652,73 @@ func (d *Driver) Migrate(ctx context.Context, name string, target vmm.MigrationT
 
 var errNoJob = errors.New("no job")
 
+// AbortMigration aborts the domain's outgoing migration job
+// (virDomainAbortJob) and waits until libvirt reports it ended. A job of
+// another kind (a save, a dump) is left alone. The abort is repeated every
+// second while the job runs: an abort that arrives before QEMU started to
+// migrate can be lost. A domain that disappears meanwhile completed its
+// migration before the abort took hold (it was undefined here).
+func (d *Driver) AbortMigration(ctx context.Context, name string) error {
+	dom, err := d.lookup(ctx, name)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := d.withDeadline(ctx)
+	defer cancel()
+	var aborted time.Time
+	for {
+		out, err := d.migratingOut(ctx, dom)
+		switch {
+		case errors.Is(err, virtplane.ErrNotFound):
+			return nil
+		case err != nil:
+			return err
+		case !out:
+			return nil
+		}
+		if time.Since(aborted) >= time.Second {
+			err := do(ctx, d, "abort migration of "+name, false, func(lv *golibvirt.Libvirt) error { return lv.DomainAbortJob(dom) })
+			// "no job is active" (it ended meanwhile) is an invalid
+			// operation, and a domain gone completed its migration: the
+			// next look tells.
+			if err != nil && !errors.Is(err, virtplane.ErrConflict) && !errors.Is(err, virtplane.ErrNotFound) {
+				return err
+			}
+			aborted = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return virtplane.Errorf(virtplane.ErrTimeout, "migration of %q still runs at the deadline after an abort", name)
+			}
+			return virtplane.Errorf(virtplane.ErrCanceled, "abort migration of %q: %v", name, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// migratingOut tells whether the domain has an active outgoing migration
+// job. A libvirt too old to name the job's operation (before 3.3) has every
+// active job taken for one.
+func (d *Driver) migratingOut(ctx context.Context, dom golibvirt.Domain) (bool, error) {
+	return call(ctx, d, "job stats of "+dom.Name, true, func(lv *golibvirt.Libvirt) (bool, error) {
+		typ, params, err := lv.DomainGetJobStats(dom, 0)
+		if err != nil {
+			return false, err
+		}
+		if typ != int32(golibvirt.DomainJobBounded) && typ != int32(golibvirt.DomainJobUnbounded) {
+			return false, nil
+		}
+		for _, p := range params {
+			if p.Field == golibvirt.DomainJobOperationStr {
+				op, ok := p.Value.I.(int32)
+				return !ok || op == int32(golibvirt.DomainJobOperationStrMigrationOut), nil
+			}
+		}
+		return true, nil
+	})
+}
+
 // destinationXML is the running domain's definition with the disks in
 // moved on their new sources, for a migration that copies them.
 func (d *Driver) destinationXML(ctx context.Context, dom golibvirt.Domain, name string, moved map[string]vmm.DiskSource) (string, error) {

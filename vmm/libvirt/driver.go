@@ -69,17 +69,18 @@ type Driver struct {
 }
 
 var (
-	_ vmm.Driver        = (*Driver)(nil)
-	_ vmm.Snapshotter   = (*Driver)(nil)
-	_ vmm.Resizer       = (*Driver)(nil)
-	_ vmm.DiskResizer   = (*Driver)(nil)
-	_ vmm.Limiter       = (*Driver)(nil)
-	_ vmm.Rescuer       = (*Driver)(nil)
-	_ vmm.Consoler      = (*Driver)(nil)
-	_ vmm.Migrator      = (*Driver)(nil)
-	_ vmm.GuestAgent    = (*Driver)(nil)
-	_ vmm.EventWatcher  = (*Driver)(nil)
-	_ vmm.UsageReporter = (*Driver)(nil)
+	_ vmm.Driver           = (*Driver)(nil)
+	_ vmm.Snapshotter      = (*Driver)(nil)
+	_ vmm.Resizer          = (*Driver)(nil)
+	_ vmm.DiskResizer      = (*Driver)(nil)
+	_ vmm.Limiter          = (*Driver)(nil)
+	_ vmm.Rescuer          = (*Driver)(nil)
+	_ vmm.Consoler         = (*Driver)(nil)
+	_ vmm.Migrator         = (*Driver)(nil)
+	_ vmm.MigrationAborter = (*Driver)(nil)
+	_ vmm.GuestAgent       = (*Driver)(nil)
+	_ vmm.EventWatcher     = (*Driver)(nil)
+	_ vmm.UsageReporter    = (*Driver)(nil)
 )
 
 // New returns a driver; it connects on first use.
