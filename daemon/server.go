@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -292,6 +293,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DataDir != "" {
+		// Relative to where the daemon started (make run: ./var); what
+		// keeps files there wants the full path.
+		dir, err := filepath.Abs(cfg.DataDir)
+		if err != nil {
+			return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "daemon: DataDir %q: %v", cfg.DataDir, err)
+		}
+		cfg.DataDir = dir
 	}
 	switch {
 	case cfg.SimInMemory:

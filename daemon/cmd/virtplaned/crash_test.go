@@ -57,7 +57,15 @@ type daemonProc struct {
 
 func startDaemon(t *testing.T, data string) *daemonProc {
 	t.Helper()
+	return startDaemonIn(t, "", data)
+}
+
+// startDaemonIn starts the daemon in the working directory workdir ("":
+// the test's).
+func startDaemonIn(t *testing.T, workdir, data string) *daemonProc {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Dir = workdir
 	cmd.Env = append(os.Environ(), "VIRTPLANED_CHILD=1",
 		"VIRTPLANED_ARGS=serve --data "+data+" --listen 127.0.0.1:0 --node sim --instance crash-test --admin-password admin-password")
 	out, err := cmd.StdoutPipe()
