@@ -77,8 +77,8 @@ func (e *AgentError) Err(node string) error {
 	return fmt.Errorf("node %s: %s", node, e.Message)
 }
 
-// PortOps are the operations of the agent's port command.
-var PortOps = []string{"setup", "teardown", "list"}
+// PortOps returns the operations of the agent's port command.
+func PortOps() []string { return []string{"setup", "teardown", "list"} }
 
 // ServePorts runs one operation of the agent's port command on p: it reads
 // the request from in, writes the response to out, and returns the
@@ -103,7 +103,7 @@ func ServePorts(ctx context.Context, p netport.Ports, op string, in io.Reader, o
 		case "list":
 			resp.Ports, err = p.List(ctx)
 		default:
-			err = virtplane.Errorf(virtplane.ErrInvalidArgument, "port: operation %q (one of %s)", op, strings.Join(PortOps, ", "))
+			err = virtplane.Errorf(virtplane.ErrInvalidArgument, "port: operation %q (one of %s)", op, strings.Join(PortOps(), ", "))
 		}
 	}
 	resp.Error = EncodeError(err)

@@ -41,10 +41,10 @@ func portCommand(in io.Reader, out io.Writer) *cobra.Command {
 			defer stop()
 			cmd.SetContext(ctx)
 			p, unlock, err := netport.Ports(nil), func() {}, error(nil)
-			if slices.Contains(sshnode.PortOps, args[0]) {
+			if slices.Contains(sshnode.PortOps(), args[0]) {
 				p, unlock, err = openPorts(stateDir, ns)
 			} else {
-				err = virtplane.Errorf(virtplane.ErrInvalidArgument, "port: operation %q (one of %s)", args[0], strings.Join(sshnode.PortOps, ", "))
+				err = virtplane.Errorf(virtplane.ErrInvalidArgument, "port: operation %q (one of %s)", args[0], strings.Join(sshnode.PortOps(), ", "))
 			}
 			if err != nil {
 				_ = sshnode.ServePorts(cmd.Context(), failingPorts{err}, args[0], in, out)
