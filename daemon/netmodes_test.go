@@ -291,9 +291,18 @@ func TestVXLANFloodFollowsNodes(t *testing.T) {
 		require.ErrorAs(t, err, &p)
 		assert.Equal(t, 409, p.Status, p.Error())
 		assert.Equal(t, "body.vtep_address", p.Field())
-		err = e.admin.Do(ctx, "PUT", "/v1/nodes/"+n3.ID+"/vtep", map[string]string{"vtep_address": "not-an-ip"}, nil)
+		for _, tc := range []struct {
+			vtep   string
+			status int
+		}{{"not-an-ip", 422}, {"", 422}, {"2001:db8::33", 422}, {"10.98.0.2", 409}} {
+			err = e.admin.Do(ctx, "PUT", "/v1/nodes/"+n3.ID+"/vtep", map[string]string{"vtep_address": tc.vtep}, nil)
+			require.ErrorAs(t, err, &p, tc.vtep)
+			assert.Equal(t, tc.status, p.Status, p.Error())
+			assert.Equal(t, "body.vtep_address", p.Field(), tc.vtep)
+		}
+		_, err = e.admin.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: "vxf-dup", Address: "sim", Cores: 8, MemoryMiB: 16384, DiskGiB: 100, VTEPAddress: "10.98.0.1"})
 		require.ErrorAs(t, err, &p)
-		assert.Equal(t, 422, p.Status, p.Error())
+		assert.Equal(t, 409, p.Status, p.Error())
 		assert.Equal(t, "body.vtep_address", p.Field())
 		assert.Empty(t, syncs(), "a refused change starts no sync")
 	})

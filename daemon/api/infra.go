@@ -259,8 +259,8 @@ func (s *Server) registerNodes() {
 				return err
 			}
 			if c.NetworkMode == model.NetworkVXLAN {
-				if _, err := n.VTEP(); err != nil {
-					return modelField(err)
+				if err := vtepFits(ctx, tx, n); err != nil {
+					return err
 				}
 			}
 			if err := field("body.name", tx.CreateObject(ctx, &store.Object{Kind: store.KindNode, ID: n.ID, Name: n.Name, Parent: n.ClusterID, Data: data})); err != nil {
@@ -383,6 +383,9 @@ func (s *Server) registerNodes() {
 				return field("body.vtep_address", err)
 			}
 			if c.NetworkMode == model.NetworkVXLAN {
+				if err := vtepFits(ctx, tx, n); err != nil {
+					return err
+				}
 				// The node's ports all carry its vtep as their local end, one
 				// device per VNI uses it: they change together only with the
 				// VMs gone (migrated away or stopped and moved).
@@ -436,6 +439,37 @@ func (s *Server) registerNodes() {
 		s.floodSyncSubmitted(sync)
 		return &struct{ Body TaskView }{viewTask(*sync)}, nil
 	})
+}
+
+// vtepFits checks the vtep address of node n of a vxlan cluster: valid,
+// of the family of the other nodes' (a tunnel has one), and not another
+// node's (the nodes would flood to themselves).
+func vtepFits(ctx context.Context, tx store.Tx, n model.Node) error {
+	a, err := n.VTEP()
+	if err != nil {
+		return modelField(err)
+	}
+	objs, err := tx.ListObjects(ctx, store.KindNode, store.ListOptions{Parent: n.ClusterID})
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		other, err := decode[model.Node](o)
+		if err != nil {
+			return err
+		}
+		b, err := other.VTEP()
+		if other.ID == n.ID || err != nil {
+			continue
+		}
+		switch {
+		case a == b:
+			return field("body.vtep_address", virtplane.Errorf(virtplane.ErrConflict, "vtep_address %v is node %s's", a, other.Name))
+		case a.Is4() != b.Is4():
+			return field("body.vtep_address", virtplane.Errorf(virtplane.ErrInvalidArgument, "vtep_address %v: not of the family of node %s's %v", a, other.Name, b))
+		}
+	}
+	return nil
 }
 
 // submitFloodSync starts, in tx, the task that brings the flood lists of
