@@ -128,6 +128,8 @@ func (e *env) rbacCases() []rbacCase {
 		{"addNode", "POST", "/v1/nodes", api.NodeBody{ClusterID: e.cluster.ID, Name: "evil", Address: "sim", Cores: 1, MemoryMiB: 1024, DiskGiB: 1}, true},
 		{"setNodeMaintenance", "POST", "/v1/nodes/" + e.node.ID + "/maintenance", map[string]bool{"enabled": true}, true},
 		{"removeNode", "DELETE", "/v1/nodes/" + e.node.ID, nil, true},
+		{"setNodeVTEP", "PUT", "/v1/nodes/" + e.node.ID + "/vtep", map[string]string{"vtep_address": "10.66.0.1"}, true},
+		{"syncClusterFlood", "POST", "/v1/clusters/" + e.cluster.ID + "/vxlan-sync", nil, true},
 		{"listPools", "GET", "/v1/ippools", nil, true},
 		{"getPool", "GET", "/v1/ippools/" + e.pool.ID, nil, true},
 		{"createPool", "POST", "/v1/ippools", api.PoolBody{Name: "evil", ClusterIDs: []string{}}, true},

@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/api"
 	"github.com/virtplane/virtplane/daemon/client"
 	"github.com/virtplane/virtplane/daemon/flow"
@@ -162,4 +164,192 @@ func TestVMsInRoutedAndVXLANClusters(t *testing.T) {
 			assert.False(t, left, "no port left on the source")
 		})
 	}
+}
+
+// TestVXLANFloodFollowsNodes: in a vxlan cluster of simulated nodes with a
+// VM on each of two nodes, the VMs' ports flood to the nodes as they come,
+// change their vtep and go (a cluster.vxlan.sync task each time). A node
+// whose ports cannot be reached fails the sync naming it, and leaves the
+// other nodes up to date; syncing again converges.
+func TestVXLANFloodFollowsNodes(t *testing.T) {
+	st := dbtest.SQLite(t)
+	e := newEnv(t, st)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	b := clusterBody("vxf", "vxlan")
+	b.VNI = 3030
+	cl, err := e.admin.CreateCluster(ctx, b)
+	require.NoError(t, err)
+	addNode := func(name, vtep string) model.Node {
+		t.Helper()
+		n, err := e.admin.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: name, Address: "sim", Cores: 8, MemoryMiB: 16384, DiskGiB: 100, VTEPAddress: vtep})
+		require.NoError(t, err)
+		return n
+	}
+	// syncs waits for the cluster's sync tasks not seen before and returns
+	// them, oldest first.
+	seen := map[string]bool{}
+	syncs := func() []api.TaskView {
+		t.Helper()
+		var page api.Page[api.TaskView]
+		require.NoError(t, e.admin.Do(ctx, "GET", "/v1/tasks?limit=1000&target=cluster/"+cl.ID, nil, &page))
+		var out []api.TaskView
+		for _, tk := range page.Items {
+			if seen[tk.ID] {
+				continue
+			}
+			seen[tk.ID] = true
+			assert.Equal(t, flow.KindClusterFloodSync, tk.Kind)
+			tk, err := e.admin.WaitTask(ctx, tk.ID)
+			require.NoError(t, err)
+			out = append(out, tk)
+		}
+		return out
+	}
+	n1, n2 := addNode("vxf-n1", "10.98.0.1"), addNode("vxf-n2", "10.98.0.2")
+	for _, tk := range syncs() {
+		require.NoError(t, client.TaskError(tk), "nothing to sync on empty nodes")
+	}
+	pool, err := e.admin.CreatePool(ctx, api.PoolBody{Name: "vxf-pool", ClusterIDs: []string{cl.ID},
+		Blocks: []api.BlockBody{{Range: "198.51.100.0/24", Gateway: "198.51.100.1"}}})
+	require.NoError(t, err)
+	var vms []model.VM
+	for _, name := range []string{"vxf-a", "vxf-b"} {
+		body := e.vmBody(name)
+		body.ClusterID, body.PoolID = cl.ID, pool.ID
+		vm, tk, err := e.alice.CreateVM(ctx, body, "")
+		require.NoError(t, err)
+		tk, err = e.alice.WaitTask(ctx, tk.ID)
+		require.NoError(t, err)
+		require.NoError(t, client.TaskError(tk))
+		vm, err = e.alice.GetVM(ctx, vm.ID)
+		require.NoError(t, err)
+		vms = append(vms, vm)
+	}
+	require.ElementsMatch(t, []string{n1.ID, n2.ID}, []string{vms[0].NodeID, vms[1].NodeID}, "even placement: a VM on each node")
+	nodePorts := func(nodeID string) *simnode.Ports {
+		t.Helper()
+		np, err := e.srv.Flow.NodePorts(ctx, nodeID)
+		require.NoError(t, err)
+		return np.(*simnode.Ports)
+	}
+	// peers returns the flood list of each VM's port, by VM name.
+	peers := func() map[string][]string {
+		t.Helper()
+		out := map[string][]string{}
+		for _, vm := range vms {
+			port, ok := nodePorts(vm.NodeID).Port(flow.PortName(vm.ID))
+			require.True(t, ok, "port of %s", vm.Name)
+			require.NotNil(t, port.VXLAN)
+			out[vm.Name] = []string{}
+			for _, p := range port.VXLAN.Peers {
+				out[vm.Name] = append(out[vm.Name], p.String())
+			}
+		}
+		return out
+	}
+	// flood is what each VM should flood to: every vtep but its node's.
+	vtepOf := map[string]string{n1.ID: "10.98.0.1", n2.ID: "10.98.0.2"}
+	flood := func(vteps ...string) map[string][]string {
+		out := map[string][]string{}
+		for _, vm := range vms {
+			out[vm.Name] = []string{}
+			for _, v := range vteps {
+				if v != vtepOf[vm.NodeID] {
+					out[vm.Name] = append(out[vm.Name], v)
+				}
+			}
+		}
+		return out
+	}
+	require.Equal(t, flood("10.98.0.1", "10.98.0.2"), peers())
+	succeeded := func(t *testing.T) {
+		t.Helper()
+		tks := syncs()
+		require.Len(t, tks, 1, "one sync task per change")
+		require.NoError(t, client.TaskError(tks[0]))
+	}
+
+	var n3 model.Node
+	t.Run("add a node", func(t *testing.T) {
+		n3 = addNode("vxf-n3", "10.98.0.3")
+		succeeded(t)
+		assert.Equal(t, flood("10.98.0.1", "10.98.0.2", "10.98.0.3"), peers())
+	})
+	require.NotEmpty(t, n3.ID)
+
+	t.Run("change a vtep", func(t *testing.T) {
+		var got model.Node
+		require.NoError(t, e.admin.Do(ctx, "PUT", "/v1/nodes/"+n3.ID+"/vtep", map[string]string{"vtep_address": "10.98.0.33"}, &got))
+		assert.Equal(t, "10.98.0.33", got.VTEPAddress)
+		succeeded(t)
+		assert.Equal(t, flood("10.98.0.1", "10.98.0.2", "10.98.0.33"), peers())
+
+		// The vtep of a node under VMs stays: their tunnel starts there.
+		err := e.admin.Do(ctx, "PUT", "/v1/nodes/"+n1.ID+"/vtep", map[string]string{"vtep_address": "10.98.0.11"}, nil)
+		var p *client.Problem
+		require.ErrorAs(t, err, &p)
+		assert.Equal(t, 409, p.Status, p.Error())
+		assert.Equal(t, "body.vtep_address", p.Field())
+		for _, tc := range []struct {
+			vtep   string
+			status int
+		}{{"not-an-ip", 422}, {"", 422}, {"2001:db8::33", 422}, {"10.98.0.2", 409}} {
+			err = e.admin.Do(ctx, "PUT", "/v1/nodes/"+n3.ID+"/vtep", map[string]string{"vtep_address": tc.vtep}, nil)
+			require.ErrorAs(t, err, &p, tc.vtep)
+			assert.Equal(t, tc.status, p.Status, p.Error())
+			assert.Equal(t, "body.vtep_address", p.Field(), tc.vtep)
+		}
+		_, err = e.admin.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: "vxf-dup", Address: "sim", Cores: 8, MemoryMiB: 16384, DiskGiB: 100, VTEPAddress: "10.98.0.1"})
+		require.ErrorAs(t, err, &p)
+		assert.Equal(t, 409, p.Status, p.Error())
+		assert.Equal(t, "body.vtep_address", p.Field())
+		assert.Empty(t, syncs(), "a refused change starts no sync")
+	})
+
+	t.Run("remove a node while another is unreachable", func(t *testing.T) {
+		down := nodePorts(n2.ID)
+		down.FailNext("List", errors.New("connection refused"))
+		require.NoError(t, e.admin.Do(ctx, "DELETE", "/v1/nodes/"+n3.ID, nil, nil))
+		tks := syncs()
+		require.Len(t, tks, 1)
+		assert.Equal(t, "failed", tks[0].State)
+		assert.Equal(t, virtplane.ErrUnavailable.Error(), tks[0].ErrorClass, tks[0].Error)
+		assert.Contains(t, tks[0].Error, "vxf-n2", "the failure names the node")
+		assert.NotContains(t, tks[0].Error, "vxf-n1")
+		got := peers()
+		want := flood("10.98.0.1", "10.98.0.2")
+		onN1 := vms[0]
+		if onN1.NodeID != n1.ID {
+			onN1 = vms[1]
+		}
+		assert.Equal(t, want[onN1.Name], got[onN1.Name], "the reachable node is up to date")
+
+		var tk api.TaskView
+		require.NoError(t, e.admin.Do(ctx, "POST", "/v1/clusters/"+cl.ID+"/vxlan-sync", nil, &tk))
+		seen[tk.ID] = true
+		tk, err := e.admin.WaitTask(ctx, tk.ID)
+		require.NoError(t, err)
+		require.NoError(t, client.TaskError(tk))
+		assert.Equal(t, want, peers(), "the rerun converged")
+
+		setups := 0
+		for _, c := range down.Calls() {
+			if c.Method == "Setup" {
+				setups++
+			}
+		}
+		require.NoError(t, e.admin.Do(ctx, "POST", "/v1/clusters/"+cl.ID+"/vxlan-sync", nil, &tk))
+		seen[tk.ID] = true
+		tk, err = e.admin.WaitTask(ctx, tk.ID)
+		require.NoError(t, err)
+		require.NoError(t, client.TaskError(tk))
+		after := 0
+		for _, c := range down.Calls() {
+			if c.Method == "Setup" {
+				after++
+			}
+		}
+		assert.Equal(t, setups, after, "a sync with nothing to change sets up no port")
+	})
 }

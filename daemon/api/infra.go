@@ -13,6 +13,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/daemon/flow"
 	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/network/ipam"
@@ -251,23 +252,29 @@ func (s *Server) registerNodes() {
 		if err != nil {
 			return nil, problem(err)
 		}
+		var sync *store.Task
 		err = s.st.Update(ctx, func(tx store.Tx) error {
 			c, _, err := getObject[model.Cluster](ctx, tx, store.KindCluster, b.ClusterID, "body.cluster_id")
 			if err != nil {
 				return err
 			}
 			if c.NetworkMode == model.NetworkVXLAN {
-				if _, err := n.VTEP(); err != nil {
-					return modelField(err)
+				if err := vtepFits(ctx, tx, n); err != nil {
+					return err
 				}
 			}
-			return field("body.name", tx.CreateObject(ctx, &store.Object{Kind: store.KindNode, ID: n.ID, Name: n.Name, Parent: n.ClusterID, Data: data}))
+			if err := field("body.name", tx.CreateObject(ctx, &store.Object{Kind: store.KindNode, ID: n.ID, Name: n.Name, Parent: n.ClusterID, Data: data})); err != nil {
+				return err
+			}
+			sync, err = s.submitFloodSync(ctx, tx, c)
+			return err
 		})
 		if err != nil {
 			return nil, problem(err)
 		}
 		s.cfg.Invalidate(n.ClusterID)
 		s.publish("node", "created", n.ID, "", n.State)
+		s.floodSyncSubmitted(sync)
 		return &struct{ Body model.Node }{n}, nil
 	})
 	type maintenance struct {
@@ -314,6 +321,7 @@ func (s *Server) registerNodes() {
 		if err := requireAdmin(ctx); err != nil {
 			return nil, problem(err)
 		}
+		var sync *store.Task
 		err := s.st.Update(ctx, func(tx store.Tx) error {
 			no, err := tx.GetObject(ctx, store.KindNode, in.ID)
 			if err != nil {
@@ -326,13 +334,163 @@ func (s *Server) registerNodes() {
 				}
 				return err
 			}
-			return tx.DeleteObject(ctx, store.KindNode, in.ID, 0)
+			if err := tx.DeleteObject(ctx, store.KindNode, in.ID, 0); err != nil {
+				return err
+			}
+			c, _, err := getObject[model.Cluster](ctx, tx, store.KindCluster, no.Parent, "path.id")
+			if err != nil {
+				return err
+			}
+			sync, err = s.submitFloodSync(ctx, tx, c)
+			return err
 		})
 		if err == nil {
 			s.publish("node", "deleted", in.ID, "", "")
+			s.floodSyncSubmitted(sync)
 		}
 		return nil, problem(err)
 	})
+	type vtepInput struct {
+		IDInput
+		Body struct {
+			VTEPAddress string `json:"vtep_address" doc:"the node's new VxLAN underlay address; empty for none (not in a vxlan cluster)"`
+		}
+	}
+	huma.Register(s.api, huma.Operation{
+		OperationID: "setNodeVTEP", Method: http.MethodPut, Path: "/v1/nodes/{id}/vtep", Tags: tags,
+		Summary: "Change a node's vtep address (admin); in a vxlan cluster only while the node hosts no VM, and the other nodes' VMs then flood to the new address (a cluster.vxlan.sync task)",
+	}, func(ctx context.Context, in *vtepInput) (*struct{ Body model.Node }, error) {
+		if err := requireAdmin(ctx); err != nil {
+			return nil, problem(err)
+		}
+		var n model.Node
+		var sync *store.Task
+		err := s.st.Update(ctx, func(tx store.Tx) error {
+			var o store.Object
+			var err error
+			if n, o, err = getObject[model.Node](ctx, tx, store.KindNode, in.ID, "path.id"); err != nil {
+				return err
+			}
+			c, _, err := getObject[model.Cluster](ctx, tx, store.KindCluster, n.ClusterID, "path.id")
+			if err != nil {
+				return err
+			}
+			if n.VTEPAddress == in.Body.VTEPAddress {
+				return nil
+			}
+			n.VTEPAddress = in.Body.VTEPAddress
+			if _, err := n.VTEP(); err != nil && (n.VTEPAddress != "" || c.NetworkMode == model.NetworkVXLAN) {
+				return field("body.vtep_address", err)
+			}
+			if c.NetworkMode == model.NetworkVXLAN {
+				if err := vtepFits(ctx, tx, n); err != nil {
+					return err
+				}
+				// The node's ports all carry its vtep as their local end, one
+				// device per VNI uses it: they change together only with the
+				// VMs gone (migrated away or stopped and moved).
+				if k, err := countVMs(ctx, tx, func(vm model.VM) bool { return vm.NodeID == n.ID }); err != nil || k > 0 {
+					if err == nil {
+						err = field("body.vtep_address", virtplane.Errorf(virtplane.ErrConflict, "node %s hosts %d VMs of vxlan cluster %s: their tunnel's local end cannot change under them; migrate them away first", n.Name, k, c.Name))
+					}
+					return err
+				}
+			}
+			if o.Data, err = encode(n); err != nil {
+				return err
+			}
+			if err := tx.UpdateObject(ctx, &o); err != nil {
+				return err
+			}
+			sync, err = s.submitFloodSync(ctx, tx, c)
+			return err
+		})
+		if err != nil {
+			return nil, problem(err)
+		}
+		s.cfg.Invalidate(n.ClusterID)
+		s.publish("node", "changed", n.ID, "", n.State)
+		s.floodSyncSubmitted(sync)
+		return &struct{ Body model.Node }{n}, nil
+	})
+	huma.Register(s.api, huma.Operation{
+		OperationID: "syncClusterFlood", Method: http.MethodPost, Path: "/v1/clusters/{id}/vxlan-sync", Tags: []string{"clusters"},
+		Summary:       "Bring the flood lists of a vxlan cluster's VMs to its nodes (admin): again after a sync task failed on an unreachable node",
+		DefaultStatus: http.StatusAccepted,
+	}, func(ctx context.Context, in *IDInput) (*struct{ Body TaskView }, error) {
+		if err := requireAdmin(ctx); err != nil {
+			return nil, problem(err)
+		}
+		var sync *store.Task
+		err := s.st.Update(ctx, func(tx store.Tx) error {
+			c, _, err := getObject[model.Cluster](ctx, tx, store.KindCluster, in.ID, "path.id")
+			if err != nil {
+				return err
+			}
+			if c.NetworkMode != model.NetworkVXLAN {
+				return field("path.id", virtplane.Errorf(virtplane.ErrConflict, "cluster %s is in %s mode: it has no flood lists", c.Name, c.NetworkMode))
+			}
+			sync, err = s.submitFloodSync(ctx, tx, c)
+			return err
+		})
+		if err != nil {
+			return nil, problem(err)
+		}
+		s.floodSyncSubmitted(sync)
+		return &struct{ Body TaskView }{viewTask(*sync)}, nil
+	})
+}
+
+// vtepFits checks the vtep address of node n of a vxlan cluster: valid,
+// of the family of the other nodes' (a tunnel has one), and not another
+// node's (the nodes would flood to themselves).
+func vtepFits(ctx context.Context, tx store.Tx, n model.Node) error {
+	a, err := n.VTEP()
+	if err != nil {
+		return modelField(err)
+	}
+	objs, err := tx.ListObjects(ctx, store.KindNode, store.ListOptions{Parent: n.ClusterID})
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		other, err := decode[model.Node](o)
+		if err != nil {
+			return err
+		}
+		b, err := other.VTEP()
+		if other.ID == n.ID || err != nil {
+			continue
+		}
+		switch {
+		case a == b:
+			return field("body.vtep_address", virtplane.Errorf(virtplane.ErrConflict, "vtep_address %v is node %s's", a, other.Name))
+		case a.Is4() != b.Is4():
+			return field("body.vtep_address", virtplane.Errorf(virtplane.ErrInvalidArgument, "vtep_address %v: not of the family of node %s's %v", a, other.Name, b))
+		}
+	}
+	return nil
+}
+
+// submitFloodSync starts, in tx, the task that brings the flood lists of
+// a vxlan cluster's VMs to its nodes as tx leaves them; other clusters
+// have none (nil task).
+func (s *Server) submitFloodSync(ctx context.Context, tx store.Tx, c model.Cluster) (*store.Task, error) {
+	if c.NetworkMode != model.NetworkVXLAN {
+		return nil, nil
+	}
+	t, _, err := s.cfg.Tasks.SubmitTx(ctx, tx, flow.FloodSyncSubmission(c.ID, principal(ctx).UserID))
+	return &t, err
+}
+
+// floodSyncSubmitted wakes the engine for a task submitFloodSync stored,
+// once its transaction committed.
+func (s *Server) floodSyncSubmitted(t *store.Task) {
+	if t == nil {
+		return
+	}
+	s.cfg.Tasks.Wake()
+	s.publish("task", "created", t.ID, t.Owner, string(t.State))
 }
 
 // networkChange checks a change of a cluster's network settings: the

@@ -13,7 +13,8 @@
 // port fail the create before the disk is made.
 //
 // Beside the VM tasks: disk growth (resize.go), image import into the
-// nodes' pools and image deletion (image.go), and migration (migrate.go).
+// nodes' pools and image deletion (image.go), migration (migrate.go), and
+// the flood sync of a vxlan cluster whose nodes changed (vxlan.go).
 //
 //	f := flow.New(flow.Config{Store: st})
 //	f.Register(engine)
@@ -143,6 +144,7 @@ func (f *Flow) Register(e *tasks.Engine) {
 	e.Handle(KindVMSnapshotDelete, h(f.snapshot(false)))
 	e.Handle(KindVMRescue, h(f.withPort(f.rescue)))
 	e.Handle(KindVMMigrate, placing(f.migrate))
+	e.Handle(KindClusterFloodSync, tasks.Handler{Run: f.syncFlood})
 	// Journals written before reservations became volatile undos name this
 	// action; what it undid died with the daemon that wrote them.
 	e.OnUndo(undoReleaseV1, func(context.Context, json.RawMessage) error { return nil })

@@ -1,8 +1,11 @@
 package flow_test
 
 import (
+	"context"
+	"errors"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -11,6 +14,7 @@ import (
 	"github.com/virtplane/virtplane/daemon/flow"
 	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/daemon/netport"
+	"github.com/virtplane/virtplane/daemon/simnode"
 	"github.com/virtplane/virtplane/daemon/store"
 )
 
@@ -133,4 +137,99 @@ func TestCreateOnANodeThatCannotRoute(t *testing.T) {
 	_, ok := ports.Port(flow.PortName(vm.ID))
 	assert.False(t, ok)
 	fx.assertNothingLeft(t, vm.ID)
+}
+
+// runSync runs the flood sync of the fixture's cluster and waits for it.
+func (fx *fixture) runSync(t *testing.T) store.Task {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	tk, _, err := fx.eng.Submit(ctx, flow.FloodSyncSubmission(fx.cluster.ID, "admin"))
+	require.NoError(t, err)
+	tk, err = fx.eng.Wait(ctx, tk.ID)
+	require.NoError(t, err)
+	return tk
+}
+
+// TestFloodSync: the flood sync sets each VXLAN port of the cluster's VMs
+// up again with the vteps of the cluster's other nodes as they are in the
+// store when it runs; a port whose setup fails fails the task naming the
+// node, and the next run converges; a port already up to date is left
+// alone. A VM start, too, sets its port up with the current peers.
+func TestFloodSync(t *testing.T) {
+	ctx := t.Context()
+	fx := newFixture(t, "", fixtureOption{cluster: vxlanCluster,
+		node:  func(n *model.Node) { n.VTEPAddress = "10.99.0.1" },
+		peers: []model.Node{{Name: "sim2", VTEPAddress: "10.99.0.2"}}})
+	vm, tk := fx.create(t, "web", model.Limits{})
+	require.Equal(t, store.TaskSucceeded, tk.State, tk.Error)
+	peers := func() []string {
+		t.Helper()
+		port, ok := fx.ports.Port(flow.PortName(vm.ID))
+		require.True(t, ok)
+		var out []string
+		for _, p := range port.VXLAN.Peers {
+			out = append(out, p.String())
+		}
+		return out
+	}
+	setups := func() int {
+		n := 0
+		for _, c := range fx.ports.Calls() {
+			if c.Method == "Setup" {
+				n++
+			}
+		}
+		return n
+	}
+	require.Equal(t, []string{"10.99.0.2"}, peers())
+
+	before := setups()
+	tk = fx.runSync(t)
+	require.Equal(t, store.TaskSucceeded, tk.State, tk.Error)
+	assert.Equal(t, before, setups(), "nothing changed: no setup")
+
+	third := model.Node{ID: store.NewID(), ClusterID: fx.cluster.ID, Name: "sim3", Address: "sim", State: model.NodeMaintenance,
+		Maintenance: true, Cores: 8, MemoryMiB: 16384, DiskGiB: 100, VTEPAddress: "10.99.0.3", Created: time.Now().UTC()}
+	put(t, fx.st, store.KindNode, third.ID, third.Name, fx.cluster.ID, third)
+
+	fx.ports.FailNext("Setup", errors.New("connection reset"))
+	tk = fx.runSync(t)
+	require.Equal(t, store.TaskFailed, tk.State)
+	assert.Equal(t, virtplane.ErrUnavailable.Error(), tk.ErrorClass, tk.Error)
+	assert.Contains(t, tk.Error, "node sim1", "names the node")
+	assert.Equal(t, []string{"10.99.0.2"}, peers(), "the failed setup changed nothing")
+
+	tk = fx.runSync(t)
+	require.Equal(t, store.TaskSucceeded, tk.State, tk.Error)
+	assert.Equal(t, []string{"10.99.0.2", "10.99.0.3"}, peers(), "the rerun converged")
+	recs, err := fx.st.ListObjects(ctx, store.KindSimState, store.ListOptions{Parent: simnode.PortsParent(fx.node.ID)})
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	assert.Contains(t, string(recs[0].Data), "10.99.0.3", "the node recorded the new spec")
+
+	// A node leaves without a sync: the next start of the VM sets the port
+	// up with the peers of now, not with the recorded ones.
+	require.NoError(t, fx.st.Update(ctx, func(tx store.Tx) error { return tx.DeleteObject(ctx, store.KindNode, third.ID, 0) }))
+	fx.flow.Invalidate(fx.cluster.ID)
+	stop := fx.run(t, flow.KindVMStop, vm.ID)
+	require.Equal(t, store.TaskSucceeded, stop.State, stop.Error)
+	start := fx.run(t, flow.KindVMStart, vm.ID)
+	require.Equal(t, store.TaskSucceeded, start.State, start.Error)
+	assert.Equal(t, []string{"10.99.0.2"}, peers())
+}
+
+// TestFloodSyncOutsideVXLAN: in another mode the sync has nothing to do
+// and touches no port.
+func TestFloodSyncOutsideVXLAN(t *testing.T) {
+	fx := newFixture(t, "vptbr-sync")
+	vm, tk := fx.create(t, "web", model.Limits{})
+	require.Equal(t, store.TaskSucceeded, tk.State, tk.Error)
+	calls := len(fx.ports.Calls())
+	tk = fx.runSync(t)
+	require.Equal(t, store.TaskSucceeded, tk.State, tk.Error)
+	assert.Len(t, fx.ports.Calls(), calls)
+	port, ok := fx.ports.Port(flow.PortName(vm.ID))
+	require.True(t, ok)
+	assert.Equal(t, "vptbr-sync", port.Bridge)
 }

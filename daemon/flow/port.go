@@ -213,9 +213,9 @@ func (f *Flow) withPortLimits(run func(context.Context, *tasks.Run) error) func(
 	}
 }
 
-// portOf returns the port the node of VM vmID holds for it; ok is false for
-// a VM without one (not placed, on a node without ports, or from before
-// ports).
+// portOf returns the port the node of VM vmID holds for it (a VXLAN port
+// with the cluster's current peers); ok is false for a VM without one (not
+// placed, on a node without ports, or from before ports).
 func (f *Flow) portOf(ctx context.Context, vmID string) (netport.Ports, netport.Spec, bool, error) {
 	vm, err := f.loadVM(ctx, vmID)
 	if err != nil || vm.NodeID == "" {
@@ -225,7 +225,14 @@ func (f *Flow) portOf(ctx context.Context, vmID string) (netport.Ports, netport.
 	if errors.Is(err, virtplane.ErrNotImplemented) {
 		return nil, netport.Spec{}, false, nil
 	}
-	return ports, port, ok, err
+	if err != nil || !ok {
+		return ports, port, ok, err
+	}
+	// A VXLAN port floods to the cluster's nodes as they are now: setting
+	// up the recorded peers again would undo a flood sync that ran since
+	// the port was made.
+	port, err = f.vxlanOf(ctx, vm, port)
+	return ports, port, err == nil, err
 }
 
 // recordedPort returns the port a VM's node holds for it, as it was set up.

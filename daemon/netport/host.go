@@ -533,7 +533,8 @@ func (h *Host) bridges(ctx context.Context, removing string) ([]hostnet.Link, er
 // by VNI, with the ports whose device exists; the node's underlay; and
 // each network's peers: the union of its ports' (a peer left over from a
 // port set up before a node left costs flooded copies only, until the
-// ports are set up again).
+// ports are set up again with the new peers, as the daemon's flood sync
+// does for each of them).
 func vxlanNetworks(recs map[string]Spec, links []hostnet.Link) ([]vxlan.Network, vxlan.Underlay, map[int][]netip.Addr) {
 	byVNI := map[int]*vxlan.Network{}
 	peers := map[int][]netip.Addr{}

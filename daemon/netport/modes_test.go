@@ -126,6 +126,38 @@ func TestKernelVXLAN(t *testing.T) {
 	require.NoError(t, h1.Setup(ctx, sides[0].s))
 	assert.Equal(t, links, n1.Run(t, "ip", "-br", "link"), "a second setup changes nothing")
 
+	// The cluster's nodes change: a Setup with the new peers brings the
+	// flood list to them (a third node joins, then the second leaves), and
+	// the recorded spec follows.
+	third := netip.MustParseAddr("10.99.0.3")
+	for _, tc := range []struct {
+		peers     []netip.Addr
+		has, hasn []string
+	}{
+		{[]netip.Addr{vtep[1], third}, []string{"10.99.0.2", "10.99.0.3"}, nil},
+		{[]netip.Addr{third}, []string{"10.99.0.3"}, []string{"10.99.0.2"}},
+		{[]netip.Addr{vtep[1]}, []string{"10.99.0.2"}, []string{"10.99.0.3"}},
+	} {
+		s := sides[0].s
+		s.VXLAN = &netport.VXLAN{VNI: 100, Local: vtep[0], Peers: tc.peers}
+		require.NoError(t, h1.Setup(ctx, s))
+		fdb := n1.Run(t, "bridge", "fdb", "show", "dev", "vx100")
+		for _, a := range tc.has {
+			assert.Contains(t, fdb, "00:00:00:00:00:00 dst "+a, "peers %v", tc.peers)
+		}
+		for _, a := range tc.hasn {
+			// Learned entries of the gone peer's MACs age out; it is no
+			// longer flooded to.
+			assert.NotContains(t, fdb, "00:00:00:00:00:00 dst "+a, "peers %v", tc.peers)
+		}
+		got, err := h1.List(ctx)
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		assert.Equal(t, tc.peers, got[0].VXLAN.Peers, "the recorded spec has the new peers")
+		assert.Contains(t, n1.Run(t, "ip", "link", "show", s.Name), "master vxbr100", "the port stays on the bridge")
+	}
+	assert.True(t, pings(t, sides[0].vm, "-I", "10.200.0.1", "10.200.0.2"), "back to the first peers, the VMs reach each other again")
+
 	for _, sd := range sides {
 		require.NoError(t, sd.h.Teardown(ctx, sd.s.Name))
 		ls := sd.node.Run(t, "ip", "link")
