@@ -4,12 +4,14 @@ import (
 	"context"
 	"net/http/httptest"
 	"os"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/virtplane/virtplane/daemon"
 	"github.com/virtplane/virtplane/daemon/client"
+	"github.com/virtplane/virtplane/daemon/store"
 )
 
 // serve runs srv and its API until the test ends, then closes it, and
@@ -44,4 +46,30 @@ func hostTempDir(t testing.TB, prefix string) string {
 	require.NoError(t, os.Chmod(dir, 0o755))
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	return dir
+}
+
+// restartable returns what starts a daemon (instance "restart") on st, as
+// often as a test restarts it: the server, an admin client (bootstrapped
+// the first time, logged in after), and what stops it (also at the end of
+// the test).
+func restartable(t *testing.T, st store.Store) func() (*daemon.Server, *client.Client, func()) {
+	return func() (*daemon.Server, *client.Client, func()) {
+		ctx := t.Context()
+		srv, err := daemon.New(daemon.Config{Store: st, Instance: "restart", DataDir: t.TempDir()})
+		require.NoError(t, err)
+		runCtx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan struct{})
+		go func() { defer close(stopped); _ = srv.Run(runCtx) }()
+		hs := httptest.NewServer(srv.Handler())
+		token, err := srv.Bootstrap(ctx, "admin-password")
+		require.NoError(t, err)
+		if token == "" {
+			token, err = client.New(hs.URL, "").Login(ctx, "admin", "admin-password")
+			require.NoError(t, err)
+		}
+		var once sync.Once
+		stop := func() { once.Do(func() { hs.Close(); cancel(); <-stopped }) }
+		t.Cleanup(stop)
+		return srv, client.New(hs.URL, token), stop
+	}
 }

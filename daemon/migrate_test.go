@@ -1,10 +1,7 @@
 package daemon_test
 
 import (
-	"context"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -277,24 +274,7 @@ func TestAddNodeByLibvirtSocket(t *testing.T) {
 func TestMigrateRollsBackAfterRestart(t *testing.T) {
 	st := dbtest.SQLite(t)
 	ctx := t.Context()
-	start := func() (*daemon.Server, *client.Client, func()) {
-		srv, err := daemon.New(daemon.Config{Store: st, Instance: "restart", DataDir: t.TempDir()})
-		require.NoError(t, err)
-		runCtx, cancel := context.WithCancel(context.Background())
-		stopped := make(chan struct{})
-		go func() { defer close(stopped); _ = srv.Run(runCtx) }()
-		hs := httptest.NewServer(srv.Handler())
-		token, err := srv.Bootstrap(ctx, "admin-password")
-		require.NoError(t, err)
-		if token == "" {
-			token, err = client.New(hs.URL, "").Login(ctx, "admin", "admin-password")
-			require.NoError(t, err)
-		}
-		var once sync.Once
-		stop := func() { once.Do(func() { hs.Close(); cancel(); <-stopped }) }
-		t.Cleanup(stop)
-		return srv, client.New(hs.URL, token), stop
-	}
+	start := restartable(t, st)
 	srv, c, stop := start()
 	cl, err := c.CreateCluster(ctx, api.ClusterBody{Name: "r", VirtType: "kvm", Strategy: "even", CPUOvercommit: 1, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: "bridge"})
 	require.NoError(t, err)
@@ -369,24 +349,7 @@ func TestMigrateRollsBackAfterRestart(t *testing.T) {
 func TestLiveMigrateAbortedAfterRestart(t *testing.T) {
 	st := dbtest.SQLite(t)
 	ctx := t.Context()
-	start := func() (*daemon.Server, *client.Client, func()) {
-		srv, err := daemon.New(daemon.Config{Store: st, Instance: "restart", DataDir: t.TempDir()})
-		require.NoError(t, err)
-		runCtx, cancel := context.WithCancel(context.Background())
-		stopped := make(chan struct{})
-		go func() { defer close(stopped); _ = srv.Run(runCtx) }()
-		hs := httptest.NewServer(srv.Handler())
-		token, err := srv.Bootstrap(ctx, "admin-password")
-		require.NoError(t, err)
-		if token == "" {
-			token, err = client.New(hs.URL, "").Login(ctx, "admin", "admin-password")
-			require.NoError(t, err)
-		}
-		var once sync.Once
-		stop := func() { once.Do(func() { hs.Close(); cancel(); <-stopped }) }
-		t.Cleanup(stop)
-		return srv, client.New(hs.URL, token), stop
-	}
+	start := restartable(t, st)
 	simNode := func(t *testing.T, srv *daemon.Server, id string) *simnode.Node {
 		d, err := srv.Flow.NodeDriver(ctx, id)
 		require.NoError(t, err)
