@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
 	"github.com/virtplane/virtplane/daemon/netport"
@@ -38,19 +39,7 @@ func BenchmarkKernelSetup(b *testing.B) {
 	require.NoError(b, h.Setup(ctx, spec))
 
 	// The reference: the same work through the network packages directly.
-	fd, err := netns.GetFromName(ns.Name)
-	require.NoError(b, err)
-	b.Cleanup(func() { _ = fd.Close() })
-	nft, err := nftables.New(nftables.WithNetNSFd(int(fd)))
-	require.NoError(b, err)
-	b.Cleanup(func() { _ = nft.CloseLasting() })
-	nl := nettest.Handle(b, ns.Name)
-	links, err := hostnet.New(hostnet.Config{Netlink: nl, OwnerTag: netport.OwnerTag(dir)})
-	require.NoError(b, err)
-	fw, err := firewall.New(nft)
-	require.NoError(b, err)
-	sh, err := shaping.New(nl)
-	require.NoError(b, err)
+	_, links, fw, sh := bareStack(b, ns.Name, dir)
 	desired := hostnet.Desired{Bridges: []hostnet.Bridge{{Common: hostnet.Common{Name: "vptbr-bench"}}},
 		Ports: []hostnet.Port{{Name: spec.Name, Master: "vptbr-bench"}}}
 	bare := func() {
@@ -121,19 +110,7 @@ func BenchmarkKernelSetupModes(b *testing.B) {
 			}
 			require.NoError(b, h.Setup(ctx, spec))
 
-			fd, err := netns.GetFromName(ns.Name)
-			require.NoError(b, err)
-			b.Cleanup(func() { _ = fd.Close() })
-			nft, err := nftables.New(nftables.WithNetNSFd(int(fd)))
-			require.NoError(b, err)
-			b.Cleanup(func() { _ = nft.CloseLasting() })
-			nl := nettest.Handle(b, ns.Name)
-			links, err := hostnet.New(hostnet.Config{Netlink: nl, OwnerTag: netport.OwnerTag(dir)})
-			require.NoError(b, err)
-			fw, err := firewall.New(nft)
-			require.NoError(b, err)
-			sh, err := shaping.New(nl)
-			require.NoError(b, err)
+			nl, links, fw, sh := bareStack(b, ns.Name, dir)
 			router, err := routing.New(nl, routing.Config{GatewayV4: gw})
 			require.NoError(b, err)
 			network := vxlan.Network{VNI: 900, Ports: ports}
@@ -170,4 +147,25 @@ func BenchmarkKernelSetupModes(b *testing.B) {
 			b.ReportMetric(float64(per)/float64(ref), "x-bare")
 		})
 	}
+}
+
+// bareStack opens the network packages a Host drives, on the namespace ns
+// and owning what a Host with state directory dir owns: the reference the
+// benchmarks run beside the Host.
+func bareStack(b *testing.B, ns, dir string) (*netlink.Handle, *hostnet.Host, *firewall.Firewall, *shaping.Shaper) {
+	b.Helper()
+	fd, err := netns.GetFromName(ns)
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = fd.Close() })
+	nft, err := nftables.New(nftables.WithNetNSFd(int(fd)))
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = nft.CloseLasting() })
+	nl := nettest.Handle(b, ns)
+	links, err := hostnet.New(hostnet.Config{Netlink: nl, OwnerTag: netport.OwnerTag(dir)})
+	require.NoError(b, err)
+	fw, err := firewall.New(nft)
+	require.NoError(b, err)
+	sh, err := shaping.New(nl)
+	require.NoError(b, err)
+	return nl, links, fw, sh
 }
