@@ -1,0 +1,255 @@
+package flow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/virtplane/virtplane/network/ipam"
+	"github.com/virtplane/virtplane/scheduler"
+	"github.com/virtplane/virtplane/storage"
+	"github.com/virtplane/virtplane/vmm"
+
+	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/netport"
+	"github.com/virtplane/virtplane/daemon/store"
+	"github.com/virtplane/virtplane/daemon/tasks"
+)
+
+// ensureImage makes sure the node's pool holds the image's base volume.
+// On a simulated node the base is an empty volume of the image's size; on a
+// real node the image must have been imported into the pool (the storage
+// Importer), and a missing base is an error.
+func (f *Flow) ensureImage(ctx context.Context, pool storage.Pool, imageID string) error {
+	name := ImageVolume(imageID)
+	_, err := pool.Volume(ctx, name)
+	if err == nil || !errors.Is(err, virtplane.ErrNotFound) {
+		return err
+	}
+	info, err := pool.Info(ctx)
+	if err != nil {
+		return err
+	}
+	if info.Driver != "fake" {
+		return virtplane.Errorf(virtplane.ErrNotFound, "image %s is not imported into pool %s (volume %s): import it into the node first (POST /v1/images/%s/import)", imageID, info.Name, name, imageID)
+	}
+	img, err := load[model.Image](ctx, f.cfg.Store, store.KindImage, imageID)
+	if err != nil {
+		return err
+	}
+	size := max(img.SizeMiB, 1024) << 20
+	_, err = pool.Create(ctx, storage.VolumeSpec{Name: name, Size: size, Format: storage.FormatQcow2})
+	if errors.Is(err, virtplane.ErrAlreadyExists) {
+		return nil // a concurrent create made it
+	}
+	return err
+}
+
+func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
+	var in VMInput
+	if err := r.Input(&in); err != nil {
+		return err
+	}
+	vm, err := f.loadVM(ctx, in.VMID)
+	if err != nil {
+		return err
+	}
+	if f.cfg.IPAM == nil {
+		return virtplane.Errorf(virtplane.ErrNotImplemented, "no IPAM is configured")
+	}
+	args := vmArgs{VMID: vm.ID, ClusterID: vm.ClusterID}
+
+	var placement scheduler.Placement
+	// The reservation lives in this process only: its undo need not be stored.
+	if err := r.Step(ctx, "reserve capacity", tasks.VolatileUndo(func(ctx context.Context) error { return f.releaseReservation(args) }), func(ctx context.Context) error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		s, err := f.schedulerFor(ctx, vm.ClusterID)
+		if err != nil {
+			return err
+		}
+		res, err := s.Reserve(request(vm), time.Now().Add(time.Hour))
+		if err != nil {
+			return err
+		}
+		f.pending[vm.ID] = res.ID
+		placement = res.Placement
+		return nil
+	}); err != nil {
+		return err
+	}
+	args.NodeID = placement.Node
+	_ = r.Progress(ctx, 20, "placed on node "+placement.Node)
+
+	// The undos of the steps below, recorded in one write: each is
+	// idempotent and does nothing for a step that never acted.
+	if err := r.Journal(ctx, tasks.UndoAction(undoAddresses, args), tasks.UndoAction(undoVolume, args),
+		tasks.UndoAction(undoPort, args), tasks.UndoAction(undoDomain, args)); err != nil {
+		return err
+	}
+	var addr ipam.Allocation
+	if err := r.Step(ctx, "allocate address", tasks.NoUndo, func(ctx context.Context) error {
+		var err error
+		addr, err = f.cfg.IPAM.Allocate(ctx, vm.PoolID, ipam.Request{Owner: ipam.Owner{VM: vm.ID, Interface: "eth0"}})
+		return err
+	}); err != nil {
+		return err
+	}
+	_ = r.Progress(ctx, 40, "address "+addr.Prefix.String())
+
+	// The port is known before the disk is made: a cluster or node whose
+	// network settings cannot give the VM a port fails the create here.
+	cluster, err := f.cluster(ctx, vm.ClusterID)
+	if err != nil {
+		return err
+	}
+	node, err := f.node(ctx, placement.Node)
+	if err != nil {
+		return err
+	}
+	nodes, err := f.clusterNodes(ctx, cluster)
+	if err != nil {
+		return err
+	}
+	port, err := portSpec(vm, cluster, node, nodes, addr)
+	if err != nil {
+		return err
+	}
+
+	pool, err := f.nodePool(ctx, placement.Node)
+	if err != nil {
+		return err
+	}
+	var disk storage.Volume
+	if err := r.Step(ctx, "clone image", tasks.NoUndo, func(ctx context.Context) error {
+		if err := f.ensureImage(ctx, pool, vm.ImageID); err != nil {
+			return err
+		}
+		cl, ok := pool.(storage.Cloner)
+		if !ok {
+			return virtplane.Errorf(virtplane.ErrNotImplemented, "the node's storage cannot clone")
+		}
+		var err error
+		if disk, err = cl.Clone(ctx, ImageVolume(vm.ImageID), VolumeName(vm.ID), storage.CloneLinked); err != nil {
+			return err
+		}
+		if want := vm.DiskGiB << 30; want > disk.Capacity {
+			rz, ok := pool.(storage.Resizer)
+			if !ok {
+				return virtplane.Errorf(virtplane.ErrNotImplemented, "the node's storage cannot grow the disk to %d GiB", vm.DiskGiB)
+			}
+			disk, err = rz.Resize(ctx, disk.Name, want, storage.ResizeOptions{})
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	_ = r.Progress(ctx, 60, "disk "+disk.Name)
+
+	ports, err := f.nodePorts(ctx, placement.Node)
+	if err != nil {
+		return err
+	}
+	// The port is ready before the domain exists: its bridge, and its
+	// firewall, which the kernel hooks to the tap once the hypervisor
+	// makes it. What needs the tap (shaping, routes) follows the start.
+	if err := r.Step(ctx, "prepare network port", tasks.NoUndo, func(ctx context.Context) error {
+		return ports.Setup(ctx, port)
+	}); err != nil {
+		return err
+	}
+	_ = r.Progress(ctx, 70, port.String())
+
+	drv, err := f.nodeDriver(ctx, placement.Node)
+	if err != nil {
+		return err
+	}
+	spec := vmm.Spec{Name: DomainName(vm.ID), VCPUs: vm.CPUs, MemoryMiB: vm.MemoryMiB,
+		CloudInit: cloudInit(vm, in.UserData, addr, port.Mode),
+		Disks:     []vmm.Disk{{Target: "vda", Source: vmm.DiskSource(disk.Attachment)}},
+		NICs:      []vmm.NIC{nic(port)}}
+	if err := r.Step(ctx, "define domain", tasks.NoUndo, func(ctx context.Context) error {
+		_, err := drv.Create(ctx, spec)
+		return err
+	}); err != nil {
+		return err
+	}
+	_ = r.Progress(ctx, 80, "defined")
+	if err := r.Step(ctx, "start domain", tasks.NoUndo, func(ctx context.Context) error {
+		if err := drv.Start(ctx, spec.Name); err != nil {
+			return err
+		}
+		// The tap exists now: the port completes (enslaved, shaped). One
+		// step with the start, whose undo is the domain's and the port's.
+		return ports.Setup(ctx, port)
+	}); err != nil {
+		return err
+	}
+	return r.SetResult(vmPatch{State: model.VMRunning, NodeID: placement.Node, Volume: disk.Name, Addresses: []string{addr.Addr().String()}})
+}
+
+// cloudInit gives the guest its name, keys and static address. A routed
+// guest gets its address alone (a /32 or /128) and its gateway on-link:
+// every packet goes to the host, which holds the gateway on the tap and
+// routes; neighbours in the block are not on the guest's link.
+func cloudInit(vm model.VM, userData string, a ipam.Allocation, mode string) *vmm.CloudInit {
+	meta := fmt.Sprintf("instance-id: %s\nlocal-hostname: %s\n", vm.ID, vm.Name)
+	if len(vm.SSHKeys) > 0 {
+		meta += "public-keys:\n"
+		for _, k := range vm.SSHKeys {
+			meta += "  - " + k + "\n"
+		}
+	}
+	routed := mode == netport.ModeRouted && a.Gateway.IsValid()
+	addr := hostPrefix(a)
+	if routed {
+		addr = a.Prefix.String()
+	}
+	netcfg := fmt.Sprintf("version: 2\nethernets:\n  eth0:\n    match: {name: \"e*\"}\n    addresses: [%s]\n", addr)
+	switch {
+	case routed:
+		def := map[bool]string{true: "0.0.0.0/0", false: "::/0"}[a.Gateway.Is4()]
+		netcfg += "    routes:\n      - {to: " + def + ", via: " + a.Gateway.String() + ", on-link: true}\n"
+	case a.Gateway.IsValid():
+		netcfg += "    gateway" + map[bool]string{true: "4", false: "6"}[a.Gateway.Is4()] + ": " + a.Gateway.String() + "\n"
+	}
+	if userData == "" {
+		userData = "#cloud-config\n"
+	}
+	return &vmm.CloudInit{UserData: userData, MetaData: meta, NetworkConfig: netcfg}
+}
+
+func hostPrefix(a ipam.Allocation) string {
+	if a.Network.IsValid() {
+		return netip.PrefixFrom(a.Addr(), a.Network.Bits()).String()
+	}
+	return a.Prefix.String()
+}
+
+func (f *Flow) undoAddresses(ctx context.Context, raw json.RawMessage) error {
+	var a vmArgs
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return err
+	}
+	return f.releaseAddresses(ctx, a.VMID)
+}
+
+func (f *Flow) releaseAddresses(ctx context.Context, vmID string) error {
+	if f.cfg.IPAM == nil {
+		return nil
+	}
+	allocs, err := f.cfg.IPAM.LookupOwner(ctx, ipam.Owner{VM: vmID})
+	if err != nil {
+		return err
+	}
+	for _, al := range allocs {
+		if err := f.cfg.IPAM.Release(ctx, al.Pool, al.Prefix); err != nil && !errors.Is(err, virtplane.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}

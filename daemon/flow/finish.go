@@ -1,0 +1,90 @@
+package flow
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/store"
+)
+
+// vmPatch is what a task changed on its VM; finishVM applies it in the
+// task's final transaction.
+type vmPatch struct {
+	State     string            `json:"state,omitempty"`
+	NodeID    string            `json:"node_id,omitempty"`
+	Volume    string            `json:"volume,omitempty"`
+	Addresses []string          `json:"addresses,omitempty"`
+	CPUs      int               `json:"cpus,omitempty"`
+	MemoryMiB int64             `json:"memory_mib,omitempty"`
+	DiskGiB   int64             `json:"disk_gib,omitempty"`
+	Limits    *model.Limits     `json:"limits,omitempty"`
+	Snapshots *[]model.Snapshot `json:"snapshots,omitempty"`
+}
+
+// finishVM records a task's end on its VM in the task's final transaction.
+func (f *Flow) finishVM(ctx context.Context, tx store.Tx, t *store.Task) error {
+	var in VMInput
+	if err := json.Unmarshal(t.Input, &in); err != nil || in.VMID == "" {
+		return nil
+	}
+	o, err := tx.GetObject(ctx, store.KindVM, in.VMID)
+	if err != nil {
+		return nil // deleted meanwhile
+	}
+	var vm model.VM
+	if err := json.Unmarshal(o.Data, &vm); err != nil {
+		return err
+	}
+	switch {
+	case t.Kind == KindVMDelete && t.State == store.TaskSucceeded:
+		return tx.DeleteObject(ctx, store.KindVM, vm.ID, 0)
+	case t.Kind == KindVMCreate && t.State != store.TaskSucceeded:
+		vm.State, vm.Error = model.VMFailed, t.Error
+	case t.State != store.TaskSucceeded:
+		vm.Error = t.Error
+	default:
+		var p vmPatch
+		if len(t.Result) > 0 {
+			if err := json.Unmarshal(t.Result, &p); err != nil {
+				return err
+			}
+		}
+		vm.Error = ""
+		if p.State != "" {
+			vm.State = p.State
+		}
+		if p.NodeID != "" {
+			vm.NodeID = p.NodeID
+		}
+		if p.Volume != "" {
+			vm.Volume = p.Volume
+		}
+		if p.Addresses != nil {
+			vm.Addresses = p.Addresses
+		}
+		if p.CPUs != 0 {
+			vm.CPUs = p.CPUs
+		}
+		if p.MemoryMiB != 0 {
+			vm.MemoryMiB = p.MemoryMiB
+		}
+		if p.DiskGiB != 0 {
+			vm.DiskGiB = p.DiskGiB
+		}
+		if p.Limits != nil {
+			vm.Limits = *p.Limits
+		}
+		if p.Snapshots != nil {
+			vm.Snapshots = *p.Snapshots
+		}
+		if t.Kind == KindVMCreate || t.Kind == KindVMMigrate {
+			f.commitReservation(vm)
+		}
+	}
+	vm.TaskID = t.ID
+	if o.Data, err = json.Marshal(vm); err != nil {
+		return err
+	}
+	return tx.UpdateObject(ctx, &o)
+}

@@ -1,0 +1,96 @@
+package libvirt
+
+import (
+	"context"
+	"strings"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+
+	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/vmm"
+)
+
+func typed(field string, v golibvirt.TypedParamValue) golibvirt.TypedParam {
+	return golibvirt.TypedParam{Field: field, Value: v}
+}
+
+// SetLimits applies limits to the persistent definition and, when the
+// domain runs, to the live one.
+func (d *Driver) SetLimits(ctx context.Context, name string, l vmm.Limits) error {
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	dom, err := d.lookup(ctx, name)
+	if err != nil {
+		return err
+	}
+	vm, err := d.get(ctx, dom)
+	if err != nil {
+		return err
+	}
+	targets, macs := map[string]bool{}, map[string]bool{}
+	for _, disk := range vm.Spec.Disks {
+		targets[disk.Target] = true
+	}
+	for _, n := range vm.Spec.NICs {
+		macs[n.MAC] = true
+	}
+	for t := range l.Disks {
+		if !targets[t] {
+			return virtplane.Errorf(virtplane.ErrInvalidArgument, "limits.disks[%q]: vm %q has no such disk", t, name)
+		}
+	}
+	for m := range l.NICs {
+		if !macs[strings.ToLower(m)] {
+			return virtplane.Errorf(virtplane.ErrInvalidArgument, "limits.nics[%q]: vm %q has no NIC with that MAC", m, name)
+		}
+	}
+	flags := uint32(golibvirt.DomainAffectConfig)
+	if vm.State == vmm.StateRunning || vm.State == vmm.StatePaused {
+		flags |= uint32(golibvirt.DomainAffectLive)
+	}
+	// NIC bandwidth goes first: it is what a host is likeliest to refuse
+	// (missing tc qdiscs), and nothing else has changed by then.
+	for m, nl := range l.NICs {
+		params := []golibvirt.TypedParam{
+			typed("inbound.average", *golibvirt.NewTypedParamValueUint(uint32(min(nl.InboundKiBs, 1<<32-1)))),
+			typed("outbound.average", *golibvirt.NewTypedParamValueUint(uint32(min(nl.OutboundKiBs, 1<<32-1)))),
+		}
+		if err := do(ctx, d, "set bandwidth of "+name+"/"+m, true, func(lv *golibvirt.Libvirt) error {
+			return lv.DomainSetInterfaceParameters(dom, strings.ToLower(m), params, flags)
+		}); err != nil {
+			if strings.Contains(err.Error(), "qdisc kind is unknown") {
+				return virtplane.Errorf(virtplane.ErrNotImplemented, "bandwidth of %s/%s: the host kernel lacks the tc qdiscs libvirt shapes with (%v)", name, m, err)
+			}
+			return err
+		}
+	}
+	if l.CPUWeight > 0 {
+		if err := do(ctx, d, "set cpu weight of "+name, true, func(lv *golibvirt.Libvirt) error {
+			return lv.DomainSetSchedulerParametersFlags(dom, []golibvirt.TypedParam{typed("cpu_shares", *golibvirt.NewTypedParamValueUllong(l.CPUWeight))}, flags)
+		}); err != nil {
+			return err
+		}
+	}
+	if l.IOWeight > 0 {
+		if err := do(ctx, d, "set io weight of "+name, true, func(lv *golibvirt.Libvirt) error {
+			return lv.DomainSetBlkioParameters(dom, []golibvirt.TypedParam{typed("weight", *golibvirt.NewTypedParamValueUint(uint32(l.IOWeight)))}, flags)
+		}); err != nil {
+			return err
+		}
+	}
+	for t, dl := range l.Disks {
+		params := []golibvirt.TypedParam{
+			typed("read_iops_sec", *golibvirt.NewTypedParamValueUllong(dl.ReadIOPS)),
+			typed("write_iops_sec", *golibvirt.NewTypedParamValueUllong(dl.WriteIOPS)),
+			typed("read_bytes_sec", *golibvirt.NewTypedParamValueUllong(dl.ReadBytesSec)),
+			typed("write_bytes_sec", *golibvirt.NewTypedParamValueUllong(dl.WriteBytesSec)),
+		}
+		if err := do(ctx, d, "set io limits of "+name+"/"+t, true, func(lv *golibvirt.Libvirt) error {
+			return lv.DomainSetBlockIOTune(dom, t, params, flags)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
