@@ -16,8 +16,8 @@ import (
 	"github.com/virtplane/virtplane/daemon/flow"
 	"github.com/virtplane/virtplane/daemon/internal/dbtest"
 	"github.com/virtplane/virtplane/daemon/model"
-	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/daemon/simnode"
+	netport "github.com/virtplane/virtplane/network/port"
 )
 
 func clusterBody(name, mode string) api.ClusterBody {

@@ -21,12 +21,12 @@ import (
 	"github.com/virtplane/virtplane/daemon/flow"
 	"github.com/virtplane/virtplane/daemon/metrics"
 	"github.com/virtplane/virtplane/daemon/model"
-	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/daemon/simnode"
 	"github.com/virtplane/virtplane/daemon/sshnode"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
 	"github.com/virtplane/virtplane/network/ipam"
+	netport "github.com/virtplane/virtplane/network/port"
 	"github.com/virtplane/virtplane/storage"
 	"github.com/virtplane/virtplane/vmm"
 )

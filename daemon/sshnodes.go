@@ -10,8 +10,8 @@ import (
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/model"
-	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/daemon/sshnode"
+	netport "github.com/virtplane/virtplane/network/port"
 	"github.com/virtplane/virtplane/storage"
 	"github.com/virtplane/virtplane/storage/file"
 	"github.com/virtplane/virtplane/vmm"

@@ -15,9 +15,9 @@ import (
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/model"
-	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
+	netport "github.com/virtplane/virtplane/network/port"
 )
 
 // ensureImage makes sure the node's pool holds the image's base volume.

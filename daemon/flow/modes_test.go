@@ -13,9 +13,9 @@ import (
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/flow"
 	"github.com/virtplane/virtplane/daemon/model"
-	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/daemon/simnode"
 	"github.com/virtplane/virtplane/daemon/store"
+	netport "github.com/virtplane/virtplane/network/port"
 )
 
 func routedCluster(c *model.Cluster) { c.NetworkMode, c.Bridge = model.NetworkRouted, "" }

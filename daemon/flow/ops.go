@@ -6,8 +6,8 @@ import (
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/model"
-	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/daemon/tasks"
+	netport "github.com/virtplane/virtplane/network/port"
 	"github.com/virtplane/virtplane/storage"
 	"github.com/virtplane/virtplane/vmm"
 )

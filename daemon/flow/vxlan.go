@@ -8,9 +8,9 @@ import (
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/model"
-	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
+	netport "github.com/virtplane/virtplane/network/port"
 )
 
 // KindClusterFloodSync brings the flood lists of a vxlan cluster's VM ports

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 
 	"github.com/virtplane/virtplane"
-	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/daemon/store"
+	netport "github.com/virtplane/virtplane/network/port"
 )
 
 // Ports is a simulated node's network ports: netport.Fake (with its fault

@@ -12,10 +12,10 @@ import (
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/internal/dbtest"
-	"github.com/virtplane/virtplane/daemon/netport"
-	"github.com/virtplane/virtplane/daemon/netport/netporttest"
 	"github.com/virtplane/virtplane/daemon/simnode"
 	"github.com/virtplane/virtplane/daemon/store"
+	netport "github.com/virtplane/virtplane/network/port"
+	"github.com/virtplane/virtplane/network/port/porttest"
 	"github.com/virtplane/virtplane/storage"
 	"github.com/virtplane/virtplane/storage/storagetest"
 	"github.com/virtplane/virtplane/vmm"
@@ -136,10 +136,10 @@ func TestMigrationMovesTheRecord(t *testing.T) {
 }
 
 func TestPortsConformance(t *testing.T) {
-	netporttest.Run(t, func(t *testing.T) netporttest.Harness {
+	porttest.Run(t, func(t *testing.T) porttest.Harness {
 		p, err := simnode.OpenPorts(t.Context(), dbtest.SQLite(t), "n1")
 		require.NoError(t, err)
-		return netporttest.Harness{Ports: p}
+		return porttest.Harness{Ports: p}
 	})
 }
 

@@ -12,7 +12,7 @@ import (
 	"sync"
 
 	"github.com/virtplane/virtplane"
-	"github.com/virtplane/virtplane/daemon/netport"
+	netport "github.com/virtplane/virtplane/network/port"
 	"github.com/virtplane/virtplane/storage"
 )
 

@@ -13,10 +13,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/virtplane/virtplane"
-	"github.com/virtplane/virtplane/daemon/netport"
-	"github.com/virtplane/virtplane/daemon/netport/netporttest"
 	"github.com/virtplane/virtplane/daemon/sshnode"
 	"github.com/virtplane/virtplane/internal/testenv"
+	netport "github.com/virtplane/virtplane/network/port"
+	"github.com/virtplane/virtplane/network/port/porttest"
 	"github.com/virtplane/virtplane/storage"
 )
 
@@ -41,10 +41,10 @@ func (a *agentInProcess) Run(ctx context.Context, cmd storage.Command) ([]byte, 
 }
 
 func TestPortsConformanceOverTheProtocol(t *testing.T) {
-	netporttest.Run(t, func(t *testing.T) netporttest.Harness {
+	porttest.Run(t, func(t *testing.T) porttest.Harness {
 		p, err := sshnode.NewPorts(&agentInProcess{ports: netport.NewFake()}, sshnode.PortsConfig{Node: "n1", Agent: "/a", StateDir: "/s"})
 		require.NoError(t, err)
-		return netporttest.Harness{Ports: p}
+		return porttest.Harness{Ports: p}
 	})
 }
 
@@ -106,12 +106,12 @@ func TestPortsWithoutAnAgent(t *testing.T) {
 func TestPortsConformanceOverSSH(t *testing.T) {
 	conn := connect(t)
 	bin := agent(t)
-	netporttest.Run(t, func(t *testing.T) netporttest.Harness {
+	porttest.Run(t, func(t *testing.T) porttest.Harness {
 		ns := testenv.NewNetns(t)
 		dir := t.TempDir()
 		p, err := sshnode.NewPorts(conn.Executor(), sshnode.PortsConfig{Node: "n1", Agent: bin, StateDir: filepath.Join(dir, "ports"), Netns: ns.Name})
 		require.NoError(t, err)
-		return netporttest.Harness{Ports: p,
+		return porttest.Harness{Ports: p,
 			Plug: func(t *testing.T, name string) {
 				ns.Run(t, "ip", "link", "add", name, "type", "veth", "peer", "name", "vpp"+name[len(name)-8:])
 				ns.Run(t, "ip", "link", "set", name, "up")

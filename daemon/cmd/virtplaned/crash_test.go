@@ -26,11 +26,11 @@ import (
 	"github.com/virtplane/virtplane/daemon/client"
 	"github.com/virtplane/virtplane/daemon/flow"
 	"github.com/virtplane/virtplane/daemon/model"
-	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/daemon/simnode"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/store/sqlite"
 	"github.com/virtplane/virtplane/network/ipam"
+	netport "github.com/virtplane/virtplane/network/port"
 )
 
 // The test binary doubles as the daemon: with VIRTPLANED_CHILD set it runs

@@ -30,10 +30,10 @@ import (
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon"
-	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/store/postgres"
 	"github.com/virtplane/virtplane/daemon/store/sqlite"
+	netport "github.com/virtplane/virtplane/network/port"
 	"github.com/virtplane/virtplane/storage"
 	"github.com/virtplane/virtplane/storage/file"
 	"github.com/virtplane/virtplane/vmm"

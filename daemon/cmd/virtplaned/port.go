@@ -16,8 +16,8 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/virtplane/virtplane"
-	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/daemon/sshnode"
+	netport "github.com/virtplane/virtplane/network/port"
 )
 
 // portCommand is the node side of a remote node's network ports: the

@@ -1,10 +1,10 @@
 // Package netporttest is the conformance suite of netport.Ports: the Fake,
 // the simulated nodes' durable ports and the kernel Host all pass it.
 //
-//	netporttest.Run(t, func(t *testing.T) netporttest.Harness {
-//		return netporttest.Harness{Ports: netport.NewFake()}
+//	porttest.Run(t, func(t *testing.T) porttest.Harness {
+//		return porttest.Harness{Ports: netport.NewFake()}
 //	})
-package netporttest
+package porttest
 
 import (
 	"context"
@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/virtplane/virtplane"
-	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/network/firewall"
+	netport "github.com/virtplane/virtplane/network/port"
 )
 
 // Harness is one fresh node's ports.

@@ -1,4 +1,4 @@
-// Package netport gives each VM NIC a network port on its node: the bridge
+// Package port gives each VM NIC a network port on its node: the bridge
 // it joins, the anti-spoofing firewall that lets it send only from its own
 // MAC and addresses, and its bandwidth limit. The daemon's create flow
 // prepares a VM's port before it defines the domain and tears it down when
@@ -20,7 +20,7 @@
 // it knows, across restarts, which bridges are still in use. Fake is the
 // in-memory implementation with fault injection and call recording; the
 // simulated nodes of the daemon keep a Fake durable in the store.
-// netporttest.Run is the conformance suite all of them pass.
+// porttest.Run is the conformance suite all of them pass.
 //
 // A port has one of three modes (Spec.Mode), the cluster's network mode;
 // firewall and shaping are the same in each:
@@ -57,4 +57,4 @@
 //	routed.Mode, routed.GatewayV4 = netport.ModeRouted, gateway // nic := vmm.NIC{Tap: routed.Name, MAC: routed.MAC}
 //	overlay := netport.ForVM(vmID, netport.VXLANBridge(vni), []netip.Addr{addr})
 //	overlay.Mode, overlay.VXLAN = netport.ModeVXLAN, &netport.VXLAN{VNI: vni, Local: vtep, Peers: otherVTEPs}
-package netport
+package port

@@ -1,4 +1,4 @@
-package netport_test
+package port_test
 
 import (
 	"encoding/json"
@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/virtplane/virtplane"
-	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/network/nettest"
+	netport "github.com/virtplane/virtplane/network/port"
 	"github.com/virtplane/virtplane/network/routing"
 	"github.com/virtplane/virtplane/network/vxlan"
 )

@@ -1,4 +1,4 @@
-package netport_test
+package port_test
 
 import (
 	"net/netip"
@@ -10,10 +10,10 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
-	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/network/firewall"
 	"github.com/virtplane/virtplane/network/hostnet"
 	"github.com/virtplane/virtplane/network/nettest"
+	netport "github.com/virtplane/virtplane/network/port"
 	"github.com/virtplane/virtplane/network/routing"
 	"github.com/virtplane/virtplane/network/shaping"
 	"github.com/virtplane/virtplane/network/vxlan"

@@ -1,4 +1,4 @@
-package netport
+package port
 
 import (
 	"context"

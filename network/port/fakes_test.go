@@ -1,4 +1,4 @@
-package netport_test
+package port_test
 
 import (
 	"context"

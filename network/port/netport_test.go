@@ -1,4 +1,4 @@
-package netport_test
+package port_test
 
 import (
 	"errors"
@@ -14,31 +14,31 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/virtplane/virtplane"
-	"github.com/virtplane/virtplane/daemon/netport"
-	"github.com/virtplane/virtplane/daemon/netport/netporttest"
 	"github.com/virtplane/virtplane/internal/testenv"
 	"github.com/virtplane/virtplane/network/firewall"
 	"github.com/virtplane/virtplane/network/hostnet"
 	"github.com/virtplane/virtplane/network/nettest"
+	netport "github.com/virtplane/virtplane/network/port"
+	"github.com/virtplane/virtplane/network/port/porttest"
 	"github.com/virtplane/virtplane/network/shaping"
 )
 
 func TestConformanceFake(t *testing.T) {
-	netporttest.Run(t, func(t *testing.T) netporttest.Harness {
-		return netporttest.Harness{Ports: netport.NewFake()}
+	porttest.Run(t, func(t *testing.T) porttest.Harness {
+		return porttest.Harness{Ports: netport.NewFake()}
 	})
 }
 
 // The Host composed over the network packages' fakes: the bridge logic and
 // the state directory without a kernel.
 func TestConformanceHostOverFakes(t *testing.T) {
-	netporttest.Run(t, func(t *testing.T) netporttest.Harness {
+	porttest.Run(t, func(t *testing.T) porttest.Harness {
 		links := hostnet.NewFake()
 		h, err := netport.NewHost(netport.HostConfig{StateDir: t.TempDir(), Links: links,
 			Firewall: firewall.NewFake(), Shaper: shaping.NewFake(),
 			Routes: newFakeRoutes(links).factory, FDB: newFakeFDB(links)})
 		require.NoError(t, err)
-		return netporttest.Harness{Ports: h}
+		return porttest.Harness{Ports: h}
 	})
 }
 
@@ -71,9 +71,9 @@ func plug(t testing.TB, ns *testenv.Netns, name string) {
 }
 
 func TestConformanceKernel(t *testing.T) {
-	netporttest.Run(t, func(t *testing.T) netporttest.Harness {
+	porttest.Run(t, func(t *testing.T) porttest.Harness {
 		h, ns, _ := kernelHost(t)
-		return netporttest.Harness{Ports: h,
+		return porttest.Harness{Ports: h,
 			Plug:   func(t *testing.T, name string) { plug(t, ns, name) },
 			Unplug: func(t *testing.T, name string) { ns.Run(t, "ip", "link", "del", name) },
 		}

@@ -1,4 +1,4 @@
-package netport_test
+package port_test
 
 import (
 	"net/netip"
@@ -9,10 +9,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/virtplane/virtplane"
-	"github.com/virtplane/virtplane/daemon/netport"
 	"github.com/virtplane/virtplane/internal/testenv"
 	"github.com/virtplane/virtplane/network/firewall"
 	"github.com/virtplane/virtplane/network/hostnet"
+	netport "github.com/virtplane/virtplane/network/port"
 	"github.com/virtplane/virtplane/network/routing"
 	"github.com/virtplane/virtplane/network/shaping"
 )
