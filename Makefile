@@ -9,7 +9,7 @@ STATICCHECK_VERSION := v0.8.2
 BIN := $(CURDIR)/bin
 
 .PHONY: run test test-unit test-real bench lint build env env-down env-clean \
-	env-libvirt env-guest env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net
+	env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net env-cgo
 
 ## run: start the reference daemon on its embedded default (SQLite in ./var, local libvirtd or a simulated node)
 run:
@@ -30,8 +30,9 @@ bench: env
 	$(GO) test -tags '$(TEST_TAGS)' -run '^$$' -bench . -benchmem -benchtime=$${BENCHTIME:-1s} -timeout 60m ./...
 	@$(ENV)/clean.sh
 
-## lint: gofmt, go vet (with and without the ceph tag), staticcheck
-lint: $(BIN)/staticcheck
+## lint: gofmt, go vet (with and without the ceph tag), staticcheck; env-cgo installs the C
+## headers the ceph-tagged vet compiles against, so lint works on a fresh machine
+lint: $(BIN)/staticcheck env-cgo
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	CGO_ENABLED=0 $(GO) vet ./...
 	$(GO) vet -tags '$(TEST_TAGS)' ./...
@@ -45,10 +46,13 @@ build:
 	CGO_ENABLED=0 $(GO) build ./...
 
 ## env: install and start every real component the tests use (idempotent)
-env: env-libvirt env-guest env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net
+env: env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net env-cgo
 
-env-libvirt env-guest env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net: env-%:
+env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net env-cgo: env-%:
 	@$(ENV)/$*.sh
+
+# The domain type is decided by booting the test guest on the libvirtd.
+env-domaintype: env-libvirt env-guest
 
 ## env-down: stop the daemons `make env` started
 env-down:

@@ -42,14 +42,14 @@ func TestMigrateLibvirt(t *testing.T) {
 	dir := hostTempDir(t, "vpt-migrate-")
 	data := filepath.Join(dir, "data")
 
-	srv, err := daemon.New(daemon.Config{Store: dbtest.SQLite(t), Instance: "migrate", DataDir: data})
+	srv, err := daemon.New(daemon.Config{Store: dbtest.SQLite(t), Instance: "migrate", DataDir: data, DomainType: lv.DomainType})
 	require.NoError(t, err)
 	c := serveAdmin(t, srv)
 
 	// The two hosts as the test sees them.
 	hosts := map[string]*libvirt.Driver{}
 	for name, sock := range map[string]string{"here": lv.Socket, "peer": peer.Socket} {
-		d, err := libvirt.New(libvirt.Config{Socket: sock, StateDir: filepath.Join(dir, "inspect")})
+		d, err := libvirt.New(libvirt.Config{Socket: sock, StateDir: filepath.Join(dir, "inspect")}, libvirt.WithValues(lv.Values()))
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = d.Close() })
 		hosts[name] = d

@@ -46,7 +46,7 @@ func TestMigrateLocalNode(t *testing.T) {
 	require.NoError(t, os.MkdirAll(images, 0o755))
 	// The local driver keeps its files where the daemon's host drivers do,
 	// as virtplaned sets it up: a moved machine finds them.
-	local, err := libvirt.New(libvirt.Config{Socket: lv.Socket, StateDir: filepath.Join(data, "vmm")})
+	local, err := libvirt.New(libvirt.Config{Socket: lv.Socket, StateDir: filepath.Join(data, "vmm")}, libvirt.WithValues(lv.Values()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = local.Close() })
 	pool, err := file.New(file.Config{Name: "local", Dir: images})
@@ -59,7 +59,7 @@ func TestMigrateLocalNode(t *testing.T) {
 	ports, err := netport.NewKernelHost(filepath.Join(dir, "ports"), nl, nft)
 	require.NoError(t, err)
 
-	srv, err := daemon.New(daemon.Config{Store: dbtest.SQLite(t), Instance: "migrate-local", DataDir: data,
+	srv, err := daemon.New(daemon.Config{Store: dbtest.SQLite(t), Instance: "migrate-local", DataDir: data, DomainType: lv.DomainType,
 		// The peer libvirtd has a /run/libvirt of its own (its mount
 		// namespace): it reaches this one's socket through the root of a
 		// process in the root mount namespace, this test's.
@@ -72,7 +72,7 @@ func TestMigrateLocalNode(t *testing.T) {
 	})
 	require.NoError(t, err)
 	c := serveAdmin(t, srv)
-	there, err := libvirt.New(libvirt.Config{Socket: peer.Socket, StateDir: filepath.Join(dir, "inspect")})
+	there, err := libvirt.New(libvirt.Config{Socket: peer.Socket, StateDir: filepath.Join(dir, "inspect")}, libvirt.WithValues(peer.Values()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = there.Close() })
 

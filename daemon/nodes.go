@@ -100,7 +100,8 @@ func (s *Server) hostDriver(n model.Node) (vmm.Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return libvirt.New(libvirt.Config{Socket: la.Socket, StateDir: dir})
+	return libvirt.New(libvirt.Config{Socket: la.Socket, StateDir: dir},
+		libvirt.WithValues(libvirt.Values{DomainType: s.cfg.DomainType}), libvirt.WithLogger(s.cfg.Logger))
 }
 
 // hostStorage opens the file pool of a libvirtd on this host: the cluster's

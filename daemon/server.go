@@ -75,6 +75,10 @@ type Config struct {
 	// volumes and ports; default Store. A store of their own keeps their
 	// writes off the daemon's, as real nodes keep their state on their own disks.
 	SimStore store.Store
+	// DomainType is the libvirt domain type of the VMs on the libvirt
+	// nodes the daemon opens itself ("kvm" or "qemu"); empty lets each
+	// node's driver detect it (vmm/libvirt DetectDomainType).
+	DomainType string
 	// SimInMemory makes simulated nodes keep nothing durable (SimStore is
 	// not used): they forget their machines when the daemon stops. For
 	// measuring the daemon alone, without the nodes' own bookkeeping.

@@ -56,12 +56,12 @@ func TestEndToEndSSHNode(t *testing.T) {
 
 	nodeDir := filepath.Join(dir, "node")
 	srv, err := daemon.New(daemon.Config{Store: dbtest.SQLite(t), Instance: "ssh-e2e", DataDir: filepath.Join(dir, "data"),
-		SSHKeyFile: sshd.KeyFile, SSHKnownHostsFile: sshd.KnownHosts, SSHNodeDir: nodeDir})
+		SSHKeyFile: sshd.KeyFile, SSHKnownHostsFile: sshd.KnownHosts, SSHNodeDir: nodeDir, DomainType: peer.DomainType})
 	require.NoError(t, err)
 	c := serveAdmin(t, srv)
 
 	// The node's libvirtd as the test sees it, directly.
-	host, err := libvirt.New(libvirt.Config{Socket: peer.Socket, StateDir: filepath.Join(dir, "inspect")})
+	host, err := libvirt.New(libvirt.Config{Socket: peer.Socket, StateDir: filepath.Join(dir, "inspect")}, libvirt.WithValues(peer.Values()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = host.Close() })
 	// ip and nft in the node's namespace, or in the root one.

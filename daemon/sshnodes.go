@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -76,20 +75,11 @@ func (s *Server) sshDriver(ctx context.Context, n model.Node) (vmm.Driver, error
 	if err := sshnode.SharedDir(ctx, ex, n.Name, dir); err != nil {
 		return nil, err
 	}
-	// The node's own /dev/kvm decides, not the daemon's.
-	domType := "kvm"
-	_, err = ex.Run(ctx, storage.Command{Name: "test", Args: []string{"-e", "/dev/kvm"}})
-	var exit *storage.ExitError
-	switch {
-	case errors.As(err, &exit) && exit.Code == 1:
-		domType = "qemu"
-	case err != nil:
-		return nil, virtplane.Errorf(virtplane.ErrUnavailable, "node %s: look for /dev/kvm: %v", n.Name, err)
-	}
 	socket := sa.Socket
 	return libvirt.New(libvirt.Config{Socket: socket, StateDir: dir,
 		Dial: func(ctx context.Context) (net.Conn, error) { return conn.DialUnix(ctx, socket) }},
-		libvirt.WithValues(libvirt.Values{DomainType: domType}), libvirt.WithLogger(s.cfg.Logger))
+		// The node's own libvirt decides the domain type, unless configured.
+		libvirt.WithValues(libvirt.Values{DomainType: s.cfg.DomainType}), libvirt.WithLogger(s.cfg.Logger))
 }
 
 // sshStorage opens the file pool of an ssh:// node: the cluster's first

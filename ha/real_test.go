@@ -58,7 +58,7 @@ func TestRealHostFailure(t *testing.T) {
 	// the shared one; the controller and the host's agent each have their
 	// own connection to the host's libvirtd.
 	newDriver := func(h *testenv.LibvirtHost) *libvirt.Driver {
-		d, err := libvirt.New(libvirt.Config{Socket: h.Socket, StateDir: filepath.Join(shared, "state-"+h.Name)})
+		d, err := libvirt.New(libvirt.Config{Socket: h.Socket, StateDir: filepath.Join(shared, "state-"+h.Name)}, libvirt.WithValues(h.Values()))
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = d.Close() })
 		return d

@@ -26,10 +26,11 @@ func BenchmarkLibvirtThroughSSH(b *testing.B) {
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = conn.Close() })
 	tunnel, err := libvirt.New(libvirt.Config{StateDir: b.TempDir(), URI: lv.URI,
-		Dial: func(ctx context.Context) (net.Conn, error) { return conn.DialUnix(ctx, lv.Socket) }})
+		Dial: func(ctx context.Context) (net.Conn, error) { return conn.DialUnix(ctx, lv.Socket) }},
+		libvirt.WithValues(lv.Values()))
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = tunnel.Close() })
-	direct, err := libvirt.New(libvirt.Config{StateDir: b.TempDir(), URI: lv.URI, Socket: lv.Socket})
+	direct, err := libvirt.New(libvirt.Config{StateDir: b.TempDir(), URI: lv.URI, Socket: lv.Socket}, libvirt.WithValues(lv.Values()))
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = direct.Close() })
 	ctx := context.Background()

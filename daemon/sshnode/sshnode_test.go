@@ -290,13 +290,14 @@ func TestLibvirtThroughTheConnection(t *testing.T) {
 	var d dialRecorder
 	conn := connect(t, sshnode.WithDialer(d.dial))
 	drv, err := libvirt.New(libvirt.Config{StateDir: t.TempDir(), URI: lv.URI,
-		Dial: func(ctx context.Context) (net.Conn, error) { return conn.DialUnix(ctx, lv.Socket) }})
+		Dial: func(ctx context.Context) (net.Conn, error) { return conn.DialUnix(ctx, lv.Socket) }},
+		libvirt.WithValues(lv.Values()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = drv.Close() })
 	got, err := drv.List(t.Context())
 	require.NoError(t, err)
 	// The same answer as over the socket directly.
-	direct, err := libvirt.New(libvirt.Config{StateDir: t.TempDir(), URI: lv.URI, Socket: lv.Socket})
+	direct, err := libvirt.New(libvirt.Config{StateDir: t.TempDir(), URI: lv.URI, Socket: lv.Socket}, libvirt.WithValues(lv.Values()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = direct.Close() })
 	want, err := direct.List(t.Context())

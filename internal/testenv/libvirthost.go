@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/virtplane/virtplane/vmm/libvirt"
 )
 
 // startLibvirtHost is the shared recipe's start-host.sh: inside a fresh mount
@@ -35,6 +37,14 @@ type LibvirtHost struct {
 	Gateway string // the root namespace's end of the link
 	Addr    string // the host's end of the link
 	RootIf  string // the root namespace's veth
+	// DomainType and CPUMode are what boots guests on this machine (see
+	// Libvirt), the same for every host on it.
+	DomainType, CPUMode string
+}
+
+// Values are the libvirt driver's template values for this host.
+func (h *LibvirtHost) Values() libvirt.Values {
+	return libvirt.Values{DomainType: h.DomainType, CPUMode: h.CPUMode}
 }
 
 // PIDFile reads a pid file of the host: "libvirtd.pid", or
@@ -56,7 +66,7 @@ func (h *LibvirtHost) PIDFile(rel string) (int, error) {
 // ends.
 func StartLibvirtHost(t testing.TB, name, prefix16 string, index int) *LibvirtHost {
 	t.Helper()
-	RequireLibvirt(t) // the packages, and -short / CI handling
+	lv := RequireLibvirt(t) // the packages, the domain type, and -short / CI handling
 	ns := NewNetns(t)
 	n := (os.Getpid()%8000)*2 + index%2
 	gw := fmt.Sprintf("%s.%d.%d", prefix16, n/64, (n%64)*4+1)
@@ -112,5 +122,6 @@ func StartLibvirtHost(t testing.TB, name, prefix16 string, index int) *LibvirtHo
 			t.Fatalf("libvirtd of %s did not open %s within 30s:\n%s", name, sock, log)
 		}
 	}
-	return &LibvirtHost{Name: name, NS: ns, Dir: d, Socket: sock, Gateway: gw, Addr: addr, RootIf: rootIf}
+	return &LibvirtHost{Name: name, NS: ns, Dir: d, Socket: sock, Gateway: gw, Addr: addr, RootIf: rootIf,
+		DomainType: lv.DomainType, CPUMode: lv.CPUMode}
 }

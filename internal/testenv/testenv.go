@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/virtplane/virtplane/vmm/libvirt"
 )
 
 // StateDir is where the hack/env scripts record what they started.
@@ -123,9 +125,18 @@ func need(kv map[string]string, keys ...string) error {
 type Libvirt struct {
 	URI    string // qemu:///system
 	Socket string // the read-write unix socket
+	// DomainType is the domain type that boots guests on this machine
+	// ("kvm" or "qemu"), decided once by hack/env/domaintype.sh by booting
+	// the test guest; CPUMode goes with it (empty: the default). Real
+	// tests render their domains with these, never from /dev/kvm.
+	DomainType, CPUMode string
+	// DomainTypeForced is set when VIRTPLANE_DOMAIN_TYPE chose the type
+	// instead of detection.
+	DomainTypeForced bool
 }
 
-// RequireLibvirt returns the local libvirtd started by `make env-libvirt`.
+// RequireLibvirt returns the local libvirtd started by `make env-libvirt`
+// and the domain type `make env-domaintype` recorded for it.
 func RequireLibvirt(t testing.TB) Libvirt {
 	t.Helper()
 	kv := component(t, "libvirt", "env-libvirt", func(kv map[string]string) error {
@@ -134,7 +145,15 @@ func RequireLibvirt(t testing.TB) Libvirt {
 		}
 		return dialUnix(kv["SOCKET"])
 	})
-	return Libvirt{URI: kv["URI"], Socket: kv["SOCKET"]}
+	dt := component(t, "domaintype", "env-domaintype", func(kv map[string]string) error {
+		switch kv["DOMAIN_TYPE"] {
+		case "kvm", "qemu":
+			return nil
+		}
+		return fmt.Errorf("DOMAIN_TYPE %q: want kvm or qemu", kv["DOMAIN_TYPE"])
+	})
+	return Libvirt{URI: kv["URI"], Socket: kv["SOCKET"], DomainType: dt["DOMAIN_TYPE"], CPUMode: dt["CPU_MODE"],
+		DomainTypeForced: dt["FORCED"] != ""}
 }
 
 // Guest is a kernel and a busybox initramfs that boots to init and prints
@@ -317,4 +336,10 @@ func RequireRouting(t testing.TB) Routing {
 		return nil
 	})
 	return Routing{Bird: kv["BIRD"], Birdc: kv["BIRDC"], FRRBgpd: kv["BGPD"], Vtysh: kv["VTYSH"]}
+}
+
+// Values are the libvirt driver's template values for this machine: the
+// recorded domain type and CPU mode.
+func (l Libvirt) Values() libvirt.Values {
+	return libvirt.Values{DomainType: l.DomainType, CPUMode: l.CPUMode}
 }

@@ -33,7 +33,7 @@ func BenchmarkCreateToRunning(b *testing.B) {
 		b.StopTimer()
 		spec := f.benchSpec(b, "vpt-bd-"+randHex(3))
 		bare := f.benchSpec(b, "vpt-bb-"+randHex(3))
-		x, err := libvirt.RenderXML(bare, libvirt.Values{DomainType: "qemu"}, filepath.Join(f.dir, "state"), nil)
+		x, err := libvirt.RenderXML(bare, f.env.Values(), filepath.Join(f.dir, "state"), nil)
 		require.NoError(b, err)
 		// The driver makes this directory inside Create; the bare side gets it ready-made.
 		require.NoError(b, os.MkdirAll(filepath.Join(f.dir, "state", bare.Name), 0o755))

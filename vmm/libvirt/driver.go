@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -66,6 +65,15 @@ type Driver struct {
 
 	mu sync.Mutex
 	lv *golibvirt.Libvirt
+
+	probe    BootProbe
+	detectMu sync.Mutex
+	detected *Detection // the domain type chosen on first use (domaintype.go)
+	// kvmCaps and kvmProbeAs replace, in tests, libvirt's answer for kvm
+	// and the type the kvm probe boots as (a host without kvm can then
+	// walk the kvm branch); nil and "" in use.
+	kvmCaps    func(ctx context.Context) (string, error)
+	kvmProbeAs string
 }
 
 var (
@@ -101,11 +109,10 @@ func New(cfg Config, opts ...Option) (*Driver, error) {
 	for _, o := range opts {
 		o(d)
 	}
-	if d.values.DomainType == "" {
-		d.values.DomainType = "kvm"
-		if _, err := os.Stat("/dev/kvm"); err != nil {
-			d.values.DomainType = "qemu"
-		}
+	switch d.values.DomainType {
+	case "", DomainKVM, DomainQEMU:
+	default:
+		return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "domain_type %q: want kvm, qemu or empty (detect)", d.values.DomainType)
 	}
 	return d, nil
 }

@@ -117,6 +117,8 @@ func (w *consoleWatcher) scan(name string) (boots, lastTick int, text string) {
 }
 
 func (w *consoleWatcher) WaitBooted(ctx context.Context, name string) error {
+	ctx, cancel := bootDeadline(ctx)
+	defer cancel()
 	w.mu.Lock()
 	prev := w.seen[name]
 	w.mu.Unlock()
@@ -139,6 +141,8 @@ func (w *consoleWatcher) WaitBooted(ctx context.Context, name string) error {
 
 // Alive waits for a heartbeat newer than the last one logged so far.
 func (w *consoleWatcher) Alive(ctx context.Context, _ vmm.Driver, name string) error {
+	ctx, cancel := bootDeadline(ctx)
+	defer cancel()
 	_, first, _ := w.scan(name)
 	for {
 		_, tick, _ := w.scan(name)
@@ -152,6 +156,15 @@ func (w *consoleWatcher) Alive(ctx context.Context, _ vmm.Driver, name string) e
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// bootDeadline gives a wait on a guest a deadline when its caller set
+// none: a guest that never boots fails its test, not the package.
+func bootDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, 2*time.Minute)
 }
 
 func tail(s string, n int) string {
@@ -181,6 +194,8 @@ func newFixtureTB(t testing.TB, opts ...libvirt.Option) *fixture {
 	dir := t.TempDir()
 	require.NoError(t, os.Chmod(dir, 0o755))
 	f := &fixture{env: env, dir: dir, guest: buildGuest(t, dir)}
+	// The machine's recorded domain type first: a test's own values win.
+	opts = append([]libvirt.Option{libvirt.WithValues(env.Values())}, opts...)
 	d, err := libvirt.New(libvirt.Config{Socket: env.Socket, URI: env.URI, StateDir: filepath.Join(dir, "state")}, opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = d.Close() })

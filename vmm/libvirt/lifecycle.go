@@ -90,7 +90,11 @@ func (d *Driver) Create(ctx context.Context, spec vmm.Spec) (vmm.VM, error) {
 			return vmm.VM{}, err
 		}
 	}
-	dom, err := render(spec, d.values, seed, d.ConsoleLog(spec.Name))
+	values, err := d.resolvedValues(ctx)
+	if err != nil {
+		return vmm.VM{}, err
+	}
+	dom, err := render(spec, values, seed, d.ConsoleLog(spec.Name))
 	if err != nil {
 		return vmm.VM{}, err
 	}

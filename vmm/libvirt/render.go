@@ -18,14 +18,17 @@ import (
 // Values fill the built-in domain template. The zero value renders a domain
 // of type kvm with libvirt's default machine type and emulator.
 type Values struct {
-	// DomainType is "kvm" on hosts with /dev/kvm and "qemu" (software
-	// emulation) elsewhere. New picks one by looking for /dev/kvm when empty.
+	// DomainType is "kvm" (hardware acceleration) or "qemu" (software
+	// emulation). Empty lets the driver detect it on first use: kvm when
+	// libvirt's domain capabilities offer it and a kvm guest boots (see
+	// BootProbe), qemu otherwise. A set value always wins.
 	DomainType string
 	// Machine is the machine type ("pc", "q35", ...); empty = libvirt default.
 	Machine string
 	// Emulator is the QEMU binary; empty = libvirt default.
 	Emulator string
-	// CPUMode is "host-passthrough", "host-model" or empty (hypervisor default).
+	// CPUMode is "host-passthrough", "host-model" or empty: the hypervisor
+	// default, or, for a detected kvm, the mode detection chose.
 	CPUMode string
 	// ConsoleListen is the address VNC/SPICE listen on; default 127.0.0.1.
 	ConsoleListen string

@@ -24,7 +24,7 @@ import (
 func migration(stateDir string) func(t *testing.T) (vmm.MigrationTarget, vmm.Driver) {
 	return func(t *testing.T) (vmm.MigrationTarget, vmm.Driver) {
 		h := testenv.StartLibvirtHost(t, "vpt-peer", "10.231", 0)
-		peer, err := libvirt.New(libvirt.Config{Socket: h.Socket, StateDir: stateDir})
+		peer, err := libvirt.New(libvirt.Config{Socket: h.Socket, StateDir: stateDir}, libvirt.WithValues(h.Values()))
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = peer.Close() })
 		return vmm.MigrationTarget{
@@ -49,10 +49,10 @@ func TestMigrateCopiesDisks(t *testing.T) {
 	for _, d := range []string{state, here, there} {
 		require.NoError(t, os.MkdirAll(d, 0o755))
 	}
-	src, err := libvirt.New(libvirt.Config{Socket: env.Socket, URI: env.URI, StateDir: state})
+	src, err := libvirt.New(libvirt.Config{Socket: env.Socket, URI: env.URI, StateDir: state}, libvirt.WithValues(env.Values()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = src.Close() })
-	dst, err := libvirt.New(libvirt.Config{Socket: h.Socket, StateDir: state})
+	dst, err := libvirt.New(libvirt.Config{Socket: h.Socket, StateDir: state}, libvirt.WithValues(h.Values()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = dst.Close() })
 
@@ -104,7 +104,7 @@ func TestAbortMigration(t *testing.T) {
 		require.NoError(t, os.MkdirAll(d, 0o755))
 	}
 	open := func(socket, uri string) *libvirt.Driver {
-		d, err := libvirt.New(libvirt.Config{Socket: socket, URI: uri, StateDir: state})
+		d, err := libvirt.New(libvirt.Config{Socket: socket, URI: uri, StateDir: state}, libvirt.WithValues(env.Values()))
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = d.Close() })
 		return d

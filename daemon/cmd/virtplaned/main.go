@@ -73,6 +73,10 @@ type Config struct {
 	// MigrationAddress is the IP this host's libvirtd takes live
 	// migrations from other nodes on (empty: libvirt's choice).
 	MigrationAddress string `json:"migration_address"`
+	// DomainType is the libvirt domain type of the VMs: "kvm", "qemu"
+	// (software emulation), or "auto"/empty: each node's libvirt driver
+	// detects it (kvm when libvirt offers it and a kvm guest boots).
+	DomainType string `json:"domain_type"`
 }
 
 func defaults() Config {
@@ -125,6 +129,8 @@ func serveCommand(out io.Writer) *cobra.Command {
 					cfg.Node = flags.Node
 				case "admin-password":
 					cfg.AdminPassword = flags.AdminPassword
+				case "domain-type":
+					cfg.DomainType = flags.DomainType
 				}
 			})
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -141,6 +147,7 @@ func serveCommand(out io.Writer) *cobra.Command {
 	f.StringVar(&flags.Instance, "instance", "", "name of this daemon among those sharing a store (default: host name)")
 	f.StringVar(&flags.Node, "node", flags.Node, "first node: auto, local, sim or none")
 	f.StringVar(&flags.AdminPassword, "admin-password", "", "password of the admin account created on first start (default: random)")
+	f.StringVar(&flags.DomainType, "domain-type", "auto", "libvirt domain type of the VMs: auto (detect per node), kvm or qemu")
 	return cmd
 }
 
@@ -163,6 +170,14 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		abs, _ := filepath.Abs(cfg.Data)
 		cfg.Instance = h + ":" + abs
 	}
+	domainType := cfg.DomainType
+	switch domainType {
+	case "auto":
+		domainType = ""
+	case "", "kvm", "qemu":
+	default:
+		return virtplane.Errorf(virtplane.ErrInvalidArgument, "domain_type %q: want auto, kvm or qemu", cfg.DomainType)
+	}
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -181,7 +196,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		}
 	}
 	dcfg := daemon.Config{Store: st, Instance: cfg.Instance, Logger: log, Workers: cfg.TaskWorkers, Version: "dev", DataDir: cfg.Data,
-		LocalLibvirtSocket: cfg.LibvirtSock, SSHKeyFile: cfg.SSHKeyFile, SSHKnownHostsFile: cfg.SSHKnownHostsFile, SSHNodeDir: cfg.SSHNodeDir, LocalMigrationAddress: cfg.MigrationAddress}
+		LocalLibvirtSocket: cfg.LibvirtSock, SSHKeyFile: cfg.SSHKeyFile, SSHKnownHostsFile: cfg.SSHKnownHostsFile, SSHNodeDir: cfg.SSHNodeDir, LocalMigrationAddress: cfg.MigrationAddress, DomainType: domainType}
 	if libvirtUp {
 		// The local node: this host's libvirtd, disks in a file pool under
 		// the data directory.
@@ -196,7 +211,8 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 			}
 		}
 		dcfg.LocalDriver = func(context.Context) (vmm.Driver, error) {
-			return libvirt.New(libvirt.Config{Socket: cfg.LibvirtSock, StateDir: state})
+			return libvirt.New(libvirt.Config{Socket: cfg.LibvirtSock, StateDir: state},
+				libvirt.WithValues(libvirt.Values{DomainType: domainType}), libvirt.WithLogger(log))
 		}
 		dcfg.LocalStorage = func(context.Context) (storage.Pool, error) {
 			return file.New(file.Config{Name: "local", Dir: images})
