@@ -22,8 +22,22 @@ for p in etc:/etc/libvirt run:/run/libvirt lib:/var/lib/libvirt log:/var/log/lib
   mkdir -p ${p#*:}; mount --bind $D/${p%%:*} ${p#*:}
 done
 virtlogd -d --pid-file $D/virtlogd.pid
-exec libvirtd --config /etc/libvirt/libvirtd.conf --pid-file $D/libvirtd.pid
+[ "$3" = supervised ] || exec libvirtd --config /etc/libvirt/libvirtd.conf --pid-file $D/libvirtd.pid
+# Supervised: a libvirtd that dies is started again, as systemd would.
+while :; do
+  libvirtd --config /etc/libvirt/libvirtd.conf --pid-file $D/libvirtd.pid || true
+  sleep 1
+done
 `
+
+// HostOption changes how StartLibvirtHost runs a host.
+type HostOption func(*hostOptions)
+
+type hostOptions struct{ supervised bool }
+
+// Supervised restarts the host's libvirtd whenever it dies, as an init
+// system would: for tests that kill libvirtd and watch clients reconnect.
+func Supervised() HostOption { return func(o *hostOptions) { o.supervised = true } }
 
 // LibvirtHost is an extra libvirtd "host" on this machine, for migration
 // and failover tests: its own network, mount and UTS namespaces, its own
@@ -64,8 +78,16 @@ func (h *LibvirtHost) PIDFile(rel string) (int, error) {
 // that hosts of one test, and tests of other packages using another
 // prefix16, never collide. Everything is stopped and removed when the test
 // ends.
-func StartLibvirtHost(t testing.TB, name, prefix16 string, index int) *LibvirtHost {
+func StartLibvirtHost(t testing.TB, name, prefix16 string, index int, opts ...HostOption) *LibvirtHost {
 	t.Helper()
+	var o hostOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	mode := "once"
+	if o.supervised {
+		mode = "supervised"
+	}
 	lv := RequireLibvirt(t) // the packages, the domain type, and -short / CI handling
 	ns := NewNetns(t)
 	n := (os.Getpid()%8000)*2 + index%2
@@ -92,7 +114,7 @@ func StartLibvirtHost(t testing.TB, name, prefix16 string, index int) *LibvirtHo
 	script := filepath.Join(d, "start-host.sh")
 	must(os.WriteFile(script, []byte(startLibvirtHost), 0o755))
 
-	cmd := exec.Command("tini", "-s", "--", "ip", "netns", "exec", ns.Name, "unshare", "-m", "-u", "--propagation", "private", "sh", script, d, name)
+	cmd := exec.Command("tini", "-s", "--", "ip", "netns", "exec", ns.Name, "unshare", "-m", "-u", "--propagation", "private", "sh", script, d, name, mode)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := os.Create(filepath.Join(d, "daemon.out"))
 	must(err)

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"github.com/virtplane/virtplane/internal/testenv"
 	"github.com/virtplane/virtplane/vmm"
 	"github.com/virtplane/virtplane/vmm/cloudinit"
+	"github.com/virtplane/virtplane/vmm/libvirt"
 )
 
 func virshXML(t *testing.T, name string, inactive bool) string {
@@ -112,66 +112,71 @@ func moduleRoot(t *testing.T) string {
 	}
 }
 
-func libvirtdPID(t *testing.T) int {
-	b, err := os.ReadFile(filepath.Join(testenv.StateDir(), "libvirt", "libvirtd.pid"))
-	require.NoError(t, err)
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	require.NoError(t, err)
-	return pid
-}
-
 // TestDeadlineAndReconnect freezes libvirtd (a call must give up at its
-// deadline), then kills it with SIGKILL and restarts it the way
-// hack/env/libvirt.sh does: the driver reconnects, the next call works and
-// the event stream delivers again.
+// deadline), then kills it with SIGKILL and lets it be started again: the
+// driver reconnects, the next call works and the event stream delivers
+// again. The libvirtd is this test's own (a supervised host), never the
+// shared one other packages use at the same moment.
 func TestDeadlineAndReconnect(t *testing.T) {
 	f := newFixture(t)
-	ctx := t.Context()
-	name := "vpt-rc-" + randHex(3)
-	cleanupVM(t, f, name)
-	_, err := f.d.Create(ctx, f.spec(t, name))
+	h := testenv.StartLibvirtHost(t, "vpt-rc", "10.231", 0, testenv.Supervised())
+	d, err := libvirt.New(libvirt.Config{Socket: h.Socket, StateDir: filepath.Join(f.dir, "state-rc")}, libvirt.WithValues(h.Values()))
 	require.NoError(t, err)
-	events, err := f.d.Events(ctx)
+	t.Cleanup(func() { _ = d.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	name := "vpt-rc-" + randHex(3)
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = d.Stop(cctx, name)
+		_ = d.Delete(cctx, name)
+	})
+	_, err = d.Create(ctx, f.spec(t, name))
+	require.NoError(t, err)
+	events, err := d.Events(ctx)
 	require.NoError(t, err)
 
-	pid := libvirtdPID(t)
+	libvirtdPID := func() int {
+		pid, err := h.PIDFile("libvirtd.pid")
+		require.NoError(t, err)
+		return pid
+	}
+	pid := libvirtdPID()
 	t.Run("deadline", func(t *testing.T) {
 		require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
 		defer func() { _ = syscall.Kill(pid, syscall.SIGCONT) }()
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		start := time.Now()
-		_, err := f.d.Get(cctx, name)
+		_, err := d.Get(cctx, name)
 		took := time.Since(start)
 		require.ErrorIs(t, err, virtplane.ErrTimeout)
 		t.Logf("call against a frozen libvirtd gave up after %s", took)
 	})
-	_, err = f.d.Get(ctx, name)
+	_, err = d.Get(ctx, name)
 	require.NoError(t, err, "libvirtd answers again after SIGCONT")
 
 	t.Run("reconnect", func(t *testing.T) {
 		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
-		t.Cleanup(func() {
-			// Whatever happens, leave libvirtd running for everyone else.
-			_ = exec.Command("bash", filepath.Join(moduleRoot(t), "hack/env/libvirt.sh")).Run()
-		})
 		// While it is down, calls fail with a typed error.
 		require.Eventually(t, func() bool {
 			cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 			defer cancel()
-			_, err := f.d.Get(cctx, name)
+			_, err := d.Get(cctx, name)
 			return errors.Is(err, virtplane.ErrUnavailable) || errors.Is(err, virtplane.ErrTimeout)
 		}, 10*time.Second, 100*time.Millisecond)
+		// The host's supervisor starts a new libvirtd.
+		require.Eventually(t, func() bool {
+			p, err := h.PIDFile("libvirtd.pid")
+			return err == nil && p != pid && syscall.Kill(p, 0) == nil
+		}, 30*time.Second, 100*time.Millisecond, "no new libvirtd on the host")
 
-		out, err := exec.Command("bash", filepath.Join(moduleRoot(t), "hack/env/libvirt.sh")).CombinedOutput()
-		require.NoError(t, err, string(out))
-		require.NotEqual(t, pid, libvirtdPID(t), "a new libvirtd runs")
-
-		vm, err := f.d.Get(ctx, name)
+		vm, err := d.Get(ctx, name)
 		require.NoError(t, err, "the first call after the restart reconnects")
 		assert.Equal(t, vmm.StateStopped, vm.State)
 
-		require.NoError(t, f.d.Start(ctx, name))
+		require.NoError(t, d.Start(ctx, name))
 		deadline := time.After(30 * time.Second)
 		for {
 			select {
