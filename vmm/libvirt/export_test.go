@@ -20,7 +20,6 @@ var KVMCandidate = kvmCandidate
 // BootSector exposes the boot probe's boot sector and its marker.
 func BootSector() ([]byte, string) { return bootSector(), probeMarker }
 
-
 // PretendKVM makes the driver's detection read caps as libvirt's kvm
 // domain capabilities and boot its kvm probe as domain type probeAs: the
 // kvm branch of detection on a host without kvm.
