@@ -39,9 +39,11 @@ import (
 )
 
 // TestEndToEndLibvirt drives real libvirtd/QEMU through the API: cluster,
-// local node, IP pool, image; a VM on a linked clone of the image, with an
-// address from the pool and a network port (on a bridge of its own, with
-// anti-spoofing and a bandwidth limit); stop, snapshot, delete; nothing
+// local node, IP pool, image (the test guest's bootable disk); a VM on a
+// linked clone of the image, with an address from the pool and a network
+// port (on a bridge of its own, with anti-spoofing and a bandwidth limit)
+// that boots: its console shows the guest's marker and the cloud-init seed
+// the guest read (its name and address); stop, snapshot, delete; nothing
 // left behind.
 //
 // libvirtd runs in this host's root network namespace, so the port is
@@ -51,11 +53,12 @@ import (
 // names and are removed by the delete the test checks, or at cleanup.
 func TestEndToEndLibvirt(t *testing.T) {
 	lv := testenv.RequireLibvirt(t)
-	t.Run("sqlite", func(t *testing.T) { endToEnd(t, lv, dbtest.SQLite(t)) })
-	t.Run("postgres", func(t *testing.T) { endToEnd(t, lv, dbtest.Postgres(t)) })
+	guest := testenv.RequireGuest(t)
+	t.Run("sqlite", func(t *testing.T) { endToEnd(t, lv, guest, dbtest.SQLite(t)) })
+	t.Run("postgres", func(t *testing.T) { endToEnd(t, lv, guest, dbtest.Postgres(t)) })
 }
 
-func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
+func endToEnd(t *testing.T, lv testenv.Libvirt, guest testenv.Guest, st store.Store) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	dir := hostTempDir(t, "vpt-e2e-")
@@ -90,16 +93,16 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 	require.NoError(t, err)
 	ipPool, err := c.CreatePool(ctx, api.PoolBody{Name: "e2e", ClusterIDs: []string{cl.ID}, Blocks: []api.BlockBody{{Range: "198.51.100.0/28", Gateway: "198.51.100.1"}}})
 	require.NoError(t, err)
-	// The OS image: a qcow2 file on the daemon's host, and the same served
-	// over HTTP on loopback.
+	// The OS image: the test guest's bootable disk on the daemon's host,
+	// and a blank disk served over HTTP on loopback.
 	srcDir := filepath.Join(dir, "src")
 	require.NoError(t, os.MkdirAll(srcDir, 0o755))
-	src := filepath.Join(srcDir, "blank.qcow2")
-	out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", src, "64M").CombinedOutput()
+	src := guest.Disk
+	out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", filepath.Join(srcDir, "blank.qcow2"), "64M").CombinedOutput()
 	require.NoError(t, err, string(out))
 	files := httptest.NewServer(http.FileServer(http.Dir(srcDir)))
 	t.Cleanup(files.Close)
-	img, err := c.CreateImage(ctx, api.ImageBody{Name: "blank", OSType: "linux", Source: src, Format: "qcow2"})
+	img, err := c.CreateImage(ctx, api.ImageBody{Name: "guest", OSType: "linux", Source: src, Format: "qcow2"})
 	require.NoError(t, err)
 
 	// A VM of an image not imported yet fails, and says what to do.
@@ -117,10 +120,10 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 	require.NoError(t, err)
 	assert.Equal(t, model.ImageReady, img.State)
 	assert.Equal(t, []string{node.ID}, img.Nodes)
-	assert.EqualValues(t, 64, img.SizeMiB)
+	assert.EqualValues(t, 48, img.SizeMiB)
 	base, err := pool.Volume(ctx, flow.ImageVolume(img.ID))
 	require.NoError(t, err)
-	assert.EqualValues(t, 64<<20, base.Capacity)
+	assert.EqualValues(t, 48<<20, base.Capacity)
 	// And from a URL, into the node only.
 	web, err := c.CreateImage(ctx, api.ImageBody{Name: "blank-web", OSType: "linux", Source: files.URL + "/blank.qcow2", Format: "qcow2"})
 	require.NoError(t, err)
@@ -129,7 +132,7 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 	_, err = pool.Volume(ctx, flow.ImageVolume(web.ID))
 	require.NoError(t, err)
 
-	vm, task, err := c.CreateVM(ctx, api.VMCreateBody{Name: "e2e-vm", ClusterID: cl.ID, ImageID: img.ID, PoolID: ipPool.ID, CPUs: 1, MemoryMiB: 128, DiskGiB: 1,
+	vm, task, err := c.CreateVM(ctx, api.VMCreateBody{Name: "e2e-vm", ClusterID: cl.ID, ImageID: img.ID, PoolID: ipPool.ID, CPUs: 1, MemoryMiB: 192, DiskGiB: 1,
 		Limits: model.Limits{NetMbit: 10}}, "e2e-1")
 	require.NoError(t, err)
 	tap := flow.PortName(vm.ID)
@@ -156,6 +159,12 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, st store.Store) {
 	dom, err := drv.Get(ctx, flow.DomainName(vm.ID))
 	require.NoError(t, err)
 	assert.Equal(t, vmm.StateRunning, dom.State, "QEMU runs the domain")
+	// The guest booted from its linked clone and read its seed.
+	console, err := testenv.WaitConsole(ctx, drv.ConsoleLog(flow.DomainName(vm.ID)), "VPT-SEED end", 2*time.Minute)
+	require.NoError(t, err, "the guest did not boot and read its seed")
+	assert.Contains(t, console, guest.Marker)
+	assert.Contains(t, testenv.GuestSeed(console, "meta-data"), "local-hostname: e2e-vm")
+	assert.Contains(t, strings.Join(testenv.GuestSeed(console, "network-config"), "\n"), vm.Addresses[0]+"/28", "the address the guest was given")
 	require.Len(t, dom.Spec.NICs, 1)
 	assert.Equal(t, tap, dom.Spec.NICs[0].Tap)
 	assert.Equal(t, netport.MAC(vm.ID), dom.Spec.NICs[0].MAC)

@@ -6,12 +6,14 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/virtplane/virtplane/daemon"
 	"github.com/virtplane/virtplane/daemon/client"
 	"github.com/virtplane/virtplane/daemon/store"
+	"github.com/virtplane/virtplane/internal/testenv"
 )
 
 // serve runs srv and its API until the test ends, then closes it, and
@@ -72,4 +74,36 @@ func restartable(t *testing.T, st store.Store) func() (*daemon.Server, *client.C
 		t.Cleanup(stop)
 		return srv, client.New(hs.URL, token), stop
 	}
+}
+
+// guestBooted waits for the n-th boot of the test guest on a console log
+// and a heartbeat after it, and returns that heartbeat.
+func guestBooted(t *testing.T, consoleLog, marker string, n int) int {
+	t.Helper()
+	var tick int
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(consoleLog)
+		var boots int
+		boots, tick = testenv.GuestProgress(string(b), marker)
+		return boots == n && tick > 0
+	}, 2*time.Minute, 250*time.Millisecond, "boot %d of the guest with a heartbeat on %s", n, consoleLog)
+	return tick
+}
+
+// guestKeptRunning checks that the test guest did not reboot and ticks on
+// past the heartbeat it had before (a live migration kept it running).
+func guestKeptRunning(t *testing.T, consoleLog, marker string, boots, before int) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(consoleLog)
+		n, tick := testenv.GuestProgress(string(b), marker)
+		return n == boots && tick > before
+	}, time.Minute, 250*time.Millisecond, "the guest ticks on after heartbeat %d without rebooting (%s)", before, consoleLog)
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return string(b)
 }

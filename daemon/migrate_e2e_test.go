@@ -79,11 +79,13 @@ func TestMigrateLibvirt(t *testing.T) {
 		return string(out)
 	}
 
-	// The image holds a marker, which VMs read through their linked clones
-	// and which every copy of their disks must carry.
-	const marker, offset = "VIRTPLANE-MIGRATED-DATA", 40 << 20
+	// The image boots the test guest and holds a marker, which VMs read
+	// through their linked clones and which every copy of their disks must
+	// carry.
+	guest := testenv.RequireGuest(t)
+	const marker, offset = "VIRTPLANE-MIGRATED-DATA", 56 << 20
 	src := filepath.Join(dir, "marked.qcow2")
-	testenv.MarkedDisk(t, src, marker, offset)
+	testenv.MarkedGuestDisk(t, guest, src, marker, offset)
 	img, err := c.CreateImage(ctx, api.ImageBody{Name: "marked", OSType: "linux", Source: src, Format: "qcow2"})
 	require.NoError(t, err)
 
@@ -104,7 +106,7 @@ func TestMigrateLibvirt(t *testing.T) {
 		require.NoError(t, err)
 		_, tk, err := c.ImportImage(ctx, img.ID, api.ImageImportBody{ClusterID: cl.ID})
 		succeeded(t, c, tk, err)
-		vm, tk, err := c.CreateVM(ctx, api.VMCreateBody{Name: name + "-vm", ClusterID: cl.ID, ImageID: img.ID, PoolID: ipPool.ID, CPUs: 1, MemoryMiB: 128, DiskGiB: 1}, "")
+		vm, tk, err := c.CreateVM(ctx, api.VMCreateBody{Name: name + "-vm", ClusterID: cl.ID, ImageID: img.ID, PoolID: ipPool.ID, CPUs: 1, MemoryMiB: 192, DiskGiB: 1}, "")
 		require.NoError(t, err)
 		t.Cleanup(func() {
 			for _, h := range hosts {
@@ -151,6 +153,16 @@ func TestMigrateLibvirt(t *testing.T) {
 			}
 		}
 	}
+	// The daemon's libvirt nodes on this host keep their machines' files
+	// (the serial console log) in its data directory: one log per VM, which
+	// QEMU on either host appends to.
+	consoleLog := func(vm model.VM) string {
+		return filepath.Join(data, "vmm", flow.DomainName(vm.ID), "console.log")
+	}
+	booted := func(t *testing.T, vm model.VM, n int) int { return guestBooted(t, consoleLog(vm), guest.Marker, n) }
+	keptRunning := func(t *testing.T, vm model.VM, boots, before int) {
+		guestKeptRunning(t, consoleLog(vm), guest.Marker, boots, before)
+	}
 	volume := func(node string, vmID string) string {
 		p, err := srv.Flow.NodePool(ctx, node)
 		require.NoError(t, err)
@@ -166,11 +178,13 @@ func TestMigrateLibvirt(t *testing.T) {
 		on(t, vm, "here", vmm.StateRunning)
 		srcDisk := volume(n1.ID, vm.ID)
 		require.NotEmpty(t, srcDisk)
+		tick := booted(t, vm, 1)
 
 		// Live: libvirt mirrors the disk into a volume made on the peer.
 		tk, err := c.MigrateVM(ctx, vm.ID, n2.ID)
 		succeeded(t, c, tk, err)
 		on(t, vm, "peer", vmm.StateRunning)
+		keptRunning(t, vm, 1, tick)
 		assert.Empty(t, volume(n1.ID, vm.ID), "the source's disk is gone")
 		dstDisk := volume(n2.ID, vm.ID)
 		require.NotEmpty(t, dstDisk)
@@ -194,9 +208,12 @@ func TestMigrateLibvirt(t *testing.T) {
 		backDisk := volume(n1.ID, vm.ID)
 		require.NotEmpty(t, backDisk)
 		assert.True(t, testenv.DiskHolds(t, backDisk, marker, offset), "qemu-img copied the data back")
+		b, _ := os.ReadFile(consoleLog(vm)) // the cold move may have started a new log
+		boots, _ := testenv.GuestProgress(string(b), guest.Marker)
 		tk, err = c.VMAction(ctx, vm.ID, "start")
 		succeeded(t, c, tk, err)
 		on(t, vm, "here", vmm.StateRunning)
+		booted(t, vm, boots+1) // the copied disk boots
 		d, err = hosts["here"].Get(ctx, flow.DomainName(vm.ID))
 		require.NoError(t, err)
 		assert.Equal(t, backDisk, d.Spec.Disks[0].Source.Path)
@@ -215,9 +232,11 @@ func TestMigrateLibvirt(t *testing.T) {
 		on(t, vm, "here", vmm.StateRunning)
 		disk := volume(n1.ID, vm.ID)
 		require.Equal(t, disk, volume(n2.ID, vm.ID), "both nodes see the one disk")
+		tick := booted(t, vm, 1)
 		tk, err := c.MigrateVM(ctx, vm.ID, "")
 		succeeded(t, c, tk, err)
 		on(t, vm, "peer", vmm.StateRunning)
+		keptRunning(t, vm, 1, tick)
 		assert.Equal(t, disk, volume(n2.ID, vm.ID), "the disk stayed where it was")
 		got, err := c.GetVM(ctx, vm.ID)
 		require.NoError(t, err)

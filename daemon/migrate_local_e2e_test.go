@@ -84,14 +84,12 @@ func TestMigrateLocalNode(t *testing.T) {
 	require.NoError(t, err)
 	ipPool, err := c.CreatePool(ctx, api.PoolBody{Name: "ml", ClusterIDs: []string{cl.ID}, Blocks: []api.BlockBody{{Range: "198.51.100.0/28", Gateway: "198.51.100.1"}}})
 	require.NoError(t, err)
-	src := filepath.Join(dir, "blank.qcow2")
-	out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", src, "64M").CombinedOutput()
-	require.NoError(t, err, string(out))
-	img, err := c.CreateImage(ctx, api.ImageBody{Name: "blank", OSType: "linux", Source: src, Format: "qcow2"})
+	guest := testenv.RequireGuest(t)
+	img, err := c.CreateImage(ctx, api.ImageBody{Name: "guest", OSType: "linux", Source: guest.Disk, Format: "qcow2"})
 	require.NoError(t, err)
 	_, tk, err := c.ImportImage(ctx, img.ID, api.ImageImportBody{ClusterID: cl.ID})
 	succeeded(t, c, tk, err)
-	vm, tk, err := c.CreateVM(ctx, api.VMCreateBody{Name: "ml-vm", ClusterID: cl.ID, ImageID: img.ID, PoolID: ipPool.ID, CPUs: 1, MemoryMiB: 128, DiskGiB: 1}, "")
+	vm, tk, err := c.CreateVM(ctx, api.VMCreateBody{Name: "ml-vm", ClusterID: cl.ID, ImageID: img.ID, PoolID: ipPool.ID, CPUs: 1, MemoryMiB: 192, DiskGiB: 1}, "")
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		for _, h := range []*libvirt.Driver{local, there} {
@@ -126,13 +124,20 @@ func TestMigrateLocalNode(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, node, got.NodeID)
 	}
+	// Both drivers keep the machine's files, its console log with them, in
+	// the data directory: QEMU on either host appends to one log.
+	console := local.ConsoleLog(flow.DomainName(vm.ID))
 	on(t, local, n1.ID)
+	tick := guestBooted(t, console, guest.Marker, 1)
 	tk, err = c.MigrateVM(ctx, vm.ID, n2.ID)
 	succeeded(t, c, tk, err)
 	on(t, there, n2.ID)
+	guestKeptRunning(t, console, guest.Marker, 1, tick)
+	_, tick = testenv.GuestProgress(readFile(t, console), guest.Marker)
 	tk, err = c.MigrateVM(ctx, vm.ID, n1.ID)
 	succeeded(t, c, tk, err)
 	on(t, local, n1.ID)
+	guestKeptRunning(t, console, guest.Marker, 1, tick)
 
 	tk, err = c.DeleteVM(ctx, vm.ID)
 	succeeded(t, c, tk, err)

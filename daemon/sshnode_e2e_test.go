@@ -82,10 +82,9 @@ func TestEndToEndSSHNode(t *testing.T) {
 	ipPool, err := c.CreatePool(ctx, api.PoolBody{Name: "ssh", ClusterIDs: []string{cl.ID}, Blocks: []api.BlockBody{{Range: "198.51.100.0/28", Gateway: "198.51.100.1"}}})
 	require.NoError(t, err)
 
-	src := filepath.Join(dir, "blank.qcow2")
-	out, err = exec.Command("qemu-img", "create", "-q", "-f", "qcow2", src, "64M").CombinedOutput()
-	require.NoError(t, err, string(out))
-	img, err := c.CreateImage(ctx, api.ImageBody{Name: "blank", OSType: "linux", Source: src, Format: "qcow2"})
+	guest := testenv.RequireGuest(t)
+	src := guest.Disk
+	img, err := c.CreateImage(ctx, api.ImageBody{Name: "guest", OSType: "linux", Source: src, Format: "qcow2"})
 	require.NoError(t, err)
 	_, tk, err := c.ImportImage(ctx, img.ID, api.ImageImportBody{ClusterID: cl.ID})
 	succeeded(t, c, tk, err)
@@ -95,7 +94,7 @@ func TestEndToEndSSHNode(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, strings.HasPrefix(base.Attachment.Path, filepath.Join(nodeDir, "images")+"/"), "the image is in the node's directory: %s", base.Attachment.Path)
 
-	vm, tk, err := c.CreateVM(ctx, api.VMCreateBody{Name: "ssh-vm", ClusterID: cl.ID, ImageID: img.ID, PoolID: ipPool.ID, CPUs: 1, MemoryMiB: 128, DiskGiB: 1,
+	vm, tk, err := c.CreateVM(ctx, api.VMCreateBody{Name: "ssh-vm", ClusterID: cl.ID, ImageID: img.ID, PoolID: ipPool.ID, CPUs: 1, MemoryMiB: 192, DiskGiB: 1,
 		Limits: model.Limits{NetMbit: 10}}, "ssh-1")
 	require.NoError(t, err)
 	tap := flow.PortName(vm.ID)
@@ -112,6 +111,11 @@ func TestEndToEndSSHNode(t *testing.T) {
 	dom, err := host.Get(ctx, flow.DomainName(vm.ID))
 	require.NoError(t, err)
 	assert.Equal(t, vmm.StateRunning, dom.State, "QEMU runs the domain on the node's libvirtd")
+	// The guest boots on the node and reads its seed, written by the daemon
+	// into the node's directory.
+	console, err := testenv.WaitConsole(ctx, filepath.Join(nodeDir, "vmm", flow.DomainName(vm.ID), "console.log"), "VPT-SEED end", 2*time.Minute)
+	require.NoError(t, err, "the guest did not boot and read its seed")
+	assert.Contains(t, testenv.GuestSeed(console, "meta-data"), "local-hostname: ssh-vm")
 	vol, err := pool.Volume(ctx, flow.VolumeName(vm.ID))
 	require.NoError(t, err)
 	assert.Equal(t, flow.ImageVolume(img.ID), vol.Parent, "the disk is a linked clone of the image")

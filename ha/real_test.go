@@ -3,12 +3,10 @@ package ha_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -318,20 +316,6 @@ func (p *partitionable) Cut() {
 
 // waitMarker waits until the console log holds the marker.
 func waitMarker(ctx context.Context, path, marker string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		b, _ := os.ReadFile(path)
-		if strings.Contains(string(b), marker) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			if len(b) > 2000 {
-				b = b[len(b)-2000:]
-			}
-			return fmt.Errorf("no %q in %s: %w\n%s", marker, path, ctx.Err(), b)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	_, err := testenv.WaitConsole(ctx, path, marker, timeout)
+	return err
 }

@@ -15,8 +15,9 @@ import (
 )
 
 // TestLibvirtBootsGuest defines and starts a domain that boots the guest
-// kernel under QEMU (TCG), reads the guest's marker from its serial console
-// log, then destroys and undefines it.
+// kernel with the domain type the test environment found to boot here
+// (testenv.Libvirt.DomainType), reads the guest's marker from its serial
+// console log, then destroys and undefines it.
 func TestLibvirtBootsGuest(t *testing.T) {
 	env := testenv.RequireLibvirt(t)
 	guest := testenv.RequireGuest(t)
@@ -28,7 +29,7 @@ func TestLibvirtBootsGuest(t *testing.T) {
 	name := uniqueName("smoke")
 	console := filepath.Join(t.TempDir(), "console.log")
 	dom := &libvirtxml.Domain{
-		Type:   "qemu", // no /dev/kvm here: software emulation
+		Type:   env.DomainType,
 		Name:   name,
 		Memory: &libvirtxml.DomainMemory{Value: 128, Unit: "MiB"},
 		VCPU:   &libvirtxml.DomainVCPU{Value: 1},
@@ -39,6 +40,7 @@ func TestLibvirtBootsGuest(t *testing.T) {
 			Cmdline: "console=ttyS0 panic=-1 quiet",
 		},
 		OnPoweroff: "destroy",
+		CPU:        cpu(env.CPUMode),
 		Devices: &libvirtxml.DomainDeviceList{
 			Serials: []libvirtxml.DomainSerial{{
 				Source: &libvirtxml.DomainChardevSource{Pty: &libvirtxml.DomainChardevSourcePty{}},
@@ -68,4 +70,11 @@ func TestLibvirtBootsGuest(t *testing.T) {
 	require.NoError(t, l.DomainUndefine(d))
 	_, err = l.DomainLookupByName(name)
 	assert.Error(t, err, "domain must be gone after undefine")
+}
+
+func cpu(mode string) *libvirtxml.DomainCPU {
+	if mode == "" {
+		return nil
+	}
+	return &libvirtxml.DomainCPU{Mode: mode}
 }

@@ -37,3 +37,24 @@ func DiskHolds(t testing.TB, path, marker string, offset int64) bool {
 	require.NoError(t, err)
 	return string(b) == marker
 }
+
+// MarkedGuestDisk writes a 64 MiB qcow2 image at path that boots the test
+// guest (its bootable disk, which fills the first 48 MiB) and holds marker
+// at offset, past the guest's file system (offset ≥ 48 MiB).
+func MarkedGuestDisk(t testing.TB, g Guest, path, marker string, offset int64) {
+	t.Helper()
+	require.GreaterOrEqual(t, offset, int64(48<<20), "the marker would land in the guest's file system")
+	require.LessOrEqual(t, offset+int64(len(marker)), int64(64<<20))
+	raw := path + ".raw"
+	out, err := exec.Command("qemu-img", "convert", "-q", "-O", "raw", g.Disk, raw).CombinedOutput()
+	require.NoError(t, err, string(out))
+	defer os.Remove(raw)
+	f, err := os.OpenFile(raw, os.O_RDWR, 0)
+	require.NoError(t, err)
+	require.NoError(t, f.Truncate(64<<20))
+	_, err = f.WriteAt([]byte(marker), offset)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	out, err = exec.Command("qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, path).CombinedOutput()
+	require.NoError(t, err, string(out))
+}

@@ -157,26 +157,30 @@ func RequireLibvirt(t testing.TB) Libvirt {
 }
 
 // Guest is a kernel and a busybox initramfs that boots to init and prints
-// Marker on its serial console.
+// Marker on its serial console, then "VPT-TICK n" every second; with
+// vpt.seed=1 on the kernel command line it first prints the files of its
+// cloud-init seed ("VPT-SEED meta-data: …", ending "VPT-SEED end"). Disk is
+// a bootable qcow2 disk of the same (syslinux; vpt.seed=1 set), for VMs
+// made from an OS image.
 type Guest struct {
-	Kernel, Initrd, Marker string
+	Kernel, Initrd, Disk, Marker string
 }
 
 // RequireGuest returns the guest kernel built by `make env-guest`.
 func RequireGuest(t testing.TB) Guest {
 	t.Helper()
 	kv := component(t, "guest", "env-guest", func(kv map[string]string) error {
-		if err := need(kv, "KERNEL", "INITRD", "MARKER"); err != nil {
+		if err := need(kv, "KERNEL", "INITRD", "DISK", "MARKER"); err != nil {
 			return err
 		}
-		for _, k := range []string{"KERNEL", "INITRD"} {
+		for _, k := range []string{"KERNEL", "INITRD", "DISK"} {
 			if _, err := os.Stat(kv[k]); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	return Guest{Kernel: kv["KERNEL"], Initrd: kv["INITRD"], Marker: kv["MARKER"]}
+	return Guest{Kernel: kv["KERNEL"], Initrd: kv["INITRD"], Disk: kv["DISK"], Marker: kv["MARKER"]}
 }
 
 // LXD is a running LXD daemon with a dir storage pool, no managed network
