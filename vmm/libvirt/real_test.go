@@ -98,20 +98,6 @@ func TestSeedAndLimitsInLiveDomain(t *testing.T) {
 	assert.True(t, os.IsNotExist(err), "delete removes the seed")
 }
 
-// moduleRoot walks up from the test's directory to go.mod.
-func moduleRoot(t *testing.T) string {
-	dir, err := os.Getwd()
-	require.NoError(t, err)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		require.NotEqual(t, parent, dir, "go.mod not found")
-		dir = parent
-	}
-}
-
 // TestDeadlineAndReconnect freezes libvirtd (a call must give up at its
 // deadline), then kills it with SIGKILL and lets it be started again: the
 // driver reconnects, the next call works and the event stream delivers
