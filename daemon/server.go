@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -21,8 +19,7 @@ import (
 	"github.com/virtplane/virtplane/daemon/flow"
 	"github.com/virtplane/virtplane/daemon/metrics"
 	"github.com/virtplane/virtplane/daemon/model"
-	"github.com/virtplane/virtplane/daemon/simnode"
-	"github.com/virtplane/virtplane/daemon/sshnode"
+	"github.com/virtplane/virtplane/daemon/node"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
 	"github.com/virtplane/virtplane/network/ipam"
@@ -44,9 +41,15 @@ type Config struct {
 	// DataDir is where the daemon keeps files (the SQLite database lives
 	// there too when the store is SQLite).
 	DataDir string
+	// NodeKinds adds node kinds to the built-in ones (sim, local,
+	// qemu+unix, ssh), or replaces one of them by name.
+	NodeKinds []node.Kind
 	// LocalDriver opens the hypervisor of a node with address "local" (the
 	// local libvirtd); nil refuses such nodes with ErrNotImplemented.
 	LocalDriver func(ctx context.Context) (vmm.Driver, error)
+	// LocalLXD opens the hypervisor of a node with address "local" in an
+	// lxd cluster (the local LXD); nil refuses such nodes.
+	LocalLXD func(ctx context.Context) (vmm.Driver, error)
 	// LocalStorage opens the storage pool of a node with address "local".
 	LocalStorage func(ctx context.Context) (storage.Pool, error)
 	// LocalPorts opens the network ports of a node with address "local"
@@ -96,158 +99,48 @@ type Server struct {
 	API     *api.Server
 	IPAM    *ipam.Manager
 
+	kinds *node.Kinds
 	mu    sync.Mutex
-	nodes map[string]vmm.Driver   // opened hypervisor drivers by node ID
-	pools map[string]storage.Pool // opened storage pools by node ID
-	// ports are the opened network ports by node ID.
-	ports map[string]netport.Ports
-
-	// sshMu guards sshConns, the connections to ssh:// nodes by node ID
-	// and address; apart from mu, which is held while a node's parts open.
-	sshMu    sync.Mutex
-	sshConns map[string]*sshnode.Conn
+	// backends are the opened nodes by node ID.
+	backends map[string]openedBackend
 }
 
-// netPorts returns the network ports of a node, opening them on first use.
-func (s *Server) netPorts(ctx context.Context, n model.Node) (netport.Ports, error) {
-	if strings.HasPrefix(n.Address, "ssh://") {
-		return openUnlocked(s, s.ports, n.ID, func() (netport.Ports, error) { return s.sshPorts(ctx, n) })
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if p, ok := s.ports[n.ID]; ok {
-		return p, nil
-	}
-	var p netport.Ports
-	var err error
-	switch {
-	case n.Address == "sim":
-		p, err = simnode.OpenPorts(ctx, s.cfg.SimStore, n.ID)
-	case n.Address == "local":
-		if s.cfg.LocalPorts == nil {
-			return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: no local network ports are configured", n.Name)
-		}
-		p, err = s.cfg.LocalPorts(ctx)
-	default:
-		p, err = s.hostPorts(n) // a libvirtd on this host by its socket, or ErrNotImplemented
-	}
-	if err != nil {
-		return nil, err
-	}
-	s.ports[n.ID] = p
-	return p, nil
-}
-
-// openUnlocked opens a part of a node (driver, pool, ports) without
-// holding s.mu, so that a node slow to answer (an ssh:// node that cannot
-// be reached waits for its connection to time out) holds up no other; two
-// callers that raced keep the first part made.
-func openUnlocked[T any](s *Server, opened map[string]T, id string, open func() (T, error)) (T, error) {
-	s.mu.Lock()
-	v, ok := opened[id]
-	s.mu.Unlock()
-	if ok {
-		return v, nil
-	}
-	v, err := open()
-	if err != nil {
-		return v, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if first, ok := opened[id]; ok {
-		if c, ok := any(v).(io.Closer); ok {
-			_ = c.Close()
-		}
-		return first, nil
-	}
-	opened[id] = v
-	return v, nil
-}
-
-// storage returns the storage pool of a node, opening it on first use.
-func (s *Server) storage(ctx context.Context, n model.Node) (storage.Pool, error) {
-	if strings.HasPrefix(n.Address, "ssh://") {
-		return openUnlocked(s, s.pools, n.ID, func() (storage.Pool, error) { return s.sshStorage(ctx, n) })
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if p, ok := s.pools[n.ID]; ok {
-		return p, nil
-	}
-	var p storage.Pool
-	var err error
-	switch {
-	case n.Address == "sim":
-		p, err = simnode.OpenStorage(ctx, s.cfg.SimStore, n.ID)
-	case n.Address == "local":
-		if s.cfg.LocalStorage == nil {
-			return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: no local storage pool is configured", n.Name)
-		}
-		p, err = s.cfg.LocalStorage(ctx)
-	default:
-		p, err = s.hostStorage(n) // a libvirtd on this host by its socket, or ErrNotImplemented
-	}
-	if err != nil {
-		return nil, err
-	}
-	s.pools[n.ID] = p
-	return p, nil
-}
-
-// driver returns the hypervisor driver of a node, opening it on first use.
-func (s *Server) driver(ctx context.Context, n model.Node) (vmm.Driver, error) {
-	if strings.HasPrefix(n.Address, "ssh://") {
-		return openUnlocked(s, s.nodes, n.ID, func() (vmm.Driver, error) { return s.sshDriver(ctx, n) })
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if d, ok := s.nodes[n.ID]; ok {
-		return d, nil
-	}
-	var d vmm.Driver
-	var err error
-	switch {
-	case n.Address == "sim":
-		d, err = simnode.Open(ctx, s.cfg.SimStore, n.ID)
-	case n.Address == "local":
-		if s.cfg.LocalDriver == nil {
-			return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: the local libvirt driver is not wired into this daemon yet", n.Name)
-		}
-		d, err = s.cfg.LocalDriver(ctx)
-	default:
-		d, err = s.hostDriver(n) // a libvirtd on this host by its socket, or ErrNotImplemented
-	}
-	if err != nil {
-		return nil, err
-	}
-	s.nodes[n.ID] = d
-	return d, nil
-}
-
-// SetupFirstNode creates, on a fresh store, the cluster "local" with one
-// node ("local": this host's libvirtd; "sim": a simulated node), an IP pool
-// of documentation addresses and an image record, so that a first VM can be
+// SetupFirstNode creates, on a fresh store, the cluster "default" with one
+// node at address (LocalAddress: this host's libvirtd; SimAddress: a
+// simulated node), its capacity read from the node, an IP pool of
+// documentation addresses and an image record, so that a first VM can be
 // created right away.
 func (s *Server) SetupFirstNode(ctx context.Context, address string) error {
 	n, err := s.cfg.Store.CountObjects(ctx, store.KindCluster, store.ListOptions{})
 	if err != nil || n > 0 {
 		return err
 	}
-	c := model.Cluster{ID: store.NewID(), Name: "local", VirtType: model.VirtKVM, Strategy: model.StrategyEven,
+	c := model.Cluster{ID: store.NewID(), Name: "default", VirtType: model.VirtKVM, Strategy: model.StrategyEven,
 		CPUOvercommit: 4, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: "bridge", Storages: []model.StorageRef{}, Created: time.Now().UTC()}
-	node := model.Node{ID: store.NewID(), ClusterID: c.ID, Name: address + "1", Address: address, State: model.NodeActive,
-		Cores: 8, MemoryMiB: 16384, DiskGiB: 200, Created: time.Now().UTC()}
+	addr, err := s.kinds.Parse("address", address)
+	if err != nil {
+		return err
+	}
+	facts, err := s.kinds.Prepare(ctx, address+"1", addr, c.VirtType, node.Credentials{})
+	if err != nil {
+		return err
+	}
+	first := model.Node{ID: store.NewID(), ClusterID: c.ID, Name: address + "1", Address: addr.Raw, State: model.NodeActive,
+		Cores: facts.Cores, MemoryMiB: facts.MemoryMiB, DiskGiB: facts.DiskGiB, Created: time.Now().UTC()}
 	pool := model.IPPool{ID: store.NewID(), Name: "default", ClusterIDs: []string{c.ID},
 		Blocks: []model.IPBlock{{ID: "b1", Range: "192.0.2.0/24", Gateway: "192.0.2.1"}}, Created: time.Now().UTC()}
 	img := model.Image{ID: store.NewID(), Name: "debian-12", OSType: "linux", Source: "/var/lib/virtplane/images/debian-12.qcow2", Format: "qcow2", State: model.ImageRegistered, Created: time.Now().UTC()}
-	if address == "local" {
+	b, err := s.Backend(ctx, first, c)
+	if err != nil {
+		return err
+	}
+	if !b.Simulated && b.OwnPool != nil {
 		// No OS image is shipped: the first image is an empty disk, enough
 		// for QEMU to run a VM (it boots into the firmware). Import real
-		// images into the local pool under the name flow.ImageVolume(id).
+		// images into the node's pool under the name flow.ImageVolume(id).
 		img.Name, img.Source, img.SizeMiB = "blank", "", 1024
-		img.State, img.Nodes = model.ImageReady, []string{node.ID}
-		pool, err := s.storage(ctx, node)
+		img.State, img.Nodes = model.ImageReady, []string{first.ID}
+		pool, err := b.OwnPool(ctx)
 		if err != nil {
 			return err
 		}
@@ -269,7 +162,7 @@ func (s *Server) SetupFirstNode(ctx context.Context, address string) error {
 			kind         store.Kind
 			id, name, pa string
 			v            any
-		}{{store.KindCluster, c.ID, c.Name, "", c}, {store.KindNode, node.ID, node.Name, c.ID, node},
+		}{{store.KindCluster, c.ID, c.Name, "", c}, {store.KindNode, first.ID, first.Name, c.ID, first},
 			{store.KindPool, pool.ID, pool.Name, "", pool}, {store.KindImage, img.ID, img.Name, "", img}} {
 			data, err := json.Marshal(o.v)
 			if err != nil {
@@ -345,21 +238,25 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.nodes = map[string]vmm.Driver{}
-	s.pools = map[string]storage.Pool{}
-	s.ports = map[string]netport.Ports{}
-	s.sshConns = map[string]*sshnode.Conn{}
-	ops, err := s.flowOptions()
-	if err != nil {
+	s.backends = map[string]openedBackend{}
+	if s.kinds, err = node.NewKinds(append(s.builtinKinds(), cfg.NodeKinds...)...); err != nil {
 		return nil, err
 	}
-	if s.Flow, err = flow.New(flow.Config{Store: cfg.Store, Events: s.Events, IPAM: s.IPAM, Driver: s.driver, Storage: s.storage, Ports: s.netPorts}, ops...); err != nil {
+	var ops []flow.Option
+	if cfg.DataDir != "" {
+		cache, err := storage.NewImageCache(filepath.Join(cfg.DataDir, "image-cache"))
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, flow.WithImageCache(cache))
+	}
+	if s.Flow, err = flow.New(flow.Config{Store: cfg.Store, Events: s.Events, IPAM: s.IPAM, Node: s.Backend}, ops...); err != nil {
 		return nil, err
 	}
 	s.Flow.Register(eng)
 	s.API, err = api.New(api.Config{
 		Store: cfg.Store, Tasks: eng, Auth: s.Auth, Events: s.Events, Metrics: s.Metrics,
-		Version: cfg.Version, Console: s.Flow.Console, IPAM: s.IPAM, Invalidate: s.Flow.Invalidate,
+		Version: cfg.Version, Console: s.Flow.Console, IPAM: s.IPAM, Invalidate: s.Flow.Invalidate, Nodes: nodeAdmin{s},
 	})
 	if err != nil {
 		return nil, err
@@ -367,18 +264,23 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Close drops the daemon's connections to its nodes (SSH); the task
-// engine stops with the context given to Run.
+// Close drops the daemon's connections to its nodes; the task engine
+// stops with the context given to Run.
 func (s *Server) Close() error {
-	s.sshMu.Lock()
-	defer s.sshMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var errs []error
-	for key, c := range s.sshConns {
-		errs = append(errs, c.Close())
-		delete(s.sshConns, key)
+	for id, e := range s.backends {
+		if e.b.Close != nil {
+			errs = append(errs, e.b.Close())
+		}
+		delete(s.backends, id)
 	}
 	return errors.Join(errs...)
 }
+
+// DataDir is where the daemon keeps files ("" for none).
+func (s *Server) DataDir() string { return s.cfg.DataDir }
 
 // Handler is the daemon's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.API.Handler() }

@@ -3,8 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -12,6 +10,7 @@ import (
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/flow"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/node"
 	"github.com/virtplane/virtplane/daemon/store"
 )
 
@@ -19,10 +18,15 @@ import (
 type NodeBody struct {
 	ClusterID string `json:"cluster_id" minLength:"1"`
 	Name      string `json:"name" minLength:"1" maxLength:"63"`
-	Address   string `json:"address" doc:"local (this host's libvirtd), sim (a simulated node), qemu+unix:///system?socket=PATH[&migration_address=IP] (a libvirtd on this host by its socket; its disks in a file pool under the daemon's data directory, or in the cluster's file storage), ssh://USER@HOST[:PORT][?socket=PATH][&agent=PATH][&netns=NAME] (a node on another machine reached over SSH: its libvirtd socket, the virtplaned binary there that makes network ports, their network namespace), or host:port of a node agent (not implemented)" default:"local"`
-	Cores     int    `json:"cores" minimum:"1" maximum:"4096"`
-	MemoryMiB int64  `json:"memory_mib" minimum:"256"`
-	DiskGiB   int64  `json:"disk_gib" minimum:"1"`
+	Address   string `json:"address" doc:"where the node is and what kind it is: local (this host), sim (a simulated node), qemu+unix:///system?socket=PATH[&migration_address=IP][&netns=NAME] (another libvirtd on this host), ssh://USER@HOST[:PORT][?socket=PATH][&agent=PATH][&netns=NAME] (a machine reached over SSH); the daemon's kinds are listed in errors"`
+	Cores     int    `json:"cores,omitempty" minimum:"0" maximum:"4096" doc:"cores the node offers; default (0): what the node reports; at most that"`
+	MemoryMiB int64  `json:"memory_mib,omitempty" minimum:"0" doc:"memory the node offers; default (0): what the node reports; at most that"`
+	DiskGiB   int64  `json:"disk_gib,omitempty" minimum:"0" doc:"disk space the node offers; default (0): what the node reports; at most that"`
+	// SSHPassword and SSHPrivateKey log in once to prepare the node.
+	SSHPassword   string `json:"ssh_password,omitempty" doc:"the password to log in to an ssh:// node with, once, to install the daemon's key and the agent; never stored"`
+	SSHPrivateKey string `json:"ssh_private_key,omitempty" doc:"a private key (PEM) to log in to an ssh:// node with, once, instead of a password; never stored"`
+	// HostKeyFingerprint pins the node's host key.
+	HostKeyFingerprint string `json:"host_key_fingerprint,omitempty" doc:"the SHA256 fingerprint the node's SSH host key must have (ssh-keygen -lf); empty pins the key seen first, and the answer shows it"`
 	// VTEPAddress is the node's VxLAN underlay address.
 	VTEPAddress string `json:"vtep_address,omitempty" doc:"underlay address of the node's VxLAN tunnel endpoint; required in a vxlan cluster"`
 }
@@ -62,24 +66,39 @@ func (s *Server) registerNodes() {
 		if err := model.ValidName("name", b.Name); err != nil {
 			return nil, problem(field("body.name", err))
 		}
-		_, libvirtHere, err := model.ParseLibvirtAddress("address", b.Address)
+		if s.cfg.Nodes == nil {
+			return nil, problem(virtplane.Errorf(virtplane.ErrNotImplemented, "this daemon adds no nodes"))
+		}
+		addr, err := s.cfg.Nodes.ParseAddress("address", b.Address)
 		if err != nil {
 			return nil, problem(field("body.address", err))
 		}
-		_, overSSH, err := model.ParseSSHAddress("address", b.Address)
+		n := model.Node{ID: store.NewID(), ClusterID: b.ClusterID, Name: b.Name, Address: addr.Raw, State: model.NodeActive,
+			VTEPAddress: b.VTEPAddress, Created: time.Now().UTC()}
+		// What can be checked without the node is checked before it is
+		// touched: preparing installs things there.
+		c, _, err := getObject[model.Cluster](ctx, s.st, store.KindCluster, b.ClusterID, "body.cluster_id")
+		if err != nil {
+			return nil, problem(err)
+		}
+		if _, err := s.st.GetObjectByName(ctx, store.KindNode, n.ClusterID, n.Name); err == nil {
+			return nil, problem(field("body.name", virtplane.Errorf(virtplane.ErrAlreadyExists, "node %q is in cluster %s already", n.Name, c.Name)))
+		}
+		facts, err := s.cfg.Nodes.Prepare(ctx, n.Name, addr, c.VirtType, node.Credentials{
+			Password: b.SSHPassword, PrivateKey: b.SSHPrivateKey, HostKeyFingerprint: b.HostKeyFingerprint})
 		if err != nil {
 			return nil, problem(field("body.address", err))
 		}
-		switch {
-		case b.Address == "local", b.Address == "sim", libvirtHere, overSSH:
-		default:
-			if _, _, err := splitHostPort(b.Address); err != nil {
-				return nil, problem(field("body.address", err))
+		n.HostKey, n.HostKeyFingerprint, n.AgentVersion = facts.HostKey, facts.HostKeyFingerprint, facts.AgentVersion
+		if n.Cores, err = capacity("body.cores", b.Cores, facts.Cores); err == nil {
+			if n.MemoryMiB, err = capacity("body.memory_mib", b.MemoryMiB, facts.MemoryMiB); err == nil {
+				n.DiskGiB, err = capacity("body.disk_gib", b.DiskGiB, facts.DiskGiB)
 			}
-			return nil, problem(field("body.address", virtplane.Errorf(virtplane.ErrNotImplemented, "remote node agents (%s)", b.Address)))
 		}
-		n := model.Node{ID: store.NewID(), ClusterID: b.ClusterID, Name: b.Name, Address: b.Address, State: model.NodeActive,
-			Cores: b.Cores, MemoryMiB: b.MemoryMiB, DiskGiB: b.DiskGiB, VTEPAddress: b.VTEPAddress, Created: time.Now().UTC()}
+		if err != nil {
+			s.cfg.Nodes.Forget(ctx, n)
+			return nil, problem(err)
+		}
 		if b.VTEPAddress != "" {
 			if _, err := n.VTEP(); err != nil {
 				return nil, problem(modelField(err))
@@ -107,6 +126,7 @@ func (s *Server) registerNodes() {
 			return err
 		})
 		if err != nil {
+			s.cfg.Nodes.Forget(ctx, n) // undo what preparing left on the node
 			return nil, problem(err)
 		}
 		s.cfg.Invalidate(n.ClusterID)
@@ -159,6 +179,7 @@ func (s *Server) registerNodes() {
 			return nil, problem(err)
 		}
 		var sync *store.Task
+		var removed model.Node
 		err := s.st.Update(ctx, func(tx store.Tx) error {
 			no, err := tx.GetObject(ctx, store.KindNode, in.ID)
 			if err != nil {
@@ -174,6 +195,10 @@ func (s *Server) registerNodes() {
 			if err := tx.DeleteObject(ctx, store.KindNode, in.ID, 0); err != nil {
 				return err
 			}
+			removed, err = decode[model.Node](no)
+			if err != nil {
+				return err
+			}
 			c, _, err := getObject[model.Cluster](ctx, tx, store.KindCluster, no.Parent, "path.id")
 			if err != nil {
 				return err
@@ -182,6 +207,9 @@ func (s *Server) registerNodes() {
 			return err
 		})
 		if err == nil {
+			if s.cfg.Nodes != nil {
+				s.cfg.Nodes.Forget(ctx, removed)
+			}
 			s.publish("node", "deleted", in.ID, "", "")
 			s.floodSyncSubmitted(sync)
 		}
@@ -330,16 +358,20 @@ func (s *Server) floodSyncSubmitted(t *store.Task) {
 	s.publish("task", "created", t.ID, t.Owner, string(t.State))
 }
 
-func splitHostPort(a string) (string, string, error) {
-	ap, err := netip.ParseAddrPort(a)
-	if err == nil {
-		return ap.Addr().String(), itoa(int(ap.Port())), nil
+// capacity is what a node offers of one resource: what the operator
+// asked (at most what the node reports), or what it reports.
+func capacity[T int | int64](fieldName string, asked, reported T) (T, error) {
+	switch {
+	case asked < 0:
+		return 0, field(fieldName, virtplane.Errorf(virtplane.ErrInvalidArgument, "%s %d: must not be negative", fieldName, asked))
+	case asked == 0 && reported <= 0:
+		return 0, field(fieldName, virtplane.Errorf(virtplane.ErrInvalidArgument, "%s: the node reports none; give it", fieldName))
+	case asked == 0:
+		return reported, nil
+	case reported > 0 && asked > reported:
+		return 0, field(fieldName, virtplane.Errorf(virtplane.ErrInvalidArgument, "%s %d: the node has %d", fieldName, asked, reported))
 	}
-	host, port, ok := strings.Cut(a, ":")
-	if !ok || host == "" || port == "" {
-		return "", "", virtplane.Errorf(virtplane.ErrInvalidArgument, "address %q: local, sim or host:port", a)
-	}
-	return host, port, nil
+	return asked, nil
 }
 
 // countVMs counts the VMs that match; it scans, which is fine for the rare

@@ -15,6 +15,7 @@ import (
 	"github.com/virtplane/virtplane/daemon/events"
 	"github.com/virtplane/virtplane/daemon/metrics"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/node"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
 	"github.com/virtplane/virtplane/network/ipam"
@@ -38,6 +39,20 @@ type Config struct {
 	// Invalidate is told when a cluster's placement inputs (settings,
 	// nodes) change.
 	Invalidate func(clusterID string)
+	// Nodes reads node addresses and prepares new nodes; nil reads none.
+	Nodes NodeAdmin
+}
+
+// NodeAdmin is what adding and removing nodes needs from the daemon: the
+// node kinds it has. Handlers never look at what kind a node is.
+type NodeAdmin interface {
+	// ParseAddress reads a node address; the error names field.
+	ParseAddress(field, raw string) (node.Address, error)
+	// Prepare makes a new node ready (connect, install the agent) and
+	// reads its facts; on error nothing is left on the node.
+	Prepare(ctx context.Context, name string, addr node.Address, virtType string, cred node.Credentials) (node.Facts, error)
+	// Forget is told that a node was removed.
+	Forget(ctx context.Context, n model.Node)
 }
 
 // Server is the HTTP API.

@@ -37,6 +37,7 @@ import (
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/events"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/node"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
 	netport "github.com/virtplane/virtplane/network/port"
@@ -77,15 +78,10 @@ type Config struct {
 	Events *events.Bus
 	// IPAM allocates the VMs' addresses; required for creates.
 	IPAM *ipam.Manager
-	// Driver returns the hypervisor driver of a node (a simulated node, the
-	// local libvirtd); required for every VM task.
-	Driver func(ctx context.Context, node model.Node) (vmm.Driver, error)
-	// Storage returns the storage pool of a node that holds the VMs' disks
-	// and the images they are cloned from; required for creates.
-	Storage func(ctx context.Context, node model.Node) (storage.Pool, error)
-	// Ports returns the network ports of a node (bridge, anti-spoofing,
-	// bandwidth limits of each VM NIC); required for creates.
-	Ports func(ctx context.Context, node model.Node) (netport.Ports, error)
+	// Node opens a node of a cluster into what it offers (hypervisor,
+	// storage, network ports, commands, migration); required for every VM
+	// task. The flows never look at what kind of node it is.
+	Node func(ctx context.Context, n model.Node, c model.Cluster) (*node.Backend, error)
 }
 
 // Flow runs the VM tasks.
@@ -206,15 +202,53 @@ func (f *Flow) node(ctx context.Context, nodeID string) (model.Node, error) {
 	return loadCached(ctx, f, f.nodes, store.KindNode, nodeID)
 }
 
-func (f *Flow) nodePool(ctx context.Context, nodeID string) (storage.Pool, error) {
-	if f.cfg.Storage == nil {
-		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "no storage backend is configured")
-	}
+// backend opens a node by its ID.
+func (f *Flow) backend(ctx context.Context, nodeID string) (model.Node, *node.Backend, error) {
 	n, err := f.node(ctx, nodeID)
+	if err != nil {
+		return n, nil, err
+	}
+	b, err := f.open(ctx, n)
+	return n, b, err
+}
+
+// open opens a node.
+func (f *Flow) open(ctx context.Context, n model.Node) (*node.Backend, error) {
+	if f.cfg.Node == nil {
+		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "no node backend is configured")
+	}
+	c, err := f.cluster(ctx, n.ClusterID)
 	if err != nil {
 		return nil, err
 	}
-	return f.cfg.Storage(ctx, n)
+	return f.cfg.Node(ctx, n, c)
+}
+
+func (f *Flow) nodePool(ctx context.Context, nodeID string) (storage.Pool, error) {
+	n, b, err := f.backend(ctx, nodeID)
+	if err != nil {
+		return nil, err
+	}
+	return f.diskPool(ctx, n, b)
+}
+
+// diskPool is the pool of a node that holds its VMs' disks and the images
+// they are cloned from: the cluster's first file storage (a directory its
+// nodes share, or each node's own at that path), else the node's own pool.
+func (f *Flow) diskPool(ctx context.Context, n model.Node, b *node.Backend) (storage.Pool, error) {
+	c, err := f.cluster(ctx, n.ClusterID)
+	if err != nil {
+		return nil, err
+	}
+	for _, ref := range c.Storages {
+		if ref.Driver == "file" && ref.Path != "" && b.Pool != nil {
+			return b.Pool(ctx, ref)
+		}
+	}
+	if b.OwnPool == nil {
+		return nil, node.NotOffered(n, "no storage pool")
+	}
+	return b.OwnPool(ctx)
 }
 
 // onNode makes the undo action of a step that acted on a VM's node through
@@ -275,14 +309,14 @@ func (f *Flow) loadVM(ctx context.Context, id string) (model.VM, error) {
 }
 
 func (f *Flow) nodeDriver(ctx context.Context, nodeID string) (vmm.Driver, error) {
-	if f.cfg.Driver == nil {
-		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "no hypervisor backend is configured")
-	}
-	n, err := f.node(ctx, nodeID)
+	n, b, err := f.backend(ctx, nodeID)
 	if err != nil {
 		return nil, err
 	}
-	return f.cfg.Driver(ctx, n)
+	if b.VMM == nil {
+		return nil, node.NotOffered(n, "no hypervisor")
+	}
+	return b.VMM, nil
 }
 
 func (f *Flow) cluster(ctx context.Context, id string) (model.Cluster, error) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/node"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
 	"github.com/virtplane/virtplane/storage"
@@ -67,6 +68,9 @@ type importTarget struct {
 	node model.Node
 	pool storage.Pool
 	exec storage.Executor
+	// upload puts the image file on the node first (nil: the node sees
+	// the daemon's files).
+	upload func(ctx context.Context, name string, r io.Reader, size int64) (string, error)
 }
 
 // importImage puts an image into the pools of the target nodes: fetch it
@@ -124,8 +128,16 @@ func (f *Flow) importImage(ctx context.Context, r *tasks.Run) error {
 		}
 		return virtplane.Errorf(class, "image %s: source %q: %v", img.ID, img.Source, err)
 	}
-	// What the image is, checked once before any node is changed.
-	info, err := storage.QemuImageInfo(ctx, targets[0].exec, path)
+	// What the image is, checked once before any node is changed: on the
+	// first node, where its qemu-img reads the file (streamed there first
+	// when the node does not see the daemon's files).
+	first := targets[0]
+	firstPath, drop, err := first.place(ctx, path, img.ID)
+	if err != nil {
+		return fmt.Errorf("image %s: put on node %s: %w", img.ID, first.node.Name, err)
+	}
+	info, err := storage.QemuImageInfo(ctx, first.exec, firstPath)
+	drop()
 	if err != nil {
 		return fmt.Errorf("image %s: source %q: %w", img.ID, img.Source, err)
 	}
@@ -146,8 +158,13 @@ func (f *Flow) importImage(ctx context.Context, r *tasks.Run) error {
 		} else if !errors.Is(err, virtplane.ErrNotFound) {
 			return err
 		} else if err := r.Step(ctx, "import into node "+tg.node.Name, tasks.UndoAction(undoRemoveBase, baseArgs{ImageID: img.ID, NodeID: tg.node.ID}), func(ctx context.Context) error {
+			there, drop, err := tg.place(ctx, path, img.ID)
+			if err != nil {
+				return fmt.Errorf("put on node %s: %w", tg.node.Name, err)
+			}
+			defer drop()
 			im := storage.Importer{Exec: tg.exec}
-			_, err := im.Import(ctx, tg.pool, name, storage.Image{Key: cacheKey(img.ID), Path: path}, nil)
+			_, err = im.Import(ctx, tg.pool, name, storage.Image{Key: cacheKey(img.ID), Path: there}, nil)
 			return err
 		}); err != nil {
 			return err
@@ -157,6 +174,31 @@ func (f *Flow) importImage(ctx context.Context, r *tasks.Run) error {
 		}
 	}
 	return r.SetResult(patch)
+}
+
+// place returns the path of the image file at path (on the daemon's host)
+// as the node reads it: path itself on a node that sees the daemon's
+// files, else a copy streamed onto the node, which drop removes.
+func (tg importTarget) place(ctx context.Context, path, imageID string) (there string, drop func(), err error) {
+	if tg.upload == nil {
+		return path, func() {}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", nil, err
+	}
+	there, err = tg.upload(ctx, "image-"+imageID, f, st.Size())
+	if err != nil {
+		return "", nil, err
+	}
+	return there, func() {
+		_, _ = tg.exec.Run(context.WithoutCancel(ctx), storage.Command{Name: "rm", Args: []string{"-f", "--", there}})
+	}, nil
 }
 
 // importTargets resolves the nodes of an import and everything each needs,
@@ -184,20 +226,20 @@ func (f *Flow) importTargets(ctx context.Context, in ImageInput) ([]importTarget
 	default:
 		return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "an import needs a cluster_id or a node_id")
 	}
-	if f.cfg.Storage == nil {
-		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "no storage backend is configured")
-	}
 	out := make([]importTarget, 0, len(nodes))
 	for _, n := range nodes {
-		pool, err := f.cfg.Storage(ctx, n)
+		b, err := f.open(ctx, n)
 		if err != nil {
 			return nil, fmt.Errorf("node %s: %w", n.Name, err)
 		}
-		ex, err := f.nodeExec(ctx, n)
+		pool, err := f.diskPool(ctx, n, b)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("node %s: %w", n.Name, err)
 		}
-		out = append(out, importTarget{node: n, pool: pool, exec: ex})
+		if b.Exec == nil {
+			return nil, node.NotOffered(n, "no storage command executor")
+		}
+		out = append(out, importTarget{node: n, pool: pool, exec: b.Exec, upload: b.Upload})
 	}
 	return out, nil
 }
@@ -281,10 +323,7 @@ func (f *Flow) deleteImage(ctx context.Context, r *tasks.Run) error {
 	}
 	name := ImageVolume(in.ImageID)
 	if err := forEach(ctx, f.cfg.Store, store.KindNode, store.ListOptions{}, func(n model.Node) error {
-		if f.cfg.Storage == nil {
-			return nil
-		}
-		pool, err := f.cfg.Storage(ctx, n)
+		pool, err := f.nodePool(ctx, n.ID)
 		if errors.Is(err, virtplane.ErrNotImplemented) {
 			// No storage this daemon can reach: nothing it imported is there.
 			return r.Log(ctx, fmt.Sprintf("node %s skipped: %v", n.Name, err))

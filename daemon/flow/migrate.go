@@ -99,7 +99,7 @@ func (f *Flow) migrate(ctx context.Context, r *tasks.Run) error {
 		if err != nil {
 			return err
 		}
-		if err := m.checkTarget(to); err != nil {
+		if err := f.checkTarget(ctx, m, to); err != nil {
 			return err
 		}
 	}
@@ -113,7 +113,7 @@ func (f *Flow) migrate(ctx context.Context, r *tasks.Run) error {
 	}
 	m.spec = d.Spec
 	if running {
-		if _, ok := srcDrv.(vmm.Migrator); !ok || f.ops.migrate == nil {
+		if _, ok := srcDrv.(vmm.Migrator); !ok {
 			return virtplane.Errorf(virtplane.ErrNotImplemented, "live migration from node %s: the hypervisor or the daemon cannot; stop the VM to move it cold", m.src.Name)
 		}
 	}
@@ -130,7 +130,7 @@ func (f *Flow) migrate(ctx context.Context, r *tasks.Run) error {
 	if m.dst, err = f.node(ctx, target); err != nil {
 		return err
 	}
-	if err := m.checkTarget(m.dst); err != nil {
+	if err := f.checkTarget(ctx, m, m.dst); err != nil {
 		return err
 	}
 	_ = r.Progress(ctx, 10, "moving to node "+m.dst.Name)
@@ -164,13 +164,22 @@ func (f *Flow) migrate(ctx context.Context, r *tasks.Run) error {
 }
 
 // checkTarget refuses targets a VM cannot go to.
-func (m *move) checkTarget(to model.Node) error {
+func (f *Flow) checkTarget(ctx context.Context, m *move, to model.Node) error {
 	switch {
 	case to.ID == m.src.ID:
 		return virtplane.Errorf(virtplane.ErrInvalidArgument, "node_id %s: vm %s is there already", to.ID, m.vm.ID)
 	case to.ClusterID != m.vm.ClusterID:
 		return virtplane.Errorf(virtplane.ErrInvalidArgument, "node_id %s: the node is in another cluster than vm %s", to.ID, m.vm.ID)
-	case (to.Address == "sim") != (m.src.Address == "sim"):
+	}
+	src, err := f.open(ctx, m.src)
+	if err != nil {
+		return err
+	}
+	dst, err := f.open(ctx, to)
+	if err != nil {
+		return err
+	}
+	if src.Simulated != dst.Simulated {
 		return virtplane.Errorf(virtplane.ErrInvalidArgument, "node_id %s: a VM does not move between simulated and real nodes", to.ID)
 	}
 	return nil
@@ -288,7 +297,7 @@ func (f *Flow) migrateCold(ctx context.Context, r *tasks.Run, m *move) error {
 }
 
 func (f *Flow) migrateLive(ctx context.Context, r *tasks.Run, m *move) error {
-	mt, err := f.ops.migrate(ctx, m.src, m.dst)
+	mt, err := f.migrationTarget(ctx, m.src, m.dst)
 	if err != nil {
 		return err
 	}
@@ -512,10 +521,10 @@ func (f *Flow) undoMigrateBack(ctx context.Context, raw json.RawMessage) error {
 		return virtplane.Errorf(virtplane.ErrConflict, "vm %s is %s on node %s: it cannot go back live to node %s", a.VMID, d.State, dst.Name, src.Name)
 	}
 	mig, ok := dstDrv.(vmm.Migrator)
-	if !ok || f.ops.migrate == nil {
+	if !ok {
 		return virtplane.Errorf(virtplane.ErrNotImplemented, "live migration back from node %s", dst.Name)
 	}
-	back, err := f.ops.migrate(ctx, dst, src)
+	back, err := f.migrationTarget(ctx, dst, src)
 	if err != nil {
 		return err
 	}

@@ -4,37 +4,21 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/node"
 	"github.com/virtplane/virtplane/daemon/tasks"
 	netport "github.com/virtplane/virtplane/network/port"
 	"github.com/virtplane/virtplane/storage"
 	"github.com/virtplane/virtplane/vmm"
 )
 
-// Option sets an optional part of the flows: what image imports and
-// migrations need beyond the drivers and pools of Config.
+// Option sets an optional part of the flows: what image imports from URLs
+// need beyond the nodes of Config.
 type Option func(*options)
 
 type options struct {
-	exec    func(ctx context.Context, node model.Node) (storage.Executor, error)
-	cache   *storage.ImageCache
-	http    *http.Client
-	migrate func(ctx context.Context, from, to model.Node) (vmm.MigrationTarget, error)
-}
-
-// WithMigrationTarget sets how the hypervisor of node from reaches the one
-// of node to for a live migration (a libvirt URI and address, a simulated
-// peer). Without it running VMs do not migrate; stopped ones still move.
-func WithMigrationTarget(target func(ctx context.Context, from, to model.Node) (vmm.MigrationTarget, error)) Option {
-	return func(o *options) { o.migrate = target }
-}
-
-// WithExecutor sets what runs a node's storage commands (qemu-img): image
-// imports and disk copies between nodes. Without it both are
-// ErrNotImplemented.
-func WithExecutor(exec func(ctx context.Context, node model.Node) (storage.Executor, error)) Option {
-	return func(o *options) { o.exec = exec }
+	cache *storage.ImageCache
+	http  *http.Client
 }
 
 // WithImageCache sets where images given by URL are fetched to before they
@@ -78,8 +62,29 @@ func (f *Flow) NodePorts(ctx context.Context, nodeID string) (netport.Ports, err
 }
 
 func (f *Flow) nodeExec(ctx context.Context, n model.Node) (storage.Executor, error) {
-	if f.ops.exec == nil {
-		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: no storage command executor is configured", n.Name)
+	b, err := f.open(ctx, n)
+	if err != nil {
+		return nil, err
 	}
-	return f.ops.exec(ctx, n)
+	if b.Exec == nil {
+		return nil, node.NotOffered(n, "no storage command executor")
+	}
+	return b.Exec, nil
+}
+
+// migrationTarget tells the hypervisor of node from how to reach the one of
+// node to for a live migration.
+func (f *Flow) migrationTarget(ctx context.Context, from, to model.Node) (vmm.MigrationTarget, error) {
+	src, err := f.open(ctx, from)
+	if err != nil {
+		return vmm.MigrationTarget{}, err
+	}
+	dst, err := f.open(ctx, to)
+	if err != nil {
+		return vmm.MigrationTarget{}, err
+	}
+	if src.MigrateTo == nil {
+		return vmm.MigrationTarget{}, node.NotOffered(from, "no live migration")
+	}
+	return src.MigrateTo(ctx, dst)
 }

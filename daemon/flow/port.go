@@ -8,6 +8,7 @@ import (
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/node"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
 	"github.com/virtplane/virtplane/network/ipam"
@@ -143,14 +144,14 @@ func nic(port netport.Spec) vmm.NIC {
 }
 
 func (f *Flow) nodePorts(ctx context.Context, nodeID string) (netport.Ports, error) {
-	if f.cfg.Ports == nil {
-		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "no network port backend is configured")
-	}
-	n, err := f.node(ctx, nodeID)
+	n, b, err := f.backend(ctx, nodeID)
 	if err != nil {
 		return nil, err
 	}
-	return f.cfg.Ports(ctx, n)
+	if b.Ports == nil {
+		return nil, node.NotOffered(n, "no network ports")
+	}
+	return b.Ports, nil
 }
 
 // withPort wraps the handler of a task that boots a VM's domain (start,

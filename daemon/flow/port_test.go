@@ -18,6 +18,7 @@ import (
 	"github.com/virtplane/virtplane/daemon/flow"
 	"github.com/virtplane/virtplane/daemon/internal/dbtest"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/node"
 	"github.com/virtplane/virtplane/daemon/simnode"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
@@ -122,10 +123,10 @@ func newFixture(t *testing.T, bridge string, opts ...fixtureOption) *fixture {
 			drv = o.driver(drv)
 		}
 	}
+	backend := &node.Backend{VMM: drv, Ports: ports,
+		OwnPool: func(context.Context) (storage.Pool, error) { return fx.disks, nil }}
 	f, err := flow.New(flow.Config{Store: st, IPAM: m,
-		Driver:  func(context.Context, model.Node) (vmm.Driver, error) { return drv, nil },
-		Storage: func(context.Context, model.Node) (storage.Pool, error) { return fx.disks, nil },
-		Ports:   func(context.Context, model.Node) (netport.Ports, error) { return ports, nil },
+		Node: func(context.Context, model.Node, model.Cluster) (*node.Backend, error) { return backend, nil },
 	})
 	require.NoError(t, err)
 	fx.flow = f

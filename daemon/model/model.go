@@ -156,17 +156,22 @@ const (
 
 // Node is one host of a cluster.
 type Node struct {
-	ID          string    `json:"id"`
-	ClusterID   string    `json:"cluster_id"`
-	Name        string    `json:"name"`
-	Address     string    `json:"address" doc:"local for this host, sim for a simulated node, qemu+unix:///system?socket=PATH for another libvirtd on this host, ssh://USER@HOST[:PORT][?socket=PATH][&agent=PATH][&netns=NAME] for a node on another machine reached over SSH (see SSHAddress), or host:port of a node agent (not implemented)"`
-	Maintenance bool      `json:"maintenance" doc:"in maintenance a node takes no new VMs"`
-	State       string    `json:"state" enum:"active,maintenance,unreachable"`
-	Cores       int       `json:"cores"`
-	MemoryMiB   int64     `json:"memory_mib"`
-	DiskGiB     int64     `json:"disk_gib"`
-	VTEPAddress string    `json:"vtep_address,omitempty" doc:"underlay address of the node's VxLAN tunnel endpoint; required in a vxlan cluster"`
-	Created     time.Time `json:"created"`
+	ID          string `json:"id"`
+	ClusterID   string `json:"cluster_id"`
+	Name        string `json:"name"`
+	Address     string `json:"address" doc:"where the node is, read by the daemon's node kinds: local (this host), sim (a simulated node), qemu+unix:///system?socket=PATH (another libvirtd on this host), ssh://USER@HOST[:PORT] (a machine reached over SSH that runs the node agent)"`
+	Maintenance bool   `json:"maintenance" doc:"in maintenance a node takes no new VMs"`
+	State       string `json:"state" enum:"active,maintenance,unreachable"`
+	Cores       int    `json:"cores"`
+	MemoryMiB   int64  `json:"memory_mib"`
+	DiskGiB     int64  `json:"disk_gib"`
+	VTEPAddress string `json:"vtep_address,omitempty" doc:"underlay address of the node's VxLAN tunnel endpoint; required in a vxlan cluster"`
+	// HostKey is the node's SSH host key the daemon pinned when the node
+	// was added (authorized_keys form); only that key is accepted after.
+	HostKey            string    `json:"host_key,omitempty" readOnly:"true" doc:"the SSH host key pinned when the node was added"`
+	HostKeyFingerprint string    `json:"host_key_fingerprint,omitempty" readOnly:"true" doc:"its SHA256 fingerprint"`
+	AgentVersion       string    `json:"agent_version,omitempty" readOnly:"true" doc:"version of the node agent the daemon installed"`
+	Created            time.Time `json:"created"`
 }
 
 // IPBlock is a range of addresses in a pool.

@@ -105,6 +105,9 @@ func Open(ctx context.Context, st store.Store, nodeID string) (*Node, error) {
 	}
 }
 
+// ID is the node's ID.
+func (n *Node) ID() string { return n.id }
+
 func (n *Node) key(name string) string { return n.id + "/" + name }
 
 // save records a machine's definition and state, or its absence.

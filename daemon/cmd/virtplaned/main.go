@@ -23,10 +23,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/nftables"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"github.com/vishvananda/netlink"
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon"
@@ -190,9 +188,9 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		libvirtUp = true
 	}
 	if node == "auto" {
-		node = "sim"
+		node = daemon.SimAddress
 		if libvirtUp {
-			node = "local"
+			node = daemon.LocalAddress
 		}
 	}
 	dcfg := daemon.Config{Store: st, Instance: cfg.Instance, Logger: log, Workers: cfg.TaskWorkers, Version: "dev", DataDir: cfg.Data,
@@ -215,20 +213,12 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 				libvirt.WithValues(libvirt.Values{DomainType: domainType}), libvirt.WithLogger(log))
 		}
 		dcfg.LocalStorage = func(context.Context) (storage.Pool, error) {
-			return file.New(file.Config{Name: "local", Dir: images})
+			return file.New(file.Config{Name: "node", Dir: images})
 		}
 		// The VMs' ports: bridges, nftables and tc of this host's kernel.
 		dcfg.LocalPorts = func(context.Context) (netport.Ports, error) {
-			nl, err := netlink.NewHandle()
-			if err != nil {
-				return nil, virtplane.Errorf(virtplane.ErrUnavailable, "netlink: %v", err)
-			}
-			nft, err := nftables.New()
-			if err != nil {
-				nl.Close()
-				return nil, virtplane.Errorf(virtplane.ErrUnavailable, "nftables: %v", err)
-			}
-			return netport.NewKernelHost(ports, nl, nft)
+			h, _, err := netport.OpenKernelHost(ports, "") // open while the daemon runs
+			return h, err
 		}
 	}
 	srv, err := daemon.New(dcfg)

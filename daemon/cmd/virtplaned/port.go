@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -10,10 +11,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/google/nftables"
 	"github.com/spf13/cobra"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/sshnode"
@@ -76,41 +74,16 @@ func openPorts(stateDir, ns string) (netport.Ports, func(), error) {
 		_ = lock.Close()
 		return nil, nil, virtplane.Errorf(virtplane.ErrUnavailable, "port: lock: %v", err)
 	}
-	var nl *netlink.Handle
-	var nft *nftables.Conn
-	var handle netns.NsHandle = -1
-	if ns == "" {
-		nl, err = netlink.NewHandle()
-		if err == nil {
-			nft, err = nftables.New()
-		}
-	} else {
-		if handle, err = netns.GetFromName(ns); err != nil {
-			_ = lock.Close()
-			return nil, nil, virtplane.Errorf(virtplane.ErrUnavailable, "port: network namespace %s: %v", ns, err)
-		}
-		nl, err = netlink.NewHandleAt(handle)
-		if err == nil {
-			nft, err = nftables.New(nftables.WithNetNSFd(int(handle)))
-		}
-	}
+	p, closeNS, err := netport.OpenKernelHost(stateDir, ns)
 	closeAll := func() {
-		if nl != nil {
-			nl.Close()
-		}
-		if handle >= 0 {
-			_ = handle.Close()
+		if closeNS != nil {
+			_ = closeNS()
 		}
 		_ = lock.Close() // releases the lock
 	}
 	if err != nil {
 		closeAll()
-		return nil, nil, virtplane.Errorf(virtplane.ErrUnavailable, "port: netlink: %v", err)
-	}
-	p, err := netport.NewKernelHost(stateDir, nl, nft)
-	if err != nil {
-		closeAll()
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("port: %w", err)
 	}
 	return p, closeAll, nil
 }

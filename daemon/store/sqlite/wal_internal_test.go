@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,12 +39,16 @@ func TestWALStaysBoundedUnderSteadyWrites(t *testing.T) {
 		})
 	}
 	data := []byte(`{"pad":"` + strings.Repeat("x", 2000) + `"}`)
-	deadline := time.Now().Add(3 * time.Second)
+	// Write a fixed amount (a loaded machine takes longer, it does not
+	// write less); the deadline only bounds a store that stalls.
+	const target = 12 * limit
+	var rows atomic.Int64
+	deadline := time.Now().Add(2 * time.Minute)
 	written := 0
 	var writers sync.WaitGroup
 	for w := range 8 {
 		writers.Go(func() {
-			for i := 0; time.Now().Before(deadline); i++ {
+			for i := 0; rows.Load()*int64(len(data)) < target && time.Now().Before(deadline); i++ {
 				id := fmt.Sprintf("w%d-%06d", w, i)
 				if err := st.Update(ctx, func(tx store.Tx) error {
 					return tx.CreateObject(ctx, &store.Object{Kind: store.KindVM, ID: id, Name: id, Data: data})
@@ -51,6 +56,7 @@ func TestWALStaysBoundedUnderSteadyWrites(t *testing.T) {
 					t.Error(err)
 					return
 				}
+				rows.Add(1)
 			}
 		})
 	}
