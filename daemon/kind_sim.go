@@ -26,7 +26,7 @@ const SimAddress = "sim"
 
 func (s *Server) simKind() node.Kind {
 	facts := func(context.Context) (node.Facts, error) {
-		return node.Facts{Cores: simCores, MemoryMiB: simMemoryMiB, DiskGiB: simDiskGiB, Hostname: "sim"}, nil
+		return node.Facts{Cores: simCores, MemoryMiB: simMemoryMiB, DiskGiB: simDiskGiB, Hostname: "sim", Nominal: true}, nil
 	}
 	return node.Kind{
 		Name: "sim", Forms: "sim (a simulated node)",

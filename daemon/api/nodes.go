@@ -90,9 +90,9 @@ func (s *Server) registerNodes() {
 			return nil, problem(field("body.address", err))
 		}
 		n.HostKey, n.HostKeyFingerprint, n.AgentVersion = facts.HostKey, facts.HostKeyFingerprint, facts.AgentVersion
-		if n.Cores, err = capacity("body.cores", b.Cores, facts.Cores); err == nil {
-			if n.MemoryMiB, err = capacity("body.memory_mib", b.MemoryMiB, facts.MemoryMiB); err == nil {
-				n.DiskGiB, err = capacity("body.disk_gib", b.DiskGiB, facts.DiskGiB)
+		if n.Cores, err = capacity("body.cores", b.Cores, facts.Cores, facts.Nominal); err == nil {
+			if n.MemoryMiB, err = capacity("body.memory_mib", b.MemoryMiB, facts.MemoryMiB, facts.Nominal); err == nil {
+				n.DiskGiB, err = capacity("body.disk_gib", b.DiskGiB, facts.DiskGiB, facts.Nominal)
 			}
 		}
 		if err != nil {
@@ -359,8 +359,9 @@ func (s *Server) floodSyncSubmitted(t *store.Task) {
 }
 
 // capacity is what a node offers of one resource: what the operator
-// asked (at most what the node reports), or what it reports.
-func capacity[T int | int64](fieldName string, asked, reported T) (T, error) {
+// asked (at most what the node reports, unless that is only nominal), or
+// what it reports.
+func capacity[T int | int64](fieldName string, asked, reported T, nominal bool) (T, error) {
 	switch {
 	case asked < 0:
 		return 0, field(fieldName, virtplane.Errorf(virtplane.ErrInvalidArgument, "%s %d: must not be negative", fieldName, asked))
@@ -368,7 +369,7 @@ func capacity[T int | int64](fieldName string, asked, reported T) (T, error) {
 		return 0, field(fieldName, virtplane.Errorf(virtplane.ErrInvalidArgument, "%s: the node reports none; give it", fieldName))
 	case asked == 0:
 		return reported, nil
-	case reported > 0 && asked > reported:
+	case reported > 0 && asked > reported && !nominal:
 		return 0, field(fieldName, virtplane.Errorf(virtplane.ErrInvalidArgument, "%s %d: the node has %d", fieldName, asked, reported))
 	}
 	return asked, nil

@@ -49,6 +49,9 @@ type Facts struct {
 	HostKeyFingerprint string
 	// AgentVersion is the version of the node agent running there.
 	AgentVersion string
+	// Nominal says the capacity is a default, not read from hardware (a
+	// simulated node): an operator may set any.
+	Nominal bool
 }
 
 // Credentials are what the operator gives once to add a node (VMmanager's
