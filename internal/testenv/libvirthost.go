@@ -21,6 +21,16 @@ hostname $2
 for p in etc:/etc/libvirt run:/run/libvirt lib:/var/lib/libvirt log:/var/log/libvirt cache:/var/cache/libvirt; do
   mkdir -p ${p#*:}; mount --bind $D/${p%%:*} ${p#*:}
 done
+if [ -f $D/ssh/sshd_config ]; then
+  # A node host: a home, a shadow file and virtplane directories of its
+  # own (nothing shared with the daemon), and an sshd.
+  for p in root:/root vpt-lib:/var/lib/virtplane vpt-run:/run/virtplane; do
+    mkdir -p ${p#*:}; mount --bind $D/${p%%:*} ${p#*:}
+  done
+  mount --bind $D/ssh/shadow /etc/shadow
+  mkdir -p /run/sshd
+  /usr/sbin/sshd -f $D/ssh/sshd_config -E $D/ssh/sshd.log
+fi
 virtlogd -d --pid-file $D/virtlogd.pid
 [ "$3" = supervised ] || exec libvirtd --config /etc/libvirt/libvirtd.conf --pid-file $D/libvirtd.pid
 # Supervised: a libvirtd that dies is started again, as systemd would.
@@ -33,7 +43,24 @@ done
 // HostOption changes how StartLibvirtHost runs a host.
 type HostOption func(*hostOptions)
 
-type hostOptions struct{ supervised bool }
+type hostOptions struct {
+	supervised bool
+	underlay   *Underlay
+	ssh        *SSHLogin
+}
+
+// OnUnderlay joins the host to an underlay (a bridge in the root
+// namespace) instead of a link of its own: hosts on one underlay reach
+// each other directly (live migration between them), and the test process
+// reaches them all at the underlay's gateway.
+func OnUnderlay(u *Underlay) HostOption { return func(o *hostOptions) { o.underlay = u } }
+
+// WithSSH runs an sshd on the host (port 22 at its address) that takes
+// root with the login's password or key: the machine a daemon adds as an
+// ssh:// node. The host has its own /root, /etc/shadow, /var/lib/virtplane
+// and /run/virtplane, so nothing a daemon puts there lands in the test
+// process's view.
+func WithSSH(login SSHLogin) HostOption { return func(o *hostOptions) { o.ssh = &login } }
 
 // Supervised restarts the host's libvirtd whenever it dies, as an init
 // system would: for tests that kill libvirtd and watch clients reconnect.
@@ -54,6 +81,8 @@ type LibvirtHost struct {
 	// DomainType and CPUMode are what boots guests on this machine (see
 	// Libvirt), the same for every host on it.
 	DomainType, CPUMode string
+	// SSH is the host's sshd (WithSSH), or nil.
+	SSH *SSHHost
 }
 
 // Values are the libvirt driver's template values for this host.
@@ -90,11 +119,19 @@ func StartLibvirtHost(t testing.TB, name, prefix16 string, index int, opts ...Ho
 	}
 	lv := RequireLibvirt(t) // the packages, the domain type, and -short / CI handling
 	ns := NewNetns(t)
-	n := (os.Getpid()%8000)*2 + index%2
-	gw := fmt.Sprintf("%s.%d.%d", prefix16, n/64, (n%64)*4+1)
-	addr := fmt.Sprintf("%s.%d.%d", prefix16, n/64, (n%64)*4+2)
 	rootIf := "vph" + randomHex(4)
-	Veth(t, nil, rootIf, gw+"/30", ns, "eth0", addr+"/30")
+	var gw, addr string
+	if u := o.underlay; u != nil {
+		gw, addr = u.Gateway, u.next()
+		Veth(t, nil, rootIf, "", ns, "eth0", addr+"/24")
+		mustRun(t, "ip", "link", "set", rootIf, "master", u.Bridge)
+		mustRun(t, "ip", "-n", ns.Name, "route", "add", "default", "via", gw)
+	} else {
+		n := (os.Getpid()%4000)*4 + index%4
+		gw = fmt.Sprintf("%s.%d.%d", prefix16, n/64, (n%64)*4+1)
+		addr = fmt.Sprintf("%s.%d.%d", prefix16, n/64, (n%64)*4+2)
+		Veth(t, nil, rootIf, gw+"/30", ns, "eth0", addr+"/30")
+	}
 
 	d := t.TempDir()
 	must := func(err error) {
@@ -113,6 +150,12 @@ func StartLibvirtHost(t testing.TB, name, prefix16 string, index int, opts ...Ho
 	must(os.WriteFile(filepath.Join(d, "etc", "qemu.conf"), []byte("user = \"root\"\ngroup = \"root\"\n"), 0o644))
 	script := filepath.Join(d, "start-host.sh")
 	must(os.WriteFile(script, []byte(startLibvirtHost), 0o755))
+	var sshd *SSHHost
+	if o.ssh != nil {
+		var err error
+		sshd, err = prepareSSHHost(d, addr, *o.ssh)
+		must(err)
+	}
 
 	cmd := exec.Command("tini", "-s", "--", "ip", "netns", "exec", ns.Name, "unshare", "-m", "-u", "--propagation", "private", "sh", script, d, name, mode)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -144,6 +187,15 @@ func StartLibvirtHost(t testing.TB, name, prefix16 string, index int, opts ...Ho
 			t.Fatalf("libvirtd of %s did not open %s within 30s:\n%s", name, sock, log)
 		}
 	}
-	return &LibvirtHost{Name: name, NS: ns, Dir: d, Socket: sock, Gateway: gw, Addr: addr, RootIf: rootIf,
-		DomainType: lv.DomainType, CPUMode: lv.CPUMode}
+	h := &LibvirtHost{Name: name, NS: ns, Dir: d, Socket: sock, Gateway: gw, Addr: addr, RootIf: rootIf,
+		DomainType: lv.DomainType, CPUMode: lv.CPUMode, SSH: sshd}
+	if sshd != nil {
+		for deadline := time.Now().Add(15 * time.Second); dialTCP(sshd.Addr) != nil; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				log, _ := os.ReadFile(filepath.Join(d, "ssh", "sshd.log"))
+				t.Fatalf("sshd of %s did not listen on %s within 15s:\n%s", name, sshd.Addr, log)
+			}
+		}
+	}
+	return h
 }
