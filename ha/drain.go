@@ -38,7 +38,7 @@ func (c *Controller) Drain(ctx context.Context, node string) (DrainReport, error
 		c.mu.Unlock()
 		return DrainReport{}, virtplane.Errorf(virtplane.ErrNotFound, "node %q", node)
 	}
-	mig, ok := n.Driver.(vmm.Migrator)
+	mig, ok := vmm.As[vmm.Migrator](n.Driver)
 	if !ok {
 		c.mu.Unlock()
 		return DrainReport{}, virtplane.Errorf(virtplane.ErrNotImplemented, "node %q: driver cannot live-migrate", node)
@@ -111,7 +111,7 @@ func (c *Controller) Return(ctx context.Context, node string) (DrainReport, erro
 		if v.drainedFrom != node || v.phase != vmPlaced {
 			continue
 		}
-		mig, ok := c.nodes[v.Node].Driver.(vmm.Migrator)
+		mig, ok := vmm.As[vmm.Migrator](c.nodes[v.Node].Driver)
 		if !ok {
 			report.Moves = append(report.Moves, MoveResult{VM: v.ID, From: v.Node, To: node,
 				Err: virtplane.Errorf(virtplane.ErrNotImplemented, "node %q: driver cannot live-migrate", v.Node)})

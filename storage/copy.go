@@ -35,7 +35,7 @@ func CopyVolume(ctx context.Context, ex Executor, src Pool, srcName string, dst 
 	defer r.Fail()
 	undoCtx := context.WithoutCancel(ctx)
 
-	if a, ok := src.(Activator); ok {
+	if a, ok := As[Activator](src); ok {
 		if err := a.Activate(ctx, srcName); err != nil {
 			return Volume{}, err
 		}
@@ -46,7 +46,7 @@ func CopyVolume(ctx context.Context, ex Executor, src Pool, srcName string, dst 
 		return Volume{}, err
 	}
 	r.Add(func() { _ = dst.Delete(undoCtx, dstName) })
-	if a, ok := dst.(Activator); ok {
+	if a, ok := As[Activator](dst); ok {
 		if err := a.Activate(ctx, dstName); err != nil {
 			return Volume{}, err
 		}
@@ -59,7 +59,7 @@ func CopyVolume(ctx context.Context, ex Executor, src Pool, srcName string, dst 
 	if _, err := ex.Run(ctx, cmd); err != nil {
 		return Volume{}, fmt.Errorf("copy %q to %q: %w", srcName, dstName, err)
 	}
-	if a, ok := dst.(Activator); ok {
+	if a, ok := As[Activator](dst); ok {
 		if err := a.Deactivate(ctx, dstName); err != nil {
 			return Volume{}, err
 		}

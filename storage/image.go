@@ -162,7 +162,7 @@ func (im Importer) Import(ctx context.Context, pool Pool, name string, img Image
 		return Volume{}, err
 	}
 	r.Add(func() { _ = pool.Delete(undoCtx, name) })
-	if a, ok := pool.(Activator); ok {
+	if a, ok := As[Activator](pool); ok {
 		if err := a.Activate(ctx, name); err != nil {
 			return Volume{}, err
 		}

@@ -68,8 +68,8 @@ type PoolInfo struct {
 }
 
 // Pool is a set of volumes on one backend. Optional features are separate
-// interfaces (Resizer, Cloner, Snapshotter, Activator) detected with a type
-// assertion, the way io/fs does it.
+// interfaces (Resizer, Cloner, Snapshotter, Activator) detected with As, a
+// type assertion the way io/fs does it.
 //
 // Errors wrap a virtplane class: ErrNotFound for a missing volume,
 // ErrAlreadyExists for a taken name, ErrInvalidArgument (naming the value)

@@ -4,8 +4,10 @@
 // Resizer, DiskResizer, Limiter, Rescuer, Consoler, Migrator,
 // MigrationAborter, GuestAgent, EventWatcher,
 // UsageReporter) that a driver implements when its hypervisor can do the
-// job. Callers detect a capability with a type assertion, the way io/fs
-// detects fs.ReadDirFS.
+// job. Callers detect a capability with As (vmm.As[vmm.Migrator](d)): a
+// type assertion, the way io/fs detects fs.ReadDirFS, that also asks a
+// driver standing for another one (a node agent's client, a wrapper) what
+// the driver behind it has (CapabilityReporter).
 //
 // The drivers live in subpackages: vmm/libvirt (QEMU/KVM through libvirtd),
 // vmm/lxd (LXD containers), vmm/fake (in memory, for tests). vmm/vmmtest is the
@@ -28,7 +30,7 @@
 //	if err := d.Start(ctx, spec.Name); err != nil {
 //		return err
 //	}
-//	if s, ok := d.(vmm.Snapshotter); ok {
+//	if s, ok := vmm.As[vmm.Snapshotter](d); ok {
 //		err = s.CreateSnapshot(ctx, spec.Name, vmm.SnapshotSpec{Name: "before-upgrade"})
 //	}
 package vmm

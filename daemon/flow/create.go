@@ -129,7 +129,7 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 		if err := f.ensureImage(ctx, pool, vm.ImageID); err != nil {
 			return err
 		}
-		cl, ok := pool.(storage.Cloner)
+		cl, ok := storage.As[storage.Cloner](pool)
 		if !ok {
 			return virtplane.Errorf(virtplane.ErrNotImplemented, "the node's storage cannot clone")
 		}
@@ -138,7 +138,7 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 			return err
 		}
 		if want := vm.DiskGiB << 30; want > disk.Capacity {
-			rz, ok := pool.(storage.Resizer)
+			rz, ok := storage.As[storage.Resizer](pool)
 			if !ok {
 				return virtplane.Errorf(virtplane.ErrNotImplemented, "the node's storage cannot grow the disk to %d GiB", vm.DiskGiB)
 			}

@@ -113,7 +113,7 @@ func (f *Flow) migrate(ctx context.Context, r *tasks.Run) error {
 	}
 	m.spec = d.Spec
 	if running {
-		if _, ok := srcDrv.(vmm.Migrator); !ok {
+		if _, ok := vmm.As[vmm.Migrator](srcDrv); !ok {
 			return virtplane.Errorf(virtplane.ErrNotImplemented, "live migration from node %s: the hypervisor or the daemon cannot; stop the VM to move it cold", m.src.Name)
 		}
 	}
@@ -324,7 +324,11 @@ func (f *Flow) migrateLive(ctx context.Context, r *tasks.Run, m *move) error {
 	}
 	undo := tasks.UndoAction(undoMigrateBack, migrateArgs{vmArgs: m.args(m.src.ID), Target: m.dst.ID, Shared: m.shared})
 	if err := r.Step(ctx, "migrate to node "+m.dst.Name, undo, func(ctx context.Context) error {
-		return m.srcDrv.(vmm.Migrator).Migrate(ctx, m.name, mt, progress)
+		mig, ok := vmm.As[vmm.Migrator](m.srcDrv)
+		if !ok {
+			return virtplane.Errorf(virtplane.ErrNotImplemented, "live migration from node %s: the hypervisor cannot", m.src.Name)
+		}
+		return mig.Migrate(ctx, m.name, mt, progress)
 	}); err != nil {
 		return err
 	}
@@ -497,7 +501,7 @@ func (f *Flow) undoMigrateBack(ctx context.Context, raw json.RawMessage) error {
 	}
 	// A driver without the capability cannot stop such a job: the undo
 	// looks at once. ErrNotFound: the domain left the source already.
-	if ab, ok := srcDrv.(vmm.MigrationAborter); ok {
+	if ab, ok := vmm.As[vmm.MigrationAborter](srcDrv); ok {
 		if err := ab.AbortMigration(ctx, name); err != nil && !errors.Is(err, virtplane.ErrNotFound) {
 			return fmt.Errorf("abort the migration of vm %s on node %s: %w", a.VMID, src.Name, err)
 		}
@@ -520,7 +524,7 @@ func (f *Flow) undoMigrateBack(ctx context.Context, raw json.RawMessage) error {
 	if d.State != vmm.StateRunning {
 		return virtplane.Errorf(virtplane.ErrConflict, "vm %s is %s on node %s: it cannot go back live to node %s", a.VMID, d.State, dst.Name, src.Name)
 	}
-	mig, ok := dstDrv.(vmm.Migrator)
+	mig, ok := vmm.As[vmm.Migrator](dstDrv)
 	if !ok {
 		return virtplane.Errorf(virtplane.ErrNotImplemented, "live migration back from node %s", dst.Name)
 	}

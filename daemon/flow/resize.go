@@ -110,7 +110,7 @@ func (f *Flow) planDiskGrowth(ctx context.Context, vm model.VM, wantGiB int64, d
 	if err != nil {
 		return nil, err
 	}
-	rz, ok := pool.(storage.Resizer)
+	rz, ok := storage.As[storage.Resizer](pool)
 	if !ok {
 		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "the node's storage cannot grow volumes")
 	}
@@ -127,7 +127,7 @@ func (f *Flow) planDiskGrowth(ctx context.Context, vm model.VM, wantGiB int64, d
 		return nil, err
 	}
 	if d.State == vmm.StateRunning || d.State == vmm.StatePaused {
-		dr, ok := drv.(vmm.DiskResizer)
+		dr, ok := vmm.As[vmm.DiskResizer](drv)
 		if !ok {
 			return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "the node's hypervisor cannot grow the disk of a running VM: stop the VM, then resize")
 		}

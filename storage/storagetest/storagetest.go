@@ -35,7 +35,7 @@ func Run(t *testing.T, newPool func(t *testing.T) storage.Pool) {
 	t.Run("ListAndDelete", func(t *testing.T) { testList(t, newPool(t)) })
 	t.Run("Resize", func(t *testing.T) {
 		p := newPool(t)
-		r, ok := p.(storage.Resizer)
+		r, ok := storage.As[storage.Resizer](p)
 		if !ok {
 			t.Skip("pool does not implement storage.Resizer")
 		}
@@ -43,7 +43,7 @@ func Run(t *testing.T, newPool func(t *testing.T) storage.Pool) {
 	})
 	t.Run("Clone", func(t *testing.T) {
 		p := newPool(t)
-		c, ok := p.(storage.Cloner)
+		c, ok := storage.As[storage.Cloner](p)
 		if !ok {
 			t.Skip("pool does not implement storage.Cloner")
 		}
@@ -51,7 +51,7 @@ func Run(t *testing.T, newPool func(t *testing.T) storage.Pool) {
 	})
 	t.Run("Snapshots", func(t *testing.T) {
 		p := newPool(t)
-		s, ok := p.(storage.Snapshotter)
+		s, ok := storage.As[storage.Snapshotter](p)
 		if !ok {
 			t.Skip("pool does not implement storage.Snapshotter")
 		}
@@ -59,7 +59,7 @@ func Run(t *testing.T, newPool func(t *testing.T) storage.Pool) {
 	})
 	t.Run("Activate", func(t *testing.T) {
 		p := newPool(t)
-		a, ok := p.(storage.Activator)
+		a, ok := storage.As[storage.Activator](p)
 		if !ok {
 			t.Skip("pool does not implement storage.Activator")
 		}
@@ -213,15 +213,15 @@ func testNotFound(t *testing.T, p storage.Pool) {
 	_, err := p.Volume(ctx, name)
 	assert.ErrorIs(t, err, virtplane.ErrNotFound)
 	assert.ErrorIs(t, p.Delete(ctx, name), virtplane.ErrNotFound)
-	if r, ok := p.(storage.Resizer); ok {
+	if r, ok := storage.As[storage.Resizer](p); ok {
 		_, err := r.Resize(ctx, name, Size, storage.ResizeOptions{})
 		assert.ErrorIs(t, err, virtplane.ErrNotFound)
 	}
-	if c, ok := p.(storage.Cloner); ok {
+	if c, ok := storage.As[storage.Cloner](p); ok {
 		_, err := c.Clone(ctx, name, name+"-c", storage.CloneLinked)
 		assert.ErrorIs(t, err, virtplane.ErrNotFound)
 	}
-	if s, ok := p.(storage.Snapshotter); ok {
+	if s, ok := storage.As[storage.Snapshotter](p); ok {
 		_, err := s.CreateSnapshot(ctx, name, "s1")
 		assert.ErrorIs(t, err, virtplane.ErrNotFound)
 		_, err = s.ListSnapshots(ctx, name)

@@ -171,7 +171,7 @@ func testNotFound(t *testing.T, h Harness) {
 	} {
 		requireClass(t, f(), virtplane.ErrNotFound, op)
 	}
-	if a, ok := d.(vmm.MigrationAborter); ok {
+	if a, ok := vmm.As[vmm.MigrationAborter](d); ok {
 		requireClass(t, a.AbortMigration(ctx, name), virtplane.ErrNotFound, "AbortMigration")
 	}
 	vms, err := d.List(ctx)
@@ -246,7 +246,7 @@ func testLifecycle(t *testing.T, h Harness) {
 	cleanup(t, d, l.name)
 
 	var events <-chan vmm.Event
-	if w, ok := d.(vmm.EventWatcher); ok {
+	if w, ok := vmm.As[vmm.EventWatcher](d); ok {
 		ectx, cancel := context.WithCancel(ctx)
 		t.Cleanup(cancel)
 		ch, err := w.Events(ectx)
@@ -354,7 +354,7 @@ func (l *lifecycle) suspendResume(t *testing.T) {
 }
 
 func (l *lifecycle) usage(t *testing.T) {
-	u, ok := l.d.(vmm.UsageReporter)
+	u, ok := vmm.As[vmm.UsageReporter](l.d)
 	if !ok {
 		t.Skip("driver does not implement vmm.UsageReporter")
 	}
@@ -367,7 +367,7 @@ func (l *lifecycle) usage(t *testing.T) {
 }
 
 func (l *lifecycle) limits(t *testing.T) {
-	lim, ok := l.d.(vmm.Limiter)
+	lim, ok := vmm.As[vmm.Limiter](l.d)
 	if !ok {
 		t.Skip("driver does not implement vmm.Limiter")
 	}
@@ -421,7 +421,7 @@ func (l *lifecycle) limits(t *testing.T) {
 }
 
 func (l *lifecycle) console(t *testing.T) {
-	c, ok := l.d.(vmm.Consoler)
+	c, ok := vmm.As[vmm.Consoler](l.d)
 	if !ok {
 		t.Skip("driver does not implement vmm.Consoler")
 	}
@@ -442,7 +442,7 @@ func (l *lifecycle) console(t *testing.T) {
 }
 
 func (l *lifecycle) guestAgent(t *testing.T) {
-	g, ok := l.d.(vmm.GuestAgent)
+	g, ok := vmm.As[vmm.GuestAgent](l.d)
 	if !ok {
 		t.Skip("driver does not implement vmm.GuestAgent")
 	}
@@ -467,7 +467,7 @@ func (l *lifecycle) guestAgent(t *testing.T) {
 }
 
 func (l *lifecycle) snapshots(t *testing.T) {
-	s, ok := l.d.(vmm.Snapshotter)
+	s, ok := vmm.As[vmm.Snapshotter](l.d)
 	if !ok {
 		t.Skip("driver does not implement vmm.Snapshotter")
 	}
@@ -493,7 +493,7 @@ func (l *lifecycle) snapshots(t *testing.T) {
 	want = append(want, "s-off")
 	requireClass(t, s.CreateSnapshot(ctx, l.name, vmm.SnapshotSpec{Name: "s-off"}), virtplane.ErrAlreadyExists)
 	resized := false
-	if r, ok := l.d.(vmm.Resizer); ok {
+	if r, ok := vmm.As[vmm.Resizer](l.d); ok {
 		require.NoError(t, r.Resize(ctx, l.name, vmm.Resources{VCPUs: l.spec.VCPUs + 1, MemoryMiB: l.spec.MemoryMiB + 64}))
 		vm, err := l.d.Get(ctx, l.name)
 		require.NoError(t, err)
@@ -561,7 +561,7 @@ func (l *lifecycle) shutdown(t *testing.T) {
 }
 
 func (l *lifecycle) rescue(t *testing.T) {
-	r, ok := l.d.(vmm.Rescuer)
+	r, ok := vmm.As[vmm.Rescuer](l.d)
 	if !ok {
 		t.Skip("driver does not implement vmm.Rescuer")
 	}
@@ -586,7 +586,7 @@ func (l *lifecycle) rescue(t *testing.T) {
 }
 
 func (l *lifecycle) migrate(t *testing.T) {
-	m, ok := l.d.(vmm.Migrator)
+	m, ok := vmm.As[vmm.Migrator](l.d)
 	if !ok {
 		t.Skip("driver does not implement vmm.Migrator")
 	}
@@ -600,7 +600,7 @@ func (l *lifecycle) migrate(t *testing.T) {
 	// Aborting when no migration runs changes nothing. (Aborting one in
 	// progress needs a migration slow enough to catch: drivers test that
 	// with their own means of holding one.)
-	if a, ok := l.d.(vmm.MigrationAborter); ok {
+	if a, ok := vmm.As[vmm.MigrationAborter](l.d); ok {
 		require.NoError(t, a.AbortMigration(ctx, l.name), "no migration job: not an error")
 		assert.Equal(t, vmm.StateRunning, l.state(t), "still running after an abort without a job")
 	}
@@ -635,7 +635,7 @@ func (l *lifecycle) migrate(t *testing.T) {
 
 // resizeDisk grows the first disk of the running machine.
 func (l *lifecycle) resizeDisk(t *testing.T) {
-	r, ok := l.d.(vmm.DiskResizer)
+	r, ok := vmm.As[vmm.DiskResizer](l.d)
 	if !ok {
 		t.Skip("driver does not implement vmm.DiskResizer")
 	}
@@ -658,7 +658,7 @@ func (l *lifecycle) stopDelete(t *testing.T) {
 	ctx := t.Context()
 	require.NoError(t, l.d.Stop(ctx, l.name))
 	assert.Equal(t, vmm.StateStopped, l.state(t))
-	if r, ok := l.d.(vmm.DiskResizer); ok && len(l.spec.Disks) > 0 {
+	if r, ok := vmm.As[vmm.DiskResizer](l.d); ok && len(l.spec.Disks) > 0 {
 		requireClass(t, r.ResizeDisk(ctx, l.name, l.spec.Disks[0].Target, l.h.DiskSize+128<<20), virtplane.ErrConflict, "resize a disk of a stopped machine")
 	}
 	requireClass(t, l.d.Stop(ctx, l.name), virtplane.ErrConflict, "stop a stopped machine")
