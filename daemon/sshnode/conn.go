@@ -1,6 +1,7 @@
 package sshnode
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -21,14 +22,74 @@ type Config struct {
 	Name string
 	// Addr is the node's SSH server, host:port.
 	Addr string
-	// User logs in with PrivateKey (PEM, as OpenSSH writes it).
+	// User logs in with PrivateKey (PEM, as OpenSSH writes it) or, when
+	// set, Password (adding a node: once, to install the daemon's key).
 	User       string
 	PrivateKey []byte
+	Password   string
+	// HostKey is the node's pinned host key (authorized_keys form): only
+	// it is accepted.
+	HostKey string
 	// KnownHostsFile is an OpenSSH known_hosts file that holds the node's
-	// host key. Required unless HostKeyCallback is set.
+	// host key, when HostKey is not set.
 	KnownHostsFile string
-	// HostKeyCallback replaces KnownHostsFile.
+	// HostKeyCallback replaces HostKey and KnownHostsFile.
 	HostKeyCallback xssh.HostKeyCallback
+}
+
+// errHostKeyChanged is the handshake error of a node whose host key is not
+// the pinned one.
+type errHostKeyChanged struct{ want, got string }
+
+func (e *errHostKeyChanged) Error() string {
+	return "host key " + e.got + " is not the pinned " + e.want
+}
+
+// pinned accepts only the host key want.
+func pinned(want xssh.PublicKey) xssh.HostKeyCallback {
+	return func(_ string, _ net.Addr, key xssh.PublicKey) error {
+		if bytes.Equal(key.Marshal(), want.Marshal()) {
+			return nil
+		}
+		return &errHostKeyChanged{want: xssh.FingerprintSHA256(want), got: xssh.FingerprintSHA256(key)}
+	}
+}
+
+// FirstUse pins a node's host key on first contact (or checks it against a
+// fingerprint the operator gave) and remembers it, for adding a node.
+type FirstUse struct {
+	fingerprint string
+	mu          sync.Mutex
+	key         xssh.PublicKey
+}
+
+// TrustOnFirstUse accepts the host key whose SHA256 fingerprint is
+// fingerprint ("SHA256:…"), or, with "", the first key offered.
+func TrustOnFirstUse(fingerprint string) *FirstUse { return &FirstUse{fingerprint: fingerprint} }
+
+// Callback is the HostKeyCallback to dial with.
+func (f *FirstUse) Callback(_ string, _ net.Addr, key xssh.PublicKey) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fingerprint != "" && xssh.FingerprintSHA256(key) != f.fingerprint {
+		return &errHostKeyChanged{want: f.fingerprint, got: xssh.FingerprintSHA256(key)}
+	}
+	if f.key != nil && !bytes.Equal(f.key.Marshal(), key.Marshal()) {
+		return &errHostKeyChanged{want: xssh.FingerprintSHA256(f.key), got: xssh.FingerprintSHA256(key)}
+	}
+	f.key = key
+	return nil
+}
+
+// Key returns the key accepted (authorized_keys form) and its fingerprint;
+// empty before the first handshake.
+func (f *FirstUse) Key() (key, fingerprint string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.key == nil {
+		return "", ""
+	}
+	return strings.TrimSpace(string(xssh.MarshalAuthorizedKey(f.key))), xssh.FingerprintSHA256(f.key)
 }
 
 // Option sets an optional part of a Conn.
@@ -78,20 +139,34 @@ func New(cfg Config, opts ...Option) (*Conn, error) {
 	if cfg.User == "" {
 		return bad("user: must not be empty")
 	}
-	if len(cfg.PrivateKey) == 0 {
+	var auth []xssh.AuthMethod
+	switch {
+	case cfg.Password != "":
+		auth = []xssh.AuthMethod{xssh.Password(cfg.Password)}
+	case len(cfg.PrivateKey) == 0:
 		return bad("private key: required")
-	}
-	signer, err := xssh.ParsePrivateKey(cfg.PrivateKey)
-	if err != nil {
-		// The parser's message never contains key material.
-		return bad("private key: %v", err)
-	}
-	c := &Conn{cfg: cfg, auth: []xssh.AuthMethod{xssh.PublicKeys(signer)}, hostKey: cfg.HostKeyCallback,
-		keepalive: 15 * time.Second, log: slog.New(slog.DiscardHandler)}
-	if c.hostKey == nil {
-		if cfg.KnownHostsFile == "" {
-			return bad("known hosts file: required")
+	default:
+		signer, err := xssh.ParsePrivateKey(cfg.PrivateKey)
+		if err != nil {
+			// The parser's message never contains key material.
+			return bad("private key: %v", err)
 		}
+		auth = []xssh.AuthMethod{xssh.PublicKeys(signer)}
+	}
+	c := &Conn{cfg: cfg, auth: auth, hostKey: cfg.HostKeyCallback,
+		keepalive: 15 * time.Second, log: slog.New(slog.DiscardHandler)}
+	var err error
+	switch {
+	case c.hostKey != nil:
+	case cfg.HostKey != "":
+		want, _, _, _, err := xssh.ParseAuthorizedKey([]byte(cfg.HostKey))
+		if err != nil {
+			return bad("host key: %v", err)
+		}
+		c.hostKey = pinned(want)
+	case cfg.KnownHostsFile == "":
+		return bad("host key or known hosts file: required")
+	default:
 		if c.hostKey, err = knownhosts.New(cfg.KnownHostsFile); err != nil {
 			return bad("known hosts file %q: %v", cfg.KnownHostsFile, err)
 		}
@@ -143,15 +218,22 @@ func (c *Conn) Client(ctx context.Context) (*xssh.Client, error) {
 	if err != nil {
 		_ = conn.Close()
 		var keyErr *knownhosts.KeyError
+		var changed *errHostKeyChanged
 		switch {
 		case ctx.Err() != nil:
 			return nil, c.unavailable("handshake: %v", ctx.Err())
+		case errors.As(err, &changed):
+			// Another machine answers for the node, or it was reinstalled:
+			// refused until an operator says which key is right.
+			return nil, virtplane.Errorf(virtplane.ErrPermissionDenied, "node %s: ssh to %s: %s", c.cfg.Name, c.cfg.Addr, changed.Error())
 		case errors.As(err, &keyErr) && len(keyErr.Want) > 0:
-			return nil, c.unavailable("host key does not match known hosts")
+			return nil, virtplane.Errorf(virtplane.ErrPermissionDenied, "node %s: ssh to %s: host key does not match known hosts", c.cfg.Name, c.cfg.Addr)
 		case errors.As(err, &keyErr):
 			return nil, c.unavailable("host key not in known hosts")
+		case strings.Contains(err.Error(), "unable to authenticate") && c.cfg.Password != "":
+			return nil, virtplane.Errorf(virtplane.ErrPermissionDenied, "node %s: ssh to %s: the password of user %s was refused", c.cfg.Name, c.cfg.Addr, c.cfg.User)
 		case strings.Contains(err.Error(), "unable to authenticate"):
-			return nil, c.unavailable("key of user %s refused", c.cfg.User)
+			return nil, virtplane.Errorf(virtplane.ErrPermissionDenied, "node %s: ssh to %s: the key of user %s was refused", c.cfg.Name, c.cfg.Addr, c.cfg.User)
 		default:
 			return nil, c.unavailable("handshake: %v", err)
 		}
@@ -225,6 +307,37 @@ func (c *Conn) DialUnix(ctx context.Context, socket string) (net.Conn, error) {
 		return nil, c.unavailable("open %s: %v", socket, err)
 	}
 	return conn, nil
+}
+
+// DialTCP opens a stream to a TCP address as the node sees it (a
+// direct-tcpip channel): a console port its hypervisor listens on at
+// 127.0.0.1.
+func (c *Conn) DialTCP(ctx context.Context, addr string) (net.Conn, error) {
+	cl, err := c.Client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := cl.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, c.unavailable("open %s: %v", addr, err)
+	}
+	return conn, nil
+}
+
+// ListenUnix listens on a unix socket on the node (OpenSSH's
+// streamlocal-forward; sshd must allow it): the node's processes connect
+// to it and the daemon accepts the connections. It stops with the
+// connection it was made on.
+func (c *Conn) ListenUnix(ctx context.Context, socket string) (net.Listener, error) {
+	cl, err := c.Client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l, err := cl.ListenUnix(socket)
+	if err != nil {
+		return nil, c.unavailable("listen on %s: %v", socket, err)
+	}
+	return l, nil
 }
 
 // Close drops the connection; the Conn cannot be used afterwards.
