@@ -230,14 +230,23 @@ func TestUnreachableNodeIsUnavailable(t *testing.T) {
 	require.NoError(t, err)
 	closed := ln.Addr().String()
 	require.NoError(t, ln.Close())
+	_, otherKey := testenv.NewSSHKey(t) // a host key the node does not have
 	for _, tc := range []struct {
-		name string
-		edit func(*sshnode.Config)
-		msg  string
+		name  string
+		edit  func(*sshnode.Config)
+		class error
+		msg   string
 	}{
-		{"nothing listens", func(c *sshnode.Config) { c.Addr = closed }, "refused"},
-		{"unknown host key", func(c *sshnode.Config) { c.KnownHostsFile = ""; c.HostKeyCallback = reject }, "handshake"},
-		{"wrong user", func(c *sshnode.Config) { c.User = "vpt-no-such-user" }, "refused"},
+		{"nothing listens", func(c *sshnode.Config) { c.Addr = closed }, virtplane.ErrUnavailable, "refused"},
+		{"unknown host key", func(c *sshnode.Config) { c.KnownHostsFile = ""; c.HostKeyCallback = reject }, virtplane.ErrUnavailable, "handshake"},
+		// Refusals say so: retrying cannot help, an operator must act.
+		{"wrong user", func(c *sshnode.Config) { c.User = "vpt-no-such-user" }, virtplane.ErrPermissionDenied, "the key of user vpt-no-such-user was refused"},
+		{"wrong password", func(c *sshnode.Config) { c.Password = "not-the-password" }, virtplane.ErrPermissionDenied, "the password of user root was refused"},
+		{"host key changed", func(c *sshnode.Config) { c.KnownHostsFile = ""; c.HostKey = otherKey }, virtplane.ErrPermissionDenied, "is not the pinned"},
+		{"fingerprint not the node's", func(c *sshnode.Config) {
+			c.KnownHostsFile = ""
+			c.HostKeyCallback = sshnode.TrustOnFirstUse("SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").Callback
+		}, virtplane.ErrPermissionDenied, "is not the pinned SHA256:AAAA"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := cfg
@@ -246,13 +255,37 @@ func TestUnreachableNodeIsUnavailable(t *testing.T) {
 			require.NoError(t, err)
 			defer conn.Close()
 			err = conn.Connect(t.Context())
-			require.ErrorIs(t, err, virtplane.ErrUnavailable)
+			require.ErrorIs(t, err, tc.class)
 			assert.Contains(t, err.Error(), "node n1")
 			assert.Contains(t, err.Error(), tc.msg)
 			_, err = conn.Executor().Run(t.Context(), storage.Command{Name: "true"})
-			assert.ErrorIs(t, err, virtplane.ErrUnavailable)
+			assert.ErrorIs(t, err, tc.class)
 		})
 	}
+	t.Run("trust on first use", func(t *testing.T) {
+		c := cfg
+		c.KnownHostsFile = ""
+		first := sshnode.TrustOnFirstUse("")
+		c.HostKeyCallback = first.Callback
+		conn, err := sshnode.New(c)
+		require.NoError(t, err)
+		defer conn.Close()
+		require.NoError(t, conn.Connect(t.Context()))
+		key, fp := first.Key()
+		require.NotEmpty(t, key)
+		// The key learnt pins the node from then on, with or without
+		// the fingerprint the operator gave.
+		c.HostKeyCallback, c.HostKey = nil, key
+		pinnedConn, err := sshnode.New(c)
+		require.NoError(t, err)
+		defer pinnedConn.Close()
+		require.NoError(t, pinnedConn.Connect(t.Context()))
+		c.HostKeyCallback = sshnode.TrustOnFirstUse(fp).Callback
+		byPrint, err := sshnode.New(c)
+		require.NoError(t, err)
+		defer byPrint.Close()
+		require.NoError(t, byPrint.Connect(t.Context()))
+	})
 	// A known_hosts file without the node's key.
 	empty := filepath.Join(t.TempDir(), "known_hosts")
 	require.NoError(t, os.WriteFile(empty, nil, 0o600))
