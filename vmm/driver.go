@@ -128,6 +128,14 @@ type EventWatcher interface {
 	Events(ctx context.Context) (<-chan Event, error)
 }
 
+// ImageRooted is implemented by drivers that make a machine's root file
+// system themselves from Spec.Image (containers): the caller names an
+// image and hands over no root disk.
+type ImageRooted interface {
+	// RootFromImage marks the capability; it does nothing.
+	RootFromImage()
+}
+
 // UsageReporter returns cumulative usage counters of a running machine.
 type UsageReporter interface {
 	Usage(ctx context.Context, name string) (Usage, error)

@@ -16,11 +16,13 @@ import (
 
 // ImageBody registers an OS image.
 type ImageBody struct {
-	Name    string `json:"name" minLength:"1" maxLength:"63"`
-	OSType  string `json:"os_type" enum:"linux,windows" default:"linux"`
-	Source  string `json:"source" minLength:"1" doc:"absolute path of the image file on the daemon's host, or an http(s) URL"`
-	Format  string `json:"format" enum:"qcow2,raw" default:"qcow2"`
-	SizeMiB int64  `json:"size_mib" minimum:"0"`
+	Name   string `json:"name" minLength:"1" maxLength:"63"`
+	OSType string `json:"os_type" enum:"linux,windows" default:"linux"`
+	Source string `json:"source,omitempty" doc:"absolute path of the image file on the daemon's host, or an http(s) URL; required unless lxd_alias is given"`
+	// LXDAlias names an image the nodes' LXD holds.
+	LXDAlias string `json:"lxd_alias,omitempty" maxLength:"128" doc:"for lxd clusters: the alias of an image in the nodes' LXD image stores, which containers' root file systems are made from (nothing to import)"`
+	Format   string `json:"format" enum:"qcow2,raw" default:"qcow2"`
+	SizeMiB  int64  `json:"size_mib" minimum:"0"`
 	// ClusterID starts the import at once, like POST /v1/images/{id}/import.
 	ClusterID string `json:"cluster_id,omitempty" doc:"import into the storage of every node of this cluster right away (an image.import task)"`
 }
@@ -65,10 +67,20 @@ func (s *Server) registerImages() {
 		if err := model.ValidName("name", b.Name); err != nil {
 			return nil, problem(field("body.name", err))
 		}
-		if err := model.ValidImageSource("source", b.Source); err != nil {
-			return nil, problem(field("body.source", err))
+		if b.Source != "" || b.LXDAlias == "" {
+			if err := model.ValidImageSource("source", b.Source); err != nil {
+				return nil, problem(field("body.source", err))
+			}
 		}
-		img := model.Image{ID: store.NewID(), Name: b.Name, OSType: b.OSType, Source: b.Source, Format: b.Format, SizeMiB: b.SizeMiB,
+		if b.LXDAlias != "" {
+			if err := model.ValidLXDAlias("lxd_alias", b.LXDAlias); err != nil {
+				return nil, problem(field("body.lxd_alias", err))
+			}
+			if b.ClusterID != "" && b.Source == "" {
+				return nil, problem(field("body.cluster_id", virtplane.Errorf(virtplane.ErrInvalidArgument, "cluster_id: an image with only an lxd_alias has nothing to import")))
+			}
+		}
+		img := model.Image{ID: store.NewID(), Name: b.Name, OSType: b.OSType, Source: b.Source, LXDAlias: b.LXDAlias, Format: b.Format, SizeMiB: b.SizeMiB,
 			State: model.ImageRegistered, Created: time.Now().UTC()}
 		var task *TaskView
 		err := s.st.Update(ctx, func(tx store.Tx) error {

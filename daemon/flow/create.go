@@ -120,12 +120,74 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 		return err
 	}
 
-	pool, err := f.nodePool(ctx, placement.Node)
+	drv, err := f.nodeDriver(ctx, placement.Node)
 	if err != nil {
 		return err
 	}
+	spec := vmm.Spec{Name: DomainName(vm.ID), VCPUs: vm.CPUs, MemoryMiB: vm.MemoryMiB}
 	var disk storage.Volume
-	if err := r.Step(ctx, "clone image", tasks.NoUndo, func(ctx context.Context) error {
+	if _, rooted := vmm.As[vmm.ImageRooted](drv); rooted {
+		// A container: the hypervisor makes its root from the image.
+		img, err := load[model.Image](ctx, f.cfg.Store, store.KindImage, vm.ImageID)
+		if err != nil {
+			return err
+		}
+		if img.LXDAlias == "" {
+			return virtplane.Errorf(virtplane.ErrInvalidArgument, "image %s has no lxd_alias: node %s makes containers from images its LXD holds", img.ID, node.Name)
+		}
+		spec.Image = img.LXDAlias
+	} else if disk, err = f.cloneRoot(ctx, r, vm, placement.Node); err != nil {
+		return err
+	} else {
+		spec.Disks = []vmm.Disk{{Target: "vda", Source: vmm.DiskSource(disk.Attachment)}}
+		_ = r.Progress(ctx, 60, "disk "+disk.Name)
+	}
+
+	ports, err := f.nodePorts(ctx, placement.Node)
+	if err != nil {
+		return err
+	}
+	// The port is ready before the domain exists: its bridge, and its
+	// firewall, which the kernel hooks to the tap once the hypervisor
+	// makes it. What needs the tap (shaping, routes) follows the start.
+	if err := r.Step(ctx, "prepare network port", tasks.NoUndo, func(ctx context.Context) error {
+		return ports.Setup(ctx, port)
+	}); err != nil {
+		return err
+	}
+	_ = r.Progress(ctx, 70, port.String())
+
+	spec.CloudInit = cloudInit(vm, in.UserData, addr, port.Mode)
+	spec.NICs = []vmm.NIC{nic(port)}
+	if err := r.Step(ctx, "define domain", tasks.NoUndo, func(ctx context.Context) error {
+		_, err := drv.Create(ctx, spec)
+		return err
+	}); err != nil {
+		return err
+	}
+	_ = r.Progress(ctx, 80, "defined")
+	if err := r.Step(ctx, "start domain", tasks.NoUndo, func(ctx context.Context) error {
+		if err := drv.Start(ctx, spec.Name); err != nil {
+			return err
+		}
+		// The tap exists now: the port completes (enslaved, shaped). One
+		// step with the start, whose undo is the domain's and the port's.
+		return ports.Setup(ctx, port)
+	}); err != nil {
+		return err
+	}
+	return r.SetResult(vmPatch{State: model.VMRunning, NodeID: placement.Node, Volume: disk.Name, Addresses: []string{addr.Addr().String()}})
+}
+
+// cloneRoot makes a VM's root disk on its node: a linked clone of its
+// image's base, grown to the VM's disk size.
+func (f *Flow) cloneRoot(ctx context.Context, r *tasks.Run, vm model.VM, nodeID string) (storage.Volume, error) {
+	pool, err := f.nodePool(ctx, nodeID)
+	if err != nil {
+		return storage.Volume{}, err
+	}
+	var disk storage.Volume
+	err = r.Step(ctx, "clone image", tasks.NoUndo, func(ctx context.Context) error {
 		if err := f.ensureImage(ctx, pool, vm.ImageID); err != nil {
 			return err
 		}
@@ -145,51 +207,8 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 			disk, err = rz.Resize(ctx, disk.Name, want, storage.ResizeOptions{})
 		}
 		return err
-	}); err != nil {
-		return err
-	}
-	_ = r.Progress(ctx, 60, "disk "+disk.Name)
-
-	ports, err := f.nodePorts(ctx, placement.Node)
-	if err != nil {
-		return err
-	}
-	// The port is ready before the domain exists: its bridge, and its
-	// firewall, which the kernel hooks to the tap once the hypervisor
-	// makes it. What needs the tap (shaping, routes) follows the start.
-	if err := r.Step(ctx, "prepare network port", tasks.NoUndo, func(ctx context.Context) error {
-		return ports.Setup(ctx, port)
-	}); err != nil {
-		return err
-	}
-	_ = r.Progress(ctx, 70, port.String())
-
-	drv, err := f.nodeDriver(ctx, placement.Node)
-	if err != nil {
-		return err
-	}
-	spec := vmm.Spec{Name: DomainName(vm.ID), VCPUs: vm.CPUs, MemoryMiB: vm.MemoryMiB,
-		CloudInit: cloudInit(vm, in.UserData, addr, port.Mode),
-		Disks:     []vmm.Disk{{Target: "vda", Source: vmm.DiskSource(disk.Attachment)}},
-		NICs:      []vmm.NIC{nic(port)}}
-	if err := r.Step(ctx, "define domain", tasks.NoUndo, func(ctx context.Context) error {
-		_, err := drv.Create(ctx, spec)
-		return err
-	}); err != nil {
-		return err
-	}
-	_ = r.Progress(ctx, 80, "defined")
-	if err := r.Step(ctx, "start domain", tasks.NoUndo, func(ctx context.Context) error {
-		if err := drv.Start(ctx, spec.Name); err != nil {
-			return err
-		}
-		// The tap exists now: the port completes (enslaved, shaped). One
-		// step with the start, whose undo is the domain's and the port's.
-		return ports.Setup(ctx, port)
-	}); err != nil {
-		return err
-	}
-	return r.SetResult(vmPatch{State: model.VMRunning, NodeID: placement.Node, Volume: disk.Name, Addresses: []string{addr.Addr().String()}})
+	})
+	return disk, err
 }
 
 // cloudInit gives the guest its name, keys and static address. A routed

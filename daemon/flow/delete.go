@@ -8,6 +8,7 @@ import (
 	"github.com/virtplane/virtplane/vmm"
 
 	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/daemon/node"
 	"github.com/virtplane/virtplane/daemon/tasks"
 )
 
@@ -78,7 +79,7 @@ func (f *Flow) deleteVM(ctx context.Context, r *tasks.Run) error {
 	}
 	if vm.NodeID != "" {
 		pool, err := f.nodePool(ctx, vm.NodeID)
-		if err != nil && !errors.Is(err, virtplane.ErrNotFound) {
+		if err != nil && !errors.Is(err, virtplane.ErrNotFound) && !errors.Is(err, node.ErrNotOffered) {
 			return err
 		}
 		if err == nil {

@@ -261,8 +261,8 @@ func onNode[B any](open func(context.Context, string) (B, error), act func(conte
 			return err
 		}
 		b, err := open(ctx, a.NodeID)
-		if errors.Is(err, virtplane.ErrNotFound) {
-			return nil
+		if errors.Is(err, virtplane.ErrNotFound) || errors.Is(err, node.ErrNotOffered) {
+			return nil // the node is gone, or never had the part
 		}
 		if err != nil {
 			return err

@@ -204,18 +204,32 @@ const (
 
 // Image is an OS image VMs are cloned from.
 type Image struct {
-	ID      string `json:"id"`
-	Name    string `json:"name"`
-	OSType  string `json:"os_type" doc:"linux or windows"`
-	Source  string `json:"source" doc:"absolute path of the image file on the daemon's host, or an http(s) URL"`
-	Format  string `json:"format" enum:"qcow2,raw"`
-	SizeMiB int64  `json:"size_mib"`
-	State   string `json:"state,omitempty" enum:"registered,importing,ready,failed,deleting" doc:"registered: imported nowhere yet; ready: imported into the nodes listed in nodes"`
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	OSType string `json:"os_type" doc:"linux or windows"`
+	Source string `json:"source" doc:"absolute path of the image file on the daemon's host, or an http(s) URL"`
+	// LXDAlias is the image's name in the nodes' LXD, for lxd clusters.
+	LXDAlias string `json:"lxd_alias,omitempty" doc:"alias of the image in the nodes' LXD image stores (lxd clusters)"`
+	Format   string `json:"format" enum:"qcow2,raw"`
+	SizeMiB  int64  `json:"size_mib"`
+	State    string `json:"state,omitempty" enum:"registered,importing,ready,failed,deleting" doc:"registered: imported nowhere yet; ready: imported into the nodes listed in nodes"`
 	// Nodes are the nodes whose storage holds the image's base volume.
 	Nodes   []string  `json:"nodes,omitempty" doc:"nodes whose storage holds the imported image"`
 	TaskID  string    `json:"task_id,omitempty" doc:"the last task that changed the image (import, delete)"`
 	Error   string    `json:"error,omitempty" doc:"why the last import or delete failed"`
 	Created time.Time `json:"created"`
+}
+
+// lxdAlias is an LXD image alias: no slash (LXD reads "remote:alias"
+// otherwise), no spaces or control characters.
+var lxdAlias = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// ValidLXDAlias checks an LXD image alias; it names the field at fault.
+func ValidLXDAlias(field, a string) error {
+	if !lxdAlias.MatchString(a) {
+		return virtplane.Errorf(virtplane.ErrInvalidArgument, "%s %q: want 1-128 letters, digits, '.', '_' or '-'", field, a)
+	}
+	return nil
 }
 
 // ValidImageSource checks an image source: an absolute, clean file path or

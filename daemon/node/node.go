@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"sort"
@@ -225,7 +226,12 @@ func (k *Kinds) Open(ctx context.Context, t Target) (*Backend, error) {
 	return b, nil
 }
 
+// ErrNotOffered is the class of NotOffered's errors: nothing was ever made
+// on the node with a part it does not have, so there is nothing to undo.
+// It wraps virtplane.ErrNotImplemented.
+var ErrNotOffered = fmt.Errorf("not offered by the node: %w", virtplane.ErrNotImplemented)
+
 // NotOffered is the error of a backend part a node does not have.
 func NotOffered(n model.Node, what string) error {
-	return virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: %s", n.Name, what)
+	return fmt.Errorf("node %s: %s: %w", n.Name, what, ErrNotOffered)
 }

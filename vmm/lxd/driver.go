@@ -36,6 +36,7 @@ var (
 	_ vmm.Limiter       = (*Driver)(nil)
 	_ vmm.GuestAgent    = (*Driver)(nil)
 	_ vmm.UsageReporter = (*Driver)(nil)
+	_ vmm.ImageRooted   = (*Driver)(nil)
 )
 
 // New returns a driver; nothing is dialled until the first call.
@@ -140,6 +141,10 @@ func priority(weight uint64) string {
 	// cgroup weights run 1-10000, LXD priorities 0-10.
 	return strconv.FormatUint(min((weight+999)/1000, 10), 10)
 }
+
+// RootFromImage marks that a container's root file system comes from its
+// image (vmm.ImageRooted): callers hand over no root disk.
+func (d *Driver) RootFromImage() {}
 
 // Create creates (but does not start) a container from spec.Image.
 func (d *Driver) Create(ctx context.Context, spec vmm.Spec) (vmm.VM, error) {
