@@ -86,6 +86,17 @@ type Config struct {
 	// not used): they forget their machines when the daemon stops. For
 	// measuring the daemon alone, without the nodes' own bookkeeping.
 	SimInMemory bool
+	// ConsoleDial reaches a node's console port for the console proxy;
+	// default: the node's own dial (node.Backend.Dial; a kind without one
+	// has no console).
+	ConsoleDial ConsoleDialer
+	// ConsoleTicketTTL is how long a console ticket waits to be used;
+	// default console.DefaultTTL (30 s).
+	ConsoleTicketTTL time.Duration
+	// OverrideDiskRoots are storage directories, beyond the data
+	// directory and the clusters' file storages, that disks of template
+	// overrides may come from.
+	OverrideDiskRoots []string
 }
 
 // Server is one daemon: store, task engine, API, events and metrics.
@@ -103,6 +114,8 @@ type Server struct {
 	mu    sync.Mutex
 	// backends are the opened nodes by node ID.
 	backends map[string]openedBackend
+
+	consoleDial ConsoleDialer
 }
 
 // SetupFirstNode creates, on a fresh store, the cluster "default" with one
@@ -218,7 +231,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SSHNodeDir == "" {
 		cfg.SSHNodeDir = "/var/lib/virtplane"
 	}
-	s := &Server{cfg: cfg, Auth: auth.New(cfg.Store), Events: events.NewBus(), Metrics: metrics.New(cfg.Store)}
+	s := &Server{cfg: cfg, Auth: auth.New(cfg.Store), Events: events.NewBus(), Metrics: metrics.New(cfg.Store), consoleDial: cfg.ConsoleDial}
+	if s.consoleDial == nil {
+		s.consoleDial = s.dialNode
+	}
 	eng, err := tasks.New(tasks.Config{
 		Store: cfg.Store, Instance: cfg.Instance, Workers: cfg.Workers, Logger: cfg.Logger,
 		OnChange: func(t store.Task) {
@@ -256,7 +272,8 @@ func New(cfg Config) (*Server, error) {
 	s.Flow.Register(eng)
 	s.API, err = api.New(api.Config{
 		Store: cfg.Store, Tasks: eng, Auth: s.Auth, Events: s.Events, Metrics: s.Metrics,
-		Version: cfg.Version, Console: s.Flow.Console, IPAM: s.IPAM, Invalidate: s.Flow.Invalidate, Nodes: nodeAdmin{s},
+		Version: cfg.Version, IPAM: s.IPAM, Invalidate: s.Flow.Invalidate, Nodes: nodeAdmin{s},
+		Backend: s.Flow, Console: consoles{s}, CheckOverride: s.checkOverride, ConsoleTicketTTL: cfg.ConsoleTicketTTL,
 	})
 	if err != nil {
 		return nil, err

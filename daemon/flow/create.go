@@ -171,7 +171,11 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 	spec := vmm.Spec{Name: DomainName(vm.ID), VCPUs: vm.CPUs, MemoryMiB: vm.MemoryMiB,
 		CloudInit: cloudInit(vm, in.UserData, addr, port.Mode),
 		Disks:     []vmm.Disk{{Target: "vda", Source: vmm.DiskSource(disk.Attachment)}},
-		NICs:      []vmm.NIC{nic(port)}}
+		NICs:      []vmm.NIC{nic(port)},
+		Limits:    specLimits(vm), Console: consoleSpec(vm)}
+	if err := f.applyTemplate(ctx, &spec, in.Template); err != nil {
+		return err
+	}
 	if err := r.Step(ctx, "define domain", tasks.NoUndo, func(ctx context.Context) error {
 		_, err := drv.Create(ctx, spec)
 		return err

@@ -10,6 +10,12 @@ import (
 	"github.com/virtplane/virtplane/vmm"
 )
 
+// cpuCapPeriod is the CFS period of a CPU cap, in µs (the kernel's default).
+const cpuCapPeriod = 100000
+
+// cpuCapQuota is the CFS quota per period of a cap in percent of one CPU.
+func cpuCapQuota(percent uint64) int64 { return int64(percent * cpuCapPeriod / 100) }
+
 func typed(field string, v golibvirt.TypedParamValue) golibvirt.TypedParam {
 	return golibvirt.TypedParam{Field: field, Value: v}
 }
@@ -68,6 +74,23 @@ func (d *Driver) SetLimits(ctx context.Context, name string, l vmm.Limits) error
 	if l.CPUWeight > 0 {
 		if err := do(ctx, d, "set cpu weight of "+name, true, func(lv *golibvirt.Libvirt) error {
 			return lv.DomainSetSchedulerParametersFlags(dom, []golibvirt.TypedParam{typed("cpu_shares", *golibvirt.NewTypedParamValueUllong(l.CPUWeight))}, flags)
+		}); err != nil {
+			return err
+		}
+	}
+	if l.CPUCapPercent > 0 {
+		// The cap is on the whole machine (global_*), not per vCPU: a cap
+		// of 150% lets two vCPUs share one and a half host CPUs.
+		quota := int64(-1) // libvirt's "no limit"
+		if l.CPUCapPercent != vmm.NoCap {
+			quota = cpuCapQuota(l.CPUCapPercent)
+		}
+		params := []golibvirt.TypedParam{
+			typed("global_period", *golibvirt.NewTypedParamValueUllong(cpuCapPeriod)),
+			typed("global_quota", *golibvirt.NewTypedParamValueLlong(quota)),
+		}
+		if err := do(ctx, d, "set cpu cap of "+name, true, func(lv *golibvirt.Libvirt) error {
+			return lv.DomainSetSchedulerParametersFlags(dom, params, flags)
 		}); err != nil {
 			return err
 		}

@@ -416,6 +416,22 @@ func (l *lifecycle) limits(t *testing.T) {
 		break
 	}
 
+	// A CPU cap, then its removal; the weight stays.
+	require.NoError(t, lim.SetLimits(ctx, l.name, vmm.Limits{CPUCapPercent: 150}))
+	vm, err = l.d.Get(ctx, l.name)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(150), vm.Spec.Limits.CPUCapPercent, "cpu cap")
+	assert.Equal(t, want.CPUWeight, vm.Spec.Limits.CPUWeight, "limits not named stay")
+	require.NoError(t, lim.SetLimits(ctx, l.name, vmm.Limits{IOWeight: 0, CPUWeight: want.CPUWeight}))
+	vm, err = l.d.Get(ctx, l.name)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(150), vm.Spec.Limits.CPUCapPercent, "a zero cap leaves the cap")
+	require.NoError(t, lim.SetLimits(ctx, l.name, vmm.Limits{CPUCapPercent: vmm.NoCap}))
+	vm, err = l.d.Get(ctx, l.name)
+	require.NoError(t, err)
+	assert.Zero(t, vm.Spec.Limits.CPUCapPercent, "NoCap removes the cap")
+	requireClass(t, lim.SetLimits(ctx, l.name, vmm.Limits{CPUCapPercent: vmm.MaxCPUCapPercent + 1}), virtplane.ErrInvalidArgument, "huge cap")
+
 	requireClass(t, lim.SetLimits(ctx, l.name, vmm.Limits{Disks: map[string]vmm.DiskLimits{"vdy": {ReadIOPS: 1}}}), virtplane.ErrInvalidArgument, "unknown disk")
 	requireClass(t, lim.SetLimits(ctx, l.name, vmm.Limits{CPUWeight: 1 << 40}), virtplane.ErrInvalidArgument, "huge weight")
 }
