@@ -49,9 +49,15 @@ type env struct {
 
 func newEnv(t *testing.T, st store.Store) *env {
 	t.Helper()
-	ctx := t.Context()
 	srv, err := daemon.New(daemon.Config{Store: st, Instance: "test", DataDir: t.TempDir()})
 	require.NoError(t, err)
+	return newEnvOn(t, srv)
+}
+
+// newEnvOn is newEnv on a daemon of the test's own configuration.
+func newEnvOn(t *testing.T, srv *daemon.Server) *env {
+	t.Helper()
+	ctx := t.Context()
 	url := serve(t, srv)
 	token, err := srv.Bootstrap(ctx, "admin-password")
 	require.NoError(t, err)
