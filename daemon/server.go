@@ -93,6 +93,10 @@ type Config struct {
 	// ConsoleTicketTTL is how long a console ticket waits to be used;
 	// default console.DefaultTTL (30 s).
 	ConsoleTicketTTL time.Duration
+	// DemoImage is a bootable raw disk image (hack/env/demo.sh builds one)
+	// that SetupFirstNode registers and imports as the local node's first
+	// OS image; without it the first image is an empty disk.
+	DemoImage string
 	// OverrideDiskRoots are storage directories, beyond the data
 	// directory and the clusters' file storages, that disks of template
 	// overrides may come from.
@@ -147,8 +151,14 @@ func (s *Server) SetupFirstNode(ctx context.Context, address string) error {
 	if err != nil {
 		return err
 	}
-	if !b.Simulated && b.OwnPool != nil {
-		// No OS image is shipped: the first image is an empty disk, enough
+	demo := !b.Simulated && s.cfg.DemoImage != ""
+	if demo {
+		// The demo image boots: a first VM shows its banner on the console.
+		// It is imported by a task once the records exist.
+		img.Name, img.Source, img.Format = "demo", s.cfg.DemoImage, "raw"
+	}
+	if !b.Simulated && b.OwnPool != nil && !demo {
+		// Without the demo image, the first image is an empty disk, enough
 		// for QEMU to run a VM (it boots into the firmware). Import real
 		// images into the node's pool under the name flow.ImageVolume(id).
 		img.Name, img.Source, img.SizeMiB = "blank", "", 1024
@@ -170,7 +180,7 @@ func (s *Server) SetupFirstNode(ctx context.Context, address string) error {
 			return err
 		}
 	}
-	return s.cfg.Store.Update(ctx, func(tx store.Tx) error {
+	err = s.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		for _, o := range []struct {
 			kind         store.Kind
 			id, name, pa string
@@ -185,8 +195,17 @@ func (s *Server) SetupFirstNode(ctx context.Context, address string) error {
 				return err
 			}
 		}
-		return nil
+		if !demo {
+			return nil
+		}
+		_, _, err := s.Tasks.SubmitTx(ctx, tx, tasks.Submission{Kind: flow.KindImageImport, Target: "image/" + img.ID,
+			Resources: []string{"image/" + img.ID}, Input: flow.ImageInput{ImageID: img.ID, ClusterID: c.ID}})
+		return err
 	})
+	if err == nil && demo {
+		s.Tasks.Wake()
+	}
+	return err
 }
 
 // New wires a daemon over a store.
