@@ -182,4 +182,3 @@ func TestMigrateToAnotherCluster(t *testing.T) {
 	assert.Empty(t, plan.Moves, "one node: nothing to move")
 
 }
-

@@ -267,9 +267,9 @@ func TestRealVMFeatures(t *testing.T) {
 		off = con.offset()
 		tk, err = c.RevertSnapshot(ctx, vm.ID, "warm")
 		done(t, c, tk, err)
-		after := con.waitFor(t, off, "VPT-TICK", time.Minute)
+		con.waitFor(t, off, "VPT-TICK", time.Minute)
 		time.Sleep(3 * time.Second)
-		after = con.text()[off:]
+		after := con.text()[off:]
 		assert.NotContains(t, after, demo.Banner, "the revert resumed the guest; it did not boot")
 		n := ticks(after)
 		require.GreaterOrEqual(t, len(n), 2, after)

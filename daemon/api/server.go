@@ -82,8 +82,8 @@ type Server struct {
 	cfg     Config
 	st      store.Store
 	tickets *console.Tickets
-	mux *http.ServeMux
-	api huma.API
+	mux     *http.ServeMux
+	api     huma.API
 }
 
 type principalKey struct{}

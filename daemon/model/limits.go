@@ -1,10 +1,6 @@
 package model
 
-import (
-	"fmt"
-
-	"github.com/virtplane/virtplane"
-)
+import "github.com/virtplane/virtplane"
 
 // Limits caps what a VM may use beyond its size.
 type Limits struct {
@@ -72,7 +68,7 @@ func (l Limits) Validate(targets []string) error {
 			return &FieldError{Field: "disks." + t, Err: virtplane.Errorf(virtplane.ErrInvalidArgument, "disks.%s: the VM has no disk %q (it has %v)", t, t, targets)}
 		}
 		if d.ReadIOPS < 0 || d.WriteIOPS < 0 || d.ReadBytesSec < 0 || d.WriteBytesSec < 0 {
-			return &FieldError{Field: "disks." + t, Err: virtplane.Errorf(virtplane.ErrInvalidArgument, "disks.%s: %s", t, fmt.Sprint("negative limit"))}
+			return &FieldError{Field: "disks." + t, Err: virtplane.Errorf(virtplane.ErrInvalidArgument, "disks.%s: a negative limit", t)}
 		}
 	}
 	return nil
