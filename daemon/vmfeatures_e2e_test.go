@@ -57,7 +57,7 @@ func newRealNode(t *testing.T) *realNode {
 	imagesDir, stateDir := filepath.Join(dir, "images"), filepath.Join(dir, "vmm")
 	require.NoError(t, os.MkdirAll(imagesDir, 0o755))
 	require.NoError(t, os.MkdirAll(stateDir, 0o755))
-	drv, err := libvirt.New(libvirt.Config{Socket: lv.Socket, URI: lv.URI, StateDir: stateDir}, libvirt.WithValues(libvirt.Values{DomainType: "qemu"}))
+	drv, err := libvirt.New(libvirt.Config{Socket: lv.Socket, URI: lv.URI, StateDir: stateDir}, libvirt.WithValues(lv.Values()))
 	require.NoError(t, err)
 	pool, err := file.New(file.Config{Name: "local", Dir: imagesDir})
 	require.NoError(t, err)
