@@ -12,12 +12,17 @@
 // VxLAN network with the node's vtep address; settings that cannot give a
 // port fail the create before the disk is made.
 //
-// The files follow the tasks: create.go, delete.go, actions.go (power,
-// limits, snapshots, rescue, console), finish.go (what a finished task
-// writes on its VM), placement.go (the schedulers and the placement lead),
-// disk growth (resize.go), image import into the nodes' pools and image
-// deletion (image.go), migration (migrate.go), and the flood sync of a
-// vxlan cluster whose nodes changed (vxlan.go).
+// The files follow the tasks: create.go, delete.go, actions.go (start,
+// stop), lifecycle.go (suspend, resume, graceful shutdown and reboot,
+// reset), limits.go, snapshots.go (take, revert, delete), rescue.go,
+// guest.go (guest agent calls), console.go (where a console listens, the
+// graphics device of a new VM), templates.go (domain templates),
+// finish.go (what a finished task writes on its VM), placement.go (the
+// schedulers and the placement lead), rebalance.go (plans and the task
+// applying one by migrations), disk growth (resize.go), image import into
+// the nodes' pools and image deletion (image.go), migration, within a
+// cluster or to another (migrate.go), and the flood sync of a vxlan
+// cluster whose nodes changed (vxlan.go).
 //
 //	f := flow.New(flow.Config{Store: st})
 //	f.Register(engine)
