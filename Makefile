@@ -13,7 +13,7 @@ BIN := $(CURDIR)/bin
 
 ## run: start the reference daemon on its embedded default (SQLite in ./var, local libvirtd or a simulated node, the demo image)
 run:
-	@demo=""; if $(ENV)/demo.sh >&2; then demo=$$(. $${VIRTPLANE_TESTENV:-/var/tmp/virtplane-testenv}/demo.env && echo "$$IMAGE"); \
+	@demo=""; if $(ENV)/guest.sh >&2 && $(ENV)/demo.sh >&2; then demo=$$(. $${VIRTPLANE_TESTENV:-/var/tmp/virtplane-testenv}/demo.env && echo "$$IMAGE"); \
 	else echo "no demo image (hack/env/demo.sh failed): the first image is an empty disk" >&2; fi; \
 	$(GO) run ./daemon/cmd/virtplaned serve --data ./var $${demo:+--demo-image "$$demo"}
 
@@ -51,6 +51,9 @@ env: env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph 
 
 env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net env-cgo env-chromium env-demo: env-%:
 	@$(ENV)/$*.sh
+
+# The demo image is made of the test guest's kernel and initramfs.
+env-demo: env-guest
 
 # The domain type is decided by booting the test guest on the libvirtd.
 env-domaintype: env-libvirt env-guest

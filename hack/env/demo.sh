@@ -5,10 +5,11 @@
 # `make run` registers it as the first OS image, so a first VM boots to a
 # banner; the daemon's real tests boot it, rescue it and snapshot it.
 . "$(dirname "$0")/lib.sh"
-"$(dirname "$0")/guest.sh" >/dev/null
+# The guest's kernel and initramfs: make env-demo runs env-guest first.
+[ -s "$STATE/guest.env" ] || die "no guest kernel: run hack/env/guest.sh (make env-guest) first"
 . "$STATE/guest.env"
 D=$STATE/demo; mkdir -p "$D"
-VERSION=1   # bump when the image changes
+VERSION="1-guest$(cat "$STATE/guest/version" 2>/dev/null)"   # bump the 1 when the image changes; a new guest rebuilds it too
 BANNER=VIRTPLANE-DEMO-BOOTED
 if [ -s "$D/demo.raw" ] && [ "$(cat "$D/version" 2>/dev/null)" = "$VERSION" ]; then
   say "demo image already in $D"
