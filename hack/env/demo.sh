@@ -9,7 +9,7 @@
 [ -s "$STATE/guest.env" ] || die "no guest kernel: run hack/env/guest.sh (make env-guest) first"
 . "$STATE/guest.env"
 D=$STATE/demo; mkdir -p "$D"
-VERSION="1-guest$(cat "$STATE/guest/version" 2>/dev/null)"   # bump the 1 when the image changes; a new guest rebuilds it too
+VERSION="2-guest$(cat "$STATE/guest/version" 2>/dev/null)"   # bump the 1 when the image changes; a new guest rebuilds it too
 BANNER=VIRTPLANE-DEMO-BOOTED
 if [ -s "$D/demo.raw" ] && [ "$(cat "$D/version" 2>/dev/null)" = "$VERSION" ]; then
   say "demo image already in $D"
@@ -38,7 +38,9 @@ INIT
   chmod +x "$W/ird/init"
   (cd "$W/ird" && echo init | cpio -o -H newc 2>/dev/null) >"$W/overlay.cpio"
   # The kernel unpacks concatenated archives in order; the later /init wins.
-  cat "$INITRD" "$W/overlay.cpio" >"$W/initrd.img"
+  # An archive after a compressed one must start at a multiple of 4 bytes.
+  size=$(stat -c %s "$INITRD")
+  { cat "$INITRD"; head -c $(( (4 - size % 4) % 4 )) /dev/zero; cat "$W/overlay.cpio"; } >"$W/initrd.img"
   cat >"$W/syslinux.cfg" <<CFG
 DEFAULT demo
 PROMPT 0
