@@ -79,19 +79,7 @@ func (d *Driver) SetLimits(ctx context.Context, name string, l vmm.Limits) error
 		}
 	}
 	if l.CPUCapPercent > 0 {
-		// The cap is on the whole machine (global_*), not per vCPU: a cap
-		// of 150% lets two vCPUs share one and a half host CPUs.
-		quota := int64(-1) // libvirt's "no limit"
-		if l.CPUCapPercent != vmm.NoCap {
-			quota = cpuCapQuota(l.CPUCapPercent)
-		}
-		params := []golibvirt.TypedParam{
-			typed("global_period", *golibvirt.NewTypedParamValueUllong(cpuCapPeriod)),
-			typed("global_quota", *golibvirt.NewTypedParamValueLlong(quota)),
-		}
-		if err := do(ctx, d, "set cpu cap of "+name, true, func(lv *golibvirt.Libvirt) error {
-			return lv.DomainSetSchedulerParametersFlags(dom, params, flags)
-		}); err != nil {
+		if err := d.setCPUCap(ctx, dom, name, l.CPUCapPercent, flags); err != nil {
 			return err
 		}
 	}
@@ -116,4 +104,30 @@ func (d *Driver) SetLimits(ctx context.Context, name string, l vmm.Limits) error
 		}
 	}
 	return nil
+}
+
+// setCPUCap sets the CFS bandwidth of the whole machine (global_*, not per
+// vCPU: a cap of 150% lets two vCPUs share one and a half host CPUs). A
+// cap removed is an unlimited quota (-1) on the running domain, which
+// libvirt cannot clear until it restarts, and no period or quota at all in
+// the definition: a host without the cgroup cpu controller refuses any.
+func (d *Driver) setCPUCap(ctx context.Context, dom golibvirt.Domain, name string, percent uint64, flags uint32) error {
+	set := func(f uint32, period uint64, quota int64) error {
+		params := []golibvirt.TypedParam{
+			typed("global_period", *golibvirt.NewTypedParamValueUllong(period)),
+			typed("global_quota", *golibvirt.NewTypedParamValueLlong(quota)),
+		}
+		return do(ctx, d, "set cpu cap of "+name, true, func(lv *golibvirt.Libvirt) error {
+			return lv.DomainSetSchedulerParametersFlags(dom, params, f)
+		})
+	}
+	if percent != vmm.NoCap {
+		return set(flags, cpuCapPeriod, cpuCapQuota(percent))
+	}
+	if flags&uint32(golibvirt.DomainAffectLive) != 0 {
+		if err := set(uint32(golibvirt.DomainAffectLive), cpuCapPeriod, -1); err != nil {
+			return err
+		}
+	}
+	return set(uint32(golibvirt.DomainAffectConfig), 0, 0)
 }
