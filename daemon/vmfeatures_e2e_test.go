@@ -74,6 +74,7 @@ func newRealNode(t *testing.T) *realNode {
 		LocalStorage:      func(context.Context) (storage.Pool, error) { return pool, nil },
 		LocalPorts:        func(context.Context) (netport.Ports, error) { return ports, nil },
 		OverrideDiskRoots: []string{imagesDir},
+		ConsoleTicketTTL:  10 * time.Second,
 	})
 	require.NoError(t, err)
 	r.admin = serveAdmin(t, r.srv)
@@ -233,6 +234,28 @@ func TestRealVMFeatures(t *testing.T) {
 		assert.Equal(t, "disconnected", state, "a used ticket opens nothing")
 		_, err = rfbClient(ctx, c.Base(), tkt.WebSocketURL)
 		assert.ErrorIs(t, err, virtplane.ErrPermissionDenied)
+
+		// An expired ticket (10 s here) opens nothing either.
+		late, err := c.ConsoleTicket(ctx, vm.ID)
+		require.NoError(t, err)
+		time.Sleep(11 * time.Second)
+		p3, err := b.NewPage(ctx)
+		require.NoError(t, err)
+		require.NoError(t, p3.Navigate(ctx, c.Base()+late.PageURL))
+		state = ""
+		for end := time.Now().Add(30 * time.Second); time.Now().Before(end) && state != "disconnected"; {
+			_ = p3.Eval(ctx, `window.vptConsole ? window.vptConsole.state : "loading"`, &state)
+			time.Sleep(250 * time.Millisecond)
+		}
+		assert.Equal(t, "disconnected", state, "an expired ticket opens nothing")
+
+		// Another user gets no ticket for the VM.
+		_, err = c.CreateUser(ctx, "mallory", "mallory-password", model.RoleUser)
+		require.NoError(t, err)
+		tok, err := client.New(c.Base(), "").Login(ctx, "mallory", "mallory-password")
+		require.NoError(t, err)
+		_, err = client.New(c.Base(), tok).ConsoleTicket(ctx, vm.ID)
+		assert.ErrorIs(t, err, virtplane.ErrNotFound, "another user's VM")
 	})
 
 	t.Run("LiveLimits", func(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -171,6 +173,28 @@ func TestVMOperationsOnSimulatedNode(t *testing.T) {
 	tk, err = a.Rescue(ctx, vmID, false)
 	done(t, a, tk, err)
 	assert.Equal(t, model.VMRunning, state())
+	// Or an ISO image, imported like OS images: the VM boots it as a CD-ROM.
+	isoFile := filepath.Join(t.TempDir(), "rescue.iso")
+	require.NoError(t, os.WriteFile(isoFile, make([]byte, 1<<20), 0o644))
+	iso, err := e.admin.CreateImage(ctx, api.ImageBody{Name: "rescue-iso", OSType: "linux", Source: isoFile, Format: "raw"})
+	require.NoError(t, err)
+	_, err = e.admin.SetClusterRescue(ctx, e.cluster.ID, model.RescueImage{ISOImageID: iso.ID, Kernel: "/boot/vmlinuz"})
+	assert.Equal(t, "body.iso_image_id", problemOf(t, err).Field(), "an ISO or a kernel")
+	_, err = e.admin.SetClusterRescue(ctx, e.cluster.ID, model.RescueImage{ISOImageID: iso.ID})
+	require.NoError(t, err)
+	tk, err = a.Rescue(ctx, vmID, true)
+	err = fails(t, a, tk, err)
+	assert.ErrorIs(t, err, virtplane.ErrConflict, "not imported into the node yet")
+	assert.Contains(t, err.Error(), "not imported")
+	_, tk, err = e.admin.ImportImage(ctx, iso.ID, api.ImageImportBody{ClusterID: e.cluster.ID})
+	done(t, e.admin, tk, err)
+	tk, err = a.Rescue(ctx, vmID, true)
+	done(t, a, tk, err)
+	rescued, err := dom.Get(ctx, "vpt-"+vmID)
+	require.NoError(t, err)
+	assert.True(t, rescued.Rescue)
+	tk, err = a.Rescue(ctx, vmID, false)
+	done(t, a, tk, err)
 
 	// The guest agent answers at once.
 	res, err := a.GuestExec(ctx, vmID, api.GuestExecBody{Argv: []string{"echo", "hi"}})
