@@ -338,6 +338,12 @@ func TestRealVMFeatures(t *testing.T) {
 		assert.Equal(t, model.VMRunning, got.State)
 	})
 
+	t.Run("GuestAgentUnavailable", func(t *testing.T) {
+		// The demo guest runs no agent: the daemon says so, it does not hang.
+		_, err := c.GuestExec(ctx, vm.ID, api.GuestExecBody{Argv: []string{"true"}, TimeoutSec: 60})
+		assert.ErrorIs(t, err, virtplane.ErrUnavailable)
+	})
+
 	t.Run("StoppedVMHasNoConsole", func(t *testing.T) {
 		tk, err := c.Shutdown(ctx, vm.ID, "shutdown", &api.ShutdownBody{TimeoutSec: 2})
 		done(t, c, tk, err) // busybox ignores ACPI: forced after 2 s
