@@ -9,12 +9,13 @@ STATICCHECK_VERSION := v0.8.2
 BIN := $(CURDIR)/bin
 
 .PHONY: run test test-unit test-real bench lint build env env-down env-clean \
-	env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net env-cgo
+	env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net env-cgo env-chromium env-demo
 
-## run: start the reference daemon on its embedded default (SQLite in ./var, local libvirtd or a simulated node)
+## run: start the reference daemon on its embedded default (SQLite in ./var, local libvirtd or a simulated node, the demo image)
 run:
-	@if [ -d daemon/cmd/virtplaned ]; then $(GO) run ./daemon/cmd/virtplaned serve --data ./var; \
-	else echo "the daemon is not built yet (issue 9)"; exit 1; fi
+	@demo=""; if $(ENV)/guest.sh >&2 && $(ENV)/demo.sh >&2; then demo=$$(. $${VIRTPLANE_TESTENV:-/var/tmp/virtplane-testenv}/demo.env && echo "$$IMAGE"); \
+	else echo "no demo image (hack/env/demo.sh failed): the first image is an empty disk" >&2; fi; \
+	$(GO) run ./daemon/cmd/virtplaned serve --data ./var $${demo:+--demo-image "$$demo"}
 
 ## test: set up every real component (idempotent), then run every test
 test: env
@@ -46,10 +47,13 @@ build:
 	CGO_ENABLED=0 $(GO) build ./...
 
 ## env: install and start every real component the tests use (idempotent)
-env: env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net env-cgo
+env: env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net env-cgo env-chromium env-demo
 
-env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net env-cgo: env-%:
+env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net env-cgo env-chromium env-demo: env-%:
 	@$(ENV)/$*.sh
+
+# The demo image is made of the test guest's kernel and initramfs.
+env-demo: env-guest
 
 # The domain type is decided by booting the test guest on the libvirtd.
 env-domaintype: env-libvirt env-guest

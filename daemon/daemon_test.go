@@ -44,13 +44,20 @@ type env struct {
 	aliceVM      model.VM
 	aliceTask    api.TaskView
 	aliceTokenID string
+	template     model.DomainTemplate
 }
 
 func newEnv(t *testing.T, st store.Store) *env {
 	t.Helper()
-	ctx := t.Context()
 	srv, err := daemon.New(daemon.Config{Store: st, Instance: "test", DataDir: t.TempDir()})
 	require.NoError(t, err)
+	return newEnvOn(t, srv)
+}
+
+// newEnvOn is newEnv on a daemon of the test's own configuration.
+func newEnvOn(t *testing.T, srv *daemon.Server) *env {
+	t.Helper()
+	ctx := t.Context()
 	url := serve(t, srv)
 	token, err := srv.Bootstrap(ctx, "admin-password")
 	require.NoError(t, err)
@@ -78,6 +85,8 @@ func newEnv(t *testing.T, st store.Store) *env {
 	e.pool, err = e.admin.CreatePool(ctx, api.PoolBody{Name: "public", ClusterIDs: []string{e.cluster.ID}, Blocks: []api.BlockBody{{Range: "192.0.2.0/24", Gateway: "192.0.2.1"}}})
 	require.NoError(t, err)
 	e.image, err = e.admin.CreateImage(ctx, api.ImageBody{Name: "debian", OSType: "linux", Source: "/var/lib/images/debian.qcow2", Format: "qcow2"})
+	require.NoError(t, err)
+	e.template, err = e.admin.CreateTemplate(ctx, api.TemplateBody{Name: "q35", Machine: "q35", Video: "vga"})
 	require.NoError(t, err)
 	e.aliceVM, e.aliceTask, err = e.alice.CreateVM(ctx, e.vmBody("web"), "alice-order-1")
 	require.NoError(t, err)
@@ -158,6 +167,24 @@ func (e *env) rbacCases() []rbacCase {
 		{"rescueVM", "POST", "/v1/vms/" + vm + "/rescue", map[string]bool{"enabled": true}, true},
 		{"migrateVM", "POST", "/v1/vms/" + vm + "/migrate", map[string]string{}, true},
 		{"getVMConsole", "GET", "/v1/vms/" + vm + "/console", nil, true},
+		{"createConsoleTicket", "POST", "/v1/vms/" + vm + "/console", nil, true},
+		{"suspendVM", "POST", "/v1/vms/" + vm + "/suspend", nil, true},
+		{"resumeVM", "POST", "/v1/vms/" + vm + "/resume", nil, true},
+		{"resetVM", "POST", "/v1/vms/" + vm + "/reset", nil, true},
+		{"shutdownVM", "POST", "/v1/vms/" + vm + "/shutdown", map[string]int{"timeout_sec": 5}, true},
+		{"revertSnapshot", "POST", "/v1/vms/" + vm + "/snapshots/s1/revert", nil, true},
+		{"guestInterfaces", "GET", "/v1/vms/" + vm + "/guest/interfaces", nil, true},
+		{"guestExec", "POST", "/v1/vms/" + vm + "/guest/exec", map[string]any{"argv": []string{"id"}}, true},
+		{"setGuestPassword", "POST", "/v1/vms/" + vm + "/guest/password", map[string]string{"user": "root", "password": "x"}, true},
+		{"listTemplates", "GET", "/v1/templates", nil, false},
+		{"getTemplate", "GET", "/v1/templates/" + e.template.ID, nil, false},
+		{"createTemplate", "POST", "/v1/templates", api.TemplateBody{Name: "evil"}, true},
+		{"updateTemplate", "PUT", "/v1/templates/" + e.template.ID, api.TemplateBody{Name: "evil"}, true},
+		{"deleteTemplate", "DELETE", "/v1/templates/" + e.template.ID, nil, true},
+		{"planRebalance", "POST", "/v1/clusters/" + e.cluster.ID + "/rebalance-plan", map[string]any{}, true},
+		{"rebalanceCluster", "POST", "/v1/clusters/" + e.cluster.ID + "/rebalance", map[string]any{}, true},
+		{"setClusterRescue", "PUT", "/v1/clusters/" + e.cluster.ID + "/rescue", map[string]string{"kernel": "/evil"}, true},
+		{"setClusterTemplate", "PUT", "/v1/clusters/" + e.cluster.ID + "/template", map[string]string{"template_id": ""}, true},
 		{"listTasks", "GET", "/v1/tasks", nil, false},
 		{"listTasks", "GET", "/v1/tasks?target=vm/" + vm, nil, false},
 		{"getTask", "GET", "/v1/tasks/" + task, nil, true},

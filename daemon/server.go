@@ -86,6 +86,21 @@ type Config struct {
 	// not used): they forget their machines when the daemon stops. For
 	// measuring the daemon alone, without the nodes' own bookkeeping.
 	SimInMemory bool
+	// ConsoleDial reaches a node's console port for the console proxy;
+	// default: the node's own dial (node.Backend.Dial; a kind without one
+	// has no console).
+	ConsoleDial ConsoleDialer
+	// ConsoleTicketTTL is how long a console ticket waits to be used;
+	// default console.DefaultTTL (30 s).
+	ConsoleTicketTTL time.Duration
+	// DemoImage is a bootable raw disk image (hack/env/demo.sh builds one)
+	// that SetupFirstNode registers and imports as the local node's first
+	// OS image; without it the first image is an empty disk.
+	DemoImage string
+	// OverrideDiskRoots are storage directories, beyond the data
+	// directory and the clusters' file storages, that disks of template
+	// overrides may come from.
+	OverrideDiskRoots []string
 }
 
 // Server is one daemon: store, task engine, API, events and metrics.
@@ -103,6 +118,8 @@ type Server struct {
 	mu    sync.Mutex
 	// backends are the opened nodes by node ID.
 	backends map[string]openedBackend
+
+	consoleDial ConsoleDialer
 }
 
 // SetupFirstNode creates, on a fresh store, the cluster "default" with one
@@ -134,8 +151,14 @@ func (s *Server) SetupFirstNode(ctx context.Context, address string) error {
 	if err != nil {
 		return err
 	}
-	if !b.Simulated && b.OwnPool != nil {
-		// No OS image is shipped: the first image is an empty disk, enough
+	demo := !b.Simulated && s.cfg.DemoImage != ""
+	if demo {
+		// The demo image boots: a first VM shows its banner on the console.
+		// It is imported by a task once the records exist.
+		img.Name, img.Source, img.Format = "demo", s.cfg.DemoImage, "raw"
+	}
+	if !b.Simulated && b.OwnPool != nil && !demo {
+		// Without the demo image, the first image is an empty disk, enough
 		// for QEMU to run a VM (it boots into the firmware). Import real
 		// images into the node's pool under the name flow.ImageVolume(id).
 		img.Name, img.Source, img.SizeMiB = "blank", "", 1024
@@ -157,7 +180,7 @@ func (s *Server) SetupFirstNode(ctx context.Context, address string) error {
 			return err
 		}
 	}
-	return s.cfg.Store.Update(ctx, func(tx store.Tx) error {
+	err = s.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		for _, o := range []struct {
 			kind         store.Kind
 			id, name, pa string
@@ -172,8 +195,17 @@ func (s *Server) SetupFirstNode(ctx context.Context, address string) error {
 				return err
 			}
 		}
-		return nil
+		if !demo {
+			return nil
+		}
+		_, _, err := s.Tasks.SubmitTx(ctx, tx, tasks.Submission{Kind: flow.KindImageImport, Target: "image/" + img.ID,
+			Resources: []string{"image/" + img.ID}, Input: flow.ImageInput{ImageID: img.ID, ClusterID: c.ID}})
+		return err
 	})
+	if err == nil && demo {
+		s.Tasks.Wake()
+	}
+	return err
 }
 
 // New wires a daemon over a store.
@@ -218,7 +250,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SSHNodeDir == "" {
 		cfg.SSHNodeDir = "/var/lib/virtplane"
 	}
-	s := &Server{cfg: cfg, Auth: auth.New(cfg.Store), Events: events.NewBus(), Metrics: metrics.New(cfg.Store)}
+	s := &Server{cfg: cfg, Auth: auth.New(cfg.Store), Events: events.NewBus(), Metrics: metrics.New(cfg.Store), consoleDial: cfg.ConsoleDial}
+	if s.consoleDial == nil {
+		s.consoleDial = s.dialNode
+	}
 	eng, err := tasks.New(tasks.Config{
 		Store: cfg.Store, Instance: cfg.Instance, Workers: cfg.Workers, Logger: cfg.Logger,
 		OnChange: func(t store.Task) {
@@ -256,7 +291,8 @@ func New(cfg Config) (*Server, error) {
 	s.Flow.Register(eng)
 	s.API, err = api.New(api.Config{
 		Store: cfg.Store, Tasks: eng, Auth: s.Auth, Events: s.Events, Metrics: s.Metrics,
-		Version: cfg.Version, Console: s.Flow.Console, IPAM: s.IPAM, Invalidate: s.Flow.Invalidate, Nodes: nodeAdmin{s},
+		Version: cfg.Version, IPAM: s.IPAM, Invalidate: s.Flow.Invalidate, Nodes: nodeAdmin{s},
+		Backend: s.Flow, Console: consoles{s}, CheckOverride: s.checkOverride, ConsoleTicketTTL: cfg.ConsoleTicketTTL,
 	})
 	if err != nil {
 		return nil, err

@@ -35,6 +35,30 @@ type Spec struct {
 	// Console selects the graphical console; the zero value has none.
 	Console ConsoleSpec
 	Limits  Limits
+	// Template, when set, adapts the virtual hardware (see Template).
+	Template *Template
+}
+
+// Template is a named set of virtual hardware choices (VMmanager's
+// "configurations"): each field left empty keeps the driver's default. A
+// driver that cannot apply a field it is given refuses the spec with
+// ErrInvalidArgument naming the field; it never ignores one.
+type Template struct {
+	// Machine is the machine type ("pc", "q35", "pc-i440fx-7.2").
+	Machine string
+	// CPUMode is "host-passthrough", "host-model" or "custom" (with CPUModel).
+	CPUMode  string
+	CPUModel string
+	// DiskBus puts the disks on "virtio", "sata", "scsi" or "ide".
+	DiskBus string
+	// NICModel is the model of every NIC ("virtio", "e1000", "rtl8139").
+	NICModel string
+	// Video is the video device model ("vga", "cirrus", "virtio", "qxl", "bochs", "none").
+	Video string
+	// Override is hypervisor-specific configuration applied on top of what
+	// the driver renders (libvirt: a partial <domain> document); drivers
+	// without such a configuration refuse a non-empty one.
+	Override string
 }
 
 // DiskSource is where a disk's data lives, as storage hands it over
@@ -90,12 +114,22 @@ type Limits struct {
 	// 0 leaves the default).
 	CPUWeight uint64
 	IOWeight  uint64
+	// CPUCapPercent caps the CPU time of the whole machine, in percent of
+	// one host CPU (150: one and a half CPUs, whatever the vCPU count).
+	// 0 leaves the cap as it is (no cap on a new machine); NoCap removes it.
+	CPUCapPercent uint64
 	// Disks maps a disk target to its limits.
 	Disks map[string]DiskLimits
 	// NICs maps a NIC MAC (lower case) to its limits. Limits given in
 	// Spec.NICs[i].Limits are merged in by Normalize.
 	NICs map[string]NICLimits
 }
+
+// NoCap in Limits.CPUCapPercent removes a machine's CPU cap.
+const NoCap = ^uint64(0)
+
+// MaxCPUCapPercent is the largest CPU cap: 256 host CPUs.
+const MaxCPUCapPercent = 25600
 
 // Boot selects a direct kernel boot.
 type Boot struct {
@@ -126,6 +160,44 @@ var (
 	hostRE    = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$`)
 	nicModels = map[string]bool{"": true, "virtio": true, "e1000": true, "rtl8139": true}
 )
+
+var (
+	templateRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	cpuModes   = map[string]bool{"": true, "host-passthrough": true, "host-model": true, "custom": true}
+	diskBuses  = map[string]bool{"": true, "virtio": true, "sata": true, "scsi": true, "ide": true}
+	videos     = map[string]bool{"": true, "vga": true, "cirrus": true, "virtio": true, "qxl": true, "bochs": true, "none": true}
+)
+
+// MaxOverride is the largest template override, in bytes.
+const MaxOverride = 64 << 10
+
+// Validate checks a template's fields and names the first at fault.
+func (t Template) Validate() error {
+	for _, f := range []struct{ name, v string }{{"machine", t.Machine}, {"cpu_model", t.CPUModel}} {
+		if f.v != "" && !templateRE.MatchString(f.v) {
+			return invalid("template.%s %q: want letters, digits, '.', '_' or '-'", f.name, f.v)
+		}
+	}
+	if !cpuModes[t.CPUMode] {
+		return invalid("template.cpu_mode %q: want host-passthrough, host-model or custom", t.CPUMode)
+	}
+	if (t.CPUMode == "custom") != (t.CPUModel != "") {
+		return invalid("template.cpu_model %q: a custom cpu_mode needs a cpu_model, and only it takes one", t.CPUModel)
+	}
+	if !diskBuses[t.DiskBus] {
+		return invalid("template.disk_bus %q: want virtio, sata, scsi or ide", t.DiskBus)
+	}
+	if !nicModels[t.NICModel] {
+		return invalid("template.nic_model %q: want virtio, e1000 or rtl8139", t.NICModel)
+	}
+	if !videos[t.Video] {
+		return invalid("template.video %q: want vga, cirrus, virtio, qxl, bochs or none", t.Video)
+	}
+	if len(t.Override) > MaxOverride || !utf8.ValidString(t.Override) || strings.ContainsRune(t.Override, 0) {
+		return invalid("template.override: want at most %d bytes of UTF-8 text", MaxOverride)
+	}
+	return nil
+}
 
 // ValidName reports whether s is a valid machine or snapshot name.
 func ValidName(s string) bool { return nameRE.MatchString(s) }
@@ -202,6 +274,11 @@ func (s Spec) Validate() error {
 	}
 	if err := CheckPassword("console.password", s.Console.Password); err != nil {
 		return err
+	}
+	if s.Template != nil {
+		if err := s.Template.Validate(); err != nil {
+			return err
+		}
 	}
 	return s.Limits.validate(targets, macs)
 }
@@ -378,6 +455,9 @@ func (l Limits) validate(targets, macs map[string]bool) error {
 	}
 	if l.IOWeight > 10000 {
 		return invalid("limits.io_weight %d: want 0-10000", l.IOWeight)
+	}
+	if l.CPUCapPercent > MaxCPUCapPercent && l.CPUCapPercent != NoCap {
+		return invalid("limits.cpu_cap_percent %d: want 1-%d, 0 (unchanged) or NoCap", l.CPUCapPercent, MaxCPUCapPercent)
 	}
 	for t := range l.Disks {
 		if targets != nil && !targets[t] {

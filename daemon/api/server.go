@@ -12,6 +12,7 @@ import (
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/auth"
+	"github.com/virtplane/virtplane/daemon/console"
 	"github.com/virtplane/virtplane/daemon/events"
 	"github.com/virtplane/virtplane/daemon/metrics"
 	"github.com/virtplane/virtplane/daemon/model"
@@ -19,6 +20,8 @@ import (
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
 	"github.com/virtplane/virtplane/network/ipam"
+	"github.com/virtplane/virtplane/scheduler"
+	"github.com/virtplane/virtplane/vmm"
 )
 
 // Config holds what the API serves.
@@ -30,9 +33,16 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// Version is shown in the OpenAPI document.
 	Version string
-	// Backend answers synchronous questions to the hypervisor (console
-	// info); nil answers ErrNotImplemented.
-	Console func(ctx context.Context, vmID string) (model.ConsoleInfo, error)
+	// Backend answers what the API asks the nodes at once (guest agent,
+	// rebalance plans); nil answers ErrNotImplemented.
+	Backend Backend
+	// Console opens VMs' consoles for the console proxy; nil refuses
+	// console tickets with ErrNotImplemented.
+	Console ConsoleOpener
+	// CheckOverride checks a domain template's XML override (libvirt's
+	// CheckOverride with the daemon's storage directories); nil refuses
+	// overrides.
+	CheckOverride func(ctx context.Context, xml string) error
 	// IPAM keeps the pools' allocations; pools made through the API are
 	// created there too. Nil keeps pools as records only.
 	IPAM *ipam.Manager
@@ -41,6 +51,9 @@ type Config struct {
 	Invalidate func(clusterID string)
 	// Nodes reads node addresses and prepares new nodes; nil reads none.
 	Nodes NodeAdmin
+	// ConsoleTicketTTL is how long a console ticket waits to be used;
+	// default console.DefaultTTL.
+	ConsoleTicketTTL time.Duration
 }
 
 // NodeAdmin is what adding and removing nodes needs from the daemon: the
@@ -55,12 +68,22 @@ type NodeAdmin interface {
 	Forget(ctx context.Context, n model.Node)
 }
 
+// Backend is what the API asks the nodes and the scheduler at once,
+// outside tasks (flow.Flow implements it).
+type Backend interface {
+	GuestInterfaces(ctx context.Context, vmID string) ([]vmm.GuestInterface, error)
+	GuestExec(ctx context.Context, vmID string, argv []string) (vmm.ExecResult, error)
+	SetGuestPassword(ctx context.Context, vmID, user, password string) error
+	RebalancePlan(ctx context.Context, clusterID string, threshold float64, maxMoves int) (scheduler.RebalancePlan, error)
+}
+
 // Server is the HTTP API.
 type Server struct {
-	cfg Config
-	st  store.Store
-	mux *http.ServeMux
-	api huma.API
+	cfg     Config
+	st      store.Store
+	tickets *console.Tickets
+	mux     *http.ServeMux
+	api     huma.API
 }
 
 type principalKey struct{}
@@ -82,7 +105,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
-	s := &Server{cfg: cfg, st: cfg.Store, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, st: cfg.Store, mux: http.NewServeMux(), tickets: console.NewTickets(cfg.Store, cfg.ConsoleTicketTTL)}
 	hc := huma.DefaultConfig("virtplane", cfg.Version)
 	hc.Info.Description = "The reference control plane of virtplane. Changes are tasks: a change answers 202 with a task to poll (GET /v1/tasks/{id}) or to follow on the event stream (GET /v1/events, WebSocket). Authenticate with `Authorization: Bearer <token>`; get a token with POST /v1/login."
 	hc.DocsPath = "" // the docs page is rendered here, without a CDN
@@ -99,6 +122,10 @@ func New(cfg Config) (*Server, error) {
 	s.registerImages()
 	s.registerVMs()
 	s.registerTasks()
+	s.registerTemplates()
+	s.registerPlacement()
+	s.registerGuest()
+	s.registerConsole()
 	s.mux.HandleFunc("GET /docs", s.docs)
 	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/docs", http.StatusFound)

@@ -32,6 +32,11 @@ type VMCreateBody struct {
 	// Limits are in force from the start: net_mbit shapes the VM's network
 	// port in both directions.
 	Limits model.Limits `json:"limits,omitempty" doc:"limits from the start (net_mbit shapes the network port)"`
+	// Console is the graphical console: vnc (default; the web console),
+	// spice, or none.
+	Console      string              `json:"console,omitempty" enum:"vnc,spice,none" default:"vnc" doc:"graphical console: vnc (the web console of POST /v1/vms/{id}/console), spice, or none"`
+	AntiAffinity *model.AntiAffinity `json:"anti_affinity,omitempty" doc:"keep the VM off the nodes of its group's other members (groups are the owner's)"`
+	TemplateID   string              `json:"template_id,omitempty" doc:"domain template (default: the cluster's, else the built-in one)"`
 }
 
 // VMCreateInput is the create request; the Idempotency-Key header makes a
@@ -105,7 +110,6 @@ func (s *Server) registerVMs() {
 	s.vmTask(tags, "deleteVM", http.MethodDelete, "/v1/vms/{id}", "Delete a VM and everything it holds", flow.KindVMDelete)
 	s.vmTask(tags, "startVM", http.MethodPost, "/v1/vms/{id}/start", "Start a VM", flow.KindVMStart)
 	s.vmTask(tags, "stopVM", http.MethodPost, "/v1/vms/{id}/stop", "Stop a VM", flow.KindVMStop)
-	s.vmTask(tags, "rebootVM", http.MethodPost, "/v1/vms/{id}/reboot", "Reboot a VM", flow.KindVMReboot)
 
 	type resize struct {
 		IDInput
@@ -130,125 +134,7 @@ func (s *Server) registerVMs() {
 			return nil
 		})
 	})
-	huma.Register(s.api, huma.Operation{
-		OperationID: "setVMLimits", Method: http.MethodPut, Path: "/v1/vms/{id}/limits", Tags: tags, DefaultStatus: http.StatusAccepted,
-		Summary: "Set a VM's CPU, network and disk limits",
-	}, func(ctx context.Context, in *struct {
-		IDInput
-		Body model.Limits
-	}) (*VMTaskOutput, error) {
-		return s.submitVM(ctx, in.ID, flow.KindVMLimits, func(vm model.VM, input *flow.VMInput) error {
-			l := in.Body
-			input.Limits = &l
-			return nil
-		})
-	})
-	type snapshot struct {
-		IDInput
-		Body struct {
-			Name string `json:"name" minLength:"1" maxLength:"63"`
-		}
-	}
-	huma.Register(s.api, huma.Operation{
-		OperationID: "createSnapshot", Method: http.MethodPost, Path: "/v1/vms/{id}/snapshots", Tags: tags, DefaultStatus: http.StatusAccepted,
-		Summary: "Snapshot a VM's disk",
-	}, func(ctx context.Context, in *snapshot) (*VMTaskOutput, error) {
-		return s.submitVM(ctx, in.ID, flow.KindVMSnapshotCreate, func(vm model.VM, input *flow.VMInput) error {
-			if err := model.ValidName("name", in.Body.Name); err != nil {
-				return field("body.name", err)
-			}
-			if slices.ContainsFunc(vm.Snapshots, func(sn model.Snapshot) bool { return sn.Name == in.Body.Name }) {
-				return field("body.name", virtplane.Errorf(virtplane.ErrAlreadyExists, "snapshot %q", in.Body.Name))
-			}
-			input.Snapshot = in.Body.Name
-			return nil
-		})
-	})
-	huma.Register(s.api, huma.Operation{
-		OperationID: "listSnapshots", Method: http.MethodGet, Path: "/v1/vms/{id}/snapshots", Tags: tags, Summary: "List a VM's snapshots",
-	}, func(ctx context.Context, in *IDInput) (*struct{ Body Page[model.Snapshot] }, error) {
-		vm, _, err := s.vm(ctx, s.st, in.ID)
-		items := vm.Snapshots
-		if items == nil {
-			items = []model.Snapshot{}
-		}
-		return &struct{ Body Page[model.Snapshot] }{Page[model.Snapshot]{Items: items}}, problem(err)
-	})
-	huma.Register(s.api, huma.Operation{
-		OperationID: "deleteSnapshot", Method: http.MethodDelete, Path: "/v1/vms/{id}/snapshots/{name}", Tags: tags, DefaultStatus: http.StatusAccepted,
-		Summary: "Delete a snapshot",
-	}, func(ctx context.Context, in *struct {
-		IDInput
-		Name string `path:"name"`
-	}) (*VMTaskOutput, error) {
-		return s.submitVM(ctx, in.ID, flow.KindVMSnapshotDelete, func(vm model.VM, input *flow.VMInput) error {
-			if !slices.ContainsFunc(vm.Snapshots, func(sn model.Snapshot) bool { return sn.Name == in.Name }) {
-				return field("path.name", virtplane.Errorf(virtplane.ErrNotFound, "snapshot %q", in.Name))
-			}
-			input.Snapshot = in.Name
-			return nil
-		})
-	})
-	huma.Register(s.api, huma.Operation{
-		OperationID: "rescueVM", Method: http.MethodPost, Path: "/v1/vms/{id}/rescue", Tags: tags, DefaultStatus: http.StatusAccepted,
-		Summary: "Boot a VM into (or out of) rescue mode",
-	}, func(ctx context.Context, in *struct {
-		IDInput
-		Body struct {
-			Enabled bool `json:"enabled"`
-		}
-	}) (*VMTaskOutput, error) {
-		return s.submitVM(ctx, in.ID, flow.KindVMRescue, func(vm model.VM, input *flow.VMInput) error {
-			input.Rescue = in.Body.Enabled
-			return nil
-		})
-	})
-	huma.Register(s.api, huma.Operation{
-		OperationID: "migrateVM", Method: http.MethodPost, Path: "/v1/vms/{id}/migrate", Tags: tags, DefaultStatus: http.StatusAccepted,
-		Summary: "Move a VM to another node (admin)",
-		Description: "Starts a vm.migrate task: reserve capacity on the node given (or the one the scheduler picks), then move the VM: " +
-			"a stopped VM cold (its disk copied to the target's storage unless both nodes share it, the domain defined there), " +
-			"a running VM live through the hypervisor. A failure at any step puts the VM back where it was. VMs with snapshots are refused.",
-	}, func(ctx context.Context, in *struct {
-		IDInput
-		Body struct {
-			NodeID string `json:"node_id,omitempty" doc:"target node; empty lets the scheduler choose"`
-		}
-	}) (*VMTaskOutput, error) {
-		if err := requireAdmin(ctx); err != nil {
-			return nil, problem(err)
-		}
-		return s.submitVM(ctx, in.ID, flow.KindVMMigrate, func(vm model.VM, input *flow.VMInput) error {
-			if vm.State != model.VMRunning && vm.State != model.VMStopped {
-				return field("path.id", virtplane.Errorf(virtplane.ErrConflict, "vm %s is %s: only running or stopped VMs migrate", vm.ID, vm.State))
-			}
-			if len(vm.Snapshots) > 0 {
-				return field("path.id", virtplane.Errorf(virtplane.ErrConflict, "vm %s has snapshots: delete them before migrating", vm.ID))
-			}
-			if in.Body.NodeID != "" {
-				if _, err := s.st.GetObject(ctx, store.KindNode, in.Body.NodeID); err != nil {
-					return field("body.node_id", err)
-				}
-				if in.Body.NodeID == vm.NodeID {
-					return field("body.node_id", virtplane.Errorf(virtplane.ErrInvalidArgument, "vm %s is on node %s already", vm.ID, vm.NodeID))
-				}
-			}
-			input.NodeID = in.Body.NodeID
-			return nil
-		})
-	})
-	huma.Register(s.api, huma.Operation{
-		OperationID: "getVMConsole", Method: http.MethodGet, Path: "/v1/vms/{id}/console", Tags: tags, Summary: "How to reach a VM's console",
-	}, func(ctx context.Context, in *IDInput) (*struct{ Body model.ConsoleInfo }, error) {
-		if _, _, err := s.vm(ctx, s.st, in.ID); err != nil {
-			return nil, problem(err)
-		}
-		if s.cfg.Console == nil {
-			return nil, problem(virtplane.Errorf(virtplane.ErrNotImplemented, "console access"))
-		}
-		ci, err := s.cfg.Console(ctx, in.ID)
-		return &struct{ Body model.ConsoleInfo }{ci}, problem(err)
-	})
+	s.registerVMOps(tags)
 }
 
 // vm reads a VM the caller may see; another user's VM is reported as not
@@ -386,14 +272,34 @@ func (s *Server) createVM(ctx context.Context, in *VMCreateInput) (*VMTaskOutput
 	if !slices.Contains(pool.ClusterIDs, cluster.ID) {
 		return nil, problem(field("body.pool_id", virtplane.Errorf(virtplane.ErrInvalidArgument, "pool %s is not attached to cluster %s", pool.ID, cluster.ID)))
 	}
+	if err := b.Limits.Validate(flow.DiskTargets(model.VM{})); err != nil {
+		return nil, problem(prefixed("body.limits.", err))
+	}
+	if aa := b.AntiAffinity; aa != nil {
+		if err := model.ValidName("group", aa.Group); err != nil {
+			return nil, problem(field("body.anti_affinity.group", err))
+		}
+	}
+	tpl, err := s.templateFor(ctx, b.TemplateID, cluster)
+	if err != nil {
+		return nil, problem(err)
+	}
+	console := b.Console
+	if console == "" {
+		console = "vnc"
+	}
 	vm := model.VM{
+		Console: console, AntiAffinity: b.AntiAffinity,
 		ID: store.NewID(), Name: b.Name, Owner: owner, ClusterID: cluster.ID, ImageID: b.ImageID, PoolID: b.PoolID,
 		CPUs: b.CPUs, MemoryMiB: b.MemoryMiB, DiskGiB: b.DiskGiB, State: model.VMCreating, Addresses: []string{},
 		Snapshots: []model.Snapshot{}, SSHKeys: b.SSHKeys, Limits: b.Limits, Created: time.Now().UTC(),
 	}
 	sub := tasks.Submission{
 		ID: store.NewID(), Kind: flow.KindVMCreate, Owner: owner, Target: "vm/" + vm.ID, Resources: []string{"vm/" + vm.ID},
-		Input: flow.VMInput{VMID: vm.ID, UserData: b.UserData}, IdempotencyKey: in.IdempotencyKey,
+		Input: flow.VMInput{VMID: vm.ID, UserData: b.UserData, Template: tpl}, IdempotencyKey: in.IdempotencyKey,
+	}
+	if tpl != nil {
+		vm.TemplateID, vm.TemplateVersion = tpl.ID, tpl.Version
 	}
 	vm.TaskID = sub.ID
 	data, err := encode(vm)

@@ -269,7 +269,8 @@ func (c *Client) ListVMs(ctx context.Context, after string, limit int) (Page[mod
 	return p, err
 }
 
-// VMAction starts a task on a VM: "start", "stop", "reboot".
+// VMAction starts a task on a VM: "start", "stop", "reboot", "shutdown",
+// "suspend", "resume", "reset".
 func (c *Client) VMAction(ctx context.Context, id, action string) (api.TaskView, error) {
 	var out VMTask
 	err := c.Do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/"+action, nil, &out)

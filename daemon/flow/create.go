@@ -124,7 +124,7 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 	if err != nil {
 		return err
 	}
-	spec := vmm.Spec{Name: DomainName(vm.ID), VCPUs: vm.CPUs, MemoryMiB: vm.MemoryMiB}
+	spec := vmm.Spec{Name: DomainName(vm.ID), VCPUs: vm.CPUs, MemoryMiB: vm.MemoryMiB, Limits: specLimits(vm)}
 	var disk storage.Volume
 	if _, rooted := vmm.As[vmm.ImageRooted](drv); rooted {
 		// A container: the hypervisor makes its root from the image.
@@ -140,6 +140,11 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 		return err
 	} else {
 		spec.Disks = []vmm.Disk{{Target: "vda", Source: vmm.DiskSource(disk.Attachment)}}
+		// A machine's graphics and domain template; containers have neither.
+		spec.Console = consoleSpec(vm)
+		if err := f.applyTemplate(ctx, &spec, in.Template); err != nil {
+			return err
+		}
 		_ = r.Progress(ctx, 60, "disk "+disk.Name)
 	}
 

@@ -20,6 +20,10 @@ type vmPatch struct {
 	DiskGiB   int64             `json:"disk_gib,omitempty"`
 	Limits    *model.Limits     `json:"limits,omitempty"`
 	Snapshots *[]model.Snapshot `json:"snapshots,omitempty"`
+	// LimitsApplied: how a limits change took effect (live, next_start).
+	LimitsApplied string `json:"limits_applied,omitempty"`
+	// ClusterID: a migration to another cluster.
+	ClusterID string `json:"cluster_id,omitempty"`
 }
 
 // finishVM records a task's end on its VM in the task's final transaction.
@@ -77,6 +81,16 @@ func (f *Flow) finishVM(ctx context.Context, tx store.Tx, t *store.Task) error {
 		}
 		if p.Snapshots != nil {
 			vm.Snapshots = *p.Snapshots
+		}
+		if p.LimitsApplied != "" {
+			vm.LimitsApplied = p.LimitsApplied
+		}
+		if p.ClusterID != "" && p.ClusterID != vm.ClusterID {
+			// Placement state of both clusters is rebuilt from the store,
+			// which the task's end is about to change.
+			defer f.Invalidate(vm.ClusterID)
+			defer f.Invalidate(p.ClusterID)
+			vm.ClusterID = p.ClusterID
 		}
 		if t.Kind == KindVMCreate || t.Kind == KindVMMigrate {
 			f.commitReservation(vm)

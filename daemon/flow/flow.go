@@ -12,12 +12,17 @@
 // VxLAN network with the node's vtep address; settings that cannot give a
 // port fail the create before the disk is made.
 //
-// The files follow the tasks: create.go, delete.go, actions.go (power,
-// limits, snapshots, rescue, console), finish.go (what a finished task
-// writes on its VM), placement.go (the schedulers and the placement lead),
-// disk growth (resize.go), image import into the nodes' pools and image
-// deletion (image.go), migration (migrate.go), and the flood sync of a
-// vxlan cluster whose nodes changed (vxlan.go).
+// The files follow the tasks: create.go, delete.go, actions.go (start,
+// stop), lifecycle.go (suspend, resume, graceful shutdown and reboot,
+// reset), limits.go, snapshots.go (take, revert, delete), rescue.go,
+// guest.go (guest agent calls), console.go (where a console listens, the
+// graphics device of a new VM), templates.go (domain templates),
+// finish.go (what a finished task writes on its VM), placement.go (the
+// schedulers and the placement lead), rebalance.go (plans and the task
+// applying one by migrations), disk growth (resize.go), image import into
+// the nodes' pools and image deletion (image.go), migration, within a
+// cluster or to another (migrate.go), and the flood sync of a vxlan
+// cluster whose nodes changed (vxlan.go).
 //
 //	f := flow.New(flow.Config{Store: st})
 //	f.Register(engine)
@@ -56,6 +61,12 @@ const (
 	KindVMSnapshotDelete = "vm.snapshot.delete"
 	KindVMRescue         = "vm.rescue"
 	KindVMMigrate        = "vm.migrate"
+	KindVMSuspend        = "vm.suspend"
+	KindVMResume         = "vm.resume"
+	KindVMShutdown       = "vm.shutdown"
+	KindVMReset          = "vm.reset"
+	KindVMSnapshotRevert = "vm.snapshot.revert"
+	KindClusterRebalance = "cluster.rebalance"
 )
 
 // VMInput is the input of every VM task: the VM and what the task changes.
@@ -70,6 +81,16 @@ type VMInput struct {
 	Rescue    bool          `json:"rescue,omitempty"`
 	NodeID    string        `json:"node_id,omitempty"`
 	Force     bool          `json:"force,omitempty"`
+	// TimeoutSec bounds a graceful shutdown (shutdown, reboot).
+	TimeoutSec int `json:"timeout_sec,omitempty"`
+	// Memory chooses the kind of a snapshot: nil takes memory of a
+	// running VM and disks only of a stopped one.
+	Memory *bool `json:"memory,omitempty"`
+	// ClusterID is the target cluster of a migration to another cluster.
+	ClusterID string `json:"cluster_id,omitempty"`
+	// Template is the domain template of a create, as it was when the
+	// create was submitted.
+	Template *model.DomainTemplate `json:"template,omitempty"`
 }
 
 // Config configures the flows.
@@ -87,6 +108,9 @@ type Config struct {
 // Flow runs the VM tasks.
 type Flow struct {
 	cfg Config
+	// engine runs the tasks that tasks start (a rebalance's migrations);
+	// set by Register.
+	engine *tasks.Engine
 
 	ops    options // optional parts (ops.go)
 	mu     sync.Mutex
@@ -95,6 +119,9 @@ type Flow struct {
 	// last looked.
 	digests map[string]uint64
 	pending map[string]string // VM ID → reservation ID of creates under way
+	// pendingCluster is the cluster of a pending reservation when it is
+	// not the VM's (a move to another cluster).
+	pendingCluster map[string]string
 	// Nodes and clusters as read from the store, dropped by Invalidate:
 	// every step of every task asks for its node.
 	nodes    map[string]model.Node
@@ -110,7 +137,7 @@ func New(cfg Config, opts ...Option) (*Flow, error) {
 		cfg.Events = events.NewBus()
 	}
 	f := &Flow{cfg: cfg,
-		scheds: map[string]*scheduler.Scheduler{}, pending: map[string]string{}, digests: map[string]uint64{},
+		scheds: map[string]*scheduler.Scheduler{}, pending: map[string]string{}, pendingCluster: map[string]string{}, digests: map[string]uint64{},
 		nodes: map[string]model.Node{}, clusters: map[string]model.Cluster{}}
 	for _, o := range opts {
 		o(&f.ops)
@@ -120,6 +147,7 @@ func New(cfg Config, opts ...Option) (*Flow, error) {
 
 // Register installs the handlers and undo actions on an engine.
 func (f *Flow) Register(e *tasks.Engine) {
+	f.engine = e
 	h := func(run func(context.Context, *tasks.Run) error) tasks.Handler {
 		return tasks.Handler{Run: run, Finish: f.finishVM}
 	}
@@ -132,12 +160,18 @@ func (f *Flow) Register(e *tasks.Engine) {
 	e.Handle(KindVMDelete, placing(f.deleteVM))
 	e.Handle(KindVMStart, h(f.withPort(f.power(KindVMStart))))
 	e.Handle(KindVMStop, h(f.power(KindVMStop)))
-	e.Handle(KindVMReboot, h(f.power(KindVMReboot)))
+	e.Handle(KindVMReboot, h(f.withPort(f.reboot)))
 	e.Handle(KindVMResize, placing(f.resize))
 	e.Handle(KindVMLimits, h(f.withPortLimits(f.limits)))
 	e.Handle(KindVMSnapshotCreate, h(f.snapshot(true)))
 	e.Handle(KindVMSnapshotDelete, h(f.snapshot(false)))
+	e.Handle(KindVMSnapshotRevert, h(f.withPort(f.revertSnapshot)))
 	e.Handle(KindVMRescue, h(f.withPort(f.rescue)))
+	e.Handle(KindVMSuspend, h(f.pause(true)))
+	e.Handle(KindVMResume, h(f.pause(false)))
+	e.Handle(KindVMShutdown, h(f.shutdown))
+	e.Handle(KindVMReset, h(f.reset))
+	e.Handle(KindClusterRebalance, tasks.Handler{Run: f.rebalance, Placing: true})
 	e.Handle(KindVMMigrate, placing(f.migrate))
 	e.Handle(KindClusterFloodSync, tasks.Handler{Run: f.syncFlood})
 	// Journals written before reservations became volatile undos name this

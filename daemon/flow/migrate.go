@@ -1,11 +1,13 @@
 package flow
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/virtplane/virtplane"
@@ -53,6 +55,7 @@ type move struct {
 	src, dst         model.Node
 	srcDrv, dstDrv   vmm.Driver
 	srcPool, dstPool storage.Pool
+	cluster          string         // the cluster of the target (the VM's, or another)
 	vol              storage.Volume // the VM's disk on the source
 	shared           bool           // both nodes see vol: no disk moves
 	spec             vmm.Spec       // the domain as the source defines it
@@ -90,9 +93,15 @@ func (f *Flow) migrate(ctx context.Context, r *tasks.Run) error {
 	if len(vm.Snapshots) > 0 {
 		return virtplane.Errorf(virtplane.ErrConflict, "vm %s has %d snapshots: delete them before migrating (they stay with the disk image and the hypervisor)", vm.ID, len(vm.Snapshots))
 	}
-	m := &move{vm: vm, name: DomainName(vm.ID), srcDrv: srcDrv}
+	m := &move{vm: vm, name: DomainName(vm.ID), srcDrv: srcDrv, cluster: vm.ClusterID}
 	if m.src, err = f.node(ctx, vm.NodeID); err != nil {
 		return err
+	}
+	if in.ClusterID != "" && in.ClusterID != vm.ClusterID {
+		if err := f.checkClusterMove(ctx, vm, in.ClusterID); err != nil {
+			return err
+		}
+		m.cluster = in.ClusterID
 	}
 	if in.NodeID != "" {
 		to, err := f.node(ctx, in.NodeID)
@@ -122,7 +131,7 @@ func (f *Flow) migrate(ctx context.Context, r *tasks.Run) error {
 	// The reservation lives in this process only: its undo need not be stored.
 	release := tasks.VolatileUndo(func(context.Context) error { return f.releaseReservation(vmArgs{VMID: vm.ID, ClusterID: vm.ClusterID}) })
 	if err := r.Step(ctx, "reserve capacity", release, func(ctx context.Context) error {
-		target, err = f.reserveMove(ctx, vm, in.NodeID)
+		target, err = f.reserveMove(ctx, vm, in.NodeID, m.cluster)
 		return err
 	}); err != nil {
 		return err
@@ -160,7 +169,7 @@ func (f *Flow) migrate(ctx context.Context, r *tasks.Run) error {
 	if err != nil {
 		return err
 	}
-	return r.SetResult(vmPatch{NodeID: target, State: vm.State})
+	return r.SetResult(vmPatch{NodeID: target, State: vm.State, ClusterID: m.cluster})
 }
 
 // checkTarget refuses targets a VM cannot go to.
@@ -168,8 +177,8 @@ func (f *Flow) checkTarget(ctx context.Context, m *move, to model.Node) error {
 	switch {
 	case to.ID == m.src.ID:
 		return virtplane.Errorf(virtplane.ErrInvalidArgument, "node_id %s: vm %s is there already", to.ID, m.vm.ID)
-	case to.ClusterID != m.vm.ClusterID:
-		return virtplane.Errorf(virtplane.ErrInvalidArgument, "node_id %s: the node is in another cluster than vm %s", to.ID, m.vm.ID)
+	case to.ClusterID != m.cluster:
+		return virtplane.Errorf(virtplane.ErrInvalidArgument, "node_id %s: the node is not in cluster %s (name the cluster to move vm %s to another one)", to.ID, m.cluster, m.vm.ID)
 	}
 	src, err := f.open(ctx, m.src)
 	if err != nil {
@@ -188,14 +197,22 @@ func (f *Flow) checkTarget(ctx context.Context, m *move, to model.Node) error {
 // reserveMove holds capacity for vm on nodeID, or on the node the
 // scheduler picks when nodeID is empty, until the task ends. The VM's
 // capacity on its source stays counted until then: during a move it uses both.
-func (f *Flow) reserveMove(ctx context.Context, vm model.VM, nodeID string) (string, error) {
+func (f *Flow) reserveMove(ctx context.Context, vm model.VM, nodeID, clusterID string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s, err := f.schedulerFor(ctx, vm.ClusterID)
+	s, err := f.schedulerFor(ctx, clusterID)
 	if err != nil {
 		return "", err
 	}
 	req := request(vm)
+	if nodeID == "" && clusterID != vm.ClusterID {
+		// The VM is not in the other cluster's view: a plain placement.
+		p, err := s.Place(req)
+		if err != nil {
+			return "", err
+		}
+		nodeID = p.Node
+	}
 	if nodeID == "" {
 		plan, err := s.PlanEvacuation(vm.NodeID, []scheduler.VM{{ID: vm.ID, Node: vm.NodeID, Request: req}})
 		if err != nil {
@@ -215,7 +232,38 @@ func (f *Flow) reserveMove(ctx context.Context, vm model.VM, nodeID string) (str
 		return "", err
 	}
 	f.pending[vm.ID] = res.ID
+	if clusterID != vm.ClusterID {
+		f.pendingCluster[vm.ID] = clusterID
+	}
 	return res.Placement.Node, nil
+}
+
+// checkClusterMove refuses a move of vm to cluster to whose settings would
+// not keep it working: the VM's IP pool must serve the other cluster (it
+// keeps its address), and the network must be the same kind (the domain's
+// NIC moves as it is defined: the same mode, bridge and VNI).
+func (f *Flow) checkClusterMove(ctx context.Context, vm model.VM, to string) error {
+	src, err := f.cluster(ctx, vm.ClusterID)
+	if err != nil {
+		return err
+	}
+	dst, err := f.cluster(ctx, to)
+	if err != nil {
+		return err
+	}
+	pool, err := load[model.IPPool](ctx, f.cfg.Store, store.KindPool, vm.PoolID)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(pool.ClusterIDs, to) {
+		return virtplane.Errorf(virtplane.ErrInvalidArgument, "cluster_id %s: ip pool %s of vm %s does not serve cluster %s: attach it first", to, pool.Name, vm.ID, dst.Name)
+	}
+	mode := func(c model.Cluster) string { return cmp.Or(c.NetworkMode, model.NetworkBridge) }
+	if mode(src) != mode(dst) || src.Bridge != dst.Bridge || src.VNI != dst.VNI {
+		return virtplane.Errorf(virtplane.ErrConflict, "cluster_id %s: its network (%s, bridge %q, vni %d) differs from cluster %s's (%s, bridge %q, vni %d): the VM's NIC would not reach it", to,
+			mode(dst), dst.Bridge, dst.VNI, src.Name, mode(src), src.Bridge, src.VNI)
+	}
+	return nil
 }
 
 // sharedVolume tells whether the target's storage sees the VM's volume

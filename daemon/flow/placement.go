@@ -101,6 +101,16 @@ func (f *Flow) schedulerFor(ctx context.Context, clusterID string) (*scheduler.S
 	if s, ok := f.scheds[clusterID]; ok {
 		return s, nil
 	}
+	s, err := f.buildScheduler(ctx, clusterID)
+	if err != nil {
+		return nil, err
+	}
+	f.scheds[clusterID] = s
+	return s, nil
+}
+
+// buildScheduler makes a scheduler of a cluster from the store.
+func (f *Flow) buildScheduler(ctx context.Context, clusterID string) (*scheduler.Scheduler, error) {
 	c, err := load[model.Cluster](ctx, f.cfg.Store, store.KindCluster, clusterID)
 	if err != nil {
 		return nil, err
@@ -127,16 +137,17 @@ func (f *Flow) schedulerFor(ctx context.Context, clusterID string) (*scheduler.S
 	}); err != nil {
 		return nil, err
 	}
-	s, err := scheduler.New(snap)
-	if err != nil {
-		return nil, err
-	}
-	f.scheds[clusterID] = s
-	return s, nil
+	return scheduler.New(snap)
 }
 
 func request(vm model.VM) scheduler.Request {
-	return scheduler.Request{VCPUs: vm.CPUs, RAM: vm.MemoryMiB << 20}
+	r := scheduler.Request{VCPUs: vm.CPUs, RAM: vm.MemoryMiB << 20}
+	if aa := vm.AntiAffinity; aa != nil {
+		// Groups are the owner's: another user's group of the same name
+		// neither repels nor is repelled.
+		r.AntiAffinity = scheduler.AntiAffinity{Group: vm.Owner + "/" + aa.Group, Hard: aa.Hard}
+	}
+	return r
 }
 
 // releaseReservation gives back a create's reservation.
@@ -148,7 +159,12 @@ func (f *Flow) releaseReservation(a vmArgs) error {
 		return nil // never reserved, or reserved by a daemon run that died: its reservations died with it
 	}
 	delete(f.pending, a.VMID)
-	if s, ok := f.scheds[a.ClusterID]; ok {
+	cluster := a.ClusterID
+	if c, ok := f.pendingCluster[a.VMID]; ok {
+		cluster = c // a move to another cluster reserved there
+		delete(f.pendingCluster, a.VMID)
+	}
+	if s, ok := f.scheds[cluster]; ok {
 		if err := s.Release(id); err != nil && !errors.Is(err, virtplane.ErrNotFound) {
 			return err
 		}
@@ -166,6 +182,7 @@ func (f *Flow) commitReservation(vm model.VM) {
 		return
 	}
 	delete(f.pending, vm.ID)
+	delete(f.pendingCluster, vm.ID)
 	if s, ok := f.scheds[vm.ClusterID]; ok {
 		_ = s.RemoveVM(vm.ID)
 		_ = s.Commit(id, vm.ID)

@@ -92,10 +92,7 @@ func portSpec(vm model.VM, c model.Cluster, node model.Node, nodes []model.Node,
 		s = netport.ForVM(vm.ID, bridge, ips)
 		s.Mode = netport.ModeBridge
 	}
-	if vm.Limits.NetMbit > 0 {
-		s.InKbit = uint64(vm.Limits.NetMbit) * 1000
-		s.OutKbit = s.InKbit
-	}
+	s.InKbit, s.OutKbit = uint64(vm.Limits.NetIn())*1000, uint64(vm.Limits.NetOut())*1000
 	return s.Normalize(), nil
 }
 
@@ -188,8 +185,9 @@ func (f *Flow) withPort(run func(context.Context, *tasks.Run) error) func(contex
 	}
 }
 
-// withPortLimits wraps the handler of a limits change: net_mbit is the
-// port's shaping, in both directions, 0 for none.
+// withPortLimits wraps the handler of a limits change: the network limits
+// are the port's shaping (net_in_mbit what the VM receives, net_out_mbit
+// what it sends, net_mbit both), 0 for none.
 func (f *Flow) withPortLimits(run func(context.Context, *tasks.Run) error) func(context.Context, *tasks.Run) error {
 	return func(ctx context.Context, r *tasks.Run) error {
 		if err := run(ctx, r); err != nil {
@@ -207,7 +205,7 @@ func (f *Flow) withPortLimits(run func(context.Context, *tasks.Run) error) func(
 		if in.Limits != nil {
 			l = *in.Limits
 		}
-		port.InKbit, port.OutKbit = uint64(l.NetMbit)*1000, uint64(l.NetMbit)*1000
+		port.InKbit, port.OutKbit = uint64(l.NetIn())*1000, uint64(l.NetOut())*1000
 		return r.Step(ctx, "shape network port", tasks.NoUndo, func(ctx context.Context) error {
 			return ports.Setup(ctx, port)
 		})

@@ -84,6 +84,10 @@ type Cluster struct {
 	VNI            int          `json:"vni,omitempty" minimum:"0" maximum:"16777215" doc:"VxLAN network identifier of the cluster's VMs, 1..16777215; required in vxlan mode, unset otherwise"`
 	Storages       []StorageRef `json:"storages"`
 	Created        time.Time    `json:"created"`
+	// Rescue is the image the cluster's VMs boot from in rescue mode.
+	Rescue *RescueImage `json:"rescue,omitempty" doc:"set with PUT /v1/clusters/{id}/rescue"`
+	// TemplateID is the domain template of the cluster's new VMs that name none.
+	TemplateID string `json:"template_id,omitempty" doc:"domain template of new VMs that name none; set with PUT /v1/clusters/{id}/template"`
 }
 
 // Network modes of a cluster.
@@ -262,20 +266,8 @@ const (
 	VMFailed   = "failed"
 	VMDeleting = "deleting"
 	VMRescue   = "rescue"
+	VMPaused   = "paused"
 )
-
-// Limits caps what a VM may use beyond its size.
-type Limits struct {
-	CPUPercent int `json:"cpu_percent,omitempty" minimum:"0" maximum:"100"`
-	NetMbit    int `json:"net_mbit,omitempty" minimum:"0"`
-	DiskIOPS   int `json:"disk_iops,omitempty" minimum:"0"`
-}
-
-// Snapshot is a point-in-time copy of a VM's disk.
-type Snapshot struct {
-	Name    string    `json:"name"`
-	Created time.Time `json:"created"`
-}
 
 // VM is a virtual machine.
 type VM struct {
@@ -298,6 +290,16 @@ type VM struct {
 	TaskID    string     `json:"task_id,omitempty" doc:"the last task that changed the VM"`
 	Error     string     `json:"error,omitempty"`
 	Created   time.Time  `json:"created"`
+	// LimitsApplied says how the last limits change took effect.
+	LimitsApplied string `json:"limits_applied,omitempty" enum:"live,next_start" doc:"how the last limits change took effect: live on the running VM, or at its next start"`
+	// Console is the graphical console the VM was created with.
+	Console string `json:"console,omitempty" enum:"vnc,spice,none" doc:"graphical console: vnc (the web console), spice, or none"`
+	// AntiAffinity keeps the VM off the nodes of the other members of its group.
+	AntiAffinity *AntiAffinity `json:"anti_affinity,omitempty"`
+	// TemplateID and TemplateVersion name the domain template the VM was
+	// defined with (empty: the built-in one).
+	TemplateID      string `json:"template_id,omitempty"`
+	TemplateVersion int    `json:"template_version,omitempty"`
 }
 
 var namePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -311,9 +313,10 @@ func ValidName(field, name string) error {
 	return nil
 }
 
-// ConsoleInfo tells a client how to reach a VM's console.
+// ConsoleInfo tells a client what console a VM has; it is opened with a
+// ticket (POST /v1/vms/{id}/console), never at the node's address.
 type ConsoleInfo struct {
-	Type string `json:"type" doc:"vnc or serial"`
-	Host string `json:"host"`
-	Port int    `json:"port"`
+	Type string `json:"type" doc:"vnc or spice"`
+	// Open says whether a console can be opened now (the VM runs).
+	Open bool `json:"open"`
 }

@@ -35,7 +35,7 @@ func TestVMMConformance(t *testing.T) {
 		st := dbtest.SQLite(t)
 		n, err := simnode.Open(t.Context(), st, "n1")
 		require.NoError(t, err)
-		return vmmtest.Harness{Driver: n, Prefix: "vpt-", Spec: func(t *testing.T, name string) vmm.Spec { return spec(name) },
+		return vmmtest.Harness{Driver: n, Prefix: "vpt-", Templates: true, Spec: func(t *testing.T, name string) vmm.Spec { return spec(name) },
 			GuestAgent: true, Rescue: vmm.RescueSpec{ISO: "/srv/rescue.iso"},
 			Migration: func(t *testing.T) (vmm.MigrationTarget, vmm.Driver) {
 				peer, err := simnode.Open(t.Context(), st, "n2")

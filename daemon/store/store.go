@@ -39,6 +39,9 @@ const (
 	KindVM       Kind = "vm"
 	KindSimState Kind = "simstate" // durable state of a simulated node's fakes
 	KindLease    Kind = "lease"    // a role one daemon holds at a time (tasks.Engine)
+	KindTemplate Kind = "template" // a domain template
+	// KindConsoleTicket is a console ticket, by the SHA-256 of its secret.
+	KindConsoleTicket Kind = "console-ticket"
 )
 
 // Object is one stored document. Name is unique within (Kind, Parent).

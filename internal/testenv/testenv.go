@@ -347,3 +347,44 @@ func RequireRouting(t testing.TB) Routing {
 func (l Libvirt) Values() libvirt.Values {
 	return libvirt.Values{DomainType: l.DomainType, CPUMode: l.CPUMode}
 }
+
+// Chromium is Debian's chromium for headless browser tests: Bin with the
+// start flags Flags (headless, no sandbox, no background traffic); each
+// test starts its own instance with a fresh profile directory.
+type Chromium struct {
+	Bin   string
+	Flags []string
+}
+
+// RequireChromium returns the browser installed by `make env-chromium`.
+func RequireChromium(t testing.TB) Chromium {
+	t.Helper()
+	kv := component(t, "chromium", "env-chromium", func(kv map[string]string) error {
+		if err := need(kv, "BIN", "FLAGS"); err != nil {
+			return err
+		}
+		_, err := os.Stat(kv["BIN"])
+		return err
+	})
+	return Chromium{Bin: kv["BIN"], Flags: strings.Fields(kv["FLAGS"])}
+}
+
+// DemoImage is a bootable raw disk (SYSLINUX, the guest kernel, busybox)
+// whose guest prints Banner on its screen and serial console, then a
+// heartbeat "Tick N" on the serial console every second.
+type DemoImage struct {
+	Path, Format, Banner, Tick string
+}
+
+// RequireDemoImage returns the image built by `make env-demo`.
+func RequireDemoImage(t testing.TB) DemoImage {
+	t.Helper()
+	kv := component(t, "demo", "env-demo", func(kv map[string]string) error {
+		if err := need(kv, "IMAGE", "FORMAT", "BANNER", "TICK"); err != nil {
+			return err
+		}
+		_, err := os.Stat(kv["IMAGE"])
+		return err
+	})
+	return DemoImage{Path: kv["IMAGE"], Format: kv["FORMAT"], Banner: kv["BANNER"], Tick: kv["TICK"]}
+}

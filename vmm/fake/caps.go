@@ -187,6 +187,13 @@ func (d *Driver) SetLimits(ctx context.Context, name string, l vmm.Limits) error
 	if l.IOWeight > 0 {
 		s.Limits.IOWeight = l.IOWeight
 	}
+	switch l.CPUCapPercent {
+	case 0:
+	case vmm.NoCap:
+		s.Limits.CPUCapPercent = 0
+	default:
+		s.Limits.CPUCapPercent = l.CPUCapPercent
+	}
 	for t, dl := range l.Disks {
 		if s.Limits.Disks == nil {
 			s.Limits.Disks = map[string]vmm.DiskLimits{}

@@ -267,6 +267,10 @@ func cloneSpec(s vmm.Spec) vmm.Spec {
 		c := *s.CloudInit
 		s.CloudInit = &c
 	}
+	if s.Template != nil {
+		t := *s.Template
+		s.Template = &t
+	}
 	return s
 }
 

@@ -37,6 +37,7 @@ func TestConformance(t *testing.T) {
 				d := fake.New(tc.opts...)
 				h := vmmtest.Harness{
 					Driver:     d,
+					Templates:  true,
 					Prefix:     "vpt-",
 					Spec:       func(t *testing.T, name string) vmm.Spec { return spec(name) },
 					GuestAgent: true,

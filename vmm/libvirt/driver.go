@@ -47,6 +47,11 @@ func WithValues(v Values) Option { return func(d *Driver) { d.values = v } }
 // before it is defined.
 func WithDomainEditor(e DomainEditor) Option { return func(d *Driver) { d.editor = e } }
 
+// WithDiskRoots sets the directories (the storage pools') that disks added
+// by a template override may come from; without it, the directories of
+// the spec's own disks.
+func WithDiskRoots(dirs ...string) Option { return func(d *Driver) { d.diskRoots = dirs } }
+
 // WithLogger sets the logger; the default discards.
 func WithLogger(l *slog.Logger) Option { return func(d *Driver) { d.log = l } }
 
@@ -60,6 +65,7 @@ type Driver struct {
 	cfg         Config
 	values      Values
 	editor      DomainEditor
+	diskRoots   []string
 	log         *slog.Logger
 	callTimeout time.Duration
 

@@ -17,6 +17,7 @@ func TestConformance(t *testing.T) {
 		f := newFixture(t)
 		return vmmtest.Harness{
 			Driver:               f.d,
+			Templates:            true,
 			Prefix:               "vpt-",
 			Spec:                 f.spec,
 			WaitBooted:           f.console.WaitBooted,

@@ -98,6 +98,13 @@ func (d *Driver) Create(ctx context.Context, spec vmm.Spec) (vmm.VM, error) {
 	if err != nil {
 		return vmm.VM{}, err
 	}
+	roots := d.diskRoots
+	if len(roots) == 0 {
+		roots = diskRootsOf(spec)
+	}
+	if err := applyTemplate(spec.Template, dom, roots); err != nil {
+		return vmm.VM{}, err
+	}
 	if d.editor != nil {
 		if err := d.editor(spec, dom); err != nil {
 			return vmm.VM{}, virtplane.Errorf(virtplane.ErrInvalidArgument, "domain editor: %v", err)

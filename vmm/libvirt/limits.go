@@ -10,6 +10,12 @@ import (
 	"github.com/virtplane/virtplane/vmm"
 )
 
+// cpuCapPeriod is the CFS period of a CPU cap, in µs (the kernel's default).
+const cpuCapPeriod = 100000
+
+// cpuCapQuota is the CFS quota per period of a cap in percent of one CPU.
+func cpuCapQuota(percent uint64) int64 { return int64(percent * cpuCapPeriod / 100) }
+
 func typed(field string, v golibvirt.TypedParamValue) golibvirt.TypedParam {
 	return golibvirt.TypedParam{Field: field, Value: v}
 }
@@ -72,6 +78,11 @@ func (d *Driver) SetLimits(ctx context.Context, name string, l vmm.Limits) error
 			return err
 		}
 	}
+	if l.CPUCapPercent > 0 {
+		if err := d.setCPUCap(ctx, dom, name, l.CPUCapPercent, flags); err != nil {
+			return err
+		}
+	}
 	if l.IOWeight > 0 {
 		if err := do(ctx, d, "set io weight of "+name, true, func(lv *golibvirt.Libvirt) error {
 			return lv.DomainSetBlkioParameters(dom, []golibvirt.TypedParam{typed("weight", *golibvirt.NewTypedParamValueUint(uint32(l.IOWeight)))}, flags)
@@ -93,4 +104,30 @@ func (d *Driver) SetLimits(ctx context.Context, name string, l vmm.Limits) error
 		}
 	}
 	return nil
+}
+
+// setCPUCap sets the CFS bandwidth of the whole machine (global_*, not per
+// vCPU: a cap of 150% lets two vCPUs share one and a half host CPUs). A
+// cap removed is an unlimited quota (-1) on the running domain, which
+// libvirt cannot clear until it restarts, and no period or quota at all in
+// the definition: a host without the cgroup cpu controller refuses any.
+func (d *Driver) setCPUCap(ctx context.Context, dom golibvirt.Domain, name string, percent uint64, flags uint32) error {
+	set := func(f uint32, period uint64, quota int64) error {
+		params := []golibvirt.TypedParam{
+			typed("global_period", *golibvirt.NewTypedParamValueUllong(period)),
+			typed("global_quota", *golibvirt.NewTypedParamValueLlong(quota)),
+		}
+		return do(ctx, d, "set cpu cap of "+name, true, func(lv *golibvirt.Libvirt) error {
+			return lv.DomainSetSchedulerParametersFlags(dom, params, f)
+		})
+	}
+	if percent != vmm.NoCap {
+		return set(flags, cpuCapPeriod, cpuCapQuota(percent))
+	}
+	if flags&uint32(golibvirt.DomainAffectLive) != 0 {
+		if err := set(uint32(golibvirt.DomainAffectLive), cpuCapPeriod, -1); err != nil {
+			return err
+		}
+	}
+	return set(uint32(golibvirt.DomainAffectConfig), 0, 0)
 }

@@ -59,16 +59,18 @@ func (d *Driver) Migrate(ctx context.Context, name string, target vmm.MigrationT
 	if target.AllowUnsafe {
 		flags |= golibvirt.MigrateUnsafe
 	}
+	xml, rewritten, err := d.destinationXML(ctx, dom, name, target.Disks)
+	if err != nil {
+		return err
+	}
+	if rewritten {
+		params = append(params, typed("destination_xml", *golibvirt.NewTypedParamValueString(xml)))
+	}
 	if len(target.Disks) > 0 {
-		xml, err := d.destinationXML(ctx, dom, name, target.Disks)
-		if err != nil {
-			return err
-		}
 		// QEMU mirrors the listed disks into the target's volumes over NBD
 		// while memory is copied; the others (the cloud-init seed) must be
 		// where the domain says on the target too.
 		flags |= golibvirt.MigrateNonSharedDisk
-		params = append(params, typed("destination_xml", *golibvirt.NewTypedParamValueString(xml)))
 		for _, t := range slices.Sorted(maps.Keys(target.Disks)) {
 			params = append(params, typed("migrate_disks", *golibvirt.NewTypedParamValueString(t)))
 		}
@@ -186,21 +188,33 @@ func (d *Driver) migratingOut(ctx context.Context, dom golibvirt.Domain) (bool, 
 }
 
 // destinationXML is the running domain's definition with the disks in
-// moved on their new sources, for a migration that copies them.
-func (d *Driver) destinationXML(ctx context.Context, dom golibvirt.Domain, name string, moved map[string]vmm.DiskSource) (string, error) {
+// moved on their new sources, for a migration that copies them, and
+// without the leftovers of a removed CPU cap (a live cap removed is an
+// unlimited quota of -1 until the domain restarts, which a target without
+// the cgroup cpu controller would refuse as scheduler tuning). rewritten
+// says whether it differs from what libvirt would send by itself.
+func (d *Driver) destinationXML(ctx context.Context, dom golibvirt.Domain, name string, moved map[string]vmm.DiskSource) (string, bool, error) {
 	x, err := call(ctx, d, "get migratable xml of "+name, true, func(lv *golibvirt.Libvirt) (string, error) {
 		return lv.DomainGetXMLDesc(dom, golibvirt.DomainXMLSecure|golibvirt.DomainXMLMigratable)
 	})
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	var def libvirtxml.Domain
 	if err := def.Unmarshal(x); err != nil {
-		return "", fmt.Errorf("libvirt: parse domain xml of %s: %w", name, err)
+		return "", false, fmt.Errorf("libvirt: parse domain xml of %s: %w", name, err)
+	}
+	rewritten := len(moved) > 0
+	if ct := def.CPUTune; ct != nil && ct.GlobalQuota != nil && ct.GlobalQuota.Value <= 0 {
+		ct.GlobalQuota, ct.GlobalPeriod = nil, nil
+		rewritten = true
+	}
+	if !rewritten {
+		return "", false, nil
 	}
 	for t, src := range moved {
 		if err := src.Validate("migration disks[" + t + "]"); err != nil {
-			return "", err
+			return "", false, err
 		}
 		var dd *libvirtxml.DomainDisk
 		if def.Devices != nil {
@@ -211,11 +225,11 @@ func (d *Driver) destinationXML(ctx context.Context, dom golibvirt.Domain, name 
 			}
 		}
 		if dd == nil {
-			return "", virtplane.Errorf(virtplane.ErrInvalidArgument, "migration disks: vm %q has no disk %q", name, t)
+			return "", false, virtplane.Errorf(virtplane.ErrInvalidArgument, "migration disks: vm %q has no disk %q", name, t)
 		}
 		rd, err := renderDisk(vmm.Disk{Target: t, Source: src}, vmm.DiskLimits{})
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		// The copy is a whole disk: it has no backing chain of its own.
 		dd.Source, dd.BackingStore = rd.Source, nil
@@ -224,5 +238,6 @@ func (d *Driver) destinationXML(ctx context.Context, dom golibvirt.Domain, name 
 		}
 		dd.Driver.Type = rd.Driver.Type
 	}
-	return def.Marshal()
+	out, err := def.Marshal()
+	return out, true, err
 }

@@ -235,6 +235,13 @@ func render(spec vmm.Spec, v Values, seed, consoleLog string) (*libvirtxml.Domai
 	if spec.Limits.CPUWeight > 0 {
 		dom.CPUTune = &libvirtxml.DomainCPUTune{Shares: &libvirtxml.DomainCPUTuneShares{Value: uint(spec.Limits.CPUWeight)}}
 	}
+	if c := spec.Limits.CPUCapPercent; c > 0 && c != vmm.NoCap {
+		if dom.CPUTune == nil {
+			dom.CPUTune = &libvirtxml.DomainCPUTune{}
+		}
+		dom.CPUTune.GlobalPeriod = &libvirtxml.DomainCPUTunePeriod{Value: cpuCapPeriod}
+		dom.CPUTune.GlobalQuota = &libvirtxml.DomainCPUTuneQuota{Value: cpuCapQuota(c)}
+	}
 	if spec.Limits.IOWeight > 0 {
 		dom.BlockIOTune = &libvirtxml.DomainBlockIOTune{Weight: uint(spec.Limits.IOWeight)}
 	}
@@ -318,6 +325,9 @@ func RenderXML(spec vmm.Spec, v Values, stateDir string, editor DomainEditor) (s
 	if err != nil {
 		return "", err
 	}
+	if err := applyTemplate(spec.Template, dom, diskRootsOf(spec)); err != nil {
+		return "", err
+	}
 	if editor != nil {
 		if err := editor(spec, dom); err != nil {
 			return "", virtplane.Errorf(virtplane.ErrInvalidArgument, "domain editor: %v", err)
@@ -345,6 +355,13 @@ func parse(x string) (vmm.VM, *libvirtxml.Domain, meta, error) {
 	}
 	if dom.CPUTune != nil && dom.CPUTune.Shares != nil {
 		s.Limits.CPUWeight = uint64(dom.CPUTune.Shares.Value)
+	}
+	if t := dom.CPUTune; t != nil && t.GlobalQuota != nil && t.GlobalQuota.Value > 0 {
+		period := uint64(cpuCapPeriod)
+		if t.GlobalPeriod != nil && t.GlobalPeriod.Value > 0 {
+			period = t.GlobalPeriod.Value
+		}
+		s.Limits.CPUCapPercent = (uint64(t.GlobalQuota.Value)*100 + period/2) / period
 	}
 	if dom.BlockIOTune != nil {
 		s.Limits.IOWeight = uint64(dom.BlockIOTune.Weight)

@@ -133,6 +133,21 @@ func (d *Driver) Resize(ctx context.Context, name string, r vmm.Resources) error
 	}})
 }
 
+// allowance is a CPU cap as LXD's hard quota: the CPU time per 100 ms
+// (150% is 150ms/100ms, one and a half CPUs).
+func allowance(percent uint64) string { return strconv.FormatUint(percent, 10) + "ms/100ms" }
+
+// capOf reads back an allowance that allowance wrote; others (LXD's soft
+// percentages) are no cap of ours.
+func capOf(a string) uint64 {
+	ms, ok := strings.CutSuffix(a, "ms/100ms")
+	if !ok {
+		return 0
+	}
+	v, _ := strconv.ParseUint(ms, 10, 64)
+	return v
+}
+
 // SetLimits sets CPU and IO priorities and NIC limits in one update, which
 // LXD applies live or not at all.
 func (d *Driver) SetLimits(ctx context.Context, name string, l vmm.Limits) error {
@@ -154,6 +169,13 @@ func (d *Driver) SetLimits(ctx context.Context, name string, l vmm.Limits) error
 	if l.IOWeight > 0 {
 		config["limits.disk.priority"] = priority(l.IOWeight)
 		config[keyIOWeight] = strconv.FormatUint(l.IOWeight, 10)
+	}
+	switch l.CPUCapPercent {
+	case 0:
+	case vmm.NoCap:
+		config["limits.cpu.allowance"] = "" // an empty value unsets the key
+	default:
+		config["limits.cpu.allowance"] = allowance(l.CPUCapPercent)
 	}
 	devices := map[string]map[string]string{}
 	for mac, nl := range l.NICs {

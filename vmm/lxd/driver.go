@@ -163,6 +163,8 @@ func (d *Driver) Create(ctx context.Context, spec vmm.Spec) (vmm.VM, error) {
 		return vmm.VM{}, virtplane.Errorf(virtplane.ErrInvalidArgument, "boot.kernel: containers share the host kernel")
 	case spec.Console.Type != "":
 		return vmm.VM{}, virtplane.Errorf(virtplane.ErrInvalidArgument, "console.type %q: containers have no graphical console", spec.Console.Type)
+	case spec.Template != nil && *spec.Template != (vmm.Template{}):
+		return vmm.VM{}, virtplane.Errorf(virtplane.ErrInvalidArgument, "template: containers have no virtual hardware to template")
 	}
 	spec = spec.Normalize()
 	config := map[string]string{
@@ -176,6 +178,9 @@ func (d *Driver) Create(ctx context.Context, spec vmm.Spec) (vmm.VM, error) {
 	if w := spec.Limits.IOWeight; w > 0 {
 		config["limits.disk.priority"] = priority(w)
 		config[keyIOWeight] = strconv.FormatUint(w, 10)
+	}
+	if c := spec.Limits.CPUCapPercent; c > 0 && c != vmm.NoCap {
+		config["limits.cpu.allowance"] = allowance(c)
 	}
 	if ci := spec.CloudInit; ci != nil {
 		config["user.user-data"] = ci.UserData
@@ -222,6 +227,7 @@ func view(in instance) vmm.VM {
 	}
 	s.Limits.CPUWeight, _ = strconv.ParseUint(in.Config[keyCPUWeight], 10, 64)
 	s.Limits.IOWeight, _ = strconv.ParseUint(in.Config[keyIOWeight], 10, 64)
+	s.Limits.CPUCapPercent = capOf(in.Config["limits.cpu.allowance"])
 	names := make([]string, 0, len(in.Devices))
 	for n, dev := range in.Devices {
 		if dev["type"] == "nic" {

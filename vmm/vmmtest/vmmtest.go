@@ -61,6 +61,9 @@ type Harness struct {
 	// suite grows that disk when the driver claims DiskResizer (0: the
 	// driver does not check sizes against the image, like the fake).
 	DiskSize int64
+	// Templates says that the driver applies virtual hardware templates
+	// (vmm.Spec.Template); without, it must refuse a spec with one.
+	Templates bool
 	// BootTimeout bounds each wait for a guest; default 2 minutes.
 	BootTimeout time.Duration
 }
@@ -72,6 +75,7 @@ type Factory func(t *testing.T) Harness
 func Run(t *testing.T, factory Factory) {
 	t.Run("InvalidSpec", func(t *testing.T) { testInvalidSpec(t, factory(t)) })
 	t.Run("NotFound", func(t *testing.T) { testNotFound(t, factory(t)) })
+	t.Run("Template", func(t *testing.T) { testTemplate(t, factory(t)) })
 	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, factory(t)) })
 }
 
@@ -155,6 +159,34 @@ func testInvalidSpec(t *testing.T, h Harness) {
 			assert.Error(t, err, "a rejected spec must leave nothing behind")
 		})
 	}
+}
+
+// testTemplate: a template is applied or refused, never ignored; a bad one
+// is refused by every driver.
+func testTemplate(t *testing.T, h Harness) {
+	ctx := t.Context()
+	s := h.Spec(t, h.name(t))
+	s.Template = &vmm.Template{Machine: "pc", NICModel: "e1000", Video: "vga"}
+	_, err := h.Driver.Create(ctx, s)
+	if err == nil {
+		cleanup(t, h.Driver, s.Name)
+	}
+	if h.Templates {
+		require.NoError(t, err)
+		_, err = h.Driver.Get(ctx, s.Name)
+		require.NoError(t, err)
+	} else {
+		requireClass(t, err, virtplane.ErrInvalidArgument, "a driver without templates refuses one")
+		_, err = h.Driver.Get(ctx, s.Name)
+		assert.Error(t, err, "a refused spec leaves nothing behind")
+	}
+	bad := h.Spec(t, h.name(t))
+	bad.Template = &vmm.Template{Video: "matrox"}
+	_, err = h.Driver.Create(ctx, bad)
+	if err == nil {
+		cleanup(t, h.Driver, bad.Name)
+	}
+	requireClass(t, err, virtplane.ErrInvalidArgument, "an invalid template")
 }
 
 func testNotFound(t *testing.T, h Harness) {
@@ -415,6 +447,22 @@ func (l *lifecycle) limits(t *testing.T) {
 		assert.Equal(t, want.Disks, vm.Spec.Limits.Disks, "limits not named stay")
 		break
 	}
+
+	// A CPU cap, then its removal; the weight stays.
+	require.NoError(t, lim.SetLimits(ctx, l.name, vmm.Limits{CPUCapPercent: 150}))
+	vm, err = l.d.Get(ctx, l.name)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(150), vm.Spec.Limits.CPUCapPercent, "cpu cap")
+	assert.Equal(t, want.CPUWeight, vm.Spec.Limits.CPUWeight, "limits not named stay")
+	require.NoError(t, lim.SetLimits(ctx, l.name, vmm.Limits{IOWeight: 0, CPUWeight: want.CPUWeight}))
+	vm, err = l.d.Get(ctx, l.name)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(150), vm.Spec.Limits.CPUCapPercent, "a zero cap leaves the cap")
+	require.NoError(t, lim.SetLimits(ctx, l.name, vmm.Limits{CPUCapPercent: vmm.NoCap}))
+	vm, err = l.d.Get(ctx, l.name)
+	require.NoError(t, err)
+	assert.Zero(t, vm.Spec.Limits.CPUCapPercent, "NoCap removes the cap")
+	requireClass(t, lim.SetLimits(ctx, l.name, vmm.Limits{CPUCapPercent: vmm.MaxCPUCapPercent + 1}), virtplane.ErrInvalidArgument, "huge cap")
 
 	requireClass(t, lim.SetLimits(ctx, l.name, vmm.Limits{Disks: map[string]vmm.DiskLimits{"vdy": {ReadIOPS: 1}}}), virtplane.ErrInvalidArgument, "unknown disk")
 	requireClass(t, lim.SetLimits(ctx, l.name, vmm.Limits{CPUWeight: 1 << 40}), virtplane.ErrInvalidArgument, "huge weight")

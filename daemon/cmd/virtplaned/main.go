@@ -75,6 +75,9 @@ type Config struct {
 	// (software emulation), or "auto"/empty: each node's libvirt driver
 	// detects it (kvm when libvirt offers it and a kvm guest boots).
 	DomainType string `json:"domain_type"`
+	// DemoImage is a bootable raw disk registered as the first OS image of
+	// a fresh local node (make run builds one with hack/env/demo.sh).
+	DemoImage string `json:"demo_image"`
 }
 
 func defaults() Config {
@@ -129,6 +132,8 @@ func serveCommand(out io.Writer) *cobra.Command {
 					cfg.AdminPassword = flags.AdminPassword
 				case "domain-type":
 					cfg.DomainType = flags.DomainType
+				case "demo-image":
+					cfg.DemoImage = flags.DemoImage
 				}
 			})
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -146,6 +151,7 @@ func serveCommand(out io.Writer) *cobra.Command {
 	f.StringVar(&flags.Node, "node", flags.Node, "first node: auto, local, sim or none")
 	f.StringVar(&flags.AdminPassword, "admin-password", "", "password of the admin account created on first start (default: random)")
 	f.StringVar(&flags.DomainType, "domain-type", "auto", "libvirt domain type of the VMs: auto (detect per node), kvm or qemu")
+	f.StringVar(&flags.DemoImage, "demo-image", "", "bootable raw disk image to register as the first OS image of a fresh local node (make run: hack/env/demo.sh)")
 	return cmd
 }
 
@@ -194,7 +200,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		}
 	}
 	dcfg := daemon.Config{Store: st, Instance: cfg.Instance, Logger: log, Workers: cfg.TaskWorkers, Version: "dev", DataDir: cfg.Data,
-		LocalLibvirtSocket: cfg.LibvirtSock, SSHKeyFile: cfg.SSHKeyFile, SSHKnownHostsFile: cfg.SSHKnownHostsFile, SSHNodeDir: cfg.SSHNodeDir, LocalMigrationAddress: cfg.MigrationAddress, DomainType: domainType}
+		LocalLibvirtSocket: cfg.LibvirtSock, SSHKeyFile: cfg.SSHKeyFile, SSHKnownHostsFile: cfg.SSHKnownHostsFile, SSHNodeDir: cfg.SSHNodeDir, LocalMigrationAddress: cfg.MigrationAddress, DomainType: domainType, DemoImage: cfg.DemoImage}
 	if libvirtUp {
 		// The local node: this host's libvirtd, disks in a file pool under
 		// the data directory.
@@ -244,6 +250,9 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	fmt.Fprintf(out, "API documentation: http://%s/docs\n", ln.Addr())
 	if token != "" {
 		fmt.Fprintf(out, "first start: admin token (shown once): %s\n", token)
+		if node == "local" && cfg.DemoImage != "" {
+			fmt.Fprintf(out, "  the first OS image is the demo image (%s): a VM of it shows a banner on its console (POST /v1/vms/{id}/console, then open page_url)\n", cfg.DemoImage)
+		}
 		fmt.Fprintf(out, "  curl -H 'Authorization: Bearer %s' http://%s/v1/vms\n", token, ln.Addr())
 	}
 	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
