@@ -103,6 +103,11 @@ func TestEndToEndLXD(t *testing.T) {
 	snaps, err := drv.ListSnapshots(ctx, name)
 	require.NoError(t, err)
 	require.Len(t, snaps, 1)
+	vm, err = c.GetVM(ctx, vm.ID)
+	require.NoError(t, err)
+	require.Len(t, vm.Snapshots, 1)
+	// LXD here cannot checkpoint (no CRIU): the API says it took the disks.
+	assert.Equal(t, model.SnapshotDisk, vm.Snapshots[0].Kind)
 
 	tk, err = c.DeleteVM(ctx, vm.ID)
 	succeeded(t, c, tk, err)

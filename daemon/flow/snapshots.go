@@ -3,6 +3,7 @@ package flow
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -58,11 +59,20 @@ func (f *Flow) snapshot(create bool) func(context.Context, *tasks.Run) error {
 		if memory {
 			kind = model.SnapshotMemory
 		}
-		if err := r.Step(ctx, "create snapshot "+in.Snapshot+" ("+kind+")", tasks.NoUndo, func(ctx context.Context) error {
-			return sn.CreateSnapshot(ctx, name, vmm.SnapshotSpec{Name: in.Snapshot, Memory: memory})
+		if err := r.Step(ctx, "create snapshot "+in.Snapshot, tasks.NoUndo, func(ctx context.Context) error {
+			err := sn.CreateSnapshot(ctx, name, vmm.SnapshotSpec{Name: in.Snapshot, Memory: memory})
+			if memory && in.Memory == nil && errors.Is(err, virtplane.ErrNotImplemented) {
+				// The default kind, which this hypervisor cannot take of a
+				// running machine (LXD without CRIU): the disks alone.
+				_ = r.Log(ctx, fmt.Sprintf("memory snapshot not possible on this node (%v): taking the disks only", err))
+				memory, kind = false, model.SnapshotDisk
+				err = sn.CreateSnapshot(ctx, name, vmm.SnapshotSpec{Name: in.Snapshot})
+			}
+			return err
 		}); err != nil {
 			return err
 		}
+		_ = r.Log(ctx, "snapshot "+in.Snapshot+": "+kind)
 		snaps = append(snaps, model.Snapshot{Name: in.Snapshot, Kind: kind, Created: time.Now().UTC()})
 		return r.SetResult(vmPatch{Snapshots: &snaps})
 	}
