@@ -136,4 +136,3 @@ func (c *Client) RemovePoolBlock(ctx context.Context, id, blockID string) error 
 func (c *Client) DeletePool(ctx context.Context, id string) error {
 	return c.call(ctx, "deletePool", []string{id}, nil, nil, nil)
 }
-
