@@ -219,6 +219,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.SSHNodeDir = "/var/lib/virtplane"
 	}
 	s := &Server{cfg: cfg, Auth: auth.New(cfg.Store), Events: events.NewBus(), Metrics: metrics.New(cfg.Store)}
+	s.Metrics.AddUsage(usageSource{s})
 	eng, err := tasks.New(tasks.Config{
 		Store: cfg.Store, Instance: cfg.Instance, Workers: cfg.Workers, Logger: cfg.Logger,
 		OnChange: func(t store.Task) {
