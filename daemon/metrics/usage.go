@@ -17,9 +17,9 @@ type Inventory struct {
 
 // ClusterUsage is one cluster, its overcommit limits and nodes.
 type ClusterUsage struct {
-	ID, Name                                    string
+	ID, Name                                     string
 	CPUOvercommit, RAMOvercommit, DiskOvercommit float64
-	Nodes                                       []NodeUsage
+	Nodes                                        []NodeUsage
 	// VMsByState counts the cluster's VMs by state, placed or not.
 	VMsByState map[string]int
 }
