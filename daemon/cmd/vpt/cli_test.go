@@ -93,8 +93,8 @@ func (c *cli) must(args ...string) string {
 }
 
 var (
-	idPattern   = regexp.MustCompile(`\b[0-9a-f]{24}\b`)
-	timePattern = regexp.MustCompile(`\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z\b`)
+	idPattern     = regexp.MustCompile(`\b[0-9a-f]{24}\b`)
+	timePattern   = regexp.MustCompile(`\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z\b`)
 	progressLines = regexp.MustCompile(`(?m)^\S+ \[[#.]+\].*\n`)
 	// secrets of tokens
 	tokenPattern = regexp.MustCompile(`vpt_[A-Za-z0-9_-]+`)

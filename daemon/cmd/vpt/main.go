@@ -34,17 +34,17 @@ type env struct {
 // again later".
 func exitCodes() []exitClass {
 	return []exitClass{
-	{virtplane.ErrInvalidArgument, 2},
-	{virtplane.ErrNotFound, 3},
-	{virtplane.ErrAlreadyExists, 4},
-	{virtplane.ErrConflict, 5},
-	{virtplane.ErrPermissionDenied, 6},
-	{virtplane.ErrUnauthenticated, 7},
-	{virtplane.ErrUnavailable, 8},
-	{virtplane.ErrResourceExhausted, 9},
-	{virtplane.ErrTimeout, 10},
-	{virtplane.ErrNotImplemented, 11},
-	{virtplane.ErrCanceled, 12},
+		{virtplane.ErrInvalidArgument, 2},
+		{virtplane.ErrNotFound, 3},
+		{virtplane.ErrAlreadyExists, 4},
+		{virtplane.ErrConflict, 5},
+		{virtplane.ErrPermissionDenied, 6},
+		{virtplane.ErrUnauthenticated, 7},
+		{virtplane.ErrUnavailable, 8},
+		{virtplane.ErrResourceExhausted, 9},
+		{virtplane.ErrTimeout, 10},
+		{virtplane.ErrNotImplemented, 11},
+		{virtplane.ErrCanceled, 12},
 	}
 }
 

@@ -1,8 +1,8 @@
 package main
 
 import (
-	"io"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"

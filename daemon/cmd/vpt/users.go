@@ -193,7 +193,6 @@ func userCols() []column[model.User] {
 	}
 }
 
-
 func (a *app) whoamiCommand() *cobra.Command {
 	return &cobra.Command{
 		Use: "whoami", Short: "Show the user of the current context", Args: exactArgs(0),

@@ -301,4 +301,3 @@ func (a *app) vmCommand() *cobra.Command {
 	})
 	return cmd
 }
-
