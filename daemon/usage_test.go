@@ -13,6 +13,7 @@ import (
 
 	"github.com/virtplane/virtplane/daemon"
 	"github.com/virtplane/virtplane/daemon/api"
+	"github.com/virtplane/virtplane/daemon/client"
 	"github.com/virtplane/virtplane/daemon/internal/dbtest"
 )
 
@@ -82,4 +83,19 @@ func TestUsageMetrics(t *testing.T) {
 	assert.Equal(t, 0.0, sample(t, text, "virtplane_node_memory_used_bytes"+nl))
 	assert.Equal(t, 2.0, sample(t, text, "virtplane_node_vcpus_allocated"+nl))
 	assert.Equal(t, 1.0, sample(t, text, `virtplane_vms{cluster="fra",state="stopped"}`))
+}
+
+// TestRequestMetricsCodes: API requests are counted by the status they got
+// (they were all code 0: the handler's status went to a copy of the context).
+func TestRequestMetricsCodes(t *testing.T) {
+	srv, err := daemon.New(daemon.Config{Store: dbtest.SQLite(t), Instance: "codes", DataDir: t.TempDir()})
+	require.NoError(t, err)
+	c := serveAdmin(t, srv)
+	_, err = c.ListClusters(t.Context(), client.ListOptions{})
+	require.NoError(t, err)
+	_, err = c.GetVM(t.Context(), "no-such-vm")
+	require.Error(t, err)
+	text := scrape(t, c.BaseURL())
+	assert.Equal(t, 1.0, sample(t, text, `virtplane_api_request_duration_seconds_count{code="200",operation="listClusters"}`))
+	assert.Equal(t, 1.0, sample(t, text, `virtplane_api_request_duration_seconds_count{code="404",operation="getVM"}`))
 }
