@@ -14,4 +14,7 @@
 //	c := client.New("http://127.0.0.1:8080", token)
 //	vm, tv, err := c.CreateVM(ctx, api.VMCreateBody{...}, "order-1234")
 //	err = c.Task(tv).Wait(ctx) // nil once the VM runs; else the task's error class
+//
+// examples/billing sells a VM with it; the vpt CLI (daemon/cmd/vpt) and the
+// Terraform provider (terraform-provider-virtplane) are built on it.
 package client
