@@ -78,7 +78,7 @@ func (u usageSource) Inventory(ctx context.Context) (metrics.Inventory, error) {
 			continue
 		}
 		nu := metrics.NodeUsage{ID: n.ID, Name: n.Name, State: n.State, Cores: n.Cores, MemoryMiB: n.MemoryMiB, DiskGiB: n.DiskGiB}
-		nu.UsageErr = u.node(ctx, n, byNode[n.ID], &nu)
+		nu.UsageErr = u.node(ctx, n, clusters[i], byNode[n.ID], &nu)
 		inv.Clusters[i].Nodes = append(inv.Clusters[i].Nodes, nu)
 	}
 	return inv, nil
@@ -86,7 +86,7 @@ func (u usageSource) Inventory(ctx context.Context) (metrics.Inventory, error) {
 
 // node fills the usage of the VMs on node n; a driver that cannot be
 // reached or reports no usage is the error (the VMs are still listed).
-func (u usageSource) node(ctx context.Context, n model.Node, vms []model.VM, nu *metrics.NodeUsage) error {
+func (u usageSource) node(ctx context.Context, n model.Node, c model.Cluster, vms []model.VM, nu *metrics.NodeUsage) error {
 	for _, vm := range vms {
 		nu.VMs = append(nu.VMs, metrics.VMUsage{ID: vm.ID, Name: vm.Name, State: vm.State, CPUs: vm.CPUs, MemoryMiB: vm.MemoryMiB, DiskGiB: vm.DiskGiB})
 	}
@@ -94,16 +94,18 @@ func (u usageSource) node(ctx context.Context, n model.Node, vms []model.VM, nu 
 	if strings.HasPrefix(n.Address, "ssh://") {
 		// A scrape does not dial a remote node; it reports one already open.
 		u.s.mu.Lock()
-		d = u.s.nodes[n.ID]
+		e, ok := u.s.backends[n.ID]
 		u.s.mu.Unlock()
-		if d == nil {
+		if !ok {
 			return virtplane.Errorf(virtplane.ErrUnavailable, "node %s is not connected yet", n.Name)
 		}
+		d = e.b.VMM
 	} else {
-		var err error
-		if d, err = u.s.driver(ctx, n); err != nil {
+		b, err := u.s.Backend(ctx, n, c)
+		if err != nil {
 			return err
 		}
+		d = b.VMM
 	}
 	rep, ok := d.(vmm.UsageReporter)
 	if !ok {

@@ -171,10 +171,13 @@ func (r *imageResource) Delete(ctx context.Context, req resource.DeleteRequest, 
 		tv, err = r.c.DeleteImage(ctx, st.ID.ValueString())
 		return err
 	})
-	if err == nil {
-		err = r.wait(ctx, tv)
+	if notFound(err) {
+		return // gone already
 	}
-	if err != nil && !notFound(err) {
+	if err == nil {
+		err = r.wait(ctx, tv) // a failed task is an error, whatever its class
+	}
+	if err != nil {
 		addError(&resp.Diagnostics, "Deleting image "+st.Name.ValueString(), err)
 	}
 }

@@ -295,10 +295,13 @@ func (r *vmResource) Delete(ctx context.Context, req resource.DeleteRequest, res
 		return
 	}
 	tv, err := r.c.DeleteVM(ctx, st.ID.ValueString())
-	if err == nil {
-		err = r.wait(ctx, tv)
+	if notFound(err) {
+		return // gone already
 	}
-	if err != nil && !notFound(err) {
+	if err == nil {
+		err = r.wait(ctx, tv) // a failed task is an error, whatever its class
+	}
+	if err != nil {
 		addError(&resp.Diagnostics, "Deleting VM "+st.Name.ValueString(), err)
 	}
 }
