@@ -6,7 +6,11 @@
 VERSION=1.5.7
 D=$STATE/terraform; mkdir -p "$D"
 BIN=$D/bin/terraform
-if [ -x "$BIN" ] && "$BIN" version 2>/dev/null | head -1 | grep -qx "Terraform v$VERSION"; then
+# `terraform version` asks HashiCorp's checkpoint service whether it is out
+# of date unless told not to; no configuration file either.
+export CHECKPOINT_DISABLE=1 TF_CLI_CONFIG_FILE=/dev/null
+built() { [ -x "$BIN" ] && "$BIN" version -json 2>/dev/null | grep -q "\"terraform_version\": \"$VERSION\""; }
+if built; then
   say "terraform v$VERSION already in $D/bin"
 else
   command -v go >/dev/null || die "go is not on PATH"
@@ -14,7 +18,7 @@ else
   start=$(date +%s)
   GOBIN=$D/bin GOFLAGS=-buildvcs=false nice -n 10 go install "github.com/hashicorp/terraform@v$VERSION" >"$D/build.log" 2>&1 \
     || { tail -20 "$D/build.log" >&2; die "go install github.com/hashicorp/terraform@v$VERSION failed"; }
-  "$BIN" version | head -1 | grep -qx "Terraform v$VERSION" || die "$BIN does not print Terraform v$VERSION"
+  built || die "$BIN does not say it is Terraform $VERSION"
   say "built terraform v$VERSION in $(( $(date +%s) - start ))s"
 fi
 write_env terraform "BIN=$BIN" "VERSION=$VERSION"
