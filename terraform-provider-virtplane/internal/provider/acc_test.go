@@ -142,6 +142,18 @@ resource "virtplane_token" "ci" {
 data "virtplane_vm" "web1" {
   name       = virtplane_vm.web[0].name
 }
+data "virtplane_cluster" "fra1" {
+  name = virtplane_cluster.fra1.name
+}
+data "virtplane_node" "n2" {
+  id = virtplane_node.n[1].id
+}
+data "virtplane_ip_pool" "public" {
+  name = virtplane_ip_pool.public.name
+}
+data "virtplane_image" "debian" {
+  name = virtplane_image.debian.name
+}
 `, cpus)
 }
 
@@ -193,6 +205,15 @@ func TestAccLifecycle(t *testing.T) {
 					resource.TestCheckResourceAttrSet("virtplane_vm.web.1", "node_id"),
 					resource.TestCheckResourceAttr("virtplane_vm.web.0", "addresses.#", "1"),
 					resource.TestCheckResourceAttrPair("data.virtplane_vm.web1", "id", "virtplane_vm.web.0", "id"),
+					resource.TestCheckResourceAttrPair("data.virtplane_vm.web1", "node_id", "virtplane_vm.web.0", "node_id"),
+					resource.TestCheckResourceAttr("data.virtplane_vm.web1", "state", "running"),
+					resource.TestCheckResourceAttrPair("data.virtplane_cluster.fra1", "id", "virtplane_cluster.fra1", "id"),
+					resource.TestCheckResourceAttr("data.virtplane_cluster.fra1", "network_mode", "bridge"),
+					resource.TestCheckResourceAttr("data.virtplane_node.n2", "name", "n2"),
+					resource.TestCheckResourceAttr("data.virtplane_node.n2", "address", "sim"),
+					resource.TestCheckResourceAttrPair("data.virtplane_ip_pool.public", "id", "virtplane_ip_pool.public", "id"),
+					resource.TestCheckResourceAttr("data.virtplane_ip_pool.public", "cluster_ids.#", "1"),
+					resource.TestCheckResourceAttrPair("data.virtplane_image.debian", "id", "virtplane_image.debian", "id"),
 					resource.TestCheckResourceAttrSet("virtplane_token.ci", "token"),
 					func(s *terraform.State) error {
 						for i := range webIDs {
