@@ -107,7 +107,7 @@ func (u usageSource) node(ctx context.Context, n model.Node, c model.Cluster, vm
 		}
 		d = b.VMM
 	}
-	rep, ok := d.(vmm.UsageReporter)
+	rep, ok := vmm.As[vmm.UsageReporter](d)
 	if !ok {
 		return virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: its driver reports no usage", n.Name)
 	}
