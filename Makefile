@@ -8,8 +8,8 @@ TEST_TIMEOUT ?= 25m
 STATICCHECK_VERSION := v0.8.2
 BIN := $(CURDIR)/bin
 
-.PHONY: run test test-unit test-real bench lint build env env-down env-clean \
-	env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net env-cgo env-chromium env-demo
+.PHONY: run test test-unit test-real test-terraform bench lint build vpt env env-down env-clean \
+	env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net env-cgo env-terraform env-prometheus env-zabbix env-chromium env-demo
 
 ## run: start the reference daemon on its embedded default (SQLite in ./var, local libvirtd or a simulated node, the demo image)
 run:
@@ -17,10 +17,19 @@ run:
 	else echo "no demo image (hack/env/demo.sh failed): the first image is an empty disk" >&2; fi; \
 	$(GO) run ./daemon/cmd/virtplaned serve --data ./var $${demo:+--demo-image "$$demo"}
 
-## test: set up every real component (idempotent), then run every test
+## test: set up every real component (idempotent), then run every test (the Terraform provider's module too)
 test: env
 	@rc=0; $(GO) test -tags '$(TEST_TAGS)' -count=1 -timeout $(TEST_TIMEOUT) ./... || rc=$$?; \
+	$(MAKE) --no-print-directory test-terraform || rc=$$?; \
 	$(ENV)/clean.sh; exit $$rc
+
+## test-terraform: the Terraform provider's tests (its own module), acceptance tests with the real Terraform CLI of env-terraform
+test-terraform: env-terraform
+	cd terraform-provider-virtplane && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+## vpt: build the operator CLI into bin/vpt
+vpt:
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/vpt ./daemon/cmd/vpt
 
 ## test-unit: fast inner loop; tests that need a real component are skipped (-short)
 test-unit:
@@ -38,6 +47,7 @@ lint: $(BIN)/staticcheck env-cgo
 	CGO_ENABLED=0 $(GO) vet ./...
 	$(GO) vet -tags '$(TEST_TAGS)' ./...
 	CGO_ENABLED=0 $(BIN)/staticcheck ./...
+	cd terraform-provider-virtplane && $(GO) vet ./... && CGO_ENABLED=0 $(BIN)/staticcheck ./...
 
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -47,9 +57,9 @@ build:
 	CGO_ENABLED=0 $(GO) build ./...
 
 ## env: install and start every real component the tests use (idempotent)
-env: env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net env-cgo env-chromium env-demo
+env: env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net env-cgo env-terraform env-prometheus env-zabbix env-chromium env-demo
 
-env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net env-cgo env-chromium env-demo: env-%:
+env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net env-cgo env-terraform env-prometheus env-zabbix env-chromium env-demo: env-%:
 	@$(ENV)/$*.sh
 
 # The demo image is made of the test guest's kernel and initramfs.

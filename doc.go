@@ -14,6 +14,13 @@
 //	scripts/    script catalog, safe rendering and runners
 //	daemon/     the reference daemon virtplaned
 //
+// Runnable examples, each run by a test that checks its output:
+// examples/single-host (libvirt driver, file pool, IPAM and a bridge port
+// driven directly: create, boot, delete), examples/ha-controller (the HA
+// controller over simulated nodes), examples/ssh-script (a script run over
+// SSH with a hidden variable), examples/scheduler-only, and examples/billing
+// (selling a VM through the daemon's Go client, daemon/client).
+//
 // Errors are classified, not typed one by one:
 //
 //	if errors.Is(err, virtplane.ErrNotFound) { ... }

@@ -254,6 +254,7 @@ func New(cfg Config) (*Server, error) {
 	if s.consoleDial == nil {
 		s.consoleDial = s.dialNode
 	}
+	s.Metrics.AddUsage(usageSource{s})
 	eng, err := tasks.New(tasks.Config{
 		Store: cfg.Store, Instance: cfg.Instance, Workers: cfg.Workers, Logger: cfg.Logger,
 		OnChange: func(t store.Task) {

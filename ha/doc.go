@@ -37,4 +37,7 @@
 //	go ctl.Run(ctx)
 //	// node agents deliver heartbeats with ctl.Heartbeat (through the daemon's agent API)
 //	rep, err := ctl.Drain(ctx, "node-2") // maintenance
+//
+// examples/ha-controller runs a controller over three simulated nodes
+// through a crash, a power fence and the restarts.
 package ha

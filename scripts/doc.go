@@ -33,4 +33,6 @@
 //
 // The built-in scripts (a BIRD route reflector installer, a database as a
 // service) live in scripts/builtin.
+//
+// examples/ssh-script runs a script over SSH with a hidden variable.
 package scripts

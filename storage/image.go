@@ -116,7 +116,7 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 // creates a volume of the image's virtual size and converts the image into
 // it with qemu-img, whatever the pool's backend.
 type Importer struct {
-	Exec  Executor
+	Exec  Executor    // runs qemu-img; nil means LocalExecutor{} (it panicked before)
 	Cache *ImageCache // nil: images must be local files (Image.Path)
 }
 
@@ -125,6 +125,9 @@ type Importer struct {
 func (im Importer) Import(ctx context.Context, pool Pool, name string, img Image, progress Progress) (Volume, error) {
 	if err := ValidateName("volume name", name); err != nil {
 		return Volume{}, err
+	}
+	if im.Exec == nil {
+		im.Exec = LocalExecutor{}
 	}
 	path := img.Path
 	if path == "" {

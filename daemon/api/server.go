@@ -143,8 +143,26 @@ func (s *Server) OpenAPI() *huma.OpenAPI { return s.api.OpenAPI() }
 
 func (s *Server) observe(ctx huma.Context, next func(huma.Context)) {
 	start := time.Now()
-	next(ctx)
-	s.cfg.Metrics.ObserveRequest(ctx.Operation().OperationID, ctx.Status(), time.Since(start))
+	rec := &statusRecorder{humaContext: ctx}
+	next(rec)
+	s.cfg.Metrics.ObserveRequest(ctx.Operation().OperationID, rec.status, time.Since(start))
+}
+
+// statusRecorder keeps the status the handler set: huma.WithValue (in
+// authenticate) gives the handler a copy of humago's context, whose
+// status the original never sees (every request was counted as code 0).
+// It has no WithContext method, so later wrappers delegate to it.
+type statusRecorder struct {
+	humaContext
+	status int
+}
+
+// humaContext names the embedded context (huma.Context has a method Context).
+type humaContext = huma.Context
+
+func (r *statusRecorder) SetStatus(code int) {
+	r.status = code
+	r.humaContext.SetStatus(code)
 }
 
 func isPublic(op *huma.Operation) bool {

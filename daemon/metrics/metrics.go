@@ -2,7 +2,9 @@
 // its own (never the global one), so several daemons in one process, as in
 // tests, do not collide: nodes and VMs by state (read from the store at
 // scrape time), tasks by kind and final state with their durations, and API
-// request latency by operation.
+// request latency by operation; and, with AddUsage, per-node and per-VM
+// usage from the drivers (vmm.UsageReporter) with capacity, allocation and
+// overcommit limits (see usage.go for the series).
 //
 //	m := metrics.New(st)
 //	mux.Handle("/metrics", m.Handler())

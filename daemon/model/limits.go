@@ -1,6 +1,10 @@
 package model
 
-import "github.com/virtplane/virtplane"
+import (
+	"maps"
+
+	"github.com/virtplane/virtplane"
+)
 
 // Limits caps what a VM may use beyond its size.
 type Limits struct {
@@ -73,3 +77,15 @@ func (l Limits) Validate(targets []string) error {
 	}
 	return nil
 }
+
+// Equal reports whether l and o set the same limits.
+func (l Limits) Equal(o Limits) bool {
+	type scalars struct{ cpuPercent, cpuWeight, ioWeight, net, netIn, netOut, diskIOPS int }
+	of := func(x Limits) scalars {
+		return scalars{x.CPUPercent, x.CPUWeight, x.IOWeight, x.NetMbit, x.NetInMbit, x.NetOutMbit, x.DiskIOPS}
+	}
+	return of(l) == of(o) && len(l.Disks) == len(o.Disks) && maps.Equal(l.Disks, o.Disks)
+}
+
+// IsZero reports whether l sets no limit.
+func (l Limits) IsZero() bool { return l.Equal(Limits{}) }

@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,10 +21,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon"
 	"github.com/virtplane/virtplane/daemon/api"
 	"github.com/virtplane/virtplane/daemon/client"
-	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/daemon/store/sqlite"
 )
 
@@ -53,13 +54,17 @@ func run(ctx context.Context, out io.Writer, url, token, order string) error {
 	c := client.New(url, token)
 
 	// What the customer bought: the first cluster, pool and image on offer.
-	var clusters client.Page[model.Cluster]
-	var pools client.Page[model.IPPool]
-	var images client.Page[model.Image]
-	for path, v := range map[string]any{"/v1/clusters": &clusters, "/v1/ippools": &pools, "/v1/images": &images} {
-		if err := c.Do(ctx, "GET", path, nil, v); err != nil {
-			return err
-		}
+	clusters, err := c.ListClusters(ctx, client.ListOptions{})
+	if err != nil {
+		return err
+	}
+	pools, err := c.ListPools(ctx, client.ListOptions{})
+	if err != nil {
+		return err
+	}
+	images, err := c.ListImages(ctx, client.ListOptions{})
+	if err != nil {
+		return err
 	}
 	if len(clusters.Items) == 0 || len(pools.Items) == 0 || len(images.Items) == 0 {
 		return fmt.Errorf("the daemon offers no cluster, pool or image yet")
@@ -85,11 +90,9 @@ func run(ctx context.Context, out io.Writer, url, token, order string) error {
 	}
 	fmt.Fprintf(out, "retry with the same key: same vm %s\n", again.ID)
 
-	task, err = c.WaitTask(ctx, task.ID)
-	if err != nil {
-		return err
-	}
-	if err := client.TaskError(task); err != nil {
+	// Wait returns the task's error, with its class: errors.Is(err,
+	// virtplane.ErrResourceExhausted) means no node had room.
+	if err := c.Task(task).Wait(ctx); err != nil {
 		return err
 	}
 	vm, err = c.GetVM(ctx, vm.ID)
@@ -103,11 +106,11 @@ func run(ctx context.Context, out io.Writer, url, token, order string) error {
 	if err != nil {
 		return err
 	}
-	if del, err = c.WaitTask(ctx, del.ID); err != nil {
+	if err := c.Task(del).Wait(ctx); err != nil {
 		return err
 	}
-	if err := client.TaskError(del); err != nil {
-		return err
+	if _, err := c.GetVM(ctx, vm.ID); !errors.Is(err, virtplane.ErrNotFound) {
+		return fmt.Errorf("vm %s still there after its delete: %v", vm.ID, err)
 	}
 	fmt.Fprintf(out, "order %s ended: vm %s deleted\n", order, vm.ID)
 	return nil

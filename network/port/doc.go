@@ -57,4 +57,7 @@
 //	routed.Mode, routed.GatewayV4 = netport.ModeRouted, gateway // nic := vmm.NIC{Tap: routed.Name, MAC: routed.MAC}
 //	overlay := netport.ForVM(vmID, netport.VXLANBridge(vni), []netip.Addr{addr})
 //	overlay.Mode, overlay.VXLAN = netport.ModeVXLAN, &netport.VXLAN{VNI: vni, Local: vtep, Peers: otherVTEPs}
+//
+// examples/single-host puts a VM's port on a bridge next to the libvirt
+// driver, a file pool and IPAM, without the daemon.
 package port

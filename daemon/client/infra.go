@@ -1,0 +1,138 @@
+package client
+
+import (
+	"context"
+
+	"github.com/virtplane/virtplane/daemon/api"
+	"github.com/virtplane/virtplane/daemon/model"
+)
+
+// ListClusters reads one page of clusters.
+func (c *Client) ListClusters(ctx context.Context, o ListOptions) (Page[model.Cluster], error) {
+	var p Page[model.Cluster]
+	err := c.call(ctx, "listClusters", nil, pageQuery(o), nil, &p)
+	return p, err
+}
+
+// GetCluster reads a cluster.
+func (c *Client) GetCluster(ctx context.Context, id string) (model.Cluster, error) {
+	var out model.Cluster
+	err := c.call(ctx, "getCluster", []string{id}, nil, nil, &out)
+	return out, err
+}
+
+// CreateCluster creates a cluster (admin).
+func (c *Client) CreateCluster(ctx context.Context, b api.ClusterBody) (model.Cluster, error) {
+	var out model.Cluster
+	err := c.call(ctx, "createCluster", nil, nil, b, &out)
+	return out, err
+}
+
+// UpdateCluster replaces a cluster's settings (admin).
+func (c *Client) UpdateCluster(ctx context.Context, id string, b api.ClusterBody) (model.Cluster, error) {
+	var out model.Cluster
+	err := c.call(ctx, "updateCluster", []string{id}, nil, b, &out)
+	return out, err
+}
+
+// DeleteCluster deletes a cluster without nodes (admin).
+func (c *Client) DeleteCluster(ctx context.Context, id string) error {
+	return c.call(ctx, "deleteCluster", []string{id}, nil, nil, nil)
+}
+
+// SyncClusterFlood starts the task that brings the flood lists of a vxlan
+// cluster's VMs to its nodes (admin).
+func (c *Client) SyncClusterFlood(ctx context.Context, id string) (api.TaskView, error) {
+	var out api.TaskView
+	err := c.call(ctx, "syncClusterFlood", []string{id}, nil, nil, &out)
+	return out, err
+}
+
+// NodeListOptions pages the nodes, of one cluster when ClusterID is set.
+type NodeListOptions struct {
+	ListOptions
+	ClusterID string
+}
+
+// ListNodes reads one page of nodes (admin).
+func (c *Client) ListNodes(ctx context.Context, o NodeListOptions) (Page[model.Node], error) {
+	var p Page[model.Node]
+	q := pageQuery(o.ListOptions)
+	if o.ClusterID != "" {
+		q.Set("cluster_id", o.ClusterID)
+	}
+	err := c.call(ctx, "listNodes", nil, q, nil, &p)
+	return p, err
+}
+
+// GetNode reads a node (admin).
+func (c *Client) GetNode(ctx context.Context, id string) (model.Node, error) {
+	var out model.Node
+	err := c.call(ctx, "getNode", []string{id}, nil, nil, &out)
+	return out, err
+}
+
+// AddNode adds a node (admin).
+func (c *Client) AddNode(ctx context.Context, b api.NodeBody) (model.Node, error) {
+	var out model.Node
+	err := c.call(ctx, "addNode", nil, nil, b, &out)
+	return out, err
+}
+
+// SetNodeMaintenance puts a node into maintenance (no new VMs) or takes
+// it out (admin).
+func (c *Client) SetNodeMaintenance(ctx context.Context, id string, enabled bool) (model.Node, error) {
+	var out model.Node
+	err := c.call(ctx, "setNodeMaintenance", []string{id}, nil, map[string]bool{"enabled": enabled}, &out)
+	return out, err
+}
+
+// RemoveNode removes a node that hosts no VM (admin).
+func (c *Client) RemoveNode(ctx context.Context, id string) error {
+	return c.call(ctx, "removeNode", []string{id}, nil, nil, nil)
+}
+
+// SetNodeVTEP changes a node's VxLAN underlay address (admin).
+func (c *Client) SetNodeVTEP(ctx context.Context, id, vtep string) (model.Node, error) {
+	var out model.Node
+	err := c.call(ctx, "setNodeVTEP", []string{id}, nil, map[string]string{"vtep_address": vtep}, &out)
+	return out, err
+}
+
+// ListPools reads one page of IP pools (admin).
+func (c *Client) ListPools(ctx context.Context, o ListOptions) (Page[model.IPPool], error) {
+	var p Page[model.IPPool]
+	err := c.call(ctx, "listPools", nil, pageQuery(o), nil, &p)
+	return p, err
+}
+
+// GetPool reads an IP pool (admin).
+func (c *Client) GetPool(ctx context.Context, id string) (model.IPPool, error) {
+	var out model.IPPool
+	err := c.call(ctx, "getPool", []string{id}, nil, nil, &out)
+	return out, err
+}
+
+// CreatePool creates an IP pool (admin).
+func (c *Client) CreatePool(ctx context.Context, b api.PoolBody) (model.IPPool, error) {
+	var out model.IPPool
+	err := c.call(ctx, "createPool", nil, nil, b, &out)
+	return out, err
+}
+
+// AddPoolBlock adds a block of addresses to a pool (admin).
+func (c *Client) AddPoolBlock(ctx context.Context, id string, b api.BlockBody) (model.IPPool, error) {
+	var out model.IPPool
+	err := c.call(ctx, "addPoolBlock", []string{id}, nil, b, &out)
+	return out, err
+}
+
+// RemovePoolBlock removes a block no address of which is in use (admin).
+func (c *Client) RemovePoolBlock(ctx context.Context, id, blockID string) error {
+	return c.call(ctx, "removePoolBlock", []string{id, blockID}, nil, nil, nil)
+}
+
+// DeletePool deletes a pool no VM uses (admin).
+func (c *Client) DeletePool(ctx context.Context, id string) error {
+	return c.call(ctx, "deletePool", []string{id}, nil, nil, nil)
+}

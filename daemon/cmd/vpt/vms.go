@@ -1,0 +1,303 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/daemon/api"
+	"github.com/virtplane/virtplane/daemon/client"
+	"github.com/virtplane/virtplane/daemon/model"
+)
+
+func vmCols() []column[model.VM] {
+	return []column[model.VM]{
+		col("ID", func(v model.VM) string { return v.ID }),
+		col("NAME", func(v model.VM) string { return v.Name }),
+		col("STATE", func(v model.VM) string { return v.State }),
+		col("CPUS", func(v model.VM) string { return itoa(v.CPUs) }),
+		col("MEMORY_MIB", func(v model.VM) string { return itoa(v.MemoryMiB) }),
+		col("DISK_GIB", func(v model.VM) string { return itoa(v.DiskGiB) }),
+		col("ADDRESSES", func(v model.VM) string { return join(v.Addresses) }),
+		col("NODE", func(v model.VM) string { return v.NodeID }),
+	}
+}
+
+func listVMs(c *client.Client, ctx context.Context) ([]model.VM, error) {
+	var all []model.VM
+	o := client.VMListOptions{ListOptions: client.ListOptions{Limit: 1000}}
+	for {
+		p, err := c.ListVMs(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, p.Items...)
+		if p.Next == "" {
+			return all, nil
+		}
+		o.After = p.Next
+	}
+}
+
+func (a *app) vmCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "vm", Aliases: []string{"vms"}, Short: "Virtual machines and their actions"}
+	done := complete(a, listVMs, func(v model.VM) string { return v.Name })
+	show := func(cmd *cobra.Command, c *client.Client, id string) func(context.Context) error {
+		return func(ctx context.Context) error {
+			vm, err := c.GetVM(ctx, id)
+			if err != nil {
+				return err
+			}
+			return printOne(cmd.OutOrStdout(), a.output, vm, vmCols()...)
+		}
+	}
+	// vmTask makes a command that starts a task on the VM named by its
+	// first argument.
+	// after (nil: show the VM) prints the outcome of a waited task.
+	vmTaskThen := func(use, short string, nargs int, start func(ctx context.Context, c *client.Client, id string, args []string) (api.TaskView, error),
+		after func(cmd *cobra.Command, args []string) func(context.Context) error) *cobra.Command {
+		var wait bool
+		names := []string{"VM"}
+		for i := 1; i < nargs; i++ {
+			names = append(names, "ARG")
+		}
+		cmd := &cobra.Command{
+			Use: use, Short: short, Args: exactArgs(nargs, names...), ValidArgsFunction: done,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := a.client()
+				if err != nil {
+					return err
+				}
+				id, err := vmID(cmd.Context(), c, args[0])
+				if err != nil {
+					return err
+				}
+				tv, err := start(cmd.Context(), c, id, args)
+				if err != nil {
+					return err
+				}
+				then := show(cmd, c, id)
+				if after != nil {
+					then = after(cmd, args)
+				}
+				return a.taskResult(cmd, c, tv, wait, then)
+			},
+		}
+		addWait(cmd, &wait)
+		return cmd
+	}
+	vmTask := func(use, short string, nargs int, start func(ctx context.Context, c *client.Client, id string, args []string) (api.TaskView, error)) *cobra.Command {
+		return vmTaskThen(use, short, nargs, start, nil)
+	}
+
+	var owner string
+	list := &cobra.Command{
+		Use: "list", Short: "List VMs (yours; admins: everyone's)", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			var items []model.VM
+			if owner != "" {
+				uid, err := userID(cmd.Context(), c, owner)
+				if err != nil {
+					return err
+				}
+				p, err := c.ListVMs(cmd.Context(), client.VMListOptions{ListOptions: client.ListOptions{Limit: 1000}, Owner: uid})
+				if err != nil {
+					return err
+				}
+				items = p.Items
+			} else if items, err = listVMs(c, cmd.Context()); err != nil {
+				return err
+			}
+			return printList(cmd.OutOrStdout(), a.output, items, vmCols()...)
+		},
+	}
+	list.Flags().StringVar(&owner, "owner", "", "admins: only this user's VMs")
+
+	var b api.VMCreateBody
+	var key, userDataFile string
+	var wait bool
+	create := &cobra.Command{
+		Use:   "create --name NAME --cluster CLUSTER --image IMAGE --pool POOL --cpus N --memory-mib N --disk-gib N [--wait]",
+		Short: "Create a VM from an image (placed, addressed, cloned, started)", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := need(cmd, "name", "cluster", "image", "pool", "cpus", "memory-mib", "disk-gib"); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			body := b
+			if body.ClusterID, err = clusterID(ctx, c, b.ClusterID); err != nil {
+				return err
+			}
+			if body.ImageID, err = imageID(ctx, c, b.ImageID); err != nil {
+				return err
+			}
+			if body.PoolID, err = poolID(ctx, c, b.PoolID); err != nil {
+				return err
+			}
+			if body.Owner != "" {
+				if body.Owner, err = userID(ctx, c, b.Owner); err != nil {
+					return err
+				}
+			}
+			if userDataFile != "" {
+				ud, err := os.ReadFile(userDataFile)
+				if err != nil {
+					return virtplane.Errorf(virtplane.ErrInvalidArgument, "--user-data-file: %v", err)
+				}
+				body.UserData = string(ud)
+			}
+			vm, tv, err := c.CreateVM(ctx, body, key)
+			if err != nil {
+				return err
+			}
+			return a.taskResult(cmd, c, tv, wait, show(cmd, c, vm.ID))
+		},
+	}
+	f := create.Flags()
+	f.StringVar(&b.Name, "name", "", "VM name")
+	f.StringVar(&b.ClusterID, "cluster", "", "cluster (ID or name)")
+	f.StringVar(&b.ImageID, "image", "", "image (ID or name)")
+	f.StringVar(&b.PoolID, "pool", "", "IP pool (ID or name) of the VM's address")
+	f.IntVar(&b.CPUs, "cpus", 0, "virtual CPUs")
+	f.Int64Var(&b.MemoryMiB, "memory-mib", 0, "memory in MiB")
+	f.Int64Var(&b.DiskGiB, "disk-gib", 0, "disk size in GiB")
+	f.StringArrayVar(&b.SSHKeys, "ssh-key", nil, "an OpenSSH public key for cloud-init (repeatable)")
+	f.StringVar(&userDataFile, "user-data-file", "", "cloud-init user data from this file")
+	f.StringVar(&b.Owner, "owner", "", "admins: create the VM for this user")
+	f.IntVar(&b.Limits.CPUPercent, "cpu-limit", 0, "CPU limit in percent (0: none)")
+	f.IntVar(&b.Limits.NetMbit, "net-mbit", 0, "network limit in Mbit/s (0: none)")
+	f.IntVar(&b.Limits.DiskIOPS, "disk-iops", 0, "disk IOPS limit (0: none)")
+	f.StringVar(&key, "idempotency-key", "", "a key of your choice: repeating the command with it returns the first VM")
+	addWait(create, &wait)
+	for flag, fn := range map[string]cobra.CompletionFunc{
+		"cluster": complete(a, listClusters, func(c model.Cluster) string { return c.Name }),
+		"image":   complete(a, listImages, func(i model.Image) string { return i.Name }),
+		"pool":    complete(a, listPools, func(p model.IPPool) string { return p.Name }),
+	} {
+		_ = create.RegisterFlagCompletionFunc(flag, fn)
+	}
+
+	del := vmTaskThen("delete VM", "Delete a VM and everything it holds", 1, func(ctx context.Context, c *client.Client, id string, _ []string) (api.TaskView, error) {
+		return c.DeleteVM(ctx, id)
+	}, func(cmd *cobra.Command, args []string) func(context.Context) error {
+		return func(context.Context) error {
+			fmt.Fprintf(cmd.OutOrStdout(), "vm %s deleted\n", args[0])
+			return nil
+		}
+	})
+	start := vmTask("start VM", "Start a VM", 1, func(ctx context.Context, c *client.Client, id string, _ []string) (api.TaskView, error) {
+		return c.StartVM(ctx, id)
+	})
+	stop := vmTask("stop VM", "Stop a VM", 1, func(ctx context.Context, c *client.Client, id string, _ []string) (api.TaskView, error) {
+		return c.StopVM(ctx, id)
+	})
+	reboot := vmTask("reboot VM", "Reboot a VM", 1, func(ctx context.Context, c *client.Client, id string, _ []string) (api.TaskView, error) {
+		return c.RebootVM(ctx, id)
+	})
+	var cpus int
+	var mem, disk int64
+	resize := vmTask("resize VM [--cpus N] [--memory-mib N] [--disk-gib N]", "Change a VM's CPUs or memory, or grow its disk", 1,
+		func(ctx context.Context, c *client.Client, id string, _ []string) (api.TaskView, error) {
+			return c.ResizeVM(ctx, id, cpus, mem, disk)
+		})
+	resize.Flags().IntVar(&cpus, "cpus", 0, "virtual CPUs")
+	resize.Flags().Int64Var(&mem, "memory-mib", 0, "memory in MiB")
+	resize.Flags().Int64Var(&disk, "disk-gib", 0, "disk size in GiB (disks only grow)")
+	var lim model.Limits
+	limits := vmTask("limits VM [--cpu-limit P] [--net-mbit N] [--disk-iops N]", "Set a VM's limits (the flags not given become none)", 1,
+		func(ctx context.Context, c *client.Client, id string, _ []string) (api.TaskView, error) {
+			return c.SetVMLimits(ctx, id, lim)
+		})
+	limits.Flags().IntVar(&lim.CPUPercent, "cpu-limit", 0, "CPU limit in percent")
+	limits.Flags().IntVar(&lim.NetMbit, "net-mbit", 0, "network limit in Mbit/s")
+	limits.Flags().IntVar(&lim.DiskIOPS, "disk-iops", 0, "disk IOPS limit")
+	var rescueOff bool
+	rescue := vmTask("rescue VM [--off]", "Boot a VM into rescue mode, or with --off back to its disk", 1,
+		func(ctx context.Context, c *client.Client, id string, _ []string) (api.TaskView, error) {
+			return c.RescueVM(ctx, id, !rescueOff)
+		})
+	rescue.Flags().BoolVar(&rescueOff, "off", false, "leave rescue mode")
+	var target string
+	migrate := vmTask("migrate VM [--node NODE]", "Move a VM to another node (live when it runs)", 1,
+		func(ctx context.Context, c *client.Client, id string, _ []string) (api.TaskView, error) {
+			node := ""
+			if target != "" {
+				var err error
+				if node, err = nodeID(ctx, c, target); err != nil {
+					return api.TaskView{}, err
+				}
+			}
+			return c.MigrateVM(ctx, id, node)
+		})
+	migrate.Flags().StringVar(&target, "node", "", "target node; default: the scheduler's choice")
+
+	snap := &cobra.Command{Use: "snapshot", Aliases: []string{"snapshots"}, Short: "Snapshots of a VM's disk"}
+	snapCreate := vmTask("create VM NAME", "Snapshot a VM's disk", 2, func(ctx context.Context, c *client.Client, id string, args []string) (api.TaskView, error) {
+		return c.CreateSnapshot(ctx, id, args[1], nil)
+	})
+	snapDelete := vmTask("delete VM NAME", "Delete a snapshot", 2, func(ctx context.Context, c *client.Client, id string, args []string) (api.TaskView, error) {
+		return c.DeleteSnapshot(ctx, id, args[1])
+	})
+	snap.AddCommand(snapCreate, snapDelete, &cobra.Command{
+		Use: "list VM", Short: "List a VM's snapshots", Args: exactArgs(1, "VM"), ValidArgsFunction: done,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			id, err := vmID(cmd.Context(), c, args[0])
+			if err != nil {
+				return err
+			}
+			items, err := c.ListSnapshots(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			return printList(cmd.OutOrStdout(), a.output, items,
+				col("NAME", func(s model.Snapshot) string { return s.Name }),
+				col("CREATED", func(s model.Snapshot) string { return timestamp(s.Created) }))
+		},
+	})
+
+	byVM := func(f func(cmd *cobra.Command, c *client.Client, id string) error) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			id, err := vmID(cmd.Context(), c, args[0])
+			if err != nil {
+				return err
+			}
+			return f(cmd, c, id)
+		}
+	}
+	cmd.AddCommand(list, create, del, start, stop, reboot, resize, limits, rescue, migrate, snap, &cobra.Command{
+		Use: "get VM", Short: "Show a VM", Args: exactArgs(1, "VM"), ValidArgsFunction: done,
+		RunE: byVM(func(cmd *cobra.Command, c *client.Client, id string) error { return show(cmd, c, id)(cmd.Context()) }),
+	}, &cobra.Command{
+		Use: "console VM", Short: "How to reach a VM's console", Args: exactArgs(1, "VM"), ValidArgsFunction: done,
+		RunE: byVM(func(cmd *cobra.Command, c *client.Client, id string) error {
+			ci, err := c.GetVMConsole(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			return printOne(cmd.OutOrStdout(), a.output, ci,
+				col("TYPE", func(c model.ConsoleInfo) string { return c.Type }),
+				col("OPEN", func(c model.ConsoleInfo) string { return strconv.FormatBool(c.Open) }))
+		}),
+	})
+	return cmd
+}
