@@ -53,7 +53,7 @@ type TaskView struct {
 	Owner      string    `json:"owner" doc:"the user who started it"`
 	Target     string    `json:"target"`
 	Resources  []string  `json:"resources"`
-	State      string    `json:"state" enum:"queued,running,undoing,succeeded,failed,canceled"`
+	State      string    `json:"state" enum:"queued,running,undoing,succeeded,failed,canceled" doc:"queued, running and undoing: still under way (an order interrupted by a daemon stop is rolled back and queued again, same task, same key); succeeded, failed and canceled: final, failed for good with error_class naming why"`
 	Progress   int       `json:"progress"`
 	Message    string    `json:"message"`
 	Error      string    `json:"error,omitempty"`
@@ -62,12 +62,14 @@ type TaskView struct {
 	Started    time.Time `json:"started,omitzero"`
 	Finished   time.Time `json:"finished,omitzero"`
 	Cancel     bool      `json:"cancel_requested"`
+	Attempt    int       `json:"attempt" doc:"the run of the task now under way or last made, from 1; a run interrupted by a daemon stop is rolled back and the task runs again"`
+	Attempts   int       `json:"max_attempts" doc:"how many runs the task gets at most (1: an interrupted run fails it, error_class unavailable)"`
 }
 
 func viewTask(t store.Task) TaskView {
 	return TaskView{ID: t.ID, Kind: t.Kind, Owner: t.Owner, Target: t.Target, Resources: t.Resources, State: string(t.State),
 		Progress: t.Progress, Message: t.Message, Error: t.Error, ErrorClass: t.ErrorClass, Created: t.Created,
-		Started: t.Started, Finished: t.Finished, Cancel: t.CancelRequested}
+		Started: t.Started, Finished: t.Finished, Cancel: t.CancelRequested, Attempt: t.Attempt, Attempts: max(t.MaxAttempts, 1)}
 }
 
 // VMTaskOutput answers a VM change: the VM and the task doing the change.
