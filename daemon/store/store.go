@@ -109,9 +109,9 @@ type Task struct {
 	// Attempt < MaxAttempts (0 or 1: never again).
 	Attempt     int
 	MaxAttempts int
-	Created         time.Time
-	Started         time.Time
-	Finished        time.Time
+	Created     time.Time
+	Started     time.Time
+	Finished    time.Time
 }
 
 // TaskFilter selects tasks to list, ordered by ID.
