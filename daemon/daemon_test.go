@@ -131,6 +131,7 @@ func (e *env) rbacCases() []rbacCase {
 		{"getCluster", "GET", "/v1/clusters/" + e.cluster.ID, nil, false},
 		{"createCluster", "POST", "/v1/clusters", api.ClusterBody{Name: "evil", VirtType: "kvm", Strategy: "even", CPUOvercommit: 1, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: "bridge"}, true},
 		{"updateCluster", "PUT", "/v1/clusters/" + e.cluster.ID, api.ClusterBody{Name: "fra1", VirtType: "kvm", Strategy: "sequential", CPUOvercommit: 1, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: "bridge"}, true},
+		{"patchCluster", "PATCH", "/v1/clusters/" + e.cluster.ID, map[string]string{"strategy": "sequential"}, true},
 		{"deleteCluster", "DELETE", "/v1/clusters/" + e.cluster.ID, nil, true},
 		{"listNodes", "GET", "/v1/nodes", nil, true},
 		{"getNode", "GET", "/v1/nodes/" + e.node.ID, nil, true},

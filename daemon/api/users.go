@@ -74,7 +74,7 @@ func (s *Server) registerUsers() {
 		Body struct {
 			Name     string     `json:"name" minLength:"1" maxLength:"63"`
 			Password string     `json:"password" minLength:"8"`
-			Role     model.Role `json:"role" enum:"admin,user" default:"user"`
+			Role     model.Role `json:"role,omitempty" enum:"admin,user" default:"user"`
 		}
 	}
 	huma.Register(s.api, huma.Operation{
