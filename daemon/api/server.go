@@ -116,6 +116,7 @@ func New(cfg Config) (*Server, error) {
 	s.api = humago.New(s.mux, hc)
 	s.api.UseMiddleware(s.observe, s.authenticate)
 	s.registerUsers()
+	s.registerQuotas()
 	s.registerClusters()
 	s.registerNodes()
 	s.registerPools()

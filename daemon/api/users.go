@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -130,6 +131,9 @@ func (s *Server) registerUsers() {
 				if err := tx.DeleteObject(ctx, store.KindToken, t.ID, 0); err != nil {
 					return err
 				}
+			}
+			if err := tx.DeleteObject(ctx, store.KindQuota, in.ID, 0); err != nil && !errors.Is(err, virtplane.ErrNotFound) {
+				return err
 			}
 			return tx.DeleteObject(ctx, store.KindUser, in.ID, 0)
 		})

@@ -164,7 +164,7 @@ func (s *Server) vmTask(tags []string, opID, method, path, summary, kind string)
 // with the VM's task reference.
 func (s *Server) submitVM(ctx context.Context, id, kind string, prepare func(model.VM, *flow.VMInput) error) (*VMTaskOutput, error) {
 	out := &VMTaskOutput{}
-	err := s.st.Update(ctx, func(tx store.Tx) error {
+	submit := func(tx store.Tx) error {
 		vm, o, err := s.vm(ctx, tx, id)
 		if err != nil {
 			return err
@@ -175,6 +175,11 @@ func (s *Server) submitVM(ctx context.Context, id, kind string, prepare func(mod
 		input := flow.VMInput{VMID: id}
 		if err := prepare(vm, &input); err != nil {
 			return err
+		}
+		if kind == flow.KindVMResize {
+			if err := chargeQuota(ctx, tx, &vm, resized(vm, input)); err != nil {
+				return err
+			}
 		}
 		t, _, err := s.cfg.Tasks.SubmitTx(ctx, tx, tasks.Submission{
 			Kind: kind, Owner: principal(ctx).UserID, Target: "vm/" + id, Resources: []string{"vm/" + id}, Input: input,
@@ -194,7 +199,8 @@ func (s *Server) submitVM(ctx context.Context, id, kind string, prepare func(mod
 		}
 		out.Body.VM, out.Body.Task = vm, viewTask(t)
 		return nil
-	})
+	}
+	err := withQuotaRetry(func() error { return s.st.Update(ctx, submit) })
 	if err != nil {
 		return nil, problem(err)
 	}
@@ -310,7 +316,7 @@ func (s *Server) createVM(ctx context.Context, in *VMCreateInput) (*VMTaskOutput
 	}
 	var created bool
 	var repeated store.Task
-	err = s.st.Update(ctx, func(tx store.Tx) error {
+	createTx := func(tx store.Tx) error {
 		t, isNew, err := s.cfg.Tasks.SubmitTx(ctx, tx, sub)
 		if err != nil {
 			return err
@@ -323,9 +329,15 @@ func (s *Server) createVM(ctx context.Context, in *VMCreateInput) (*VMTaskOutput
 		if err := tx.CreateObject(ctx, &store.Object{Kind: store.KindVM, ID: vm.ID, Name: vm.Name, Owner: owner, Parent: owner, Data: data}); err != nil {
 			return field("body.name", err)
 		}
+		// In the create's transaction: two orders cannot both take the
+		// last of a quota.
+		if err := chargeQuota(ctx, tx, nil, vm); err != nil {
+			return err
+		}
 		out.Body.VM, out.Body.Task, created = vm, viewTask(t), true
 		return nil
-	})
+	}
+	err = withQuotaRetry(func() error { return s.st.Update(ctx, createTx) })
 	if err == nil && repeated.ID != "" {
 		return s.repeatedCreate(ctx, s.st, owner, repeated)
 	}
