@@ -128,6 +128,7 @@ func (e *env) rbacCases() []rbacCase {
 		{"getQuota", "GET", "/v1/users/" + e.bobID + "/quota", nil, false},
 		{"setQuota", "PUT", "/v1/users/" + e.bobID + "/quota", map[string]int{"vms": 100}, true},
 		{"patchQuota", "PATCH", "/v1/users/" + e.aliceID + "/quota", map[string]int{"vms": 0}, true},
+		{"listAudit", "GET", "/v1/audit", nil, true},
 		{"listTokens", "GET", "/v1/tokens", nil, false},
 		{"createToken", "POST", "/v1/tokens", map[string]string{"name": "bobs"}, false},
 		{"deleteToken", "DELETE", "/v1/tokens/" + e.aliceTokenID, nil, true},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/virtplane/virtplane/daemon/api"
 	"github.com/virtplane/virtplane/daemon/model"
@@ -28,5 +29,22 @@ func (c *Client) Quota(ctx context.Context, userID string) (model.Quota, error) 
 func (c *Client) SetQuota(ctx context.Context, userID string, p api.QuotaPatch) (model.Quota, error) {
 	var out model.Quota
 	err := c.Do(ctx, http.MethodPatch, "/v1/users/"+url.PathEscape(userID)+"/quota", p, &out)
+	return out, err
+}
+
+// AuditLog returns a page of the audit log, oldest first (admin): every
+// mutating call, of actor and on target when they are set.
+func (c *Client) AuditLog(ctx context.Context, actor, target, after string, limit int) (Page[api.AuditEntry], error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"actor": actor, "target": target, "after": after} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out Page[api.AuditEntry]
+	err := c.Do(ctx, http.MethodGet, "/v1/audit?"+q.Encode(), nil, &out)
 	return out, err
 }
