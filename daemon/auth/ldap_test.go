@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/go-ldap/ldap/v3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -27,102 +25,11 @@ func TestFakeDirectoryConformance(t *testing.T) {
 	})
 }
 
-// slapdAdmin changes the test slapd as its root.
-type slapdAdmin struct {
-	env testenv.LDAP
-	tls *tls.Config
-}
-
-func (a slapdAdmin) conn() (*ldap.Conn, error) {
-	c, err := ldap.DialURL(a.env.LDAPSURL, ldap.DialWithTLSConfig(a.tls))
-	if err != nil {
-		return nil, err
-	}
-	c.SetTimeout(10 * time.Second)
-	if err := c.Bind(a.env.AdminDN, a.env.AdminPassword); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
-}
-
-func (a slapdAdmin) userDN(name string) string { return "uid=" + name + ",ou=people," + a.env.Base }
-
-func (a slapdAdmin) AddUser(ctx context.Context, name, password string, groups ...string) error {
-	c, err := a.conn()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	req := ldap.NewAddRequest(a.userDN(name), nil)
-	req.Attribute("objectClass", []string{"inetOrgPerson"})
-	req.Attribute("uid", []string{name})
-	req.Attribute("cn", []string{name})
-	req.Attribute("sn", []string{name})
-	req.Attribute("userPassword", []string{password})
-	if err := c.Add(req); err != nil {
-		return err
-	}
-	for _, g := range groups {
-		dn := "cn=" + g + ",ou=groups," + a.env.Base
-		add := ldap.NewAddRequest(dn, nil)
-		add.Attribute("objectClass", []string{"groupOfNames"})
-		add.Attribute("cn", []string{g})
-		add.Attribute("member", []string{a.userDN(name)})
-		err := c.Add(add)
-		if ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
-			mod := ldap.NewModifyRequest(dn, nil)
-			mod.Add("member", []string{a.userDN(name)})
-			err = c.Modify(mod)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (a slapdAdmin) RemoveUser(ctx context.Context, name string) error {
-	c, err := a.conn()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	dn := a.userDN(name)
-	res, err := c.Search(ldap.NewSearchRequest("ou=groups,"+a.env.Base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		"(member="+ldap.EscapeFilter(dn)+")", []string{"member"}, nil))
-	if err != nil {
-		return err
-	}
-	for _, g := range res.Entries {
-		if len(g.GetAttributeValues("member")) <= 1 {
-			err = c.Del(ldap.NewDelRequest(g.DN, nil)) // a groupOfNames has a member
-		} else {
-			mod := ldap.NewModifyRequest(g.DN, nil)
-			mod.Delete("member", []string{dn})
-			err = c.Modify(mod)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	err = c.Del(ldap.NewDelRequest(dn, nil))
-	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
-		return nil
-	}
-	return err
-}
-
 // slapd returns the test slapd, a TLS config that trusts its certificate,
 // and its admin.
-func slapd(t *testing.T) (testenv.LDAP, *tls.Config, slapdAdmin) {
-	env := testenv.RequireLDAP(t)
-	pem, err := os.ReadFile(env.CA)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM(pem))
-	tc := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
-	return env, tc, slapdAdmin{env: env, tls: tc}
+func slapd(t *testing.T) (testenv.LDAP, *tls.Config, *directorytest.Slapd) {
+	a := directorytest.RequireSlapd(t)
+	return a.Env, a.TLS, a
 }
 
 // slapdConfig is the LDAPConfig of the test slapd at url.

@@ -78,6 +78,8 @@ type Config struct {
 	// DemoImage is a bootable raw disk registered as the first OS image of
 	// a fresh local node (make run builds one with hack/env/demo.sh).
 	DemoImage string `json:"demo_image"`
+	// LDAP signs directory users in (ldap.go).
+	LDAP *LDAPConfig `json:"ldap,omitempty"`
 }
 
 func defaults() Config {
@@ -226,6 +228,9 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 			h, _, err := netport.OpenKernelHost(ports, "") // open while the daemon runs
 			return h, err
 		}
+	}
+	if err := applyLDAP(&dcfg, cfg.LDAP); err != nil {
+		return err
 	}
 	srv, err := daemon.New(dcfg)
 	if err != nil {
