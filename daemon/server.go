@@ -36,8 +36,12 @@ type Config struct {
 	Instance string
 	// Workers is how many tasks run at once.
 	Workers int
-	Logger  *slog.Logger
-	Version string
+	// TaskLease is how long the daemons sharing the store wait for one that
+	// stopped before they take over its tasks and the placement lead
+	// (default 30s, tasks.Config.Lease).
+	TaskLease time.Duration
+	Logger    *slog.Logger
+	Version   string
 	// DataDir is where the daemon keeps files (the SQLite database lives
 	// there too when the store is SQLite).
 	DataDir string
@@ -262,7 +266,7 @@ func New(cfg Config) (*Server, error) {
 		s.consoleDial = s.dialNode
 	}
 	eng, err := tasks.New(tasks.Config{
-		Store: cfg.Store, Instance: cfg.Instance, Workers: cfg.Workers, Logger: cfg.Logger,
+		Store: cfg.Store, Instance: cfg.Instance, Workers: cfg.Workers, Logger: cfg.Logger, Lease: cfg.TaskLease,
 		OnChange: func(t store.Task) {
 			s.Metrics.ObserveTask(t)
 			s.Events.Publish(events.Event{Type: "task", Action: "progress", ID: t.ID, Owner: t.Owner,
