@@ -15,7 +15,6 @@ import (
 	"github.com/virtplane/virtplane/daemon/store"
 )
 
-func ptr[T any](v T) *T { return &v }
 
 // TestQuotaLimitsCreatesAndResizes: an admin sets a user's quota; the user
 // sees it with what they use; a create or resize past a limit is a 403
