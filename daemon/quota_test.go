@@ -15,7 +15,6 @@ import (
 	"github.com/virtplane/virtplane/daemon/store"
 )
 
-
 // TestQuotaLimitsCreatesAndResizes: an admin sets a user's quota; the user
 // sees it with what they use; a create or resize past a limit is a 403
 // naming the limit, and nothing is made; a limit removed lets it through.
