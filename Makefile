@@ -9,7 +9,7 @@ STATICCHECK_VERSION := v0.8.2
 BIN := $(CURDIR)/bin
 
 .PHONY: run test test-unit test-real test-terraform bench lint build vpt env env-down env-clean \
-	env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net env-cgo env-terraform env-prometheus env-zabbix env-chromium env-demo
+	env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net env-cgo env-terraform env-prometheus env-zabbix env-chromium env-demo env-ldap
 
 ## run: start the reference daemon on its embedded default (SQLite in ./var, local libvirtd or a simulated node, the demo image)
 run:
@@ -57,9 +57,9 @@ build:
 	CGO_ENABLED=0 $(GO) build ./...
 
 ## env: install and start every real component the tests use (idempotent)
-env: env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net env-cgo env-terraform env-prometheus env-zabbix env-chromium env-demo
+env: env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net env-cgo env-terraform env-prometheus env-zabbix env-chromium env-demo env-ldap
 
-env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net env-cgo env-terraform env-prometheus env-zabbix env-chromium env-demo: env-%:
+env-libvirt env-guest env-domaintype env-lxd env-ssh env-postgres env-ceph env-lvm env-iscsi env-bgp env-net env-cgo env-terraform env-prometheus env-zabbix env-chromium env-demo env-ldap: env-%:
 	@$(ENV)/$*.sh
 
 # The demo image is made of the test guest's kernel and initramfs.

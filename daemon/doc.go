@@ -4,7 +4,8 @@
 // Prometheus metrics.
 //
 // The pieces live in subpackages: store (SQLite and PostgreSQL behind one
-// interface), tasks (the durable task engine), auth (users, tokens, roles),
+// interface), tasks (the durable task engine), auth (users, tokens, roles,
+// LDAP/FreeIPA directories),
 // api (the HTTP API), events, metrics, client (a Go client of the API),
 // flow (what the VM tasks do), netport (the VMs' network ports), simnode
 // (simulated nodes) and cmd/virtplaned (the binary). A program embeds the daemon through Server:

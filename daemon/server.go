@@ -36,8 +36,12 @@ type Config struct {
 	Instance string
 	// Workers is how many tasks run at once.
 	Workers int
-	Logger  *slog.Logger
-	Version string
+	// TaskLease is how long the daemons sharing the store wait for one that
+	// stopped before they take over its tasks and the placement lead
+	// (default 30s, tasks.Config.Lease).
+	TaskLease time.Duration
+	Logger    *slog.Logger
+	Version   string
 	// DataDir is where the daemon keeps files (the SQLite database lives
 	// there too when the store is SQLite).
 	DataDir string
@@ -101,6 +105,13 @@ type Config struct {
 	// directory and the clusters' file storages, that disks of template
 	// overrides may come from.
 	OverrideDiskRoots []string
+	// Directory, when set, signs in directory users (LDAP, FreeIPA) after
+	// the local accounts, with DirectoryRoles; every DirectorySync
+	// (default 1m) the accounts of users gone from it are disabled
+	// (directory.go).
+	Directory      auth.Directory
+	DirectoryRoles auth.LDAPRoles
+	DirectorySync  time.Duration
 }
 
 // Server is one daemon: store, task engine, API, events and metrics.
@@ -250,13 +261,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SSHNodeDir == "" {
 		cfg.SSHNodeDir = "/var/lib/virtplane"
 	}
-	s := &Server{cfg: cfg, Auth: auth.New(cfg.Store), Events: events.NewBus(), Metrics: metrics.New(cfg.Store), consoleDial: cfg.ConsoleDial}
+	s := &Server{cfg: cfg, Auth: auth.New(cfg.Store, directoryAuth(cfg)...), Events: events.NewBus(), Metrics: metrics.New(cfg.Store), consoleDial: cfg.ConsoleDial}
 	if s.consoleDial == nil {
 		s.consoleDial = s.dialNode
 	}
 	s.Metrics.AddUsage(usageSource{s})
 	eng, err := tasks.New(tasks.Config{
-		Store: cfg.Store, Instance: cfg.Instance, Workers: cfg.Workers, Logger: cfg.Logger,
+		Store: cfg.Store, Instance: cfg.Instance, Workers: cfg.Workers, Logger: cfg.Logger, Lease: cfg.TaskLease,
 		OnChange: func(t store.Task) {
 			s.Metrics.ObserveTask(t)
 			s.Events.Publish(events.Event{Type: "task", Action: "progress", ID: t.ID, Owner: t.Owner,
@@ -324,7 +335,10 @@ func (s *Server) Handler() http.Handler { return s.API.Handler() }
 
 // Run runs the task engine until ctx ends (tasks left unfinished by an
 // earlier run are rolled back first).
-func (s *Server) Run(ctx context.Context) error { return s.Tasks.Run(ctx) }
+func (s *Server) Run(ctx context.Context) error {
+	go s.syncDirectory(ctx)
+	return s.Tasks.Run(ctx)
+}
 
 // Bootstrap makes sure an admin can sign in: when the store has no user it
 // creates the admin account "admin" with password (random when empty) and

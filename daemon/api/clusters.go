@@ -14,17 +14,17 @@ import (
 	"github.com/virtplane/virtplane/daemon/store"
 )
 
-// ClusterBody is what a client sets on a cluster.
+// ClusterBody creates a cluster: a field left out takes its default.
 type ClusterBody struct {
 	Name           string             `json:"name" minLength:"1" maxLength:"63"`
-	VirtType       string             `json:"virt_type" enum:"kvm,lxd" default:"kvm"`
-	Strategy       string             `json:"strategy" enum:"even,sequential" default:"even"`
-	CPUOvercommit  float64            `json:"cpu_overcommit" minimum:"1" maximum:"64" default:"1"`
-	RAMOvercommit  float64            `json:"ram_overcommit" minimum:"1" maximum:"8" default:"1"`
-	DiskOvercommit float64            `json:"disk_overcommit" minimum:"1" maximum:"16" default:"1"`
-	MaxVMs         int                `json:"max_vms" minimum:"0"`
-	MaxVMsPerNode  int                `json:"max_vms_per_node" minimum:"0"`
-	NetworkMode    string             `json:"network_mode" enum:"bridge,vxlan,routed" default:"bridge"`
+	VirtType       string             `json:"virt_type,omitempty" enum:"kvm,lxd" default:"kvm"`
+	Strategy       string             `json:"strategy,omitempty" enum:"even,sequential" default:"even"`
+	CPUOvercommit  float64            `json:"cpu_overcommit,omitempty" minimum:"1" maximum:"64" default:"1"`
+	RAMOvercommit  float64            `json:"ram_overcommit,omitempty" minimum:"1" maximum:"8" default:"1"`
+	DiskOvercommit float64            `json:"disk_overcommit,omitempty" minimum:"1" maximum:"16" default:"1"`
+	MaxVMs         int                `json:"max_vms,omitempty" minimum:"0" default:"0" doc:"at most this many VMs in the cluster; 0: no limit"`
+	MaxVMsPerNode  int                `json:"max_vms_per_node,omitempty" minimum:"0" default:"0" doc:"at most this many VMs on one node; 0: no limit"`
+	NetworkMode    string             `json:"network_mode,omitempty" enum:"bridge,vxlan,routed" default:"bridge"`
 	Bridge         string             `json:"bridge,omitempty" maxLength:"15"`
 	VNI            int                `json:"vni,omitempty" minimum:"0" maximum:"16777215" doc:"VxLAN network identifier (vxlan mode: required, 1..16777215)"`
 	Storages       []model.StorageRef `json:"storages,omitempty"`
@@ -57,6 +57,50 @@ func (b ClusterBody) apply(c *model.Cluster) error {
 	return nil
 }
 
+// ClusterPatch changes a cluster: only the fields sent change, the others
+// keep their values (PUT and PATCH alike).
+type ClusterPatch struct {
+	Name           *string             `json:"name,omitempty" minLength:"1" maxLength:"63"`
+	VirtType       *string             `json:"virt_type,omitempty" enum:"kvm,lxd" doc:"cannot change: accepted when it is the cluster's"`
+	Strategy       *string             `json:"strategy,omitempty" enum:"even,sequential"`
+	CPUOvercommit  *float64            `json:"cpu_overcommit,omitempty" minimum:"1" maximum:"64"`
+	RAMOvercommit  *float64            `json:"ram_overcommit,omitempty" minimum:"1" maximum:"8"`
+	DiskOvercommit *float64            `json:"disk_overcommit,omitempty" minimum:"1" maximum:"16"`
+	MaxVMs         *int                `json:"max_vms,omitempty" minimum:"0" doc:"0: no limit"`
+	MaxVMsPerNode  *int                `json:"max_vms_per_node,omitempty" minimum:"0" doc:"0: no limit"`
+	NetworkMode    *string             `json:"network_mode,omitempty" enum:"bridge,vxlan,routed" doc:"changes only while the cluster has no VM"`
+	Bridge         *string             `json:"bridge,omitempty" maxLength:"15"`
+	VNI            *int                `json:"vni,omitempty" minimum:"0" maximum:"16777215" doc:"send 0 with a change away from vxlan"`
+	Storages       *[]model.StorageRef `json:"storages,omitempty"`
+}
+
+// over returns the body of cluster c with the patch's fields set.
+func (p ClusterPatch) over(c model.Cluster) ClusterBody {
+	b := ClusterBody{Name: c.Name, VirtType: c.VirtType, Strategy: c.Strategy,
+		CPUOvercommit: c.CPUOvercommit, RAMOvercommit: c.RAMOvercommit, DiskOvercommit: c.DiskOvercommit,
+		MaxVMs: c.MaxVMs, MaxVMsPerNode: c.MaxVMsPerNode, NetworkMode: c.NetworkMode, Bridge: c.Bridge, VNI: c.VNI, Storages: c.Storages}
+	set(&b.Name, p.Name)
+	set(&b.VirtType, p.VirtType)
+	set(&b.Strategy, p.Strategy)
+	set(&b.CPUOvercommit, p.CPUOvercommit)
+	set(&b.RAMOvercommit, p.RAMOvercommit)
+	set(&b.DiskOvercommit, p.DiskOvercommit)
+	set(&b.MaxVMs, p.MaxVMs)
+	set(&b.MaxVMsPerNode, p.MaxVMsPerNode)
+	set(&b.NetworkMode, p.NetworkMode)
+	set(&b.Bridge, p.Bridge)
+	set(&b.VNI, p.VNI)
+	set(&b.Storages, p.Storages)
+	return b
+}
+
+// set sets *dst to *v when the field was sent.
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
 func itoa(i int) string { return strconv.Itoa(i) }
 
 // modelField places a model validation error at its body field.
@@ -85,6 +129,7 @@ func (s *Server) registerClusters() {
 	huma.Register(s.api, huma.Operation{
 		OperationID: "createCluster", Method: http.MethodPost, Path: "/v1/clusters", Tags: tags,
 		Summary: "Create a cluster (admin)", DefaultStatus: http.StatusCreated,
+		Description: "Every field but name is optional and takes the default the schema documents.",
 	}, func(ctx context.Context, in *struct{ Body ClusterBody }) (*struct{ Body model.Cluster }, error) {
 		if err := requireAdmin(ctx); err != nil {
 			return nil, problem(err)
@@ -106,12 +151,9 @@ func (s *Server) registerClusters() {
 		s.publish("cluster", "created", c.ID, "", "")
 		return &struct{ Body model.Cluster }{c}, nil
 	})
-	huma.Register(s.api, huma.Operation{
-		OperationID: "updateCluster", Method: http.MethodPut, Path: "/v1/clusters/{id}", Tags: tags,
-		Summary: "Change a cluster's settings (admin); placement rules apply to new VMs",
-	}, func(ctx context.Context, in *struct {
+	update := func(ctx context.Context, in *struct {
 		IDInput
-		Body ClusterBody
+		Body ClusterPatch
 	}) (*struct{ Body model.Cluster }, error) {
 		if err := requireAdmin(ctx); err != nil {
 			return nil, problem(err)
@@ -123,11 +165,12 @@ func (s *Server) registerClusters() {
 			if c, o, err = getObject[model.Cluster](ctx, tx, store.KindCluster, in.ID, "path.id"); err != nil {
 				return err
 			}
-			if c.VirtType != in.Body.VirtType {
+			body := in.Body.over(c)
+			if c.VirtType != body.VirtType {
 				return field("body.virt_type", virtplane.Errorf(virtplane.ErrConflict, "virtualization type of a cluster cannot change"))
 			}
 			old := c
-			if err := in.Body.apply(&c); err != nil {
+			if err := body.apply(&c); err != nil {
 				return err
 			}
 			if err := networkChange(ctx, tx, old, c); err != nil {
@@ -145,7 +188,16 @@ func (s *Server) registerClusters() {
 		s.cfg.Invalidate(c.ID)
 		s.publish("cluster", "changed", c.ID, "", "")
 		return &struct{ Body model.Cluster }{c}, nil
-	})
+	}
+	const partial = "Only the fields sent change; the others keep their values. Placement rules apply to new VMs; network_mode, vni and bridge change only while the cluster has no VM."
+	huma.Register(s.api, huma.Operation{
+		OperationID: "updateCluster", Method: http.MethodPut, Path: "/v1/clusters/{id}", Tags: tags,
+		Summary: "Change a cluster's settings (admin)", Description: partial,
+	}, update)
+	huma.Register(s.api, huma.Operation{
+		OperationID: "patchCluster", Method: http.MethodPatch, Path: "/v1/clusters/{id}", Tags: tags,
+		Summary: "Change some of a cluster's settings (admin)", Description: partial + " The same as PUT.",
+	}, update)
 	huma.Register(s.api, huma.Operation{
 		OperationID: "deleteCluster", Method: http.MethodDelete, Path: "/v1/clusters/{id}", Tags: tags,
 		Summary: "Delete an empty cluster (admin)", DefaultStatus: http.StatusNoContent,

@@ -17,12 +17,12 @@ import (
 // ImageBody registers an OS image.
 type ImageBody struct {
 	Name   string `json:"name" minLength:"1" maxLength:"63"`
-	OSType string `json:"os_type" enum:"linux,windows" default:"linux"`
+	OSType string `json:"os_type,omitempty" enum:"linux,windows" default:"linux"`
 	Source string `json:"source,omitempty" doc:"absolute path of the image file on the daemon's host, or an http(s) URL; required unless lxd_alias is given"`
 	// LXDAlias names an image the nodes' LXD holds.
 	LXDAlias string `json:"lxd_alias,omitempty" maxLength:"128" doc:"for lxd clusters: the alias of an image in the nodes' LXD image stores, which containers' root file systems are made from (nothing to import)"`
-	Format   string `json:"format" enum:"qcow2,raw" default:"qcow2"`
-	SizeMiB  int64  `json:"size_mib" minimum:"0"`
+	Format   string `json:"format,omitempty" enum:"qcow2,raw" default:"qcow2"`
+	SizeMiB  int64  `json:"size_mib,omitempty" minimum:"0" default:"0" doc:"virtual size; 0: learnt from the file on import"`
 	// ClusterID starts the import at once, like POST /v1/images/{id}/import.
 	ClusterID string `json:"cluster_id,omitempty" doc:"import into the storage of every node of this cluster right away (an image.import task)"`
 }

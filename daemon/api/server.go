@@ -9,6 +9,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/auth"
@@ -84,6 +85,8 @@ type Server struct {
 	tickets *console.Tickets
 	mux     *http.ServeMux
 	api     huma.API
+	// auditFailures counts the audit entries that could not be stored.
+	auditFailures prometheus.Counter
 }
 
 type principalKey struct{}
@@ -114,8 +117,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	hc.Security = []map[string][]string{{"bearer": {}}}
 	s.api = humago.New(s.mux, hc)
-	s.api.UseMiddleware(s.observe, s.authenticate)
+	s.api.UseMiddleware(s.observe, s.authenticate, s.audit)
 	s.registerUsers()
+	s.registerQuotas()
+	s.registerAudit()
 	s.registerClusters()
 	s.registerNodes()
 	s.registerPools()

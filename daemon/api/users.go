@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -74,7 +75,7 @@ func (s *Server) registerUsers() {
 		Body struct {
 			Name     string     `json:"name" minLength:"1" maxLength:"63"`
 			Password string     `json:"password" minLength:"8"`
-			Role     model.Role `json:"role" enum:"admin,user" default:"user"`
+			Role     model.Role `json:"role,omitempty" enum:"admin,user" default:"user"`
 		}
 	}
 	huma.Register(s.api, huma.Operation{
@@ -130,6 +131,9 @@ func (s *Server) registerUsers() {
 				if err := tx.DeleteObject(ctx, store.KindToken, t.ID, 0); err != nil {
 					return err
 				}
+			}
+			if err := tx.DeleteObject(ctx, store.KindQuota, in.ID, 0); err != nil && !errors.Is(err, virtplane.ErrNotFound) {
+				return err
 			}
 			return tx.DeleteObject(ctx, store.KindUser, in.ID, 0)
 		})

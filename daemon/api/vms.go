@@ -53,7 +53,7 @@ type TaskView struct {
 	Owner      string    `json:"owner" doc:"the user who started it"`
 	Target     string    `json:"target"`
 	Resources  []string  `json:"resources"`
-	State      string    `json:"state" enum:"queued,running,undoing,succeeded,failed,canceled"`
+	State      string    `json:"state" enum:"queued,running,undoing,succeeded,failed,canceled" doc:"queued, running and undoing: still under way (an order interrupted by a daemon stop is rolled back and queued again, same task, same key); succeeded, failed and canceled: final, failed for good with error_class naming why"`
 	Progress   int       `json:"progress"`
 	Message    string    `json:"message"`
 	Error      string    `json:"error,omitempty"`
@@ -62,12 +62,14 @@ type TaskView struct {
 	Started    time.Time `json:"started,omitzero"`
 	Finished   time.Time `json:"finished,omitzero"`
 	Cancel     bool      `json:"cancel_requested"`
+	Attempt    int       `json:"attempt" doc:"the run of the task now under way or last made, from 1; a run interrupted by a daemon stop is rolled back and the task runs again"`
+	Attempts   int       `json:"max_attempts" doc:"how many runs the task gets at most (1: an interrupted run fails it, error_class unavailable)"`
 }
 
 func viewTask(t store.Task) TaskView {
 	return TaskView{ID: t.ID, Kind: t.Kind, Owner: t.Owner, Target: t.Target, Resources: t.Resources, State: string(t.State),
 		Progress: t.Progress, Message: t.Message, Error: t.Error, ErrorClass: t.ErrorClass, Created: t.Created,
-		Started: t.Started, Finished: t.Finished, Cancel: t.CancelRequested}
+		Started: t.Started, Finished: t.Finished, Cancel: t.CancelRequested, Attempt: t.Attempt, Attempts: max(t.MaxAttempts, 1)}
 }
 
 // VMTaskOutput answers a VM change: the VM and the task doing the change.
@@ -162,7 +164,7 @@ func (s *Server) vmTask(tags []string, opID, method, path, summary, kind string)
 // with the VM's task reference.
 func (s *Server) submitVM(ctx context.Context, id, kind string, prepare func(model.VM, *flow.VMInput) error) (*VMTaskOutput, error) {
 	out := &VMTaskOutput{}
-	err := s.st.Update(ctx, func(tx store.Tx) error {
+	submit := func(tx store.Tx) error {
 		vm, o, err := s.vm(ctx, tx, id)
 		if err != nil {
 			return err
@@ -173,6 +175,11 @@ func (s *Server) submitVM(ctx context.Context, id, kind string, prepare func(mod
 		input := flow.VMInput{VMID: id}
 		if err := prepare(vm, &input); err != nil {
 			return err
+		}
+		if kind == flow.KindVMResize {
+			if err := chargeQuota(ctx, tx, &vm, resized(vm, input)); err != nil {
+				return err
+			}
 		}
 		t, _, err := s.cfg.Tasks.SubmitTx(ctx, tx, tasks.Submission{
 			Kind: kind, Owner: principal(ctx).UserID, Target: "vm/" + id, Resources: []string{"vm/" + id}, Input: input,
@@ -192,7 +199,8 @@ func (s *Server) submitVM(ctx context.Context, id, kind string, prepare func(mod
 		}
 		out.Body.VM, out.Body.Task = vm, viewTask(t)
 		return nil
-	})
+	}
+	err := withQuotaRetry(func() error { return s.st.Update(ctx, submit) })
 	if err != nil {
 		return nil, problem(err)
 	}
@@ -308,7 +316,7 @@ func (s *Server) createVM(ctx context.Context, in *VMCreateInput) (*VMTaskOutput
 	}
 	var created bool
 	var repeated store.Task
-	err = s.st.Update(ctx, func(tx store.Tx) error {
+	createTx := func(tx store.Tx) error {
 		t, isNew, err := s.cfg.Tasks.SubmitTx(ctx, tx, sub)
 		if err != nil {
 			return err
@@ -321,9 +329,15 @@ func (s *Server) createVM(ctx context.Context, in *VMCreateInput) (*VMTaskOutput
 		if err := tx.CreateObject(ctx, &store.Object{Kind: store.KindVM, ID: vm.ID, Name: vm.Name, Owner: owner, Parent: owner, Data: data}); err != nil {
 			return field("body.name", err)
 		}
+		// In the create's transaction: two orders cannot both take the
+		// last of a quota.
+		if err := chargeQuota(ctx, tx, nil, vm); err != nil {
+			return err
+		}
 		out.Body.VM, out.Body.Task, created = vm, viewTask(t), true
 		return nil
-	})
+	}
+	err = withQuotaRetry(func() error { return s.st.Update(ctx, createTx) })
 	if err == nil && repeated.ID != "" {
 		return s.repeatedCreate(ctx, s.st, owner, repeated)
 	}

@@ -204,16 +204,6 @@ func (l Local) Authenticate(ctx context.Context, name, password string) (model.U
 	return u, nil
 }
 
-// LDAP is the seam for directory accounts; it is not implemented yet.
-type LDAP struct {
-	URL, BindDN, BaseDN string
-}
-
-// Authenticate returns ErrNotImplemented: LDAP binds come later.
-func (LDAP) Authenticate(ctx context.Context, name, password string) (model.User, error) {
-	return model.User{}, virtplane.Errorf(virtplane.ErrNotImplemented, "ldap authentication")
-}
-
 // SignIn checks a name and password with the authenticators.
 func (s *Service) SignIn(ctx context.Context, name, password string) (model.User, error) {
 	var lastErr error

@@ -1,7 +1,6 @@
 package auth_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -82,15 +81,6 @@ func TestUsersAndTokens(t *testing.T) {
 	assert.ErrorIs(t, err, virtplane.ErrUnauthenticated)
 	_, _, err = a.IssueToken(ctx, "no-such-user", "x", 0)
 	assert.ErrorIs(t, err, virtplane.ErrNotFound)
-}
-
-func TestLDAPSeam(t *testing.T) {
-	st := dbtest.SQLite(t)
-	a := auth.New(st, auth.WithAuthenticator(auth.LDAP{URL: "ldap://127.0.0.1"}))
-	_, err := a.SignIn(context.Background(), "carol", "long-enough")
-	assert.ErrorIs(t, err, virtplane.ErrUnauthenticated, "an unimplemented directory refuses, it does not crash")
-	_, err = auth.LDAP{}.Authenticate(t.Context(), "carol", "x")
-	assert.ErrorIs(t, err, virtplane.ErrNotImplemented)
 }
 
 // A verified token is served from memory, but revoking it or deleting its

@@ -27,6 +27,10 @@ type vmPatch struct {
 }
 
 // finishVM records a task's end on its VM in the task's final transaction.
+// It runs once per task, at its final end: an attempt that a daemon stop
+// interrupts is rolled back and queued again without it (tasks.Handler.Retry),
+// so a create being retried stays "creating" and never shows failed between
+// attempts.
 func (f *Flow) finishVM(ctx context.Context, tx store.Tx, t *store.Task) error {
 	var in VMInput
 	if err := json.Unmarshal(t.Input, &in); err != nil || in.VMID == "" {

@@ -148,13 +148,18 @@ func New(cfg Config, opts ...Option) (*Flow, error) {
 // Register installs the handlers and undo actions on an engine.
 func (f *Flow) Register(e *tasks.Engine) {
 	f.engine = e
+	// A VM task that a stopped daemon interrupts is rolled back and run
+	// again (Retry): its caller asked once, with an idempotency key, and
+	// waits for the outcome. A migration is the exception: an interrupted
+	// one leaves the VM on its source, and whether to move it again is the
+	// caller's call.
 	h := func(run func(context.Context, *tasks.Run) error) tasks.Handler {
-		return tasks.Handler{Run: run, Finish: f.finishVM}
+		return tasks.Handler{Run: run, Finish: f.finishVM, Retry: true}
 	}
 	// The tasks that change what the nodes hold run on the placement
 	// leader only, whose schedulers then know all of it.
 	placing := func(run func(context.Context, *tasks.Run) error) tasks.Handler {
-		return tasks.Handler{Run: run, Finish: f.finishVM, Placing: true}
+		return tasks.Handler{Run: run, Finish: f.finishVM, Placing: true, Retry: true}
 	}
 	e.Handle(KindVMCreate, placing(f.createVM))
 	e.Handle(KindVMDelete, placing(f.deleteVM))
@@ -172,8 +177,8 @@ func (f *Flow) Register(e *tasks.Engine) {
 	e.Handle(KindVMShutdown, h(f.shutdown))
 	e.Handle(KindVMReset, h(f.reset))
 	e.Handle(KindClusterRebalance, tasks.Handler{Run: f.rebalance, Placing: true})
-	e.Handle(KindVMMigrate, placing(f.migrate))
-	e.Handle(KindClusterFloodSync, tasks.Handler{Run: f.syncFlood})
+	e.Handle(KindVMMigrate, tasks.Handler{Run: f.migrate, Finish: f.finishVM, Placing: true})
+	e.Handle(KindClusterFloodSync, tasks.Handler{Run: f.syncFlood, Retry: true})
 	// Journals written before reservations became volatile undos name this
 	// action; what it undid died with the daemon that wrote them.
 	e.OnUndo(undoReleaseV1, func(context.Context, json.RawMessage) error { return nil })

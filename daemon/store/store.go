@@ -42,6 +42,8 @@ const (
 	KindTemplate Kind = "template" // a domain template
 	// KindConsoleTicket is a console ticket, by the SHA-256 of its secret.
 	KindConsoleTicket Kind = "console-ticket"
+	KindQuota         Kind = "quota" // a user's limits, ID the user's
+	KindAudit         Kind = "audit" // one entry of the audit log
 )
 
 // Object is one stored document. Name is unique within (Kind, Parent).
@@ -103,9 +105,15 @@ type Task struct {
 	LeaseOwner      string    // the daemon instance running it
 	LeaseUntil      time.Time // when another instance may take it over
 	IdempotencyKey  string    // the caller's key; unique per owner when set
-	Created         time.Time
-	Started         time.Time
-	Finished        time.Time
+	// Attempt is the number of the current (or last) run of the task,
+	// from 1; MaxAttempts bounds it. A task interrupted by a stopped daemon
+	// is rolled back and queued again with Attempt one higher while
+	// Attempt < MaxAttempts (0 or 1: never again).
+	Attempt     int
+	MaxAttempts int
+	Created     time.Time
+	Started     time.Time
+	Finished    time.Time
 }
 
 // TaskFilter selects tasks to list, ordered by ID.
@@ -169,9 +177,9 @@ type Tx interface {
 	// transaction stays usable.
 	CreateTask(ctx context.Context, t *Task) error
 	// UpdateTask stores the fields of t that change while it runs: state,
-	// progress, message, error, result, cancel flag, lease and times. What
-	// a task was created with (ID, Kind, Owner, Target, Resources, Input,
-	// IdempotencyKey, Created) is fixed.
+	// progress, message, error, result, cancel flag, lease, times and
+	// attempt. What a task was created with (ID, Kind, Owner, Target,
+	// Resources, Input, IdempotencyKey, MaxAttempts, Created) is fixed.
 	UpdateTask(ctx context.Context, t *Task) error
 	// ClaimTask moves a queued task to running (message "running", start
 	// time now) under owner's lease; it reports false when another instance

@@ -12,6 +12,14 @@
 // are therefore idempotent (releasing an address that was never allocated
 // succeeds). Queued tasks that never started simply run after a restart.
 //
+// A task that a caller may retry (Handler.Retry: the daemon's VM tasks) is
+// not failed by such an interruption: once rolled back it is queued again
+// under the same ID, so its idempotency key keeps naming it, and runs
+// until it succeeds or fails for a reason of its own, at most
+// Config.MaxAttempts runs (Task.Attempt counts them, the log says each).
+// A task rolling back its own failure when the daemon stopped ends as that
+// failure, and a task whose cancel was asked ends canceled.
+//
 // Durable writes are what a task costs, so the engine makes few: Journal
 // records the undos of several steps in one write ahead of them; a step
 // that changes only this process's memory (a scheduler reservation) takes a

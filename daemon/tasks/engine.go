@@ -28,6 +28,10 @@ type Handler struct {
 	// store, only the placement leader runs them, so that its view of the
 	// nodes, kept in its memory, is the whole truth.
 	Placing bool
+	// Retry marks tasks that a caller may retry: one interrupted by a
+	// stopped daemon is rolled back and queued again, up to
+	// Config.MaxAttempts runs in all (retry.go), instead of failing.
+	Retry bool
 }
 
 // UndoFunc undoes one step from its recorded arguments. It must be
@@ -47,6 +51,9 @@ type Config struct {
 	Lease time.Duration
 	// Poll is how often the queue is scanned without a wake-up (default 1s).
 	Poll time.Duration
+	// MaxAttempts bounds the runs of a Retry task that daemon stops keep
+	// interrupting (default 10); it is stored with each task at submission.
+	MaxAttempts int
 	// OnChange is called after each committed change of a task (state,
 	// progress); the events and metrics packages hang off it.
 	OnChange func(store.Task)
@@ -125,6 +132,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = time.Second
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -222,7 +232,8 @@ func (e *Engine) Submit(ctx context.Context, s Submission) (store.Task, bool, er
 // task and the objects it will act on appear together. Call Wake after the
 // transaction commits.
 func (e *Engine) SubmitTx(ctx context.Context, tx store.Tx, s Submission) (store.Task, bool, error) {
-	if _, ok := e.handlers[s.Kind]; !ok {
+	h, ok := e.handlers[s.Kind]
+	if !ok {
 		return store.Task{}, false, virtplane.Errorf(virtplane.ErrInvalidArgument, "task kind %q has no handler", s.Kind)
 	}
 	input, err := json.Marshal(s.Input)
@@ -236,6 +247,7 @@ func (e *Engine) SubmitTx(ctx context.Context, tx store.Tx, s Submission) (store
 		ID: s.ID, Kind: s.Kind, Owner: s.Owner, Target: s.Target,
 		Resources: s.Resources, State: store.TaskQueued, Input: input,
 		IdempotencyKey: s.IdempotencyKey, Message: "queued",
+		Attempt: 1, MaxAttempts: e.maxAttempts(h),
 	}
 	// The idempotency key is looked up only when the insert finds it taken:
 	// the common case costs one statement.
@@ -373,6 +385,7 @@ func (e *Engine) recover(ctx context.Context, atStart bool) error {
 			continue
 		}
 		var took bool
+		var failed error // the run's own failure, when it was rolling back one
 		err := e.st.Update(ctx, func(tx store.Tx) error {
 			cur, err := tx.GetTask(ctx, t.ID)
 			if err != nil {
@@ -381,6 +394,7 @@ func (e *Engine) recover(ctx context.Context, atStart bool) error {
 			if cur.LeaseOwner != t.LeaseOwner || !cur.LeaseUntil.Equal(t.LeaseUntil) || cur.State.Terminal() {
 				return nil // someone else took it over
 			}
+			failed = storedFailure(cur)
 			cur.LeaseOwner, cur.LeaseUntil = e.cfg.Instance, time.Now().Add(e.cfg.Lease)
 			cur.State = store.TaskUndoing
 			cur.Message = "rolling back after the daemon running it stopped"
@@ -397,7 +411,7 @@ func (e *Engine) recover(ctx context.Context, atStart bool) error {
 		if took {
 			e.log.Info("rolling back interrupted task", "task", t.ID, "kind", t.Kind)
 			e.changed(t)
-			e.finish(ctx, t, nil, virtplane.Errorf(virtplane.ErrUnavailable, "interrupted: the daemon running the task stopped"))
+			e.interrupted(ctx, t, failed)
 		}
 	}
 	return nil
@@ -652,6 +666,9 @@ func (e *Engine) start(ctx context.Context, t store.Task) {
 			cancel()
 		}
 		r := &Run{e: e, task: t}
+		if t.Attempt > 1 {
+			r.pending = append(r.pending, store.LogLine{At: time.Now(), Line: fmt.Sprintf("attempt %d of %d", t.Attempt, t.MaxAttempts)})
+		}
 		h := e.handlers[t.Kind]
 		var err error
 		if h.Run == nil {
@@ -696,14 +713,27 @@ func runHandler(ctx context.Context, h Handler, r *Run) (err error) {
 // records the final state and releases the locks in one transaction. run is
 // the handler's run, nil when recovery finishes a task of a dead daemon.
 func (e *Engine) finish(ctx context.Context, t store.Task, run *Run, cause error) {
+	if cause != nil {
+		// Stored with the rollback's start: a rollback that a stopped
+		// daemon interrupts is then finished as the failure it was.
+		t.Error = cause.Error()
+		if c := virtplane.Class(cause); c != nil {
+			t.ErrorClass = c.Error()
+		}
+		if undoErr := e.undo(ctx, &t, run); undoErr != nil {
+			cause = errors.Join(cause, fmt.Errorf("rollback incomplete: %w", undoErr))
+		}
+	}
+	e.record(ctx, t, run, cause)
+}
+
+// record stores a task's end (after any undo) and releases its locks.
+func (e *Engine) record(ctx context.Context, t store.Task, run *Run, cause error) {
 	state := store.TaskSucceeded
 	if cause != nil {
 		state = store.TaskFailed
 		if errors.Is(cause, virtplane.ErrCanceled) || errors.Is(cause, context.Canceled) {
 			state = store.TaskCanceled
-		}
-		if undoErr := e.undo(ctx, &t, run); undoErr != nil {
-			cause = errors.Join(cause, fmt.Errorf("rollback incomplete: %w", undoErr))
 		}
 	}
 	h := e.handlers[t.Kind]

@@ -18,6 +18,7 @@ fi
 stop_pidfile tgtd "$STATE/iscsi/tgtd.pid"
 for f in "$STATE"/ceph/run/osd.*.pid "$STATE"/ceph/run/mon.*.pid; do [ -f "$f" ] && stop_pidfile "ceph $(basename "$f" .pid)" "$f"; done
 stop_pidfile sshd "$STATE/ssh/sshd.pid"
+stop_pidfile slapd "$STATE/ldap/slapd.pid"
 if [ -d "$STATE/postgres/data" ]; then
   B=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
   runuser -u postgres -- "$B/pg_ctl" -D "$STATE/postgres/data" -m fast stop >/dev/null 2>&1 && say "stopped postgres"

@@ -388,3 +388,29 @@ func RequireDemoImage(t testing.TB) DemoImage {
 	})
 	return DemoImage{Path: kv["IMAGE"], Format: kv["FORMAT"], Banner: kv["BANNER"], Tick: kv["TICK"]}
 }
+
+// LDAP is a private OpenLDAP slapd on loopback: URL takes StartTLS,
+// LDAPSURL is TLS from the start; CA is the PEM certificate both present.
+// AdminDN (the directory's root) may add and delete entries under Base,
+// whose ou=people and ou=groups exist.
+type LDAP struct {
+	URL, LDAPSURL, Base, AdminDN, AdminPassword, CA string
+}
+
+// RequireLDAP returns the slapd started by `make env-ldap`.
+func RequireLDAP(t testing.TB) LDAP {
+	t.Helper()
+	kv := component(t, "ldap", "env-ldap", func(kv map[string]string) error {
+		if err := need(kv, "URL", "LDAPS_URL", "BASE", "ADMIN_DN", "ADMIN_PASSWORD", "CA"); err != nil {
+			return err
+		}
+		for _, u := range []string{kv["URL"], kv["LDAPS_URL"]} {
+			_, hostport, _ := strings.Cut(u, "://")
+			if err := dialTCP(strings.TrimSuffix(hostport, "/")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return LDAP{URL: kv["URL"], LDAPSURL: kv["LDAPS_URL"], Base: kv["BASE"], AdminDN: kv["ADMIN_DN"], AdminPassword: kv["ADMIN_PASSWORD"], CA: kv["CA"]}
+}

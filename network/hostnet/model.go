@@ -18,6 +18,10 @@ type Desired struct {
 	Bonds   []Bond
 	VXLANs  []VXLAN
 	Ports   []Port
+	// Leave names links of others that Apply neither enslaves nor
+	// releases, whatever master they have: a tap a hypervisor is making
+	// and enslaving at this moment.
+	Leave []string
 }
 
 // Common holds the attributes every owned link has.

@@ -151,7 +151,7 @@ func Plan(current []Link, d Desired) ([]Change, error) {
 	// Links that are not desired but hang on an owned master that stays:
 	// release them, so that a removed VM port no longer bridges traffic.
 	for _, l := range current {
-		if _, ok := wanted[l.Name]; ok || l.Owned || l.Master == "" {
+		if _, ok := wanted[l.Name]; ok || l.Owned || l.Master == "" || slices.Contains(d.Leave, l.Name) {
 			continue
 		}
 		if ownedMaster(cur, l.Master) && !deleted[l.Master] {

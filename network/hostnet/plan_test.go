@@ -101,3 +101,22 @@ func FuzzDesiredValidate(f *testing.F) {
 		assert.NoError(t, err)
 	})
 }
+
+// TestPlanLeavesWhatItIsTold: a link named in Leave is neither released
+// from an owned bridge it hangs on nor enslaved; without Leave the same
+// link is released.
+func TestPlanLeavesWhatItIsTold(t *testing.T) {
+	current := []hostnet.Link{
+		{Name: "br0", Kind: hostnet.KindBridge, Owned: true, Up: true},
+		{Name: "tap1", Master: "br0", Up: true},
+		{Name: "tap2", Up: true},
+	}
+	d := hostnet.Desired{Bridges: []hostnet.Bridge{{Common: hostnet.Common{Name: "br0"}}}}
+	changes, err := hostnet.Plan(current, d)
+	require.NoError(t, err)
+	assert.Contains(t, changes, hostnet.Change{Op: hostnet.OpRelease, Link: "tap1", Master: "br0"})
+	d.Leave = []string{"tap1", "tap2"}
+	changes, err = hostnet.Plan(current, d)
+	require.NoError(t, err)
+	assert.Empty(t, changes)
+}

@@ -304,7 +304,7 @@ func (h *Host) Setup(ctx context.Context, s Spec) error {
 
 // converge brings the node to the recorded specs, s among them.
 func (h *Host) converge(ctx context.Context, s Spec) error {
-	links, err := h.bridges(ctx, "")
+	links, err := h.bridges(ctx, s.Name, "")
 	if err != nil {
 		return err
 	}
@@ -363,7 +363,7 @@ func (h *Host) teardown(ctx context.Context, name string) error {
 	if err := h.routes(ctx, links, gone); err != nil {
 		return err
 	}
-	if _, err := h.bridges(ctx, name); err != nil {
+	if _, err := h.bridges(ctx, "", name); err != nil {
 		return err
 	}
 	return h.remove(name)
@@ -449,7 +449,7 @@ func (h *Host) dropIFB(port string) error {
 // (bridge and tunnel device each) are part of the same configuration, and
 // their flood lists are synced after it. It returns the links as they
 // were before.
-func (h *Host) bridges(ctx context.Context, removing string) ([]hostnet.Link, error) {
+func (h *Host) bridges(ctx context.Context, current, removing string) ([]hostnet.Link, error) {
 	recs, err := h.records()
 	if err != nil {
 		return nil, err
@@ -498,9 +498,19 @@ func (h *Host) bridges(ctx context.Context, removing string) ([]hostnet.Link, er
 		}
 	}
 	for _, s := range recs {
-		if _, exists := find(links, s.Name); exists && keep[s.Bridge] && (s.Mode == "" || s.Mode == ModeBridge) {
-			ports[s.Name] = s.Bridge
+		l, exists := find(links, s.Name)
+		if !exists || !keep[s.Bridge] || (s.Mode != "" && s.Mode != ModeBridge) {
+			continue
 		}
+		// Another port's tap not on its bridge yet is one its hypervisor
+		// may be making and enslaving right now: left to it (enslaving it
+		// here made the hypervisor's own enslave fail, busy); that port's
+		// own Setup, after the start, completes it.
+		if s.Name != current && l.Master != s.Bridge {
+			d.Leave = append(d.Leave, s.Name)
+			continue
+		}
+		ports[s.Name] = s.Bridge
 	}
 	for _, p := range slices.Sorted(maps.Keys(ports)) {
 		d.Ports = append(d.Ports, hostnet.Port{Name: p, Master: ports[p]})

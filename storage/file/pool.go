@@ -40,9 +40,25 @@ type Pool struct {
 	tags map[string]string
 	ex   storage.Executor
 
-	// mu serialises changes, so that a delete cannot race a clone that is
-	// about to depend on the same volume.
-	mu sync.Mutex
+	// mu serialises the checks and renames of changes; the qemu-img runs of
+	// clones and resizes happen outside it, with their volumes pinned
+	// (inUse), so that creates of different VMs run in parallel while a
+	// delete still cannot race a clone about to depend on its volume.
+	mu    sync.Mutex
+	inUse map[string]int
+}
+
+// pin marks name in use by an operation that runs without mu (Delete
+// refuses it meanwhile); call with mu held. The returned func unpins it.
+func (p *Pool) pin(name string) func() {
+	p.inUse[name]++
+	return func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.inUse[name]--; p.inUse[name] <= 0 {
+			delete(p.inUse, name)
+		}
+	}
 }
 
 var (
@@ -73,7 +89,7 @@ func New(cfg Config) (*Pool, error) {
 	if ex == nil {
 		ex = storage.LocalExecutor{}
 	}
-	return &Pool{name: cfg.Name, dir: cfg.Dir, tags: maps.Clone(cfg.Tags), ex: ex}, nil
+	return &Pool{name: cfg.Name, dir: cfg.Dir, tags: maps.Clone(cfg.Tags), ex: ex, inUse: map[string]int{}}, nil
 }
 
 func (p *Pool) path(name string, f storage.Format) string {
@@ -297,6 +313,9 @@ func (p *Pool) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if p.inUse[name] > 0 {
+		return virtplane.Errorf(virtplane.ErrConflict, "pool %q: volume %q is in use by a clone or resize under way", p.name, name)
+	}
 	kids, err := p.children(ctx, name)
 	if err != nil {
 		return err
@@ -313,11 +332,17 @@ func (p *Pool) Delete(ctx context.Context, name string) error {
 // Resize implements storage.Resizer.
 func (p *Pool) Resize(ctx context.Context, name string, size int64, opts storage.ResizeOptions) (storage.Volume, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	path, f, err := p.find(name)
 	if err != nil {
+		p.mu.Unlock()
 		return storage.Volume{}, err
 	}
+	if p.inUse[name] > 0 {
+		p.mu.Unlock()
+		return storage.Volume{}, virtplane.Errorf(virtplane.ErrConflict, "pool %q: volume %q is in use by a clone or resize under way", p.name, name)
+	}
+	defer p.pin(name)()
+	p.mu.Unlock()
 	if size <= 0 {
 		return storage.Volume{}, virtplane.Errorf(virtplane.ErrInvalidArgument, "volume %q: size %d must be positive", name, size)
 	}
@@ -348,9 +373,9 @@ func (p *Pool) Clone(ctx context.Context, src, dst string, mode storage.CloneMod
 		return storage.Volume{}, err
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	spath, sf, err := p.find(src)
 	if err != nil {
+		p.mu.Unlock()
 		return storage.Volume{}, err
 	}
 	df := sf
@@ -358,8 +383,14 @@ func (p *Pool) Clone(ctx context.Context, src, dst string, mode storage.CloneMod
 		df = storage.FormatQcow2
 	}
 	if err := p.checkFree(dst); err != nil {
+		p.mu.Unlock()
 		return storage.Volume{}, err
 	}
+	// qemu-img runs without the lock; the source stays pinned until the
+	// clone, published, names it as parent. publish's link(2) keeps two
+	// clones to one name apart.
+	defer p.pin(src)()
+	p.mu.Unlock()
 	r := revert.New()
 	defer r.Fail()
 	tmp := p.tempPath(dst, df)

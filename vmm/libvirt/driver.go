@@ -55,12 +55,26 @@ func WithDiskRoots(dirs ...string) Option { return func(d *Driver) { d.diskRoots
 // WithLogger sets the logger; the default discards.
 func WithLogger(l *slog.Logger) Option { return func(d *Driver) { d.log = l } }
 
+// WithConnections sets how many connections to libvirtd the driver spreads
+// its calls over (default 4). libvirtd serves at most max_client_requests
+// calls of one connection at a time (5 unless configured), and a domain
+// start under load takes seconds: over one connection, twenty creates on a
+// node would wait for each other's starts.
+func WithConnections(n int) Option {
+	return func(d *Driver) {
+		if n > 0 {
+			d.lvs = make([]*golibvirt.Libvirt, n)
+		}
+	}
+}
+
 // WithCallTimeout bounds libvirt calls made with a context that has no
 // deadline; default 2 minutes.
 func WithCallTimeout(t time.Duration) Option { return func(d *Driver) { d.callTimeout = t } }
 
-// Driver is a vmm.Driver for one libvirtd. It holds one connection, opened
-// on first use and re-opened after libvirtd restarts.
+// Driver is a vmm.Driver for one libvirtd. It holds a few connections
+// (WithConnections), each opened on first use and re-opened after libvirtd
+// restarts, and spreads its calls over them.
 type Driver struct {
 	cfg         Config
 	values      Values
@@ -69,8 +83,9 @@ type Driver struct {
 	log         *slog.Logger
 	callTimeout time.Duration
 
-	mu sync.Mutex
-	lv *golibvirt.Libvirt
+	mu   sync.Mutex
+	lvs  []*golibvirt.Libvirt // the connections, nil until opened
+	next int                  // the connection the next call takes
 
 	probe    BootProbe
 	detectMu sync.Mutex
@@ -111,7 +126,7 @@ func New(cfg Config, opts ...Option) (*Driver, error) {
 	if err := vmm.CheckPath("state_dir", cfg.StateDir); err != nil {
 		return nil, err
 	}
-	d := &Driver{cfg: cfg, log: slog.New(slog.DiscardHandler), callTimeout: 2 * time.Minute}
+	d := &Driver{cfg: cfg, log: slog.New(slog.DiscardHandler), callTimeout: 2 * time.Minute, lvs: make([]*golibvirt.Libvirt, 4)}
 	for _, o := range opts {
 		o(d)
 	}
@@ -127,15 +142,14 @@ func New(cfg Config, opts ...Option) (*Driver, error) {
 func (d *Driver) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.lv == nil {
-		return nil
+	var errs []error
+	for i, lv := range d.lvs {
+		d.lvs[i] = nil
+		if lv != nil && lv.IsConnected() {
+			errs = append(errs, lv.Disconnect())
+		}
 	}
-	lv := d.lv
-	d.lv = nil
-	if !lv.IsConnected() {
-		return nil
-	}
-	return lv.Disconnect()
+	return errors.Join(errs...)
 }
 
 // ConsoleLog returns the path of the serial console log of a machine.
@@ -151,8 +165,10 @@ func (d *Driver) vmDir(name string) string { return filepath.Join(d.cfg.StateDir
 func (d *Driver) conn(ctx context.Context) (*golibvirt.Libvirt, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.lv != nil && d.lv.IsConnected() {
-		return d.lv, nil
+	slot := d.next % len(d.lvs)
+	d.next++
+	if lv := d.lvs[slot]; lv != nil && lv.IsConnected() {
+		return lv, nil
 	}
 	var last error
 	for attempt := 0; ; attempt++ {
@@ -166,10 +182,10 @@ func (d *Driver) conn(ctx context.Context) (*golibvirt.Libvirt, error) {
 		select {
 		case err := <-done:
 			if err == nil {
-				if attempt > 0 || d.lv != nil {
+				if attempt > 0 || d.lvs[slot] != nil {
 					d.log.Info("reconnected to libvirtd", "socket", d.cfg.Socket, "attempts", attempt+1)
 				}
-				d.lv = lv
+				d.lvs[slot] = lv
 				return lv, nil
 			}
 			last = err

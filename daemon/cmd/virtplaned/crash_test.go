@@ -64,10 +64,16 @@ func startDaemon(t *testing.T, data string) *daemonProc {
 // the test's).
 func startDaemonIn(t *testing.T, workdir, data string) *daemonProc {
 	t.Helper()
+	return startDaemonArgs(t, workdir, "serve --data "+data+" --listen 127.0.0.1:0 --node sim --instance crash-test --admin-password admin-password")
+}
+
+// startDaemonArgs starts `virtplaned ARGS` in workdir and waits until it
+// listens.
+func startDaemonArgs(t *testing.T, workdir, args string) *daemonProc {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Dir = workdir
-	cmd.Env = append(os.Environ(), "VIRTPLANED_CHILD=1",
-		"VIRTPLANED_ARGS=serve --data "+data+" --listen 127.0.0.1:0 --node sim --instance crash-test --admin-password admin-password")
+	cmd.Env = append(os.Environ(), "VIRTPLANED_CHILD=1", "VIRTPLANED_ARGS="+args)
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	cmd.Stderr = nil

@@ -55,10 +55,13 @@ type Config struct {
 	AdminPassword string `json:"admin_password"`
 	// Node is "auto" (the local libvirtd when its socket answers, otherwise
 	// a simulated node), "local", "sim" or "none".
-	Node         string `json:"node"`
-	LibvirtSock  string `json:"libvirt_socket"`
-	LogLevel     string `json:"log_level"`
-	TaskWorkers  int    `json:"task_workers"`
+	Node        string `json:"node"`
+	LibvirtSock string `json:"libvirt_socket"`
+	LogLevel    string `json:"log_level"`
+	TaskWorkers int    `json:"task_workers"`
+	// TaskLease is how long the other daemons on the store wait for this
+	// one, stopped, before they take its tasks over (Go duration; 30s).
+	TaskLease    string `json:"task_lease"`
 	ShutdownWait string `json:"shutdown_wait"`
 	// SSHKeyFile and SSHKnownHostsFile are how the daemon logs in to nodes
 	// with ssh:// addresses: its private key, and the nodes' host keys.
@@ -78,6 +81,8 @@ type Config struct {
 	// DemoImage is a bootable raw disk registered as the first OS image of
 	// a fresh local node (make run builds one with hack/env/demo.sh).
 	DemoImage string `json:"demo_image"`
+	// LDAP signs directory users in (ldap.go).
+	LDAP *LDAPConfig `json:"ldap,omitempty"`
 }
 
 func defaults() Config {
@@ -130,6 +135,8 @@ func serveCommand(out io.Writer) *cobra.Command {
 					cfg.Node = flags.Node
 				case "admin-password":
 					cfg.AdminPassword = flags.AdminPassword
+				case "task-lease":
+					cfg.TaskLease = flags.TaskLease
 				case "domain-type":
 					cfg.DomainType = flags.DomainType
 				case "demo-image":
@@ -150,6 +157,7 @@ func serveCommand(out io.Writer) *cobra.Command {
 	f.StringVar(&flags.Instance, "instance", "", "name of this daemon among those sharing a store (default: host name)")
 	f.StringVar(&flags.Node, "node", flags.Node, "first node: auto, local, sim or none")
 	f.StringVar(&flags.AdminPassword, "admin-password", "", "password of the admin account created on first start (default: random)")
+	f.StringVar(&flags.TaskLease, "task-lease", "", "how long daemons sharing the store wait for a stopped one before taking its tasks over (default 30s)")
 	f.StringVar(&flags.DomainType, "domain-type", "auto", "libvirt domain type of the VMs: auto (detect per node), kvm or qemu")
 	f.StringVar(&flags.DemoImage, "demo-image", "", "bootable raw disk image to register as the first OS image of a fresh local node (make run: hack/env/demo.sh)")
 	return cmd
@@ -226,6 +234,16 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 			h, _, err := netport.OpenKernelHost(ports, "") // open while the daemon runs
 			return h, err
 		}
+	}
+	if cfg.TaskLease != "" {
+		d, err := time.ParseDuration(cfg.TaskLease)
+		if err != nil || d <= 0 {
+			return virtplane.Errorf(virtplane.ErrInvalidArgument, "task lease %q is not a positive duration", cfg.TaskLease)
+		}
+		dcfg.TaskLease = d
+	}
+	if err := applyLDAP(&dcfg, cfg.LDAP); err != nil {
+		return err
 	}
 	srv, err := daemon.New(dcfg)
 	if err != nil {

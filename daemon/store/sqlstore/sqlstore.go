@@ -515,7 +515,7 @@ func (r reader) CountObjects(ctx context.Context, kind store.Kind, opts store.Li
 	return n, r.wrap(err)
 }
 
-const taskCols = "id, kind, owner, target, resources, state, progress, message, error, error_class, input, result, cancel_requested, lease_owner, lease_until, idem_key, created, started, finished"
+const taskCols = "id, kind, owner, target, resources, state, progress, message, error, error_class, input, result, cancel_requested, lease_owner, lease_until, idem_key, created, started, finished, attempt, max_attempts"
 
 func scanTask(s scanner) (store.Task, error) {
 	var t store.Task
@@ -524,7 +524,7 @@ func scanTask(s scanner) (store.Task, error) {
 	var cancel int
 	var leaseUntil, created, started, finished int64
 	err := s.Scan(&t.ID, &t.Kind, &t.Owner, &t.Target, &resources, &state, &t.Progress, &t.Message, &t.Error, &t.ErrorClass,
-		&input, &result, &cancel, &t.LeaseOwner, &leaseUntil, &idem, &created, &started, &finished)
+		&input, &result, &cancel, &t.LeaseOwner, &leaseUntil, &idem, &created, &started, &finished, &t.Attempt, &t.MaxAttempts)
 	if err != nil {
 		return t, err
 	}
@@ -780,14 +780,15 @@ func (t *tx) CreateTask(ctx context.Context, tk *store.Task) error {
 	if tk.Created.IsZero() {
 		tk.Created = time.Now().UTC()
 	}
+	tk.Attempt = max(tk.Attempt, 1)
 	res, err := json.Marshal(nonNil(tk.Resources))
 	if err != nil {
 		return err
 	}
-	r, err := t.exec(ctx, "INSERT INTO tasks ("+taskCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner, idem_key) DO NOTHING",
+	r, err := t.exec(ctx, "INSERT INTO tasks ("+taskCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner, idem_key) DO NOTHING",
 		tk.ID, tk.Kind, tk.Owner, tk.Target, string(res), string(tk.State), tk.Progress, tk.Message, tk.Error, tk.ErrorClass,
 		string(tk.Input), string(tk.Result), boolInt(tk.CancelRequested), tk.LeaseOwner, nanos(tk.LeaseUntil),
-		nullIfEmpty(tk.IdempotencyKey), nanos(tk.Created), nanos(tk.Started), nanos(tk.Finished))
+		nullIfEmpty(tk.IdempotencyKey), nanos(tk.Created), nanos(tk.Started), nanos(tk.Finished), max(tk.Attempt, 1), tk.MaxAttempts)
 	if errors.Is(err, virtplane.ErrAlreadyExists) {
 		return virtplane.Errorf(virtplane.ErrAlreadyExists, "task %s exists", tk.ID)
 	}
@@ -817,9 +818,9 @@ func boolInt(b bool) int {
 func (t *tx) UpdateTask(ctx context.Context, tk *store.Task) error {
 	// Only what changes: SQLite rewrites the index entries of every column
 	// an UPDATE sets, changed or not.
-	r, err := t.exec(ctx, "UPDATE tasks SET state = ?, progress = ?, message = ?, error = ?, error_class = ?, result = ?, cancel_requested = ?, lease_owner = ?, lease_until = ?, started = ?, finished = ? WHERE id = ?",
+	r, err := t.exec(ctx, "UPDATE tasks SET state = ?, progress = ?, message = ?, error = ?, error_class = ?, result = ?, cancel_requested = ?, lease_owner = ?, lease_until = ?, started = ?, finished = ?, attempt = ? WHERE id = ?",
 		string(tk.State), tk.Progress, tk.Message, tk.Error, tk.ErrorClass, string(tk.Result),
-		boolInt(tk.CancelRequested), tk.LeaseOwner, nanos(tk.LeaseUntil), nanos(tk.Started), nanos(tk.Finished), tk.ID)
+		boolInt(tk.CancelRequested), tk.LeaseOwner, nanos(tk.LeaseUntil), nanos(tk.Started), nanos(tk.Finished), max(tk.Attempt, 1), tk.ID)
 	if err != nil {
 		return err
 	}

@@ -284,7 +284,7 @@ func testReadsDoNotWait(t *testing.T, st store.Store) {
 
 func testTasks(t *testing.T, st store.Store) {
 	ctx := t.Context()
-	tk := &store.Task{ID: "t01", Kind: "vm.create", Owner: "u1", Target: "vm/1", Resources: []string{"vm/1", "node/2"}, Input: []byte(`{"a":1}`)}
+	tk := &store.Task{ID: "t01", Kind: "vm.create", Owner: "u1", Target: "vm/1", Resources: []string{"vm/1", "node/2"}, Input: []byte(`{"a":1}`), MaxAttempts: 3}
 	require.NoError(t, st.Update(ctx, func(tx store.Tx) error { return tx.CreateTask(ctx, tk) }))
 	require.NoError(t, st.Update(ctx, func(tx store.Tx) error {
 		return tx.CreateTask(ctx, &store.Task{ID: "t02", Kind: "vm.delete", Owner: "u2", Target: "vm/2"})
@@ -295,8 +295,11 @@ func testTasks(t *testing.T, st store.Store) {
 	assert.Equal(t, []string{"vm/1", "node/2"}, got.Resources)
 	assert.JSONEq(t, `{"a":1}`, string(got.Input))
 	assert.False(t, got.Created.IsZero())
+	assert.Equal(t, 1, got.Attempt, "a new task is on its first attempt")
+	assert.Equal(t, 3, got.MaxAttempts)
 
 	got.State = store.TaskSucceeded
+	got.Attempt = 2
 	got.Progress = 100
 	got.Message = "done"
 	got.Result = []byte(`{"ok":true}`)
@@ -307,6 +310,8 @@ func testTasks(t *testing.T, st store.Store) {
 	assert.Equal(t, store.TaskSucceeded, again.State)
 	assert.True(t, again.State.Terminal())
 	assert.Equal(t, 100, again.Progress)
+	assert.Equal(t, 2, again.Attempt)
+	assert.Equal(t, 3, again.MaxAttempts)
 	assert.JSONEq(t, `{"ok":true}`, string(again.Result))
 	assert.WithinDuration(t, got.Finished, again.Finished, time.Millisecond)
 
