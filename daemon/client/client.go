@@ -23,6 +23,7 @@ import (
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/api"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/scriptrun"
 )
 
 // Client calls one daemon.
@@ -241,6 +242,8 @@ func (c *Client) DeleteImage(ctx context.Context, id string) (api.TaskView, erro
 type VMTask struct {
 	VM   model.VM     `json:"vm"`
 	Task api.TaskView `json:"task"`
+	// ScriptRun is the run a create asked for (VMCreateBody.Script).
+	ScriptRun *scriptrun.Run `json:"script_run,omitempty"`
 }
 
 // CreateVM asks for a VM; a non-empty idempotencyKey makes retries return
