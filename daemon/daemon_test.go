@@ -209,7 +209,7 @@ func operationIDs(srv *daemon.Server) []string {
 func TestRBACEveryEndpoint(t *testing.T) {
 	e := newEnv(t, dbtest.SQLite(t))
 	ctx := t.Context()
-	cases := e.rbacCases()
+	cases := append(e.rbacCases(), e.scriptRBACCases(t)...)
 
 	covered := map[string]bool{}
 	for _, c := range cases {

@@ -358,3 +358,6 @@ func TaskError(t api.TaskView) error {
 	}
 	return virtplane.Errorf(class, "task %s (%s) %s: %s", t.ID, t.Kind, t.State, t.Error)
 }
+
+// BaseURL is the daemon's URL this client calls.
+func (c *Client) BaseURL() string { return c.base }

@@ -381,6 +381,9 @@ func (s *Service) runTask(ctx context.Context, tr *tasks.Run) error {
 	if err != nil {
 		return err
 	}
+	// What the run found is recorded also when it was canceled.
+	canceled := ctx.Err() != nil
+	ctx = context.WithoutCancel(ctx)
 	if err := s.pinHostKeys(ctx, ts, pins); err != nil {
 		s.log.Warn("pinning VM host keys", "err", err)
 	}
@@ -422,7 +425,7 @@ func (s *Service) runTask(ctx context.Context, tr *tasks.Run) error {
 	}
 	if len(failed) > 0 {
 		class := virtplane.ErrUnavailable
-		if ctx.Err() != nil {
+		if canceled {
 			class = virtplane.ErrCanceled
 		} else if allExited(res) {
 			class = virtplane.ErrConflict // the script ran and said no
