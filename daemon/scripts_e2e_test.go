@@ -31,19 +31,19 @@ import (
 // a cluster "vms" of one simulated node whose VMs take their addresses from
 // the guest namespaces' /30s, and a cluster "ops" whose node is the sshd.
 type scriptEnv struct {
-	srv          *daemon.Server
-	st           store.Store
-	url          string
-	admin        *client.Client
-	alice, bob   *client.Client
-	aliceID      string
-	smtp         *smtptest.Server
-	guests       []guestNet
-	vms          model.Cluster
-	pool         model.IPPool
-	image        model.Image
-	node         model.Node // the ssh:// node
-	sshd         testenv.SSH
+	srv        *daemon.Server
+	st         store.Store
+	url        string
+	admin      *client.Client
+	alice, bob *client.Client
+	aliceID    string
+	smtp       *smtptest.Server
+	guests     []guestNet
+	vms        model.Cluster
+	pool       model.IPPool
+	image      model.Image
+	node       model.Node // the ssh:// node
+	sshd       testenv.SSH
 }
 
 func newScriptEnv(t *testing.T, guests int) *scriptEnv {
@@ -293,7 +293,7 @@ func TestScriptsRunOnVMsAndANode(t *testing.T) {
 	// An Ansible playbook on the node: the parameter is data for Jinja too.
 	if _, err := os.Stat("/usr/bin/ansible-playbook"); err == nil || testenv.InCI() {
 		play, err := e.admin.CreateScript(ctx, scriptrun.ScriptBody{Name: "play", Kind: "ansible",
-			Body: "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: printf '%s|%s' '{{ GREETING }}' '{{ API_TOKEN }}'\n      register: out\n    - debug: var=out.stdout\n",
+			Body:   "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: printf '%s|%s' '{{ GREETING }}' '{{ API_TOKEN }}'\n      register: out\n    - debug: var=out.stdout\n",
 			Params: []scriptrun.Param{{Name: "GREETING", Type: "string"}}})
 		require.NoError(t, err)
 		pr, err := e.admin.RunScript(ctx, play.ID, scriptrun.RunBody{NodeIDs: []string{e.node.ID}, Args: map[string]string{"GREETING": `{{ lookup("pipe", "id") }}`}})

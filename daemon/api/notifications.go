@@ -74,8 +74,8 @@ func (s *Server) registerNotifications() {
 	})
 	huma.Register(s.api, huma.Operation{
 		OperationID: "createSubscription", Method: http.MethodPost, Path: "/v1/notifications/subscriptions", Tags: tags, DefaultStatus: http.StatusCreated,
-		Summary:     "Subscribe the caller to events over email, Telegram or a webhook",
-		Description: "Webhooks are POSTed with X-Virtplane-Delivery (the same on retries: drop repeats), X-Virtplane-Event, X-Virtplane-Timestamp and X-Virtplane-Signature: sha256=HEX(HMAC-SHA256(secret, TIMESTAMP + \".\" + BODY)). Deliveries are retried with backoff until the receiver answers 2xx.",
+		Summary:      "Subscribe the caller to events over email, Telegram or a webhook",
+		Description:  "Webhooks are POSTed with X-Virtplane-Delivery (the same on retries: drop repeats), X-Virtplane-Event, X-Virtplane-Timestamp and X-Virtplane-Signature: sha256=HEX(HMAC-SHA256(secret, TIMESTAMP + \".\" + BODY)). Deliveries are retried with backoff until the receiver answers 2xx.",
 		MaxBodyBytes: maxScriptRequest,
 	}, func(ctx context.Context, in *struct{ Body notify.SubscriptionBody }) (*SubscriptionOutput, error) {
 		n, err := s.notifier()

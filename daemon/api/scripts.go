@@ -352,4 +352,3 @@ func (s *Server) submitOnCreate(ctx context.Context, tx store.Tx, vm model.VM, o
 	}
 	return &sub, nil
 }
-
