@@ -133,10 +133,10 @@ func notifyDaemon(t *testing.T, st store.Store, nc daemon.NotifyConfig) (*client
 }
 
 // localNode adds a cluster with the local node (this host) for runs.
-func localNode(t *testing.T, c *client.Client) model.Node {
-	cl, err := c.CreateCluster(t.Context(), api.ClusterBody{Name: "ops", VirtType: "kvm", Strategy: "even", CPUOvercommit: 1, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: "bridge"})
+func localNode(t testing.TB, c *client.Client) model.Node {
+	cl, err := c.CreateCluster(context.Background(), api.ClusterBody{Name: "ops", VirtType: "kvm", Strategy: "even", CPUOvercommit: 1, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: "bridge"})
 	require.NoError(t, err)
-	n, err := c.AddNode(t.Context(), api.NodeBody{ClusterID: cl.ID, Name: "here", Address: "local", Cores: 1, MemoryMiB: 1024, DiskGiB: 1})
+	n, err := c.AddNode(context.Background(), api.NodeBody{ClusterID: cl.ID, Name: "here", Address: "local", Cores: 1, MemoryMiB: 1024, DiskGiB: 1})
 	require.NoError(t, err)
 	return n
 }
