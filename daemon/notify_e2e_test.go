@@ -293,3 +293,22 @@ func TestEmailAndTelegramSubscriptions(t *testing.T) {
 }
 
 func newHTTPServer(h http.Handler) *httptest.Server { return httptest.NewServer(h) }
+
+// TestWebhookAllowList: with webhook_allow set, a subscription to a host
+// outside it is refused naming the field.
+func TestWebhookAllowList(t *testing.T) {
+	admin, _ := notifyDaemon(t, dbtest.SQLite(t), daemon.NotifyConfig{WebhookAllow: []string{"127.0.0.0/8", "hooks.example.test"}})
+	ctx := t.Context()
+	for _, u := range []string{"http://127.0.0.1:9/h", "https://hooks.example.test/h", "https://HOOKS.example.test/h"} {
+		_, err := admin.CreateSubscription(ctx, notify.SubscriptionBody{Events: []string{notify.EventTaskFailed}, Channel: "webhook", WebhookURL: u})
+		require.NoError(t, err, u)
+	}
+	for _, u := range []string{"http://169.254.169.254/latest/meta-data", "https://10.1.2.3/h", "https://evil.example.test/h"} {
+		_, err := admin.CreateSubscription(ctx, notify.SubscriptionBody{Events: []string{notify.EventTaskFailed}, Channel: "webhook", WebhookURL: u})
+		p := problemOf(t, err)
+		assert.Equal(t, http.StatusForbidden, p.Status, u)
+		assert.Equal(t, "body.webhook_url", p.Field())
+	}
+	_, err := daemon.New(daemon.Config{Store: dbtest.SQLite(t), Instance: "x", Notify: daemon.NotifyConfig{WebhookAllow: []string{"not a host/"}}})
+	require.Error(t, err)
+}

@@ -78,6 +78,9 @@ type Config struct {
 	// DemoImage is a bootable raw disk registered as the first OS image of
 	// a fresh local node (make run builds one with hack/env/demo.sh).
 	DemoImage string `json:"demo_image"`
+	// Scripts and notifications (notify.go).
+	Scripts ScriptsFile `json:"scripts"`
+	Notify  NotifyFile  `json:"notify"`
 }
 
 func defaults() Config {
@@ -134,6 +137,8 @@ func serveCommand(out io.Writer) *cobra.Command {
 					cfg.DomainType = flags.DomainType
 				case "demo-image":
 					cfg.DemoImage = flags.DemoImage
+				default:
+					notifyFlag(f.Name, &cfg, flags)
 				}
 			})
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -152,6 +157,7 @@ func serveCommand(out io.Writer) *cobra.Command {
 	f.StringVar(&flags.AdminPassword, "admin-password", "", "password of the admin account created on first start (default: random)")
 	f.StringVar(&flags.DomainType, "domain-type", "auto", "libvirt domain type of the VMs: auto (detect per node), kvm or qemu")
 	f.StringVar(&flags.DemoImage, "demo-image", "", "bootable raw disk image to register as the first OS image of a fresh local node (make run: hack/env/demo.sh)")
+	notifyFlags(f, &flags)
 	return cmd
 }
 
@@ -201,6 +207,9 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 	dcfg := daemon.Config{Store: st, Instance: cfg.Instance, Logger: log, Workers: cfg.TaskWorkers, Version: "dev", DataDir: cfg.Data,
 		LocalLibvirtSocket: cfg.LibvirtSock, SSHKeyFile: cfg.SSHKeyFile, SSHKnownHostsFile: cfg.SSHKnownHostsFile, SSHNodeDir: cfg.SSHNodeDir, LocalMigrationAddress: cfg.MigrationAddress, DomainType: domainType, DemoImage: cfg.DemoImage}
+	if dcfg.Scripts, dcfg.Notify, err = cfg.scriptsAndNotify(); err != nil {
+		return err
+	}
 	if libvirtUp {
 		// The local node: this host's libvirtd, disks in a file pool under
 		// the data directory.
