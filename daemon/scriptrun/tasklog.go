@@ -14,7 +14,7 @@ import (
 // line, "[target stream] line", in batches: one durable write every
 // flushEvery at most, so output streams without a write per line.
 type taskLog struct {
-	tr      *tasks.Run
+	tr      lineLogger
 	mu      sync.Mutex
 	partial map[string]*bytes.Buffer // by target and stream
 	lines   []string
@@ -28,7 +28,14 @@ const (
 	maxLogLines = 20000 // per run: a script that prints without end stops filling the store
 )
 
-func newTaskLog(tr *tasks.Run) *taskLog {
+// lineLogger is where the lines go (*tasks.Run).
+type lineLogger interface {
+	LogLines(ctx context.Context, lines ...string) error
+}
+
+var _ lineLogger = (*tasks.Run)(nil)
+
+func newTaskLog(tr lineLogger) *taskLog {
 	return &taskLog{tr: tr, partial: map[string]*bytes.Buffer{}, kick: make(chan struct{}, 1)}
 }
 
@@ -45,14 +52,15 @@ func (l *taskLog) output(c scripts.OutputChunk) {
 	b.Write(c.Data)
 	for {
 		i := bytes.IndexByte(b.Bytes(), '\n')
-		if i < 0 {
-			if b.Len() > maxLineLen {
-				l.add(key, b.Next(maxLineLen))
-				continue
-			}
+		switch {
+		case i > maxLineLen || (i < 0 && b.Len() > maxLineLen):
+			// A line without end (or a very long one) goes in pieces.
+			l.add(key, b.Next(maxLineLen))
+		case i < 0:
 			return
+		default:
+			l.add(key, b.Next(i + 1)[:i])
 		}
-		l.add(key, b.Next(i + 1)[:i])
 	}
 }
 
