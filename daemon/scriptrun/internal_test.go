@@ -155,4 +155,6 @@ func TestScriptViews(t *testing.T) {
 	assert.NotContains(t, sc.String(), "secret body")
 }
 
-func principal(id string, role model.Role) auth.Principal { return auth.Principal{UserID: id, Role: role} }
+func principal(id string, role model.Role) auth.Principal {
+	return auth.Principal{UserID: id, Role: role}
+}
