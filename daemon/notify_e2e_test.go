@@ -26,6 +26,8 @@ import (
 	"github.com/virtplane/virtplane/internal/smtptest"
 	"github.com/virtplane/virtplane/internal/testenv"
 	"github.com/virtplane/virtplane/scripts/mail"
+	"github.com/virtplane/virtplane/vmm"
+	vmmfake "github.com/virtplane/virtplane/vmm/fake"
 )
 
 // receiver is a webhook receiver on a fixed loopback port that checks
@@ -114,7 +116,7 @@ func (r *receiver) deliveries() (ids []string, payloads map[string]map[string]an
 // retries; stop stops it.
 func notifyDaemon(t *testing.T, st store.Store, nc daemon.NotifyConfig) (*client.Client, func()) {
 	nc.RetryMin, nc.RetryMax, nc.Poll = 100*time.Millisecond, 500*time.Millisecond, 50*time.Millisecond
-	srv, err := daemon.New(daemon.Config{Store: st, Instance: "notify", DataDir: t.TempDir(), Notify: nc})
+	srv, err := daemon.New(daemon.Config{Store: st, Instance: "notify", DataDir: t.TempDir(), Notify: nc, LocalDriver: fakeLocalHypervisor})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
@@ -131,6 +133,11 @@ func notifyDaemon(t *testing.T, st store.Store, nc daemon.NotifyConfig) (*client
 	t.Cleanup(stop)
 	return client.New(hs.URL, token), stop
 }
+
+// fakeLocalHypervisor stands in for this host's libvirtd, which the tests'
+// daemons do not drive: a local node opens, and its executor (this host,
+// for real) runs the scripts.
+func fakeLocalHypervisor(context.Context) (vmm.Driver, error) { return vmmfake.New(), nil }
 
 // localNode adds a cluster with the local node (this host) for runs.
 func localNode(t testing.TB, c *client.Client) model.Node {

@@ -81,6 +81,8 @@ func (s *Server) scriptServices() error {
 		return err
 	}
 	s.Scripts.Register(s.Tasks)
+	// Subscribed now, read by Run: nothing published in between is lost.
+	s.watch = s.Events.Subscribe(notify.WatchFilter, notify.WatchBuffer)
 	return nil
 }
 
@@ -121,7 +123,7 @@ func webhookAllow(list []string) (func(string) error, error) {
 func (s *Server) runAll(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for _, run := range []func(context.Context) error{s.Notify.Run, func(ctx context.Context) error { return s.Notify.Watch(ctx, s.Events) }} {
+	for _, run := range []func(context.Context) error{s.Notify.Run, func(ctx context.Context) error { return s.Notify.Watch(ctx, s.watch) }} {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = run(ctx) }()
 	}

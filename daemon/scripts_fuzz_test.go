@@ -28,7 +28,7 @@ import (
 // long). A hidden second value is masked wherever it shows.
 func FuzzScriptArgsThroughTheAPI(f *testing.F) {
 	testenv.SkipShort(f)
-	srv, err := daemon.New(daemon.Config{Store: dbtest.SQLite(f), Instance: "fuzz", DataDir: f.TempDir()})
+	srv, err := daemon.New(daemon.Config{Store: dbtest.SQLite(f), Instance: "fuzz", DataDir: f.TempDir(), LocalDriver: fakeLocalHypervisor})
 	require.NoError(f, err)
 	admin := serveAdmin(f, srv)
 	ctx := context.Background()

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/api"
 	"github.com/virtplane/virtplane/daemon/client"
 	"github.com/virtplane/virtplane/daemon/internal/dbtest"
@@ -24,7 +25,7 @@ import (
 const hiddenMarker = "LICENCE-KEY-7f3a9c"
 
 // scriptFixture is what alice owns of scripts and notifications, and an
-// admin's run on a node of its own cluster (this host, "local").
+// admin's run on a simulated node of a cluster of its own.
 type scriptFixture struct {
 	private, hidden scriptrun.Script
 	variable        scriptrun.Variable
@@ -62,7 +63,9 @@ func (e *env) setupScripts(t *testing.T) *scriptFixture {
 	require.NoError(t, err)
 	ops, err := e.admin.CreateCluster(ctx, api.ClusterBody{Name: "ops", VirtType: "kvm", Strategy: "even", CPUOvercommit: 1, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: "bridge"})
 	require.NoError(t, err)
-	f.node, err = e.admin.AddNode(ctx, api.NodeBody{ClusterID: ops.ID, Name: "here", Address: "local", Cores: 1, MemoryMiB: 1024, DiskGiB: 1})
+	// A simulated node runs no commands: the admin's run on it is
+	// recorded, and fails saying so.
+	f.node, err = e.admin.AddNode(ctx, api.NodeBody{ClusterID: ops.ID, Name: "sim-ops", Address: "sim", Cores: 1, MemoryMiB: 1024, DiskGiB: 1})
 	require.NoError(t, err)
 	run, err := e.admin.RunScript(ctx, f.private.ID, scriptrun.RunBody{NodeIDs: []string{f.node.ID}})
 	require.NoError(t, err)
@@ -70,7 +73,11 @@ func (e *env) setupScripts(t *testing.T) *scriptFixture {
 	defer cancel()
 	task, err := e.admin.WaitTask(wctx, run.Task.ID)
 	require.NoError(t, err)
-	require.NoError(t, client.TaskError(task))
+	require.ErrorIs(t, client.TaskError(task), virtplane.ErrUnavailable)
+	rec, err := e.admin.GetScriptRun(ctx, run.Run.ID)
+	require.NoError(t, err)
+	require.Len(t, rec.Targets, 1)
+	require.Contains(t, rec.Targets[0].Error, "not implemented")
 	f.adminRun = run.Run
 	return f
 }

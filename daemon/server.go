@@ -120,6 +120,7 @@ type Server struct {
 	IPAM    *ipam.Manager
 	Scripts *scriptrun.Service
 	Notify  *notify.Service
+	watch   *events.Subscription // the events Notify turns into notifications
 
 	kinds *node.Kinds
 	mu    sync.Mutex

@@ -23,11 +23,11 @@ import (
 // (recorded under the key of the scan) and records those: a failure whose
 // event a crash swallowed is still notified, once. Node and HA events a
 // crash swallowed are not.
-func (s *Service) Watch(ctx context.Context, bus *events.Bus) error {
-	sub := bus.Subscribe(func(e events.Event) bool {
-		return (e.Type == "task" && e.State == string(store.TaskFailed)) ||
-			(e.Type == "node" && e.Action == "changed" && e.State != "") || e.Type == "ha"
-	}, 4096)
+//
+// sub is a subscription to the daemon's bus with WatchFilter, made by the
+// caller as the daemon starts, so that no event published before Watch
+// runs is missed; Watch closes it.
+func (s *Service) Watch(ctx context.Context, sub *events.Subscription) error {
 	defer sub.Close()
 	if err := s.catchUp(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("notifications: catching up on failed tasks", "err", err)
@@ -46,6 +46,15 @@ func (s *Service) Watch(ctx context.Context, bus *events.Bus) error {
 		}
 	}
 }
+
+// WatchFilter selects the bus events Watch turns into notifications.
+func WatchFilter(e events.Event) bool {
+	return (e.Type == "task" && e.State == string(store.TaskFailed)) ||
+		(e.Type == "node" && e.Action == "changed" && e.State != "") || e.Type == "ha"
+}
+
+// WatchBuffer is the size of the subscription Watch reads.
+const WatchBuffer = 4096
 
 func (s *Service) fromBus(ctx context.Context, e events.Event) error {
 	switch e.Type {

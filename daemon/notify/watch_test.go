@@ -30,7 +30,8 @@ func failedTask(t *testing.T, st store.Store, owner string, ago time.Duration) s
 func watch(t *testing.T, s *notify.Service, bus *events.Bus) func() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = s.Watch(ctx, bus) }()
+	sub := bus.Subscribe(notify.WatchFilter, notify.WatchBuffer)
+	go func() { defer close(done); _ = s.Watch(ctx, sub) }()
 	stop := func() { cancel(); <-done }
 	t.Cleanup(func() { cancel(); <-done })
 	return stop
@@ -45,7 +46,6 @@ func TestWatchNotifiesFailedTasksAndNodeStates(t *testing.T) {
 	bus := events.NewBus()
 	old := failedTask(t, st, "alice", 2*time.Minute) // before any daemon watched: history, not news
 	stop := watch(t, s, bus)
-	require.Eventually(t, func() bool { return bus.Subscribers() == 1 }, 10*time.Second, 5*time.Millisecond)
 	run(t, s)
 
 	task := failedTask(t, st, "alice", 0)
