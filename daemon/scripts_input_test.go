@@ -8,11 +8,13 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/daemon/api"
 	"github.com/virtplane/virtplane/daemon/client"
 	"github.com/virtplane/virtplane/daemon/internal/dbtest"
 	"github.com/virtplane/virtplane/daemon/scriptrun"
@@ -190,4 +192,37 @@ func TestScriptBadInputNamesTheField(t *testing.T) {
 	assert.NotContains(t, p.Error(), "sécret")
 	_, err = e.alice.RunScript(context.Background(), f.private.ID, scriptrun.RunBody{VMIDs: []string{"nope"}})
 	assert.ErrorIs(t, err, virtplane.ErrNotFound)
+}
+
+// TestScriptOnCreateOfAFailedCreate: the run asked with a create waits for
+// it on the VM's lock; when the create fails, the run fails saying why,
+// and runs nothing.
+func TestScriptOnCreateOfAFailedCreate(t *testing.T) {
+	e := newEnv(t, dbtest.SQLite(t))
+	ctx := t.Context()
+	f := e.setupScripts(t)
+	small, err := e.admin.CreatePool(ctx, api.PoolBody{Name: "one", ClusterIDs: []string{e.cluster.ID}, Blocks: []api.BlockBody{{Range: "198.51.100.0/30", Gateway: "198.51.100.1"}}})
+	require.NoError(t, err)
+	first := e.vmBody("first")
+	first.PoolID = small.ID
+	_, task, err := e.alice.CreateVM(ctx, first, "")
+	require.NoError(t, err)
+	require.NoError(t, client.TaskError(wait(t, e.alice, task.ID, time.Minute)))
+	second := e.vmBody("second")
+	second.PoolID = small.ID
+	second.Script = &scriptrun.OnCreate{ScriptID: f.private.ID}
+	order, err := e.alice.CreateVMTask(ctx, second, "")
+	require.NoError(t, err)
+	require.NotNil(t, order.ScriptRun)
+	created := wait(t, e.alice, order.Task.ID, time.Minute)
+	assert.Equal(t, "failed", created.State, "the pool has no address left")
+	run := wait(t, e.alice, order.ScriptRun.ID, time.Minute)
+	assert.Equal(t, "failed", run.State)
+	assert.Contains(t, run.Error, "vm second is failed")
+	assert.Contains(t, run.Error, "the script does not run")
+	rec, err := e.alice.GetScriptRun(ctx, order.ScriptRun.ID)
+	require.NoError(t, err)
+	assert.Empty(t, rec.Targets, "nothing ran")
+	assert.True(t, rec.OnCreate)
+	assert.False(t, rec.Finished.Before(created.Finished), "the run ended after the create it waited for")
 }
