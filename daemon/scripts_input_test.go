@@ -17,6 +17,7 @@ import (
 	"github.com/virtplane/virtplane/daemon/api"
 	"github.com/virtplane/virtplane/daemon/client"
 	"github.com/virtplane/virtplane/daemon/internal/dbtest"
+	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/daemon/scriptrun"
 )
 
@@ -136,10 +137,14 @@ func TestScriptBadInputNamesTheField(t *testing.T) {
 			_, err := e.alice.RunScript(ctx, f.private.ID, scriptrun.RunBody{VMIDs: []string{e.aliceVM.ID, e.aliceVM.ID}})
 			return err
 		}, 422, "body.vm_ids[1]", "twice"},
-		{"mail without an address", func() error {
+		{"mail from a daemon without SMTP", func() error {
 			_, err := e.admin.RunScript(ctx, f.private.ID, scriptrun.RunBody{NodeIDs: []string{f.node.ID}, MailResult: true})
 			return err
-		}, 422, "body.mail_result", "no email address"},
+		}, 501, "body.mail_result", "no SMTP relay"},
+		{"a running VM only", func() error {
+			_, err := e.alice.RunScript(ctx, f.private.ID, scriptrun.RunBody{VMIDs: []string{stopped(t, e).ID}})
+			return err
+		}, 409, "body.vm_ids[0]", "scripts run on running VMs"},
 		{"global variable by a user", func() error {
 			_, err := e.alice.CreateScriptVariable(ctx, scriptrun.VariableBody{Name: "X", Value: "1", Scope: "global"})
 			return err
@@ -225,4 +230,15 @@ func TestScriptOnCreateOfAFailedCreate(t *testing.T) {
 	assert.Empty(t, rec.Targets, "nothing ran")
 	assert.True(t, rec.OnCreate)
 	assert.False(t, rec.Finished.Before(created.Finished), "the run ended after the create it waited for")
+}
+
+// stopped returns a VM of alice's that is not running.
+func stopped(t *testing.T, e *env) model.VM {
+	vm, task, err := e.alice.CreateVM(t.Context(), e.vmBody("halted"), "")
+	require.NoError(t, err)
+	require.NoError(t, client.TaskError(wait(t, e.alice, task.ID, time.Minute)))
+	task, err = e.alice.VMAction(t.Context(), vm.ID, "stop")
+	require.NoError(t, err)
+	require.NoError(t, client.TaskError(wait(t, e.alice, task.ID, time.Minute)))
+	return vm
 }

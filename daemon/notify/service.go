@@ -163,6 +163,12 @@ func (s *Service) Channels() []string {
 	return out
 }
 
+// Mails reports whether this daemon sends mail (it has an email sender).
+func (s *Service) Mails() bool {
+	_, ok := s.cfg.Senders[ChannelEmail]
+	return ok
+}
+
 // Wake makes the dispatcher look for due deliveries now.
 func (s *Service) Wake() {
 	select {

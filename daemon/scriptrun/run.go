@@ -119,6 +119,9 @@ func (s *Service) mailTo(ctx context.Context, user string, ts []target) (string,
 	if owner == "" {
 		owner = user
 	}
+	if s.cfg.Notify == nil || !s.cfg.Notify.Mails() {
+		return "", virtplane.Errorf(virtplane.ErrNotImplemented, "mail_result: this daemon has no SMTP relay configured (notify.smtp)")
+	}
 	o, err := s.st.GetObject(ctx, store.KindUser, owner)
 	if err != nil {
 		return "", err
@@ -153,11 +156,11 @@ func (s *Service) SubmitRun(ctx context.Context, p auth.Principal, id string, b 
 		return Submitted{}, err
 	}
 	in := runInput{ScriptID: sc.ID, User: p.UserID, Admin: p.Admin(), Args: b.Args, Timeout: b.TimeoutSeconds}
-	for i, t := range ts {
+	for _, t := range ts {
 		switch t.Kind {
 		case TargetVM:
 			if t.vm.State != model.VMRunning || len(t.vm.Addresses) == 0 {
-				return Submitted{}, fieldErr(targetField(b, t, i), virtplane.Errorf(virtplane.ErrConflict, "vm %s is %s: scripts run on running VMs", t.Name, t.vm.State))
+				return Submitted{}, fieldErr(targetField(b, t), virtplane.Errorf(virtplane.ErrConflict, "vm %s is %s: scripts run on running VMs", t.Name, t.vm.State))
 			}
 			in.VMs = append(in.VMs, t.ID)
 		case TargetNode:
@@ -181,13 +184,13 @@ func (s *Service) SubmitRun(ctx context.Context, p auth.Principal, id string, b 
 	return out, nil
 }
 
-func targetField(b RunBody, t target, i int) string {
+// targetField is where the body named a target: its vm_ids entry, or tags.
+func targetField(b RunBody, t target) string {
 	for j, id := range b.VMIDs {
 		if id == t.ID {
 			return fmt.Sprintf("vm_ids[%d]", j)
 		}
 	}
-	_ = i
 	return "tags"
 }
 

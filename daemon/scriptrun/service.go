@@ -17,6 +17,8 @@ import (
 type Notifier interface {
 	EventTx(ctx context.Context, tx store.Tx, e notify.Event) error
 	MailTx(ctx context.Context, tx store.Tx, m notify.Mail) (string, error)
+	// Mails reports whether mails can be sent at all (an SMTP relay).
+	Mails() bool
 	Wake()
 }
 
