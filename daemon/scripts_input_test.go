@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -20,13 +19,6 @@ import (
 	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/daemon/scriptrun"
 )
-
-func problemOf(t *testing.T, err error) *client.Problem {
-	t.Helper()
-	var p *client.Problem
-	require.True(t, errors.As(err, &p), "want a problem document, got %v", err)
-	return p
-}
 
 func TestScriptRequestsOverOneMiBAreRefused(t *testing.T) {
 	e := newEnv(t, dbtest.SQLite(t))
