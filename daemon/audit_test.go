@@ -21,7 +21,7 @@ import (
 func TestEveryMutatingOperationIsAudited(t *testing.T) {
 	e := newEnv(t, dbtest.SQLite(t))
 	ctx := t.Context()
-	for _, c := range e.rbacCases() {
+	for _, c := range append(e.rbacCases(), e.scriptRBACCases(t)...) {
 		_ = e.bob.Do(ctx, c.method, c.path, c.body, nil)
 	}
 	var all []api.AuditEntry

@@ -215,7 +215,7 @@ func operationIDs(srv *daemon.Server) []string {
 func TestRBACEveryEndpoint(t *testing.T) {
 	e := newEnv(t, dbtest.SQLite(t))
 	ctx := t.Context()
-	cases := e.rbacCases()
+	cases := append(e.rbacCases(), e.scriptRBACCases(t)...)
 
 	covered := map[string]bool{}
 	for _, c := range cases {
@@ -284,9 +284,10 @@ func TestEventsAreFiltered(t *testing.T) {
 	}
 	bobToken := e.loginToken(t, "bob", "bob-password")
 	aliceToken := e.loginToken(t, "alice", "alice-password")
+	base := e.srv.Events.Subscribers() // the daemon's own (notifications)
 	bobConn := dial(e.bob, bobToken)
 	aliceConn := dial(e.alice, aliceToken)
-	require.Eventually(t, func() bool { return e.srv.Events.Subscribers() == 2 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return e.srv.Events.Subscribers() == base+2 }, 5*time.Second, 10*time.Millisecond)
 
 	vm, task, err := e.alice.CreateVM(ctx, e.vmBody("evented"), "")
 	require.NoError(t, err)

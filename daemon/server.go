@@ -20,6 +20,8 @@ import (
 	"github.com/virtplane/virtplane/daemon/metrics"
 	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/daemon/node"
+	"github.com/virtplane/virtplane/daemon/notify"
+	"github.com/virtplane/virtplane/daemon/scriptrun"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
 	"github.com/virtplane/virtplane/network/ipam"
@@ -112,6 +114,9 @@ type Config struct {
 	Directory      auth.Directory
 	DirectoryRoles auth.LDAPRoles
 	DirectorySync  time.Duration
+	// Scripts and Notify configure script runs and notifications (scripts.go).
+	Scripts ScriptsConfig
+	Notify  NotifyConfig
 }
 
 // Server is one daemon: store, task engine, API, events and metrics.
@@ -124,6 +129,9 @@ type Server struct {
 	Flow    *flow.Flow
 	API     *api.Server
 	IPAM    *ipam.Manager
+	Scripts *scriptrun.Service
+	Notify  *notify.Service
+	watch   *events.Subscription // the events Notify turns into notifications
 
 	kinds *node.Kinds
 	mu    sync.Mutex
@@ -301,10 +309,14 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.Flow.Register(eng)
+	if err := s.scriptServices(); err != nil {
+		return nil, err
+	}
 	s.API, err = api.New(api.Config{
 		Store: cfg.Store, Tasks: eng, Auth: s.Auth, Events: s.Events, Metrics: s.Metrics,
 		Version: cfg.Version, IPAM: s.IPAM, Invalidate: s.Flow.Invalidate, Nodes: nodeAdmin{s},
 		Backend: s.Flow, Console: consoles{s}, CheckOverride: s.checkOverride, ConsoleTicketTTL: cfg.ConsoleTicketTTL,
+		Scripts: s.Scripts, Notify: s.Notify,
 	})
 	if err != nil {
 		return nil, err
@@ -334,10 +346,11 @@ func (s *Server) DataDir() string { return s.cfg.DataDir }
 func (s *Server) Handler() http.Handler { return s.API.Handler() }
 
 // Run runs the task engine until ctx ends (tasks left unfinished by an
-// earlier run are rolled back first).
+// earlier run are rolled back first), the notifications and the
+// directory sync beside it.
 func (s *Server) Run(ctx context.Context) error {
 	go s.syncDirectory(ctx)
-	return s.Tasks.Run(ctx)
+	return s.runAll(ctx)
 }
 
 // Bootstrap makes sure an admin can sign in: when the store has no user it

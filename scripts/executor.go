@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"text/template"
@@ -194,7 +195,7 @@ func (e *Executor) Run(ctx context.Context, req RunRequest) (Result, error) {
 	e.log.InfoContext(ctx, "script run finished", "script", s.Name, "id", s.ID, "succeeded", res.Succeeded(), "duration", res.Duration)
 
 	if req.NotifyEmail != "" && e.deliver != nil {
-		d, err := composeDelivery(req.NotifyEmail, res, r)
+		d, err := composeDelivery(req.NotifyEmail, res, r, hosts(req.Targets))
 		if err == nil {
 			err = e.deliver.Deliver(ctx, d)
 		}
@@ -262,9 +263,27 @@ func (c *captureWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// hosts are the targets' hosts as a person connects to them: the host part
+// of each address (the name when there is no address).
+func hosts(ts []Target) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.Name
+		if t.Address != "" {
+			out[i] = t.Address
+			if h, _, err := net.SplitHostPort(t.Address); err == nil {
+				out[i] = h
+			}
+		}
+	}
+	return out
+}
+
 // composeDelivery writes the mail: the masked result and, after a fully
-// successful run, the script's notice rendered with the real values.
-func composeDelivery(to string, res Result, r Rendered) (Delivery, error) {
+// successful run, the script's notice rendered with the real values. The
+// notice sees .Values (by name), .Targets (names) and .Hosts (the targets'
+// hosts, in the same order).
+func composeDelivery(to string, res Result, r Rendered, hosts []string) (Delivery, error) {
 	var b strings.Builder
 	status := "failed"
 	if res.Succeeded() {
@@ -285,7 +304,7 @@ func composeDelivery(to string, res Result, r Rendered) (Delivery, error) {
 			targets[i] = t.Target
 		}
 		b.WriteString("\n")
-		if err := tmpl.Execute(&b, map[string]any{"Values": vals, "Targets": targets}); err != nil {
+		if err := tmpl.Execute(&b, map[string]any{"Values": vals, "Targets": targets, "Hosts": hosts}); err != nil {
 			return Delivery{}, virtplane.Errorf(virtplane.ErrInvalidArgument, "script %q notice: does not render", r.ScriptName)
 		}
 		b.WriteString("\n")

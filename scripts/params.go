@@ -136,18 +136,36 @@ func (p Param) check(v string) error {
 }
 
 // checkValue holds what every value must satisfy to travel as data: no NUL
-// (environment strings end at NUL) and valid UTF-8 (Ansible's YAML and
-// PowerShell's UTF-16 cannot carry arbitrary bytes).
+// (environment strings end at NUL) and valid UTF-8. The UTF-8 rule is the
+// same for every kind of script, shell included, although a shell could
+// carry raw bytes: Ansible's YAML and PowerShell's UTF-16 cannot, and the
+// daemon's JSON API cannot either, so a value that a shell script accepted
+// would change meaning, or be refused, once the same script ran as another
+// kind or through the API. Refusing it everywhere keeps one value one
+// meaning; binary data travels encoded (base64) by the caller's choice.
 func checkValue(v string) error {
 	for i := 0; i < len(v); i++ {
 		if v[i] == 0 {
-			return fmt.Errorf("contains a NUL byte")
+			return fmt.Errorf("contains a NUL byte at offset %d", i)
 		}
 	}
 	if !utf8.ValidString(v) {
-		return fmt.Errorf("not valid UTF-8")
+		return fmt.Errorf("not valid UTF-8 (first bad byte at offset %d): values are text; encode binary data, e.g. as base64", firstInvalidUTF8(v))
 	}
 	return nil
+}
+
+// firstInvalidUTF8 returns the offset of the first byte of v that does not
+// start a valid UTF-8 sequence, or -1.
+func firstInvalidUTF8(v string) int {
+	for i := 0; i < len(v); {
+		r, n := utf8.DecodeRuneInString(v[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
 }
 
 // passwordAlphabet avoids characters that are awkward to type or to paste

@@ -93,10 +93,18 @@ func FuzzShellRendering(f *testing.F) {
 		if err != nil {
 			// Refusals are typed and name the offending field.
 			require.ErrorIs(t, err, virtplane.ErrInvalidArgument)
-			bad := scripts.ValidateName("parameter", name) != nil ||
-				strings.ContainsRune(v1+v2, 0) || !utf8.ValidString(v1+v2) || strings.EqualFold(name, "SECOND") || strings.EqualFold(name, "GLOBAL_V")
-			require.True(t, bad, "unexpected refusal: %v", err)
+			// Each value is checked on its own: "\xcf" and "\x80" are both
+			// refused although their concatenation is valid UTF-8 ("π").
+			badValue := func(v string) bool { return strings.ContainsRune(v, 0) || !utf8.ValidString(v) }
+			badName := scripts.ValidateName("parameter", name) != nil || strings.EqualFold(name, "SECOND") || strings.EqualFold(name, "GLOBAL_V")
+			require.True(t, badName || badValue(v1) || badValue(v2) || badValue(v2+v1), "unexpected refusal: %v", err)
+			if !badName && !strings.ContainsRune(v1+v2, 0) {
+				assert.Contains(t, err.Error(), "not valid UTF-8", "a non-UTF-8 value is refused as such")
+			}
 			return
+		}
+		for _, v := range []string{v1, v2} {
+			require.True(t, utf8.ValidString(v) && !strings.ContainsRune(v, 0), "a value that is not UTF-8 text was accepted: %q", v)
 		}
 		want := r.Values
 		assert.Equal(t, scripts.ShellPreamble(want)+s.Body, r.Text(), "rendered = preamble(values) + body, byte for byte")
@@ -358,4 +366,37 @@ func TestVariableRedaction(t *testing.T) {
 	b, err = plain.MarshalJSON()
 	require.NoError(t, err)
 	assert.Contains(t, string(b), `"value":"eu"`)
+}
+
+// TestNonUTF8ValuesRefusedForEveryKind states the rule FuzzShellRendering
+// holds: a value that is not valid UTF-8 is refused with an error naming
+// the parameter (or variable) and the offset, for every kind of script —
+// each value on its own, so two halves of one character are both refused.
+func TestNonUTF8ValuesRefusedForEveryKind(t *testing.T) {
+	for _, kind := range []scripts.Kind{scripts.Shell, scripts.PowerShell, scripts.Ansible} {
+		s := scripts.Script{Name: "s", Owner: "o", Visibility: scripts.Private, Kind: kind, Body: "true\n",
+			Params: []scripts.Param{{Name: "A", Type: scripts.String}, {Name: "B", Type: scripts.String}}}
+		for _, tc := range []struct {
+			args    map[string]string
+			globals []scripts.Variable
+			want    string
+		}{
+			{args: map[string]string{"A": "\xcf"}, want: `parameter "A" value "\xcf": not valid UTF-8 (first bad byte at offset 0)`},
+			{args: map[string]string{"A": "ok", "B": "x\x80"}, want: `parameter "B" value "x\x80": not valid UTF-8 (first bad byte at offset 1)`},
+			{args: map[string]string{"A": "\xcf", "B": "\x80"}, want: `parameter "A"`},
+			{globals: []scripts.Variable{{Name: "G", Value: "\xff", Scope: scripts.Global}}, want: `variable "G" value: not valid UTF-8`},
+		} {
+			_, err := scripts.Render(s, scripts.RenderInput{Args: tc.args, Globals: tc.globals})
+			require.ErrorIs(t, err, virtplane.ErrInvalidArgument, "%s %q", kind, tc.args)
+			assert.Contains(t, err.Error(), tc.want, kind)
+		}
+		_, err := scripts.Render(s, scripts.RenderInput{Args: map[string]string{"A": "π ‘x’ \u2028"}})
+		require.NoError(t, err, "valid UTF-8 of any script is data")
+	}
+	hidden := scripts.Script{Name: "s", Owner: "o", Visibility: scripts.Private, Kind: scripts.Shell, Body: "true\n",
+		Params: []scripts.Param{{Name: "PW", Type: scripts.Password}}}
+	_, err := scripts.Render(hidden, scripts.RenderInput{Args: map[string]string{"PW": "sécret\xcf"}})
+	require.ErrorIs(t, err, virtplane.ErrInvalidArgument)
+	assert.Contains(t, err.Error(), `parameter "PW" value (hidden): not valid UTF-8`)
+	assert.NotContains(t, err.Error(), "sécret")
 }

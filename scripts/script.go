@@ -54,7 +54,9 @@ type Script struct {
 	// Targets restricts where the script may run.
 	Targets TargetFilter
 	// Notice is an optional text/template mailed to the user after a
-	// successful run (for example the connection details of a database). It
+	// successful run (for example the connection details of a database),
+	// given .Values (by name), .Targets (their names) and .Hosts (the
+	// targets' hosts, from their addresses). It
 	// sees every value, hidden ones included, because the mail goes only to
 	// the user who ran the script; it never enters a Result.
 	Notice string

@@ -18,6 +18,8 @@ import (
 	"github.com/virtplane/virtplane/daemon/metrics"
 	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/daemon/node"
+	"github.com/virtplane/virtplane/daemon/notify"
+	"github.com/virtplane/virtplane/daemon/scriptrun"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
 	"github.com/virtplane/virtplane/network/ipam"
@@ -55,6 +57,10 @@ type Config struct {
 	// ConsoleTicketTTL is how long a console ticket waits to be used;
 	// default console.DefaultTTL.
 	ConsoleTicketTTL time.Duration
+	// Scripts and Notify serve the script catalog and runs, and the
+	// notifications; nil answers their endpoints with ErrNotImplemented.
+	Scripts *scriptrun.Service
+	Notify  *notify.Service
 }
 
 // NodeAdmin is what adding and removing nodes needs from the daemon: the
@@ -131,6 +137,8 @@ func New(cfg Config) (*Server, error) {
 	s.registerPlacement()
 	s.registerGuest()
 	s.registerConsole()
+	s.registerScripts()
+	s.registerNotifications()
 	s.mux.HandleFunc("GET /docs", s.docs)
 	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/docs", http.StatusFound)

@@ -13,6 +13,7 @@ import (
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/flow"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/scriptrun"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
 )
@@ -37,6 +38,9 @@ type VMCreateBody struct {
 	Console      string              `json:"console,omitempty" enum:"vnc,spice,none" default:"vnc" doc:"graphical console: vnc (the web console of POST /v1/vms/{id}/console), spice, or none"`
 	AntiAffinity *model.AntiAffinity `json:"anti_affinity,omitempty" doc:"keep the VM off the nodes of its group's other members (groups are the owner's)"`
 	TemplateID   string              `json:"template_id,omitempty" doc:"domain template (default: the cluster's, else the built-in one)"`
+	Tags         []string            `json:"tags,omitempty" maxItems:"32" doc:"tags scripts select VMs by"`
+	// Script runs on the VM once it is up (VMmanager's script on create).
+	Script *scriptrun.OnCreate `json:"script,omitempty" doc:"a script to run on the VM once its create succeeded (a script.run task after the create's); with mail_result its result and notice go to the VM's owner"`
 }
 
 // VMCreateInput is the create request; the Idempotency-Key header makes a
@@ -77,6 +81,8 @@ type VMTaskOutput struct {
 	Body struct {
 		VM   model.VM `json:"vm"`
 		Task TaskView `json:"task"`
+		// ScriptRun is the run a create asked for.
+		ScriptRun *scriptrun.Run `json:"script_run,omitempty" doc:"the run of the script asked for with the create"`
 	}
 }
 
@@ -302,6 +308,9 @@ func (s *Server) createVM(ctx context.Context, in *VMCreateInput) (*VMTaskOutput
 		CPUs: b.CPUs, MemoryMiB: b.MemoryMiB, DiskGiB: b.DiskGiB, State: model.VMCreating, Addresses: []string{},
 		Snapshots: []model.Snapshot{}, SSHKeys: b.SSHKeys, Limits: b.Limits, Created: time.Now().UTC(),
 	}
+	if err := s.prepareVMScripts(ctx, &vm, b); err != nil {
+		return nil, problem(err)
+	}
 	sub := tasks.Submission{
 		ID: store.NewID(), Kind: flow.KindVMCreate, Owner: owner, Target: "vm/" + vm.ID, Resources: []string{"vm/" + vm.ID},
 		Input: flow.VMInput{VMID: vm.ID, UserData: b.UserData, Template: tpl}, IdempotencyKey: in.IdempotencyKey,
@@ -333,6 +342,13 @@ func (s *Server) createVM(ctx context.Context, in *VMCreateInput) (*VMTaskOutput
 		// last of a quota.
 		if err := chargeQuota(ctx, tx, nil, vm); err != nil {
 			return err
+		}
+		run, err := s.submitOnCreate(ctx, tx, vm, b.Script)
+		if err != nil {
+			return err
+		}
+		if run != nil {
+			out.Body.ScriptRun = &run.Run
 		}
 		out.Body.VM, out.Body.Task, created = vm, viewTask(t), true
 		return nil

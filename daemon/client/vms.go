@@ -6,12 +6,15 @@ import (
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/api"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/scriptrun"
 )
 
 // VMTask is a VM and the task changing it.
 type VMTask struct {
 	VM   model.VM     `json:"vm"`
 	Task api.TaskView `json:"task"`
+	// ScriptRun is the run a create asked for (VMCreateBody.Script).
+	ScriptRun *scriptrun.Run `json:"script_run,omitempty"`
 }
 
 // CreateVM asks for a VM; a non-empty idempotencyKey makes retries return

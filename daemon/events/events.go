@@ -19,7 +19,7 @@ import (
 
 // Event is one change.
 type Event struct {
-	Type     string    `json:"type" doc:"task, vm, node, cluster, pool, image"`
+	Type     string    `json:"type" doc:"task, vm, node, cluster, pool, image, script"`
 	Action   string    `json:"action" doc:"created, changed, deleted, progress"`
 	ID       string    `json:"id"`
 	Owner    string    `json:"owner,omitempty"`

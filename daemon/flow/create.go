@@ -222,9 +222,9 @@ func (f *Flow) cloneRoot(ctx context.Context, r *tasks.Run, vm model.VM, nodeID 
 // routes; neighbours in the block are not on the guest's link.
 func cloudInit(vm model.VM, userData string, a ipam.Allocation, mode string) *vmm.CloudInit {
 	meta := fmt.Sprintf("instance-id: %s\nlocal-hostname: %s\n", vm.ID, vm.Name)
-	if len(vm.SSHKeys) > 0 {
+	if keys := vm.AuthorizedKeys(); len(keys) > 0 {
 		meta += "public-keys:\n"
-		for _, k := range vm.SSHKeys {
+		for _, k := range keys {
 			meta += "  - " + k + "\n"
 		}
 	}

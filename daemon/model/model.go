@@ -33,6 +33,7 @@ type User struct {
 	Name         string    `json:"name"`
 	Role         Role      `json:"role" enum:"admin,user"`
 	Source       string    `json:"source" doc:"where the account is authenticated: local or ldap"`
+	Email        string    `json:"email,omitempty" doc:"where mails to the user go (script results, notifications); set with PUT /v1/users/{id}/email"`
 	PasswordHash string    `json:"-"`
 	Disabled     bool      `json:"disabled"`
 	Created      time.Time `json:"created"`
@@ -175,6 +176,7 @@ type Node struct {
 	HostKey            string    `json:"host_key,omitempty" readOnly:"true" doc:"the SSH host key pinned when the node was added"`
 	HostKeyFingerprint string    `json:"host_key_fingerprint,omitempty" readOnly:"true" doc:"its SHA256 fingerprint"`
 	AgentVersion       string    `json:"agent_version,omitempty" readOnly:"true" doc:"version of the node agent the daemon installed"`
+	Tags               []string  `json:"tags,omitempty" doc:"tags scripts select nodes by (PUT /v1/nodes/{id}/tags)"`
 	Created            time.Time `json:"created"`
 }
 
@@ -287,9 +289,15 @@ type VM struct {
 	Limits    Limits     `json:"limits"`
 	Snapshots []Snapshot `json:"snapshots"`
 	SSHKeys   []string   `json:"ssh_keys,omitempty"`
-	TaskID    string     `json:"task_id,omitempty" doc:"the last task that changed the VM"`
-	Error     string     `json:"error,omitempty"`
-	Created   time.Time  `json:"created"`
+	Tags      []string   `json:"tags,omitempty" doc:"tags scripts select VMs by"`
+	// ScriptKey and SSHHostKey are how the daemon runs scripts on the VM
+	// over SSH: its own key, authorized in the guest by cloud-init, and the
+	// guest's host key, pinned at the first run.
+	ScriptKey  string    `json:"script_key,omitempty" doc:"public key the daemon logs in to the VM with to run scripts; cloud-init authorizes it with ssh_keys"`
+	SSHHostKey string    `json:"ssh_host_key,omitempty" doc:"the VM's SSH host key as the first script run found it; later runs require it"`
+	TaskID     string    `json:"task_id,omitempty" doc:"the last task that changed the VM"`
+	Error      string    `json:"error,omitempty"`
+	Created    time.Time `json:"created"`
 	// LimitsApplied says how the last limits change took effect.
 	LimitsApplied string `json:"limits_applied,omitempty" enum:"live,next_start" doc:"how the last limits change took effect: live on the running VM, or at its next start"`
 	// Console is the graphical console the VM was created with.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -78,6 +79,8 @@ type pidWriter struct {
 	pid  int
 	got  bool
 	rest bytes.Buffer
+	// out, when set, receives the rest instead of the buffer (Stream).
+	out io.Writer
 }
 
 func (w *pidWriter) Write(b []byte) (int, error) {
@@ -94,6 +97,14 @@ func (w *pidWriter) Write(b []byte) (int, error) {
 		w.got = true
 		w.pid, _ = strconv.Atoi(string(w.head))
 		b = b[i+1:]
+	}
+	if w.out != nil {
+		if len(b) > 0 {
+			if _, err := w.out.Write(b); err != nil {
+				return 0, err
+			}
+		}
+		return n, nil
 	}
 	w.rest.Write(b)
 	return n, nil
@@ -112,37 +123,49 @@ func (w *pidWriter) result() (pid int, stderr string) {
 // its standard input. When ctx ends first, the command's whole process
 // group on the node is killed (TERM, then KILL) before Run returns.
 func (e *Executor) Run(ctx context.Context, cmd storage.Command) ([]byte, error) {
+	var stdout bytes.Buffer
+	err := e.run(ctx, cmd, &stdout, &pidWriter{})
+	return stdout.Bytes(), err
+}
+
+// Stream implements storage.StreamExecutor: Run with the command's output
+// handed on as it arrives.
+func (e *Executor) Stream(ctx context.Context, cmd storage.Command, stdout, stderr io.Writer) error {
+	return e.run(ctx, cmd, stdout, &pidWriter{out: stderr})
+}
+
+var _ storage.StreamExecutor = (*Executor)(nil)
+
+func (e *Executor) run(ctx context.Context, cmd storage.Command, stdout io.Writer, stderr *pidWriter) error {
 	line, err := CommandLine(cmd)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		// As exec.CommandContext: a command whose context ended never starts.
-		return nil, e.ctxError(cmd, err)
+		return e.ctxError(cmd, err)
 	}
 	cl, err := e.conn.Client(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	sess, err := cl.NewSession()
 	if err != nil {
-		return nil, e.conn.unavailable("open session: %v", err)
+		return e.conn.unavailable("open session: %v", err)
 	}
 	defer sess.Close()
-	var stdout bytes.Buffer
-	stderr := &pidWriter{}
-	sess.Stdout, sess.Stderr = &stdout, stderr
+	sess.Stdout, sess.Stderr = stdout, stderr
 	if cmd.Stdin != nil {
 		sess.Stdin = cmd.Stdin
 	}
 	if err := sess.Start(line); err != nil {
-		return nil, e.conn.unavailable("start %s: %v", cmd.Name, err)
+		return e.conn.unavailable("start %s: %v", cmd.Name, err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- sess.Wait() }()
 	select {
 	case err := <-done:
-		return stdout.Bytes(), e.result(cmd, err, stderr)
+		return e.result(cmd, err, stderr)
 	case <-ctx.Done():
 	}
 	// The session's end does not stop the command (sshd only closes its
@@ -167,7 +190,7 @@ func (e *Executor) Run(ctx context.Context, cmd storage.Command) ([]byte, error)
 	case <-done:
 	case <-time.After(e.killGrace):
 	}
-	return stdout.Bytes(), e.ctxError(cmd, ctx.Err())
+	return e.ctxError(cmd, ctx.Err())
 }
 
 // ctxError is the error of a command whose context ended.

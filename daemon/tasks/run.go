@@ -152,6 +152,20 @@ func (r *Run) Log(ctx context.Context, line string) error {
 	return err
 }
 
+// LogLines appends several lines to the task's log in one durable write
+// (with the lines of the steps before them): for output that streams.
+func (r *Run) LogLines(ctx context.Context, lines ...string) error {
+	now := time.Now()
+	for _, l := range lines {
+		r.pending = append(r.pending, store.LogLine{At: now, Line: l})
+	}
+	err := r.e.st.Update(ctx, func(tx store.Tx) error { return r.flushLog(ctx, tx) })
+	if err == nil {
+		r.pending = r.pending[:0]
+	}
+	return err
+}
+
 // SetResult records what the task produced; it is stored when the task succeeds.
 func (r *Run) SetResult(v any) error {
 	b, err := json.Marshal(v)

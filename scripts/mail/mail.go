@@ -117,7 +117,27 @@ func (s *Sender) Deliver(ctx context.Context, d scripts.Delivery) error {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return virtplane.Errorf(virtplane.ErrTimeout, "mail to %s: timed out", d.To)
 		}
+		// The relay's 5xx answer to this message (an unknown mailbox, a
+		// refused sender or content) will not change by trying again;
+		// everything else may, a refused login included: the operator
+		// fixes the relay's settings and the mail goes out.
+		if refused(err) {
+			return virtplane.Errorf(virtplane.ErrInvalidArgument, "mail to %s via %s: refused: %v", d.To, s.cfg.Host, err)
+		}
 		return virtplane.Errorf(virtplane.ErrUnavailable, "mail to %s via %s: %v", d.To, s.cfg.Host, err)
 	}
 	return nil
+}
+
+// refused reports whether the relay refused the message itself for good.
+func refused(err error) bool {
+	var se *gomail.SendError
+	if !errors.As(err, &se) || se.ErrorCode() < 500 || se.ErrorCode() > 599 {
+		return false
+	}
+	switch se.Reason {
+	case gomail.ErrSMTPMailFrom, gomail.ErrSMTPRcptTo, gomail.ErrSMTPData, gomail.ErrSMTPDataClose:
+		return true
+	}
+	return false
 }

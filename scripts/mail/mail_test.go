@@ -136,3 +136,32 @@ func TestDeliveryErrors(t *testing.T) {
 		require.ErrorIs(t, err, virtplane.ErrInvalidArgument)
 	}
 }
+
+// refusingBackend answers every recipient with a permanent 550.
+type refusingBackend struct{ backend }
+
+func (b *refusingBackend) NewSession(*smtp.Conn) (smtp.Session, error) {
+	return &refusingSession{session{b: &b.backend, auth: true}}, nil
+}
+
+type refusingSession struct{ session }
+
+func (s *refusingSession) Rcpt(string, *smtp.RcptOptions) error {
+	return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such mailbox"}
+}
+
+// TestRefusedRecipientIsFinal: a relay's 5xx to the recipient is
+// ErrInvalidArgument (trying again will not help), not ErrUnavailable.
+func TestRefusedRecipientIsFinal(t *testing.T) {
+	srv := smtp.NewServer(&refusingBackend{})
+	srv.Domain, srv.AllowInsecureAuth = "localhost", true
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	s, err := mail.New(mail.Config{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, From: "p@example.test", TLS: mail.NoTLS})
+	require.NoError(t, err)
+	err = s.Deliver(t.Context(), scripts.Delivery{To: "gone@example.test", Subject: "s", Body: "b"})
+	require.ErrorIs(t, err, virtplane.ErrInvalidArgument)
+	assert.Contains(t, err.Error(), "refused")
+}

@@ -83,6 +83,9 @@ type Config struct {
 	DemoImage string `json:"demo_image"`
 	// LDAP signs directory users in (ldap.go).
 	LDAP *LDAPConfig `json:"ldap,omitempty"`
+	// Scripts and notifications (notify.go).
+	Scripts ScriptsFile `json:"scripts"`
+	Notify  NotifyFile  `json:"notify"`
 }
 
 func defaults() Config {
@@ -141,6 +144,8 @@ func serveCommand(out io.Writer) *cobra.Command {
 					cfg.DomainType = flags.DomainType
 				case "demo-image":
 					cfg.DemoImage = flags.DemoImage
+				default:
+					notifyFlag(f.Name, &cfg, flags)
 				}
 			})
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -160,6 +165,7 @@ func serveCommand(out io.Writer) *cobra.Command {
 	f.StringVar(&flags.TaskLease, "task-lease", "", "how long daemons sharing the store wait for a stopped one before taking its tasks over (default 30s)")
 	f.StringVar(&flags.DomainType, "domain-type", "auto", "libvirt domain type of the VMs: auto (detect per node), kvm or qemu")
 	f.StringVar(&flags.DemoImage, "demo-image", "", "bootable raw disk image to register as the first OS image of a fresh local node (make run: hack/env/demo.sh)")
+	notifyFlags(f, &flags)
 	return cmd
 }
 
@@ -209,6 +215,9 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 	dcfg := daemon.Config{Store: st, Instance: cfg.Instance, Logger: log, Workers: cfg.TaskWorkers, Version: "dev", DataDir: cfg.Data,
 		LocalLibvirtSocket: cfg.LibvirtSock, SSHKeyFile: cfg.SSHKeyFile, SSHKnownHostsFile: cfg.SSHKnownHostsFile, SSHNodeDir: cfg.SSHNodeDir, LocalMigrationAddress: cfg.MigrationAddress, DomainType: domainType, DemoImage: cfg.DemoImage}
+	if dcfg.Scripts, dcfg.Notify, err = cfg.scriptsAndNotify(); err != nil {
+		return err
+	}
 	if libvirtUp {
 		// The local node: this host's libvirtd, disks in a file pool under
 		// the data directory.

@@ -61,6 +61,8 @@ tmp="$(mktemp "$BIRD_CONF.XXXXXX")"
 if command -v bird >/dev/null; then
   bird -p -c "$tmp" || { rm -f "$tmp"; fail "bird rejected the generated configuration"; }
 fi
+# mktemp made it private; BIRD may read it as its own user.
+chmod 0644 "$tmp"
 mv "$tmp" "$BIRD_CONF"
 echo "wrote $BIRD_CONF with ${#clients[@]} client(s)"
 

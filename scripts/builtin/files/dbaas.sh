@@ -9,6 +9,10 @@
 #   DB_PASSWORD  owner's password (hidden; generated when not given)
 #   LISTEN       address the server listens on (default '*')
 set -euo pipefail
+# Runners start scripts with umask 077 (their own files are private); what
+# the database server reads as its own user must be readable by it.
+umask 022
+cd /
 
 fail() { echo "dbaas: $*" >&2; exit 2; }
 ident='^[a-z_][a-z0-9_]{0,62}$'
