@@ -80,7 +80,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     5 * time.Minute,
 		DisableCompression:  true,
-		ForceAttemptHTTP2:   false,
+		// Uploads wait for the agent's go-ahead; it answers at once.
+		ExpectContinueTimeout: 10 * time.Second,
+		ForceAttemptHTTP2:     false,
 	}
 	return c, nil
 }

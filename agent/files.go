@@ -165,6 +165,9 @@ func (c *Client) Upload(ctx context.Context, name string, r io.Reader, size int6
 	}
 	req.ContentLength = size
 	req.Header.Set("Content-Type", "application/octet-stream")
+	// The agent checks name and room before it reads: a refused upload
+	// is refused before its body is sent.
+	req.Header.Set("Expect", "100-continue")
 	// The transport is done with r when it closes the body, which may be
 	// after the answer: wait for that, so that the caller has r back.
 	bodyDone := func() bool {

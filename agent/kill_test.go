@@ -1,0 +1,145 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/agent"
+	"github.com/virtplane/virtplane/storage"
+	"github.com/virtplane/virtplane/vmm"
+	vfake "github.com/virtplane/virtplane/vmm/fake"
+)
+
+// TestMain doubles as an agent process for the tests that kill one:
+// with VPT_AGENT_CHILD set, the test binary serves a fake node there.
+func TestMain(m *testing.M) {
+	if sock := os.Getenv("VPT_AGENT_CHILD"); sock != "" {
+		if err := runChild(sock, os.Getenv("VPT_AGENT_CHILD_SLOW")); err != nil {
+			fmt.Fprintln(os.Stderr, "agent child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func runChild(sock, slow string) error {
+	d := vfake.New()
+	if slow != "" {
+		d.SetLatency(slow, time.Hour)
+	}
+	srv, err := agent.NewServer(agent.ServerConfig{Version: "test-1", Node: agent.Node{VMM: d, Exec: storage.LocalExecutor{}}})
+	if err != nil {
+		return err
+	}
+	l, err := agent.ListenUnix(sock)
+	if err != nil {
+		return err
+	}
+	return srv.Serve(l)
+}
+
+// startChild starts an agent process on sock whose method slow hangs.
+func startChild(t *testing.T, sock, slow string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "VPT_AGENT_CHILD="+sock, "VPT_AGENT_CHILD_SLOW="+slow)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if c, err := net.Dial("unix", sock); err == nil {
+			_ = c.Close()
+			return cmd
+		}
+		select {
+		case <-exited:
+			t.Fatal("the agent process exited before it listened")
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the agent process did not listen within 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func killChild(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+}
+
+// TestAgentKilledDuringCalls kills the agent process with SIGKILL while a
+// create's start is in progress: that call fails with ErrUnavailable, calls
+// fail the same while no agent runs, and once one runs again the next call
+// reconnects, the pool the client opened is there again (opened anew) and
+// the event stream delivers again.
+func TestAgentKilledDuringCalls(t *testing.T) {
+	sock := filepath.Join(socketDir(t), "agent.sock")
+	first := startChild(t, sock, "Start")
+	c, err := agent.NewClient(agent.ClientConfig{Dial: unixDial(sock), Version: "test-1", Node: "n1", Logger: testLogger(t)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	d := c.VMM()
+	_, err = d.Create(ctx, fakeSpec("vpt-a"))
+	require.NoError(t, err)
+	poolDir := t.TempDir()
+	_, err = c.OpenPool(ctx, agent.PoolSpec{Name: "cluster", Driver: "file", Path: poolDir})
+	require.NoError(t, err)
+	events, err := d.(vmm.EventWatcher).Events(ctx)
+	require.NoError(t, err)
+
+	started := make(chan error, 1)
+	go func() { started <- d.Start(ctx, "vpt-a") }()
+	time.Sleep(200 * time.Millisecond) // the start hangs in the agent (or has not left yet: it fails either way)
+	killChild(t, first)
+	select {
+	case err := <-started:
+		require.ErrorIs(t, err, virtplane.ErrUnavailable, "the call the agent died in")
+	case <-ctx.Done():
+		t.Fatal("the call did not end with its agent")
+	}
+	_, err = d.List(ctx)
+	require.ErrorIs(t, err, virtplane.ErrUnavailable, "no agent runs")
+
+	startChild(t, sock, "")
+	vms, err := d.List(ctx)
+	require.NoError(t, err, "the next call reconnects")
+	assert.Empty(t, vms, "a new agent process with a fresh fake node")
+	_, err = c.Pool("cluster").List(ctx)
+	require.NoError(t, err, "the pool the client opened is opened again")
+
+	_, err = d.Create(ctx, fakeSpec("vpt-b"))
+	require.NoError(t, err)
+	require.NoError(t, d.Start(ctx, "vpt-b"))
+	for {
+		select {
+		case ev, ok := <-events:
+			require.True(t, ok, "the event stream closed")
+			if ev.VM == "vpt-b" && ev.State == vmm.StateRunning {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatal("the event stream did not resume after the restart")
+		}
+	}
+}
