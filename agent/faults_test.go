@@ -25,10 +25,17 @@ import (
 // reports how it ended.
 type hanging struct {
 	vmm.Driver
-	ended chan error
+	deadline chan time.Time // the agent-side deadline, zero for none
+	ended    chan error
+}
+
+func newHanging() hanging {
+	return hanging{Driver: vfake.New(), deadline: make(chan time.Time, 1), ended: make(chan error, 1)}
 }
 
 func (h hanging) Start(ctx context.Context, _ string) error {
+	d, _ := ctx.Deadline()
+	h.deadline <- d
 	<-ctx.Done()
 	h.ended <- ctx.Err()
 	return ctx.Err()
@@ -47,33 +54,39 @@ func serverEnd(t *testing.T, ended chan error) error {
 }
 
 // TestHangingCallReturnsAtTheDeadline: a method that never answers returns
-// ErrTimeout at the caller's deadline, and the agent's work is canceled
-// then too (the deadline travels with the call).
+// ErrTimeout at the caller's deadline; the deadline travels with the call,
+// and the agent's work ends then too (by its own deadline or by the
+// connection the caller drops, whichever comes first).
 func TestHangingCallReturnsAtTheDeadline(t *testing.T) {
-	h := hanging{Driver: vfake.New(), ended: make(chan error, 1)}
+	h := newHanging()
 	c := serve(t, agent.Node{VMM: h}).client
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
+	want, _ := ctx.Deadline()
 	err := c.VMM().Start(ctx, "vpt-a")
 	require.ErrorIs(t, err, virtplane.ErrTimeout)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.ErrorIs(t, serverEnd(t, h.ended), context.DeadlineExceeded, "the agent's context ran out too")
+	got := <-h.deadline
+	require.False(t, got.IsZero(), "the agent's work has a deadline")
+	assert.WithinDuration(t, want, got, 5*time.Second, "the caller's deadline (give or take the transit)")
+	assert.Error(t, serverEnd(t, h.ended), "the agent's work ended")
 }
 
 // TestCallTimeoutBoundsCallsWithoutDeadline: CallTimeout stands in for a
 // missing deadline.
 func TestCallTimeoutBoundsCallsWithoutDeadline(t *testing.T) {
-	h := hanging{Driver: vfake.New(), ended: make(chan error, 1)}
+	h := newHanging()
 	c := serve(t, agent.Node{VMM: h}, func(_ *agent.ServerConfig, cc *agent.ClientConfig) { cc.CallTimeout = 200 * time.Millisecond }).client
 	err := c.VMM().Start(context.WithoutCancel(t.Context()), "vpt-a")
 	require.ErrorIs(t, err, virtplane.ErrTimeout)
+	assert.False(t, (<-h.deadline).IsZero(), "CallTimeout travels as the deadline")
 	assert.Error(t, serverEnd(t, h.ended))
 }
 
 // TestCanceledCallCancelsTheWork: a caller that gives up drops the
 // connection, and the agent's work ends with it.
 func TestCanceledCallCancelsTheWork(t *testing.T) {
-	h := hanging{Driver: vfake.New(), ended: make(chan error, 1)}
+	h := newHanging()
 	c := serve(t, agent.Node{VMM: h}).client
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() { time.Sleep(200 * time.Millisecond); cancel() }()

@@ -106,4 +106,3 @@ func TestFacts(t *testing.T) {
 	_, err = failing.Facts(t.Context())
 	assert.ErrorIs(t, err, virtplane.ErrUnavailable)
 }
-

@@ -129,11 +129,19 @@ func className(class error) string {
 // encodeError puts err on the wire.
 func encodeError(err error) *wireError {
 	w := &wireError{Class: className(virtplane.Class(err)), Message: err.Error()}
+	// A driver that returned its context's error as it was: the class
+	// of it, as the caller's own deadline would have given.
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		w.Context = "deadline_exceeded"
+		if w.Class == "" {
+			w.Class = className(virtplane.ErrTimeout)
+		}
 	case errors.Is(err, context.Canceled):
 		w.Context = "canceled"
+		if w.Class == "" {
+			w.Class = className(virtplane.ErrCanceled)
+		}
 	}
 	var ee *storage.ExitError
 	if errors.As(err, &ee) {
