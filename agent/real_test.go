@@ -10,6 +10,7 @@ import (
 	"github.com/virtplane/virtplane/internal/testenv"
 	"github.com/virtplane/virtplane/vmm"
 	"github.com/virtplane/virtplane/vmm/libvirt"
+	"github.com/virtplane/virtplane/vmm/lxd"
 	"github.com/virtplane/virtplane/vmm/vmmtest"
 )
 
@@ -42,6 +43,40 @@ func TestVMMConformanceLibvirt(t *testing.T) {
 			},
 			DiskSize:    64 << 20,
 			BootTimeout: 2 * time.Minute,
+		}
+	})
+}
+
+// TestVMMConformanceLXD runs the vmm suite through the agent against the
+// real LXD: a node whose driver lacks Migrator and Rescuer, which the
+// client reports so that the suite skips them, and which makes its root
+// file systems from images (vmm.ImageRooted).
+func TestVMMConformanceLXD(t *testing.T) {
+	vmmtest.Run(t, func(t *testing.T) vmmtest.Harness {
+		env := testenv.RequireLXD(t)
+		d, err := lxd.New(lxd.Config{Socket: env.Socket, Pool: env.Pool})
+		require.NoError(t, err)
+		remote := serve(t, agent.Node{VMM: d}).client.VMM()
+		_, rooted := vmm.As[vmm.ImageRooted](remote)
+		require.True(t, rooted, "LXD makes its containers' root from the image")
+		_, migrates := vmm.As[vmm.Migrator](remote)
+		require.False(t, migrates, "LXD here has no Migrator")
+		return vmmtest.Harness{
+			Driver: remote,
+			Prefix: "vpt-ag-",
+			Spec: func(t *testing.T, name string) vmm.Spec {
+				return vmm.Spec{
+					Name: name, Image: env.Image, VCPUs: 1, MemoryMiB: 128,
+					NICs:      []vmm.NIC{{Tap: "vpt" + randHex(4), MAC: "52:54:00:" + randHex(1) + ":" + randHex(1) + ":" + randHex(1)}},
+					CloudInit: &vmm.CloudInit{MetaData: "instance-id: " + name + "\n"},
+				}
+			},
+			GuestIgnoresShutdown: true,
+			NoMemorySnapshots:    true,
+			NoLiveNICLimits:      true,
+			NoIOWeight:           true,
+			GuestAgent:           true,
+			BootTimeout:          time.Minute,
 		}
 	})
 }

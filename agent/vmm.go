@@ -26,6 +26,7 @@ func vmmCapabilities() map[string]reflect.Type {
 		"GuestAgent":       reflect.TypeFor[vmm.GuestAgent](),
 		"EventWatcher":     reflect.TypeFor[vmm.EventWatcher](),
 		"UsageReporter":    reflect.TypeFor[vmm.UsageReporter](),
+		"ImageRooted":      reflect.TypeFor[vmm.ImageRooted](),
 	}
 }
 
@@ -227,6 +228,7 @@ var (
 	_ vmm.GuestAgent         = (*remoteVMM)(nil)
 	_ vmm.EventWatcher       = (*remoteVMM)(nil)
 	_ vmm.UsageReporter      = (*remoteVMM)(nil)
+	_ vmm.ImageRooted        = (*remoteVMM)(nil)
 	_ vmm.CapabilityReporter = (*remoteVMM)(nil)
 )
 
@@ -386,6 +388,10 @@ func (v *remoteVMM) Usage(ctx context.Context, name string) (vmm.Usage, error) {
 	err := v.c.call(ctx, "vmm/Usage", read, vmName{Name: name}, &out)
 	return out, err
 }
+
+// RootFromImage implements vmm.ImageRooted (a marker: the node's driver
+// makes root file systems from images when HasCapability says so).
+func (v *remoteVMM) RootFromImage() {}
 
 // Events delivers the node's machine events until ctx ends. When the
 // stream breaks (a dropped connection, an agent restart), the client
