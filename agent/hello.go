@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"net/http"
 	"reflect"
 	"sort"
@@ -60,18 +59,12 @@ func (s *Server) serveHello(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	ctx, cancel, err := requestContext(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	defer cancel()
 	writeJSON(w, http.StatusOK, Hello{Version: s.cfg.Version, Protocol: Protocol,
 		Accepted:     compatible(s.cfg.Version, Protocol, in.Version, in.Protocol),
-		Capabilities: s.capabilities(ctx)})
+		Capabilities: s.capabilities()})
 }
 
-func (s *Server) capabilities(context.Context) Capabilities {
+func (s *Server) capabilities() Capabilities {
 	c := Capabilities{Ports: s.node.Ports != nil, Exec: s.node.Exec != nil, Upload: s.node.UploadDir != ""}
 	if s.node.VMM != nil {
 		c.VMM = append([]string{"Driver"}, implemented(s.node.VMM, vmmCapabilities())...)

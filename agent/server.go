@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"regexp"
 	"runtime/debug"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -169,26 +168,6 @@ func (s *Server) addUnary(name string, m unaryMethod)   { s.unary[name] = m }
 func (s *Server) addStream(name string, m streamMethod) { s.streams[name] = m }
 func (s *Server) addRaw(name string, m rawMethod)       { s.raw[name] = m }
 
-// methods lists every method the server answers, sorted (for errors).
-func (s *Server) methods() []string {
-	var out []string
-	for _, m := range []map[string]bool{keys(s.unary), keys(s.streams), keys(s.raw)} {
-		for k := range m {
-			out = append(out, k)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-func keys[V any](m map[string]V) map[string]bool {
-	out := make(map[string]bool, len(m))
-	for k := range m {
-		out[k] = true
-	}
-	return out
-}
-
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(hw http.ResponseWriter, r *http.Request) {
 	w := &responseWriter{ResponseWriter: hw}
@@ -246,7 +225,7 @@ func (s *Server) ServeHTTP(hw http.ResponseWriter, r *http.Request) {
 	unary, isUnary := s.unary[key]
 	streamed, isStream := s.streams[key]
 	if !isUnary && !isStream {
-		writeError(w, virtplane.Errorf(virtplane.ErrNotImplemented, "agent: no method %q (protocol %d has %s)", key, Protocol, strings.Join(s.methods(), ", ")))
+		writeError(w, virtplane.Errorf(virtplane.ErrNotImplemented, "agent: no method %q in protocol %d", key, Protocol))
 		return
 	}
 	body, err := readBody(w, r)
