@@ -49,6 +49,10 @@ type Client struct {
 	stop context.CancelFunc
 
 	hello atomic.Pointer[Hello]
+	// dials counts new connections; helloDials is the count the last
+	// Hello saw. A new connection may reach a restarted (or upgraded)
+	// agent: the next capability question makes the handshake again.
+	dials, helloDials atomic.Int64
 
 	mu       sync.Mutex
 	opened   map[string]PoolSpec // pools this client opened, for reopening after an agent restart
@@ -72,6 +76,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			conn, err := cfg.Dial(ctx)
 			if err == nil {
+				c.dials.Add(1)
 				c.log.Debug("agent: connected", "node", cfg.Node)
 			}
 			return conn, err
@@ -309,30 +314,54 @@ func (c *Client) Hello(ctx context.Context) (Hello, error) {
 		return h, &VersionError{Node: c.cfg.Node, AgentVersion: h.Version, AgentProtocol: h.Protocol, ClientVersion: c.cfg.Version, ClientProtocol: Protocol}
 	}
 	c.hello.Store(&h)
+	c.helloDials.Store(c.dials.Load())
 	c.mu.Lock()
 	c.poolCaps = h.Capabilities.Pools
 	if c.poolCaps == nil {
 		c.poolCaps = map[string][]string{}
 	}
+	var lost []PoolSpec
+	for name, spec := range c.opened {
+		if _, ok := c.poolCaps[name]; !ok {
+			lost = append(lost, spec)
+		}
+	}
 	c.mu.Unlock()
+	// Pools this client opened that the agent no longer has (it
+	// restarted) are opened again, so that their capabilities are known.
+	for _, spec := range lost {
+		if err := c.openPool(ctx, spec); err != nil {
+			c.log.Warn("agent: opening a pool the agent lost", "node", c.cfg.Node, "pool", spec.Name, "err", err)
+		}
+	}
 	return h, nil
 }
 
-// capabilities returns what the last Hello learned, making one when none
-// was made; nil when the agent cannot be asked.
+// capabilities returns what the last Hello learned, making the handshake
+// when none was made or the client connected anew since (the agent may have
+// restarted with other drivers); nil when the agent was never reached.
 func (c *Client) capabilities() *Capabilities {
-	if h := c.hello.Load(); h != nil {
+	h := c.hello.Load()
+	if h != nil && c.dials.Load() == c.helloDials.Load() {
 		return &h.Capabilities
 	}
-	ctx, cancel := context.WithTimeout(c.life, c.cfg.CallTimeout)
+	// Bounded below CallTimeout: a capability question should not hold
+	// its caller long when the node is away.
+	ctx, cancel := context.WithTimeout(c.life, min(c.cfg.CallTimeout, capabilityTimeout))
 	defer cancel()
-	h, err := c.Hello(ctx)
+	fresh, err := c.Hello(ctx)
 	if err != nil {
-		c.log.Warn("agent: capabilities unknown: handshake failed", "node", c.cfg.Node, "err", err)
+		c.log.Warn("agent: capabilities not refreshed: handshake failed", "node", c.cfg.Node, "err", err)
+		if h != nil {
+			return &h.Capabilities // what the agent had; calls fail on their own if it changed
+		}
 		return nil
 	}
-	return &h.Capabilities
+	return &fresh.Capabilities
 }
+
+// capabilityTimeout bounds the handshake a capability question makes.
+const capabilityTimeout = 15 * time.Second
 
 // bodyCloser ends a call's context when its answer's body is closed.
 type bodyCloser struct {

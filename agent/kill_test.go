@@ -25,7 +25,7 @@ import (
 // with VPT_AGENT_CHILD set, the test binary serves a fake node there.
 func TestMain(m *testing.M) {
 	if sock := os.Getenv("VPT_AGENT_CHILD"); sock != "" {
-		if err := runChild(sock, os.Getenv("VPT_AGENT_CHILD_SLOW")); err != nil {
+		if err := runChild(sock, os.Getenv("VPT_AGENT_CHILD_SLOW"), os.Getenv("VPT_AGENT_CHILD_BARE") != ""); err != nil {
 			fmt.Fprintln(os.Stderr, "agent child:", err)
 			os.Exit(1)
 		}
@@ -34,12 +34,16 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func runChild(sock, slow string) error {
+func runChild(sock, slow string, bare bool) error {
 	d := vfake.New()
 	if slow != "" {
 		d.SetLatency(slow, time.Hour)
 	}
-	srv, err := agent.NewServer(agent.ServerConfig{Version: "test-1", Node: agent.Node{VMM: d, Exec: storage.LocalExecutor{}}})
+	var drv vmm.Driver = d
+	if bare {
+		drv = vmmOnly{d}
+	}
+	srv, err := agent.NewServer(agent.ServerConfig{Version: "test-1", Node: agent.Node{VMM: drv, Exec: storage.LocalExecutor{}}})
 	if err != nil {
 		return err
 	}
@@ -50,11 +54,15 @@ func runChild(sock, slow string) error {
 	return srv.Serve(l)
 }
 
-// startChild starts an agent process on sock whose method slow hangs.
-func startChild(t *testing.T, sock, slow string) *exec.Cmd {
+// startChild starts an agent process on sock whose method slow hangs;
+// bare serves a driver without optional capabilities.
+func startChild(t *testing.T, sock, slow string, bare ...bool) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "VPT_AGENT_CHILD="+sock, "VPT_AGENT_CHILD_SLOW="+slow)
+	if len(bare) > 0 && bare[0] {
+		cmd.Env = append(cmd.Env, "VPT_AGENT_CHILD_BARE=1")
+	}
 	cmd.Stderr = os.Stderr
 	require.NoError(t, cmd.Start())
 	exited := make(chan struct{})
@@ -67,7 +75,7 @@ func startChild(t *testing.T, sock, slow string) *exec.Cmd {
 	for {
 		if c, err := net.Dial("unix", sock); err == nil {
 			_ = c.Close()
-			return cmd
+			return &child{cmd: cmd, exited: exited}
 		}
 		select {
 		case <-exited:
@@ -81,9 +89,22 @@ func startChild(t *testing.T, sock, slow string) *exec.Cmd {
 	}
 }
 
-func killChild(t *testing.T, cmd *exec.Cmd) {
+// child is an agent process.
+type child struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// killChild kills the agent process with SIGKILL and waits until it is
+// gone (its socket file stays, as a crashed agent's does).
+func killChild(t *testing.T, c *child) {
 	t.Helper()
-	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	require.NoError(t, c.cmd.Process.Signal(syscall.SIGKILL))
+	select {
+	case <-c.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the killed agent process did not exit")
+	}
 }
 
 // TestAgentKilledDuringCalls kills the agent process with SIGKILL while a
@@ -152,4 +173,29 @@ func TestAgentKilledDuringCalls(t *testing.T) {
 		}
 		require.NoError(t, d.Stop(ctx, "vpt-b"))
 	}
+}
+
+// TestCapabilitiesFollowARestartedAgent: an agent restarted with other
+// drivers is asked again once the client connected anew, and the pools
+// the client opened are there again with their capabilities.
+func TestCapabilitiesFollowARestartedAgent(t *testing.T) {
+	sock := filepath.Join(socketDir(t), "agent.sock")
+	first := startChild(t, sock, "")
+	c, err := agent.NewClient(agent.ClientConfig{Dial: unixDial(sock), Version: "test-1", Node: "n1", Logger: testLogger(t)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := t.Context()
+	_, err = c.OpenPool(ctx, agent.PoolSpec{Name: "cluster", Driver: "file", Path: t.TempDir()})
+	require.NoError(t, err)
+	_, ok := vmm.As[vmm.Migrator](c.VMM())
+	require.True(t, ok)
+
+	killChild(t, first)
+	startChild(t, sock, "", true)
+	_, err = c.VMM().List(ctx)
+	require.NoError(t, err, "reconnected")
+	_, ok = vmm.As[vmm.Migrator](c.VMM())
+	assert.False(t, ok, "the new agent's driver has no Migrator")
+	_, ok = storage.As[storage.Cloner](c.Pool("cluster"))
+	assert.True(t, ok, "the lost pool was opened again, with its capabilities")
 }

@@ -304,21 +304,15 @@ func (p *remotePool) HasCapability(t reflect.Type) bool {
 	return !optional || slices.Contains(caps, name)
 }
 
-// poolCapabilities returns what the client knows of a pool's interfaces,
-// making the handshake when it knows nothing yet.
+// poolCapabilities returns what the client knows of a pool's interfaces
+// (refreshing it as capabilities does).
 func (c *Client) poolCapabilities(name string) ([]string, bool) {
-	c.mu.Lock()
-	caps, ok := c.poolCaps[name]
-	c.mu.Unlock()
-	if ok || c.hello.Load() != nil {
-		return caps, ok
-	}
 	if c.capabilities() == nil {
 		return nil, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	caps, ok = c.poolCaps[name]
+	caps, ok := c.poolCaps[name]
 	return caps, ok
 }
 
