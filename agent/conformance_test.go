@@ -46,6 +46,7 @@ func TestVMMConformanceFake(t *testing.T) {
 				return vmmtest.Harness{
 					Driver:               n.client.VMM(),
 					Prefix:               "vpt-",
+					Templates:            true,
 					Spec:                 func(t *testing.T, name string) vmm.Spec { return fakeSpec(name) },
 					GuestAgent:           true,
 					GuestIgnoresShutdown: tc.ignore,
@@ -70,9 +71,10 @@ type vmmOnly struct{ vmm.Driver }
 func TestVMMConformanceWithoutCapabilities(t *testing.T) {
 	vmmtest.Run(t, func(t *testing.T) vmmtest.Harness {
 		return vmmtest.Harness{
-			Driver: serve(t, agent.Node{VMM: vmmOnly{vfake.New()}}).client.VMM(),
-			Prefix: "vpt-",
-			Spec:   func(t *testing.T, name string) vmm.Spec { return fakeSpec(name) },
+			Driver:    serve(t, agent.Node{VMM: vmmOnly{vfake.New()}}).client.VMM(),
+			Prefix:    "vpt-",
+			Templates: true, // the fake behind applies them
+			Spec:      func(t *testing.T, name string) vmm.Spec { return fakeSpec(name) },
 		}
 	})
 }

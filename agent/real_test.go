@@ -25,6 +25,7 @@ func TestVMMConformanceLibvirt(t *testing.T) {
 		return vmmtest.Harness{
 			Driver:               serve(t, agent.Node{VMM: f.d}).client.VMM(),
 			Prefix:               "vpt-ag-",
+			Templates:            true,
 			Spec:                 func(t *testing.T, name string) vmm.Spec { return f.spec(t, name) },
 			WaitBooted:           f.console.WaitBooted,
 			Alive:                f.console.Alive,

@@ -55,6 +55,7 @@ func TestConformanceOverSSH(t *testing.T) {
 			return vmmtest.Harness{
 				Driver:     overSSH(t, agent.Node{VMM: d}).VMM(),
 				Prefix:     "vpt-",
+				Templates:  true,
 				Spec:       func(t *testing.T, name string) vmm.Spec { return fakeSpec(name) },
 				GuestAgent: true,
 				Rescue:     vmm.RescueSpec{ISO: "/srv/rescue.iso"},
