@@ -4,9 +4,9 @@
 // type assertion that also asks a pool standing for another one (a node
 // agent's client) what the pool behind it has, the Attachment that tells vmm
 // how to hand a volume to QEMU, the Executor through which drivers run
-// commands (never a shell), an image cache and importer for OS images, and
-// CopyVolume/MoveVolume, which stream a volume between any two pools with
-// qemu-img convert (storage migration).
+// commands (never a shell; a Streamer also streams their output), an image
+// cache and importer for OS images, and CopyVolume/MoveVolume, which stream
+// a volume between any two pools with qemu-img convert (storage migration).
 //
 // Drivers live in subpackages: file (qcow2/raw files), lvm, ceph (RBD, build
 // tag ceph), san (iSCSI LUNs or LVM on a shared LUN) and fake; storagetest is

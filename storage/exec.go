@@ -3,7 +3,6 @@ package storage
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -66,18 +65,5 @@ func (l LocalExecutor) Run(ctx context.Context, c Command) ([]byte, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
-	if err == nil {
-		return stdout.Bytes(), nil
-	}
-	if ctx.Err() != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return stdout.Bytes(), fmt.Errorf("%s: %w: %w", c.Name, virtplane.ErrTimeout, ctx.Err())
-		}
-		return stdout.Bytes(), fmt.Errorf("%s: %w: %w", c.Name, virtplane.ErrCanceled, ctx.Err())
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return stdout.Bytes(), &ExitError{Command: c, Code: ee.ExitCode(), Stderr: stderr.String()}
-	}
-	return stdout.Bytes(), fmt.Errorf("%s: %w: %w", c.Name, virtplane.ErrUnavailable, err)
+	return stdout.Bytes(), l.result(ctx, c, err, &stderr)
 }

@@ -100,7 +100,7 @@ func rootCommand(out io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(serveCommand(out), portCommand(os.Stdin, out))
+	root.AddCommand(serveCommand(out), portCommand(os.Stdin, out), agentCommand())
 	return root
 }
 

@@ -1,0 +1,136 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/virtplane/virtplane"
+)
+
+// Facts are a node's capacity and identity, as the node itself reports
+// them: what the controller registers a node with instead of asking the
+// operator.
+type Facts struct {
+	Hostname string `json:"hostname"`
+	// Kernel is the kernel release (uname -r), Arch the machine (uname -m).
+	Kernel string `json:"kernel"`
+	Arch   string `json:"arch"`
+	// Cores are the CPUs the node's processes may use; MemoryBytes its RAM.
+	Cores       int   `json:"cores"`
+	MemoryBytes int64 `json:"memory_bytes"`
+	// Pools are the node's storage pools with their space.
+	Pools []PoolFacts `json:"pools,omitempty"`
+	// Libvirt and QEMU are the versions of the hypervisor stack, empty
+	// when unknown.
+	Libvirt string `json:"libvirt,omitempty"`
+	QEMU    string `json:"qemu,omitempty"`
+}
+
+// PoolFacts are the space of one pool (storage.PoolInfo), or why it could
+// not be read.
+type PoolFacts struct {
+	Name      string `json:"name"`
+	Driver    string `json:"driver,omitempty"`
+	Capacity  int64  `json:"capacity"`
+	Used      int64  `json:"used"`
+	Allocated int64  `json:"allocated"`
+	Error     string `json:"error,omitempty"`
+}
+
+// ReadHostFacts reads this host's identity, CPUs and memory (from the
+// kernel: uname, /proc/meminfo); it leaves Pools and the hypervisor
+// versions empty.
+func ReadHostFacts(context.Context) (Facts, error) {
+	var f Facts
+	var err error
+	if f.Hostname, err = os.Hostname(); err != nil {
+		return Facts{}, virtplane.Errorf(virtplane.ErrUnavailable, "facts: hostname: %v", err)
+	}
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return Facts{}, virtplane.Errorf(virtplane.ErrUnavailable, "facts: uname: %v", err)
+	}
+	f.Kernel, f.Arch = unix.ByteSliceToString(u.Release[:]), unix.ByteSliceToString(u.Machine[:])
+	f.Cores = runtime.NumCPU()
+	mem, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return Facts{}, virtplane.Errorf(virtplane.ErrUnavailable, "facts: %v", err)
+	}
+	defer mem.Close()
+	if f.MemoryBytes, err = memTotal(mem); err != nil {
+		return Facts{}, err
+	}
+	return f, nil
+}
+
+// memTotal reads MemTotal from /proc/meminfo text.
+func memTotal(r io.Reader) (int64, error) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		v, ok := strings.CutPrefix(sc.Text(), "MemTotal:")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(v)
+		if len(fields) != 2 || fields[1] != "kB" {
+			break
+		}
+		kb, err := strconv.ParseInt(fields[0], 10, 64)
+		if err != nil || kb <= 0 {
+			break
+		}
+		return kb << 10, nil
+	}
+	return 0, virtplane.Errorf(virtplane.ErrUnavailable, "facts: /proc/meminfo has no MemTotal in kB")
+}
+
+func (s *Server) registerFacts() {
+	s.addUnary("facts/Get", unary(func(ctx context.Context, _ noArgs) (Facts, error) {
+		readFacts := s.node.Facts
+		if readFacts == nil {
+			readFacts = ReadHostFacts
+		}
+		f, err := readFacts(ctx)
+		if err != nil {
+			return Facts{}, err
+		}
+		if f.Pools == nil {
+			f.Pools = s.poolFacts(ctx)
+		}
+		return f, nil
+	}))
+}
+
+// poolFacts reads the space of every open pool; a pool that cannot be read
+// says why instead of failing the others.
+func (s *Server) poolFacts(ctx context.Context) []PoolFacts {
+	out := []PoolFacts{}
+	for _, name := range s.poolNames() {
+		p, err := s.pool(name)
+		if err != nil {
+			continue // closed meanwhile
+		}
+		pf := PoolFacts{Name: name}
+		if info, err := p.Info(ctx); err != nil {
+			pf.Error = err.Error()
+		} else {
+			pf.Driver, pf.Capacity, pf.Used, pf.Allocated = info.Driver, info.Capacity, info.Used, info.Allocated
+		}
+		out = append(out, pf)
+	}
+	return out
+}
+
+// Facts returns the node's capacity and identity.
+func (c *Client) Facts(ctx context.Context) (Facts, error) {
+	var f Facts
+	err := c.call(ctx, "facts/Get", read, noArgs{}, &f)
+	return f, err
+}

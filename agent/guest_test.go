@@ -1,0 +1,223 @@
+package agent_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/virtplane/virtplane/internal/testenv"
+	"github.com/virtplane/virtplane/vmm"
+	"github.com/virtplane/virtplane/vmm/libvirt"
+)
+
+// The real-libvirt fixture: the same guest and console checks as the
+// libvirt driver's own tests (vmm/libvirt/guest_test.go), so that the
+// suite checks boots through the agent exactly as it does there.
+
+// guestInit replaces the testenv initramfs's /init: the boot marker, then
+// a heartbeat every second.
+const guestInit = `#!/bin/busybox sh
+/bin/busybox --install -s
+mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
+echo "%s uptime=$(cut -d' ' -f1 /proc/uptime)"
+i=0
+while true; do i=$((i+1)); echo "VPT-TICK $i"; sleep 1; done
+`
+
+// newc writes a cpio "newc" archive of the files (mode 0755).
+func newc(files map[string][]byte) []byte {
+	var b bytes.Buffer
+	ino := 1
+	pad := func() {
+		for b.Len()%4 != 0 {
+			b.WriteByte(0)
+		}
+	}
+	write := func(name string, mode int, data []byte) {
+		fmt.Fprintf(&b, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X", ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name)+1, 0)
+		b.WriteString(name)
+		b.WriteByte(0)
+		pad()
+		b.Write(data)
+		pad()
+		ino++
+	}
+	for name, data := range files {
+		write(name, 0o100755, data)
+	}
+	write("TRAILER!!!", 0, nil)
+	return b.Bytes()
+}
+
+type testGuest struct{ kernel, initrd, marker string }
+
+func buildGuest(t testing.TB, dir string) testGuest {
+	t.Helper()
+	g := testenv.RequireGuest(t)
+	base, err := os.ReadFile(g.Initrd)
+	require.NoError(t, err)
+	img := append(base, newc(map[string][]byte{"init": []byte(fmt.Sprintf(guestInit, g.Marker))})...)
+	p := filepath.Join(dir, "initrd-heartbeat.img")
+	require.NoError(t, os.WriteFile(p, img, 0o644))
+	return testGuest{kernel: g.Kernel, initrd: p, marker: g.Marker}
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func qcow2(t testing.TB, path string) {
+	t.Helper()
+	out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", path, "64M").CombinedOutput()
+	require.NoError(t, err, string(out))
+}
+
+// consoleWatcher reads serial console logs and counts boots and ticks.
+type consoleWatcher struct {
+	marker string
+	log    func(name string) string
+	mu     sync.Mutex
+	seen   map[string]int
+}
+
+var tickRE = regexp.MustCompile(`VPT-TICK (\d+)`)
+
+func (w *consoleWatcher) scan(name string) (boots, lastTick int, text string) {
+	b, _ := os.ReadFile(w.log(name))
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if bytes.Contains(line, []byte(w.marker)) {
+			boots++
+			lastTick = 0
+		}
+		if m := tickRE.FindSubmatch(line); m != nil {
+			lastTick, _ = strconv.Atoi(string(m[1]))
+		}
+	}
+	return boots, lastTick, string(b)
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func bootDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, 2*time.Minute)
+}
+
+func (w *consoleWatcher) WaitBooted(ctx context.Context, name string) error {
+	ctx, cancel := bootDeadline(ctx)
+	defer cancel()
+	w.mu.Lock()
+	prev := w.seen[name]
+	w.mu.Unlock()
+	for {
+		if boots, _, _ := w.scan(name); boots > prev {
+			w.mu.Lock()
+			w.seen[name] = boots
+			w.mu.Unlock()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			_, _, text := w.scan(name)
+			return fmt.Errorf("no new %q on the console of %s (%d boots so far): %w\n%s", w.marker, name, prev, ctx.Err(), tail(text, 2000))
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (w *consoleWatcher) Alive(ctx context.Context, _ vmm.Driver, name string) error {
+	ctx, cancel := bootDeadline(ctx)
+	defer cancel()
+	_, first, _ := w.scan(name)
+	for {
+		if _, tick, _ := w.scan(name); tick > first || (first == 0 && tick > 0) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			_, _, text := w.scan(name)
+			return fmt.Errorf("no heartbeat after %d on the console of %s: %w\n%s", first, name, ctx.Err(), tail(text, 2000))
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// libvirtFixture is a libvirt driver on the shared libvirtd (with the
+// recorded domain type) and what its guests need.
+type libvirtFixture struct {
+	d       *libvirt.Driver
+	env     testenv.Libvirt
+	guest   testGuest
+	dir     string
+	state   string
+	console *consoleWatcher
+}
+
+func newLibvirtFixture(t testing.TB) *libvirtFixture {
+	t.Helper()
+	env := testenv.RequireLibvirt(t)
+	dir := t.TempDir()
+	require.NoError(t, os.Chmod(dir, 0o755))
+	f := &libvirtFixture{env: env, dir: dir, state: filepath.Join(dir, "state"), guest: buildGuest(t, dir)}
+	d, err := libvirt.New(libvirt.Config{Socket: env.Socket, URI: env.URI, StateDir: f.state}, libvirt.WithValues(env.Values()))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = d.Close() })
+	f.d = d
+	f.console = &consoleWatcher{marker: f.guest.marker, log: d.ConsoleLog, seen: map[string]int{}}
+	return f
+}
+
+// spec is a bootable machine: the test kernel, a qcow2 disk, a tap NIC, a
+// VNC console and a cloud-init seed.
+func (f *libvirtFixture) spec(t testing.TB, name string) vmm.Spec {
+	t.Helper()
+	disk := filepath.Join(f.dir, name+".qcow2")
+	qcow2(t, disk)
+	return vmm.Spec{
+		Name: name, VCPUs: 1, MemoryMiB: 192,
+		Disks: []vmm.Disk{{Target: "vda", Source: vmm.DiskSource{Kind: "file", Path: disk, Format: "qcow2"}}},
+		NICs:  []vmm.NIC{{Tap: "vpt" + randHex(4), MAC: "52:54:00:" + randHex(1) + ":" + randHex(1) + ":" + randHex(1)}},
+		Boot:  vmm.Boot{Kernel: f.guest.kernel, Initrd: f.guest.initrd, Cmdline: "console=ttyS0 panic=-1"},
+		CloudInit: &vmm.CloudInit{
+			MetaData: "instance-id: " + name + "\nlocal-hostname: " + name + "\n",
+			UserData: "#cloud-config\n",
+		},
+		Console: vmm.ConsoleSpec{Type: "vnc", Password: "s3cret"},
+	}
+}
+
+// benchSpec is a small bootable machine without seed or console.
+func (f *libvirtFixture) benchSpec(tb testing.TB, name string) vmm.Spec {
+	disk := filepath.Join(f.dir, name+".qcow2")
+	qcow2(tb, disk)
+	return vmm.Spec{
+		Name: name, VCPUs: 1, MemoryMiB: 128,
+		Disks: []vmm.Disk{{Target: "vda", Source: vmm.DiskSource{Kind: "file", Path: disk, Format: "qcow2"}}},
+		Boot:  vmm.Boot{Kernel: f.guest.kernel, Initrd: f.guest.initrd, Cmdline: "console=ttyS0"},
+	}
+}
