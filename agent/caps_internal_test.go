@@ -57,7 +57,7 @@ func TestEveryOptionalInterfaceIsCarried(t *testing.T) {
 		not    []string // interfaces that are not capabilities of the driver
 	}{
 		{"../vmm", vmmCapabilities(), reflect.TypeFor[*remoteVMM](), []string{"Driver", "CapabilityReporter"}},
-		{"../storage", storageCapabilities(), reflect.TypeFor[*remotePool](), []string{"Pool", "CapabilityReporter", "Executor", "Streamer"}},
+		{"../storage", storageCapabilities(), reflect.TypeFor[*remotePool](), []string{"Pool", "CapabilityReporter", "Executor", "StreamExecutor"}},
 	} {
 		for _, name := range interfacesOf(t, c.dir) {
 			if slices.Contains(c.not, name) {

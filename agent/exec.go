@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -89,29 +90,42 @@ func (f flushWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// Exec returns the node's command executor. Its Stream (storage.Streamer)
-// streams standard input to the node and standard output back as they
-// come, so that a volume can be piped from one node's executor into
+// Exec returns the node's command executor. Its Stream
+// (storage.StreamExecutor) streams standard input to the node and standard
+// output back as they come, so that a volume can be piped from one node's executor into
 // another's; a failed command is a *storage.ExitError with its code and
-// standard error, as on the node. Commands are never sent twice.
+// standard error, as on the node (a caller that gives Stream a stderr
+// writer gets the standard error there, once the command ended: the wire
+// carries only the output as it comes). Commands are never sent twice.
 func (c *Client) Exec() storage.Executor { return remoteExec{c: c} }
 
 type remoteExec struct{ c *Client }
 
 var (
-	_ storage.Executor = remoteExec{}
-	_ storage.Streamer = remoteExec{}
+	_ storage.Executor       = remoteExec{}
+	_ storage.StreamExecutor = remoteExec{}
 )
 
 // Run implements storage.Executor.
 func (e remoteExec) Run(ctx context.Context, cmd storage.Command) ([]byte, error) {
 	var out bytes.Buffer
-	err := e.Stream(ctx, cmd, &out)
+	err := e.Stream(ctx, cmd, &out, nil)
 	return out.Bytes(), err
 }
 
-// Stream implements storage.Streamer.
-func (e remoteExec) Stream(ctx context.Context, cmd storage.Command, stdout io.Writer) error {
+// Stream implements storage.StreamExecutor.
+func (e remoteExec) Stream(ctx context.Context, cmd storage.Command, stdout, stderr io.Writer) error {
+	err := e.stream(ctx, cmd, stdout)
+	var ee *storage.ExitError
+	if stderr != nil && errors.As(err, &ee) && ee.Stderr != "" {
+		if _, werr := io.WriteString(stderr, ee.Stderr); werr == nil {
+			ee.Stderr = ""
+		}
+	}
+	return err
+}
+
+func (e remoteExec) stream(ctx context.Context, cmd storage.Command, stdout io.Writer) error {
 	const method = "exec/Run"
 	ctx, cancel := e.c.callContext(ctx, true)
 	defer cancel()

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,7 +26,8 @@ type StreamExecutor interface {
 	Executor
 	// Stream runs cmd with its standard output and error going to stdout
 	// and stderr as they arrive. A non-zero exit is an *ExitError (its
-	// Stderr empty: the text went to stderr); a canceled or timed-out
+	// Stderr empty: the text went to stderr; a nil stderr collects the
+	// text into the ExitError instead); a canceled or timed-out
 	// context is ErrCanceled or ErrTimeout, returned once the process
 	// group is gone.
 	Stream(ctx context.Context, cmd Command, stdout, stderr io.Writer) error
@@ -49,6 +51,10 @@ func (l LocalExecutor) Stream(ctx context.Context, c Command, stdout, stderr io.
 	cmd := exec.CommandContext(ctx, c.Name, c.Args...)
 	cmd.Env = append(append(os.Environ(), l.Env...), c.Env...)
 	cmd.Stdin = c.Stdin
+	var collected bytes.Buffer
+	if stderr == nil {
+		stderr = &collected
+	}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -62,11 +68,11 @@ func (l LocalExecutor) Stream(ctx context.Context, c Command, stdout, stderr io.
 	case err == nil:
 		return nil
 	case errors.As(err, &ee) && ee.ExitCode() >= 0:
-		return &ExitError{Command: c, Code: ee.ExitCode()}
+		return &ExitError{Command: c, Code: ee.ExitCode(), Stderr: collected.String()}
 	case errors.As(err, &ee):
 		// Killed by a signal that was not ours: the shell's convention.
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return &ExitError{Command: c, Code: 128 + int(ws.Signal())}
+			return &ExitError{Command: c, Code: 128 + int(ws.Signal()), Stderr: collected.String()}
 		}
 	}
 	return fmt.Errorf("%s: %w: %w", c.Name, virtplane.ErrUnavailable, err)

@@ -6,30 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
-	"strings"
 
 	"github.com/virtplane/virtplane"
 )
 
-// Streamer is an Executor that writes a command's standard output to a
-// writer as the command produces it instead of collecting it: for output
-// too large to hold, such as a volume piped from one node's qemu-img into
-// another node's (a node agent's executor streams both ways).
-type Streamer interface {
-	// Stream runs cmd like Run, writing its standard output to stdout. A
-	// non-zero exit is an *ExitError, as with Run; output written before
-	// the failure stays written.
-	Stream(ctx context.Context, cmd Command, stdout io.Writer) error
-}
-
-// Stream runs cmd on ex with its standard output going to stdout: through
-// ex's Stream when ex is a Streamer, else through Run and one write of the
+// Stream runs cmd on ex with its standard output going to stdout as the
+// command produces it (for output too large to hold, such as a volume
+// piped from one node's qemu-img into another node's), and its standard
+// error collected into the *ExitError of a failure: through ex's Stream
+// when ex is a StreamExecutor, else through Run and one write of the
 // collected output.
 func Stream(ctx context.Context, ex Executor, cmd Command, stdout io.Writer) error {
-	if s, ok := ex.(Streamer); ok {
-		return s.Stream(ctx, cmd, stdout)
+	if s, ok := ex.(StreamExecutor); ok {
+		return s.Stream(ctx, cmd, stdout, nil)
 	}
 	out, err := ex.Run(ctx, cmd)
 	if len(out) > 0 {
@@ -38,21 +28,6 @@ func Stream(ctx context.Context, ex Executor, cmd Command, stdout io.Writer) err
 		}
 	}
 	return err
-}
-
-var _ Streamer = LocalExecutor{}
-
-// Stream implements Streamer.
-func (l LocalExecutor) Stream(ctx context.Context, c Command, stdout io.Writer) error {
-	if c.Name == "" || strings.HasPrefix(c.Name, "-") {
-		return virtplane.Errorf(virtplane.ErrInvalidArgument, "command name %q", c.Name)
-	}
-	cmd := exec.CommandContext(ctx, c.Name, c.Args...)
-	cmd.Env = append(append(os.Environ(), l.Env...), c.Env...)
-	cmd.Stdin = c.Stdin
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = stdout, &stderr
-	return l.result(ctx, c, cmd.Run(), &stderr)
 }
 
 // result turns the outcome of a local command into the executor's errors.
