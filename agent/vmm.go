@@ -23,6 +23,7 @@ func vmmCapabilities() map[string]reflect.Type {
 		"Consoler":         reflect.TypeFor[vmm.Consoler](),
 		"Migrator":         reflect.TypeFor[vmm.Migrator](),
 		"MigrationAborter": reflect.TypeFor[vmm.MigrationAborter](),
+		"IncomingPreparer": reflect.TypeFor[vmm.IncomingPreparer](),
 		"GuestAgent":       reflect.TypeFor[vmm.GuestAgent](),
 		"EventWatcher":     reflect.TypeFor[vmm.EventWatcher](),
 		"UsageReporter":    reflect.TypeFor[vmm.UsageReporter](),
@@ -152,6 +153,12 @@ func (s *Server) registerVMM() {
 	s.addUnary("vmm/AbortMigration", vmmDo(s, "MigrationAborter", func(ctx context.Context, d vmm.MigrationAborter, in vmName) error {
 		return d.AbortMigration(ctx, in.Name)
 	}))
+	s.addUnary("vmm/PrepareIncoming", vmmDo(s, "IncomingPreparer", func(ctx context.Context, d vmm.IncomingPreparer, in vmCreate) error {
+		return d.PrepareIncoming(ctx, in.Spec)
+	}))
+	s.addUnary("vmm/DiscardIncoming", vmmDo(s, "IncomingPreparer", func(ctx context.Context, d vmm.IncomingPreparer, in vmName) error {
+		return d.DiscardIncoming(ctx, in.Name)
+	}))
 	s.addUnary("vmm/GuestAddresses", vmmCall(s, "GuestAgent", func(ctx context.Context, d vmm.GuestAgent, in vmName) ([]vmm.GuestInterface, error) {
 		return d.GuestAddresses(ctx, in.Name)
 	}))
@@ -225,6 +232,7 @@ var (
 	_ vmm.Consoler           = (*remoteVMM)(nil)
 	_ vmm.Migrator           = (*remoteVMM)(nil)
 	_ vmm.MigrationAborter   = (*remoteVMM)(nil)
+	_ vmm.IncomingPreparer   = (*remoteVMM)(nil)
 	_ vmm.GuestAgent         = (*remoteVMM)(nil)
 	_ vmm.EventWatcher       = (*remoteVMM)(nil)
 	_ vmm.UsageReporter      = (*remoteVMM)(nil)
@@ -327,6 +335,16 @@ func (v *remoteVMM) SetLimits(ctx context.Context, name string, l vmm.Limits) er
 
 func (v *remoteVMM) EnterRescue(ctx context.Context, name string, r vmm.RescueSpec) error {
 	return v.c.call(ctx, "vmm/EnterRescue", write, vmRescue{Name: name, Rescue: r}, nil)
+}
+
+// PrepareIncoming implements vmm.IncomingPreparer.
+func (v *remoteVMM) PrepareIncoming(ctx context.Context, spec vmm.Spec) error {
+	return v.c.call(ctx, "vmm/PrepareIncoming", write, vmCreate{Spec: spec}, nil)
+}
+
+// DiscardIncoming implements vmm.IncomingPreparer.
+func (v *remoteVMM) DiscardIncoming(ctx context.Context, name string) error {
+	return v.c.call(ctx, "vmm/DiscardIncoming", write, vmName{Name: name}, nil)
 }
 
 func (v *remoteVMM) ExitRescue(ctx context.Context, name string) error {

@@ -75,10 +75,10 @@ func (c consoles) OpenConsole(ctx context.Context, vmID string) (net.Conn, strin
 
 // checkOverride checks a template override against the storage
 // directories the daemon knows: its data directory (node pools, the local
-// pool under make run), the ssh nodes' directory, and the clusters' file
-// storages.
+// pool under make run), the agent's directory on ssh:// nodes, and the
+// clusters' file storages.
 func (s *Server) checkOverride(ctx context.Context, x string) error {
-	roots := []string{s.cfg.SSHNodeDir}
+	roots := []string{agentStateDir}
 	if s.cfg.DataDir != "" {
 		roots = append(roots, s.cfg.DataDir)
 	}

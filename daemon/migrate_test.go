@@ -149,13 +149,13 @@ func TestMigrate(t *testing.T) {
 			[]string{"netport.setup", "vmm.delete", "vmm.redefine", "netport.teardown", "storage.delete"}},
 		{"live: the hypervisor fails", func() model.VM { return b }, vmm.StateRunning,
 			func() { drv1.FailNext("Migrate", injected) }, func() {},
-			[]string{"vmm.migrate-back", "netport.teardown", "storage.delete"}},
+			[]string{"vmm.migrate-back", "netport.teardown", "vmm.discard-incoming", "storage.delete"}},
 		{"live: the source's port cannot be removed", func() model.VM { return b }, vmm.StateRunning,
 			func() { ports[n1.ID].FailNext("Teardown", injected) }, func() {},
-			[]string{"netport.setup", "vmm.migrate-back", "netport.teardown", "storage.delete"}},
+			[]string{"netport.setup", "vmm.migrate-back", "netport.teardown", "vmm.discard-incoming", "storage.delete"}},
 		{"live: the source disk cannot be removed", func() model.VM { return b }, vmm.StateRunning,
 			func() { pool1.Fail("Delete", injected) }, func() { pool1.Fail("Delete", nil) },
-			[]string{"netport.setup", "vmm.migrate-back", "netport.teardown", "storage.delete"}},
+			[]string{"netport.setup", "vmm.migrate-back", "netport.teardown", "vmm.discard-incoming", "storage.delete"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vm := tc.vm()

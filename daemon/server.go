@@ -69,17 +69,22 @@ type Config struct {
 	// migrations on, as migration_address of a qemu+unix node (empty:
 	// libvirt's choice, the host name).
 	LocalMigrationAddress string
-	// SSHKeyFile is the private key (PEM) the daemon logs in to nodes with
-	// ssh:// addresses with; without it such nodes are refused.
+	// SSHKeyFile is the private key (PEM) the daemon logs in to ssh://
+	// nodes with; default: one it makes in DataDir (ssh/id_ed25519). Adding
+	// a node installs its public half there.
 	SSHKeyFile string
-	// SSHKnownHostsFile is an OpenSSH known_hosts file that holds the host
-	// key of every ssh:// node.
+	// SSHKnownHostsFile is an OpenSSH known_hosts file for ssh:// nodes
+	// recorded without a pinned host key; nodes added through the API have
+	// theirs pinned.
 	SSHKnownHostsFile string
-	// SSHNodeDir is the directory on ssh:// nodes where the daemon keeps
-	// their files: disk images (when the cluster has no file storage),
-	// per-VM files and network port records. The daemon must see it at the
-	// same path (shared storage); default /var/lib/virtplane.
-	SSHNodeDir string
+	// AgentBinary is the virtplaned binary the daemon installs and runs as
+	// the node agent on ssh:// nodes (the reference daemon: its own
+	// executable); empty refuses ssh:// nodes.
+	AgentBinary string
+	// AgentVersion is the version AgentBinary reports (empty: asked of the
+	// binary, `virtplaned version`); the daemon replaces an agent that
+	// reports another.
+	AgentVersion string
 	// SimStore is where simulated nodes (address "sim") keep their machines,
 	// volumes and ports; default Store. A store of their own keeps their
 	// writes off the daemon's, as real nodes keep their state on their own disks.
@@ -139,6 +144,11 @@ type Server struct {
 	backends map[string]openedBackend
 
 	consoleDial ConsoleDialer
+
+	agentBin *agentBinary // nil: no ssh:// nodes
+	keyOnce  sync.Once
+	key      sshKey
+	keyErr   error
 }
 
 // SetupFirstNode creates, on a fresh store, the cluster "default" with one
@@ -266,12 +276,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.LocalLibvirtSocket == "" {
 		cfg.LocalLibvirtSocket = model.DefaultLibvirtSocket
 	}
-	if cfg.SSHNodeDir == "" {
-		cfg.SSHNodeDir = "/var/lib/virtplane"
-	}
 	s := &Server{cfg: cfg, Auth: auth.New(cfg.Store, directoryAuth(cfg)...), Events: events.NewBus(), Metrics: metrics.New(cfg.Store), consoleDial: cfg.ConsoleDial}
 	if s.consoleDial == nil {
 		s.consoleDial = s.dialNode
+	}
+	if cfg.AgentBinary != "" {
+		s.agentBin = &agentBinary{path: cfg.AgentBinary, version: cfg.AgentVersion}
 	}
 	s.Metrics.AddUsage(usageSource{s})
 	eng, err := tasks.New(tasks.Config{

@@ -110,6 +110,22 @@ type MigrationAborter interface {
 	AbortMigration(ctx context.Context, name string) error
 }
 
+// IncomingPreparer readies a node to receive a machine by live migration
+// when the node does not share the source's files: the per-machine files
+// the hypervisor keeps beside the disks (the cloud-init seed, the console
+// log's directory) are made from the machine's spec, where the domain
+// names them (nodes keep them under the same state directory). Disks are
+// not its business (MigrationTarget.Disks).
+type IncomingPreparer interface {
+	// PrepareIncoming makes the files of the machine spec describes. A
+	// machine of that name already on the node is ErrAlreadyExists.
+	PrepareIncoming(ctx context.Context, spec Spec) error
+	// DiscardIncoming removes what PrepareIncoming made, unless the machine
+	// arrived (it is defined here: ErrConflict); nothing made is not an
+	// error.
+	DiscardIncoming(ctx context.Context, name string) error
+}
+
 // GuestAgent talks to an agent inside the guest.
 type GuestAgent interface {
 	// GuestAddresses returns the addresses the guest reports per interface.

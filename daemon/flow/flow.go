@@ -186,6 +186,16 @@ func (f *Flow) Register(e *tasks.Engine) {
 	e.OnUndo(undoDomain, onNode(f.nodeDriver, func(ctx context.Context, drv vmm.Driver, a vmArgs) error {
 		return removeDomain(ctx, drv, DomainName(a.VMID))
 	}))
+	e.OnUndo(undoIncoming, onNode(f.nodeDriver, func(ctx context.Context, drv vmm.Driver, a vmArgs) error {
+		p, ok := vmm.As[vmm.IncomingPreparer](drv)
+		if !ok {
+			return nil
+		}
+		if err := p.DiscardIncoming(ctx, DomainName(a.VMID)); err != nil && !errors.Is(err, virtplane.ErrConflict) {
+			return err // ErrConflict: the VM arrived, and its files are its own
+		}
+		return nil
+	}))
 	e.OnUndo(undoVolume, onNode(f.nodePool, func(ctx context.Context, pool storage.Pool, a vmArgs) error {
 		return deleteVolume(ctx, pool, VolumeName(a.VMID))
 	}))
@@ -201,6 +211,7 @@ const (
 	undoAddresses = "ipam.release-owner"
 	undoDomain    = "vmm.delete"
 	undoVolume    = "storage.delete"
+	undoIncoming  = "vmm.discard-incoming"
 )
 
 // VolumeName is the storage name of a VM's root disk.

@@ -367,6 +367,9 @@ func (f *Flow) migrateLive(ctx context.Context, r *tasks.Run, m *move) error {
 			_ = r.Progress(ctx, 20+int(70*p.DataProcessed/p.DataTotal), fmt.Sprintf("migrating: %d of %d MiB", p.DataProcessed>>20, p.DataTotal>>20))
 		}
 	}
+	if err := f.prepareIncoming(ctx, r, m); err != nil {
+		return err
+	}
 	if err := m.preparePort(ctx, r); err != nil {
 		return err
 	}
@@ -601,4 +604,26 @@ func (f *Flow) undoMigrateBack(ctx context.Context, raw json.RawMessage) error {
 		return err
 	}
 	return ports.Setup(ctx, port)
+}
+
+// prepareIncoming makes the VM's machine files (its cloud-init seed, its
+// console log's directory) on a target whose hypervisor keeps them apart
+// from the source's (a node with an agent of its own); nodes of one host
+// share them and their drivers have no IncomingPreparer.
+func (f *Flow) prepareIncoming(ctx context.Context, r *tasks.Run, m *move) error {
+	p, ok := vmm.As[vmm.IncomingPreparer](m.dstDrv)
+	if !ok {
+		return nil
+	}
+	ci, err := f.cloudInitAgain(ctx, m.vm)
+	if err != nil {
+		return err
+	}
+	spec := m.spec
+	if ci != nil {
+		spec.CloudInit = ci
+	}
+	return r.Step(ctx, "prepare machine files on node "+m.dst.Name, tasks.UndoAction(undoIncoming, m.args(m.dst.ID)), func(ctx context.Context) error {
+		return p.PrepareIncoming(ctx, spec)
+	})
 }

@@ -84,12 +84,13 @@ var netnsName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 // SSHAddress is the address of a node on another machine that the daemon
 // reaches over SSH, as Proxmox and VMmanager reach theirs:
 //
-//	ssh://root@node1.example:22?socket=/run/libvirt/libvirt-sock&agent=/usr/local/bin/virtplaned&netns=vms
+//	ssh://root@node1.example:22?socket=/run/libvirt/libvirt-sock&agent=/var/lib/virtplane/bin/virtplaned&netns=vms
 //
-// The daemon logs in as User on Host:Port with its key (the host key must
-// be in its known_hosts file), talks to the libvirtd at Socket on the node
-// through the connection, runs qemu-img there, and makes the VMs' network
-// ports with the virtplaned binary at Agent on the node, in the network
+// The daemon logs in as User on Host:Port (with the operator's password or
+// key once, when the node is added; with its own key after that, the host
+// key pinned), installs its own binary at Agent on the node and runs it
+// there as the node agent, which serves the libvirtd at Socket (or the
+// node's LXD), storage, network ports and commands, in the network
 // namespace Netns (empty: the node's own).
 type SSHAddress struct {
 	User   string
@@ -104,7 +105,7 @@ type SSHAddress struct {
 const (
 	DefaultSSHPort       = 22
 	DefaultLibvirtSocket = "/run/libvirt/libvirt-sock"
-	DefaultAgent         = "/usr/local/bin/virtplaned"
+	DefaultAgent         = "/var/lib/virtplane/bin/virtplaned"
 )
 
 // HostPort is what the daemon dials: host:port.

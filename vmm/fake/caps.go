@@ -439,6 +439,7 @@ func (d *Driver) arrive(name string, m *machine, uri string) error {
 		return virtplane.Errorf(virtplane.ErrAlreadyExists, "vm %q on %s", name, uri)
 	}
 	d.vms[name] = m
+	delete(d.incoming, name) // its prepared files are the machine's now
 	d.setState(name, m, vmm.StateRunning, "migrated")
 	return nil
 }
@@ -583,4 +584,42 @@ func (d *Driver) Usage(ctx context.Context, name string) (vmm.Usage, error) {
 		u.NICs = append(u.NICs, vmm.NICUsage{MAC: n.MAC})
 	}
 	return u, nil
+}
+
+// PrepareIncoming implements vmm.IncomingPreparer: it records that the
+// machine's files were made.
+func (d *Driver) PrepareIncoming(ctx context.Context, spec vmm.Spec) error {
+	if err := spec.Validate(); err != nil {
+		return err
+	}
+	if err := d.enter(ctx, "PrepareIncoming", spec.Name, spec); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	if _, ok := d.vms[spec.Name]; ok {
+		return virtplane.Errorf(virtplane.ErrAlreadyExists, "vm %q", spec.Name)
+	}
+	d.incoming[spec.Name] = true
+	return nil
+}
+
+// DiscardIncoming implements vmm.IncomingPreparer.
+func (d *Driver) DiscardIncoming(ctx context.Context, name string) error {
+	if err := d.enter(ctx, "DiscardIncoming", name, nil); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	if _, ok := d.vms[name]; ok {
+		return virtplane.Errorf(virtplane.ErrConflict, "vm %q arrived: its files stay", name)
+	}
+	delete(d.incoming, name)
+	return nil
+}
+
+// Incoming says whether files for an incoming machine were prepared and
+// not discarded (for tests).
+func (d *Driver) Incoming(name string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.incoming[name]
 }

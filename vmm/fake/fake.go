@@ -42,6 +42,7 @@ type Driver struct {
 	peers          map[string]*Driver
 	jobs           map[string]*migrationJob // outgoing migrations by machine
 	holdMigrations bool
+	incoming       map[string]bool // PrepareIncoming made their files
 	ignoreShutdown bool
 	now            func() time.Time
 }
@@ -74,6 +75,7 @@ var (
 	_ vmm.Consoler         = (*Driver)(nil)
 	_ vmm.Migrator         = (*Driver)(nil)
 	_ vmm.MigrationAborter = (*Driver)(nil)
+	_ vmm.IncomingPreparer = (*Driver)(nil)
 	_ vmm.GuestAgent       = (*Driver)(nil)
 	_ vmm.EventWatcher     = (*Driver)(nil)
 	_ vmm.UsageReporter    = (*Driver)(nil)
@@ -82,13 +84,14 @@ var (
 // New returns an empty fake node.
 func New(opts ...Option) *Driver {
 	d := &Driver{
-		vms:     map[string]*machine{},
-		faults:  map[string][]error{},
-		latency: map[string]time.Duration{},
-		subs:    map[chan vmm.Event]struct{}{},
-		peers:   map[string]*Driver{},
-		jobs:    map[string]*migrationJob{},
-		now:     time.Now,
+		vms:      map[string]*machine{},
+		faults:   map[string][]error{},
+		latency:  map[string]time.Duration{},
+		subs:     map[chan vmm.Event]struct{}{},
+		peers:    map[string]*Driver{},
+		jobs:     map[string]*migrationJob{},
+		incoming: map[string]bool{},
+		now:      time.Now,
 	}
 	for _, o := range opts {
 		o(d)

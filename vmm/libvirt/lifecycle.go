@@ -2,6 +2,8 @@ package libvirt
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -79,16 +81,9 @@ func (d *Driver) Create(ctx context.Context, spec vmm.Spec) (vmm.VM, error) {
 		return vmm.VM{}, err
 	}
 	r.Add(func() { _ = os.RemoveAll(dir) })
-	seed := ""
-	if ci := spec.CloudInit; ci != nil {
-		seed = filepath.Join(dir, "seed.iso")
-		img, err := cloudinit.ISO(cloudinit.Seed{UserData: ci.UserData, MetaData: ci.MetaData, NetworkConfig: ci.NetworkConfig})
-		if err != nil {
-			return vmm.VM{}, err
-		}
-		if err := os.WriteFile(seed, img, 0o640); err != nil {
-			return vmm.VM{}, err
-		}
+	seed, err := writeSeed(dir, spec.CloudInit)
+	if err != nil {
+		return vmm.VM{}, err
 	}
 	values, err := d.resolvedValues(ctx)
 	if err != nil {
@@ -293,4 +288,68 @@ func (d *Driver) List(ctx context.Context) ([]vmm.VM, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// writeSeed writes the cloud-init seed of a machine into its directory dir
+// and returns its path; "" when the machine has no cloud-init data.
+func writeSeed(dir string, ci *vmm.CloudInit) (string, error) {
+	if ci == nil {
+		return "", nil
+	}
+	seed := filepath.Join(dir, "seed.iso")
+	img, err := cloudinit.ISO(cloudinit.Seed{UserData: ci.UserData, MetaData: ci.MetaData, NetworkConfig: ci.NetworkConfig})
+	if err != nil {
+		return "", err
+	}
+	return seed, os.WriteFile(seed, img, 0o640)
+}
+
+// incomingMark is the file PrepareIncoming leaves in a machine directory
+// it made: only such a directory is DiscardIncoming's to remove.
+const incomingMark = ".incoming"
+
+// PrepareIncoming implements vmm.IncomingPreparer: the machine's directory
+// (where QEMU on this node writes its console log) and its seed. A
+// directory that is there already (drivers of one host sharing a state
+// directory: the source's own files) is left as it is.
+func (d *Driver) PrepareIncoming(ctx context.Context, spec vmm.Spec) error {
+	if err := spec.Validate(); err != nil {
+		return err
+	}
+	spec = spec.Normalize()
+	if _, err := d.lookup(ctx, spec.Name); err == nil {
+		return virtplane.Errorf(virtplane.ErrAlreadyExists, "vm %q", spec.Name)
+	} else if !virtplaneIs(err, virtplane.ErrNotFound) {
+		return err
+	}
+	dir := d.vmDir(spec.Name)
+	if err := os.Mkdir(dir, 0o750); errors.Is(err, fs.ErrExist) {
+		return nil
+	} else if err != nil {
+		return virtplane.Errorf(virtplane.ErrUnavailable, "vm %q: %v", spec.Name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, incomingMark), nil, 0o640); err != nil {
+		_ = os.RemoveAll(dir)
+		return virtplane.Errorf(virtplane.ErrUnavailable, "vm %q: %v", spec.Name, err)
+	}
+	if _, err := writeSeed(dir, spec.CloudInit); err != nil {
+		_ = os.RemoveAll(dir)
+		return err
+	}
+	return nil
+}
+
+// DiscardIncoming implements vmm.IncomingPreparer: it removes a directory
+// PrepareIncoming made, while no machine of that name is defined here.
+func (d *Driver) DiscardIncoming(ctx context.Context, name string) error {
+	if _, err := d.lookup(ctx, name); err == nil {
+		return virtplane.Errorf(virtplane.ErrConflict, "vm %q arrived: its files stay", name)
+	} else if !virtplaneIs(err, virtplane.ErrNotFound) {
+		return err
+	}
+	dir := d.vmDir(name)
+	if _, err := os.Stat(filepath.Join(dir, incomingMark)); err != nil {
+		return nil // not made by PrepareIncoming
+	}
+	return os.RemoveAll(dir)
 }

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,6 +43,10 @@ type agentFlags struct {
 	LXDSocket     string
 	LXDPool       string
 	LogLevel      string
+	// PIDFile, when set, gets this process's pid once it holds the state
+	// directory's lock: an agent started while another runs exits without
+	// touching it, so the file always names the agent that serves.
+	PIDFile string
 }
 
 func agentDefaults() agentFlags {
@@ -73,6 +78,7 @@ func agentCommand() *cobra.Command {
 	fl.StringVar(&f.LXDSocket, "lxd-socket", f.LXDSocket, "LXD's unix socket (with --hypervisor lxd)")
 	fl.StringVar(&f.LXDPool, "lxd-pool", f.LXDPool, "LXD storage pool of the containers' root disks")
 	fl.StringVar(&f.LogLevel, "log-level", f.LogLevel, "debug, info, warn or error")
+	fl.StringVar(&f.PIDFile, "pid-file", f.PIDFile, "file to write this agent's pid to once it holds the state directory (removed on exit)")
 	return cmd
 }
 
@@ -128,6 +134,13 @@ func runAgent(ctx context.Context, f agentFlags, logOut io.Writer) error {
 		return err
 	}
 	defer unlock()
+	if f.PIDFile != "" {
+		remove, err := writePIDFile(f.PIDFile)
+		if err != nil {
+			return err
+		}
+		defer remove()
+	}
 
 	node, closeNode, err := hostNode(ctx, f, dirs, log)
 	if err != nil {
@@ -158,6 +171,24 @@ func runAgent(ctx context.Context, f agentFlags, logOut io.Writer) error {
 		_ = srv.Close() // event streams end only with their callers
 	}
 	return <-served
+}
+
+// writePIDFile writes this process's pid to file (through a rename, so a
+// reader never sees half of it); remove deletes it if it still names us.
+func writePIDFile(file string) (remove func(), err error) {
+	pid := strconv.Itoa(os.Getpid())
+	tmp := file + ".new"
+	if err := os.WriteFile(tmp, []byte(pid+"\n"), 0o644); err != nil {
+		return nil, virtplane.Errorf(virtplane.ErrUnavailable, "agent: --pid-file: %v", err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		return nil, virtplane.Errorf(virtplane.ErrUnavailable, "agent: --pid-file: %v", err)
+	}
+	return func() {
+		if b, err := os.ReadFile(file); err == nil && strings.TrimSpace(string(b)) == pid {
+			_ = os.Remove(file)
+		}
+	}, nil
 }
 
 // lockDir holds an exclusive lock on dir: one agent per state directory.

@@ -36,6 +36,7 @@ import (
 	"github.com/virtplane/virtplane/storage/file"
 	"github.com/virtplane/virtplane/vmm"
 	"github.com/virtplane/virtplane/vmm/libvirt"
+	"github.com/virtplane/virtplane/vmm/lxd"
 )
 
 func main() {
@@ -63,14 +64,17 @@ type Config struct {
 	// one, stopped, before they take its tasks over (Go duration; 30s).
 	TaskLease    string `json:"task_lease"`
 	ShutdownWait string `json:"shutdown_wait"`
-	// SSHKeyFile and SSHKnownHostsFile are how the daemon logs in to nodes
-	// with ssh:// addresses: its private key, and the nodes' host keys.
+	// SSHKeyFile is the key the daemon logs in to ssh:// nodes with
+	// (default: one it makes in the data directory); SSHKnownHostsFile
+	// holds host keys of nodes recorded without a pinned one.
 	SSHKeyFile        string `json:"ssh_key_file"`
 	SSHKnownHostsFile string `json:"ssh_known_hosts_file"`
-	// SSHNodeDir is the directory on ssh:// nodes for their disks (unless
-	// the cluster has file storage), VM files and port records; the daemon
-	// must see it at the same path (shared storage).
-	SSHNodeDir string `json:"ssh_node_dir"`
+	// AgentBinary is the binary installed as the node agent on ssh://
+	// nodes (default: this one).
+	AgentBinary string `json:"agent_binary"`
+	// LXDSocket is the local LXD's socket: a node with address "local" in
+	// an lxd cluster runs its containers there, when it answers.
+	LXDSocket string `json:"lxd_socket"`
 	// MigrationAddress is the IP this host's libvirtd takes live
 	// migrations from other nodes on (empty: libvirt's choice).
 	MigrationAddress string `json:"migration_address"`
@@ -90,7 +94,7 @@ type Config struct {
 
 func defaults() Config {
 	return Config{Data: "./var", Listen: "127.0.0.1:8080", Store: "sqlite", Node: "auto",
-		LibvirtSock: "/run/libvirt/libvirt-sock", LogLevel: "info", ShutdownWait: "10s"}
+		LibvirtSock: "/run/libvirt/libvirt-sock", LXDSocket: "/var/lib/lxd/unix.socket", LogLevel: "info", ShutdownWait: "10s"}
 }
 
 func rootCommand(out io.Writer) *cobra.Command {
@@ -100,8 +104,22 @@ func rootCommand(out io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(serveCommand(out), portCommand(os.Stdin, out), agentCommand())
+	root.AddCommand(serveCommand(out), agentCommand(), versionCommand(out))
 	return root
+}
+
+// versionCommand prints the version the agent handshake compares: a
+// daemon asks the binary it installs on its nodes.
+func versionCommand(out io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print this binary's version",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			_, err := fmt.Fprintln(out, buildVersion())
+			return err
+		},
+	}
 }
 
 func serveCommand(out io.Writer) *cobra.Command {
@@ -213,8 +231,8 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 			node = daemon.LocalAddress
 		}
 	}
-	dcfg := daemon.Config{Store: st, Instance: cfg.Instance, Logger: log, Workers: cfg.TaskWorkers, Version: "dev", DataDir: cfg.Data,
-		LocalLibvirtSocket: cfg.LibvirtSock, SSHKeyFile: cfg.SSHKeyFile, SSHKnownHostsFile: cfg.SSHKnownHostsFile, SSHNodeDir: cfg.SSHNodeDir, LocalMigrationAddress: cfg.MigrationAddress, DomainType: domainType, DemoImage: cfg.DemoImage}
+	dcfg := daemon.Config{Store: st, Instance: cfg.Instance, Logger: log, Workers: cfg.TaskWorkers, Version: buildVersion(), AgentVersion: buildVersion(), DataDir: cfg.Data,
+		LocalLibvirtSocket: cfg.LibvirtSock, SSHKeyFile: cfg.SSHKeyFile, SSHKnownHostsFile: cfg.SSHKnownHostsFile, AgentBinary: cfg.AgentBinary, LocalMigrationAddress: cfg.MigrationAddress, DomainType: domainType, DemoImage: cfg.DemoImage}
 	if dcfg.Scripts, dcfg.Notify, err = cfg.scriptsAndNotify(); err != nil {
 		return err
 	}
@@ -242,6 +260,19 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		dcfg.LocalPorts = func(context.Context) (netport.Ports, error) {
 			h, _, err := netport.OpenKernelHost(ports, "") // open while the daemon runs
 			return h, err
+		}
+	}
+	if c, err := net.DialTimeout("unix", cfg.LXDSocket, time.Second); err == nil {
+		_ = c.Close()
+		// An lxd cluster's "local" node: this host's LXD.
+		dcfg.LocalLXD = func(context.Context) (vmm.Driver, error) {
+			return lxd.New(lxd.Config{Socket: cfg.LXDSocket})
+		}
+	}
+	if dcfg.AgentBinary == "" {
+		// ssh:// nodes run this very binary as their agent.
+		if dcfg.AgentBinary, err = os.Executable(); err != nil {
+			return virtplane.Errorf(virtplane.ErrUnavailable, "this binary's path: %v", err)
 		}
 	}
 	if cfg.TaskLease != "" {
