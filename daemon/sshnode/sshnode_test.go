@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -345,15 +344,4 @@ func TestLibvirtThroughTheConnection(t *testing.T) {
 
 	_, err = conn.DialUnix(t.Context(), "/nonexistent/libvirt-sock")
 	assert.ErrorIs(t, err, virtplane.ErrUnavailable)
-}
-
-// agent builds the virtplaned binary, the node agent.
-func agent(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "virtplaned")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/virtplane/virtplane/daemon/cmd/virtplaned")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, string(out))
-	return bin
 }
