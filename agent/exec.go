@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,9 +18,10 @@ import (
 
 // An exec call is a POST to /v1/exec/Run whose headers carry the command
 // and whose body is the command's standard input, streamed while the
-// command runs (full duplex). The answer is the command's standard output,
-// streamed as it comes, with the outcome in a trailer: a command's exit
-// status arrives after its output, which is already on its way.
+// command runs (full duplex). The answer is the command's standard output
+// and standard error, streamed as they come in frames (execFrame), with
+// the outcome in a trailer: a command's exit status arrives after its
+// output, which is already on its way.
 
 func (s *Server) registerExec() { s.addRaw("exec/Run", s.serveExec) }
 
@@ -66,7 +68,12 @@ func (s *Server) serveExec(ctx context.Context, w http.ResponseWriter, r *http.R
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.WriteHeader(http.StatusOK)
 	_ = rc.Flush()
-	err = storage.Stream(ctx, s.node.Exec, cmd, flushWriter{w: w, rc: rc})
+	frames := &frameWriter{w: w, rc: rc}
+	if se, ok := s.node.Exec.(storage.StreamExecutor); ok {
+		err = se.Stream(ctx, cmd, frames.stream(frameStdout), frames.stream(frameStderr))
+	} else {
+		err = storage.Stream(ctx, s.node.Exec, cmd, frames.stream(frameStdout))
+	}
 	if err != nil {
 		b, merr := json.Marshal(encodeError(err))
 		if merr != nil {
@@ -76,27 +83,92 @@ func (s *Server) serveExec(ctx context.Context, w http.ResponseWriter, r *http.R
 	}
 }
 
-// flushWriter sends every write of a command's output at once.
-type flushWriter struct {
+// An execFrame is one write of a command's output on the wire: a byte
+// naming the stream, the length (4 bytes, big endian), the bytes.
+const (
+	frameStdout   byte = 1
+	frameStderr   byte = 2
+	frameHeader        = 5
+	maxFrameBytes      = 1 << 20 // a larger write goes in several frames
+)
+
+// frameWriter sends every write of a command's output at once, framed;
+// the command's two streams write from two goroutines.
+type frameWriter struct {
+	mu sync.Mutex
 	w  io.Writer
 	rc *http.ResponseController
 }
 
-func (f flushWriter) Write(b []byte) (int, error) {
-	n, err := f.w.Write(b)
-	if err == nil {
-		err = f.rc.Flush()
+func (f *frameWriter) stream(kind byte) io.Writer {
+	return writerFunc(func(b []byte) (int, error) { return f.write(kind, b) })
+}
+
+func (f *frameWriter) write(kind byte, b []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for len(b) > 0 {
+		chunk := b[:min(len(b), maxFrameBytes)]
+		var h [frameHeader]byte
+		h[0] = kind
+		binary.BigEndian.PutUint32(h[1:], uint32(len(chunk)))
+		if _, err := f.w.Write(h[:]); err != nil {
+			return n, err
+		}
+		m, err := f.w.Write(chunk)
+		n += m
+		if err != nil {
+			return n, err
+		}
+		b = b[len(chunk):]
 	}
-	return n, err
+	return n, f.rc.Flush()
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (w writerFunc) Write(b []byte) (int, error) { return w(b) }
+
+// readFrames hands each frame of r to stdout or stderr until r ends; a
+// writer's failure ends it (kept in that recordingWriter: the caller tells
+// it from a broken connection, and the call's end stops the command).
+func readFrames(r io.Reader, stdout, stderr *recordingWriter) error {
+	var h [frameHeader]byte
+	for {
+		if _, err := io.ReadFull(r, h[:]); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		n := binary.BigEndian.Uint32(h[1:])
+		if n > maxFrameBytes {
+			return fmt.Errorf("exec frame of %d bytes", n)
+		}
+		to := stdout
+		switch h[0] {
+		case frameStdout:
+		case frameStderr:
+			to = stderr
+		default:
+			return fmt.Errorf("exec frame of kind %d", h[0])
+		}
+		if _, err := io.CopyN(to, r, int64(n)); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
 }
 
 // Exec returns the node's command executor. Its Stream
 // (storage.StreamExecutor) streams standard input to the node and standard
 // output back as they come, so that a volume can be piped from one node's executor into
-// another's; a failed command is a *storage.ExitError with its code and
-// standard error, as on the node (a caller that gives Stream a stderr
-// writer gets the standard error there, once the command ended: the wire
-// carries only the output as it comes). Commands are never sent twice.
+// another's; its standard error goes to the stderr writer as it comes (a
+// nil one collects it into the *storage.ExitError of a failed command, as
+// on the node). Commands are never sent twice.
 func (c *Client) Exec() storage.Executor { return remoteExec{c: c} }
 
 type remoteExec struct{ c *Client }
@@ -115,9 +187,19 @@ func (e remoteExec) Run(ctx context.Context, cmd storage.Command) ([]byte, error
 
 // Stream implements storage.StreamExecutor.
 func (e remoteExec) Stream(ctx context.Context, cmd storage.Command, stdout, stderr io.Writer) error {
-	err := e.stream(ctx, cmd, stdout)
+	var collected bytes.Buffer
+	to := stderr
+	if to == nil {
+		to = &collected
+	}
+	err := e.stream(ctx, cmd, stdout, to)
 	var ee *storage.ExitError
-	if stderr != nil && errors.As(err, &ee) && ee.Stderr != "" {
+	switch {
+	case !errors.As(err, &ee):
+	case stderr == nil && ee.Stderr == "":
+		ee.Stderr = collected.String()
+	case stderr != nil && ee.Stderr != "":
+		// A node executor that only collects: its text, once it ended.
 		if _, werr := io.WriteString(stderr, ee.Stderr); werr == nil {
 			ee.Stderr = ""
 		}
@@ -125,7 +207,7 @@ func (e remoteExec) Stream(ctx context.Context, cmd storage.Command, stdout, std
 	return err
 }
 
-func (e remoteExec) stream(ctx context.Context, cmd storage.Command, stdout io.Writer) error {
+func (e remoteExec) stream(ctx context.Context, cmd storage.Command, stdout, stderr io.Writer) error {
 	const method = "exec/Run"
 	ctx, cancel := e.c.callContext(ctx, true)
 	defer cancel()
@@ -161,10 +243,12 @@ func (e remoteExec) stream(ctx context.Context, cmd storage.Command, stdout io.W
 		return err
 	}
 	defer resp.Body.Close()
-	out := &recordingWriter{w: stdout}
-	if _, err := io.Copy(out, resp.Body); err != nil {
-		if out.err != nil {
-			return fmt.Errorf("%s: %s: %s: writing its output: %w", e.c.prefix(), method, cmd.Name, out.err)
+	out, errOut := &recordingWriter{w: stdout}, &recordingWriter{w: stderr}
+	if err := readFrames(resp.Body, out, errOut); err != nil {
+		for _, w := range []*recordingWriter{out, errOut} {
+			if w.err != nil {
+				return fmt.Errorf("%s: %s: %s: writing its output: %w", e.c.prefix(), method, cmd.Name, w.err)
+			}
 		}
 		return e.c.lost(ctx, method, err)
 	}

@@ -130,3 +130,56 @@ func TestExecBadCommandHeader(t *testing.T) {
 		assert.Equal(t, "invalid_argument", body["class"], "header %q: %v", h, body)
 	}
 }
+
+// TestExecStreamsStandardError: a caller that gives Stream a stderr writer
+// gets the command's standard error there as it comes, also of a command
+// that succeeds (a script's warnings), interleaved with the output in the
+// order written; a failed command's ExitError then carries none.
+func TestExecStreamsStandardError(t *testing.T) {
+	ex := localExec(t).(storage.StreamExecutor)
+	ctx := t.Context()
+	var out, errOut bytes.Buffer
+	require.NoError(t, ex.Stream(ctx, storage.Command{Name: "sh", Args: []string{"-c", "echo out1; echo warn >&2; echo out2"}}, &out, &errOut))
+	assert.Equal(t, "out1\nout2\n", out.String())
+	assert.Equal(t, "warn\n", errOut.String())
+
+	// Standard error arrives while the command still runs.
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- ex.Stream(ctx, storage.Command{Name: "sh", Args: []string{"-c", "echo early >&2; sleep 1; echo late >&2; sleep 30"}}, io.Discard, pw)
+	}()
+	line := make([]byte, len("early\n"))
+	got := make(chan error, 1)
+	go func() { _, err := io.ReadFull(pr, line); got <- err }()
+	select {
+	case err := <-got:
+		require.NoError(t, err)
+		assert.Equal(t, "early\n", string(line))
+	case <-time.After(10 * time.Second):
+		t.Fatal("the standard error of a running command did not arrive within 10 s")
+	}
+	_ = pr.Close() // the next write fails: the call ends and the command is stopped
+	select {
+	case err := <-done:
+		require.Error(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Stream did not end within 20 s of its stderr writer failing (the command sleeps 30 s)")
+	}
+
+	errOut.Reset()
+	err := ex.Stream(ctx, storage.Command{Name: "sh", Args: []string{"-c", "echo bad >&2; exit 4"}}, io.Discard, &errOut)
+	var ee *storage.ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 4, ee.Code)
+	assert.Equal(t, "bad\n", errOut.String())
+	assert.Empty(t, ee.Stderr, "the text went to the writer")
+
+	// Large output on both streams keeps its bytes and order per stream.
+	out.Reset()
+	errOut.Reset()
+	require.NoError(t, ex.Stream(ctx, storage.Command{Name: "sh", Args: []string{"-c", "seq 1 200000; seq 1 100000 >&2"}}, &out, &errOut))
+	assert.Equal(t, 200000, strings.Count(out.String(), "\n"))
+	assert.True(t, strings.HasSuffix(out.String(), "\n199999\n200000\n"))
+	assert.True(t, strings.HasSuffix(errOut.String(), "\n99999\n100000\n"))
+}

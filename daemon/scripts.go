@@ -75,7 +75,7 @@ func (s *Server) scriptServices() error {
 	}
 	sc := s.cfg.Scripts
 	s.Scripts, err = scriptrun.New(scriptrun.Config{Store: s.cfg.Store, Tasks: s.Tasks, NodeExecutor: s.nodeExecutor, Notify: s.Notify,
-		VMUser: sc.VMUser, SSHKeyFile: s.cfg.SSHKeyFile, SSHKnownHostsFile: s.cfg.SSHKnownHostsFile,
+		VMUser: sc.VMUser, NodeLogin: s.nodeLogin,
 		DefaultTimeout: sc.DefaultTimeout, BootWait: sc.BootWait, Parallel: sc.Parallel, Logger: s.cfg.Logger})
 	if err != nil {
 		return err

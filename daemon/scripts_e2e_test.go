@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,10 +27,11 @@ import (
 	"github.com/virtplane/virtplane/scripts/mail"
 )
 
-// scriptEnv is a daemon that reaches the loopback sshd as an ssh:// node
+// scriptEnv is a daemon that reaches a node host (network and mount
+// namespaces of its own, with libvirtd and sshd) as an ssh:// agent node
 // and mails through a go-smtp server on loopback, with users alice and bob,
 // a cluster "vms" of one simulated node whose VMs take their addresses from
-// the guest namespaces' /30s, and a cluster "ops" whose node is the sshd.
+// the guest namespaces' /30s, and a cluster "ops" whose node is that host.
 type scriptEnv struct {
 	srv        *daemon.Server
 	st         store.Store
@@ -42,21 +44,23 @@ type scriptEnv struct {
 	vms        model.Cluster
 	pool       model.IPPool
 	image      model.Image
-	node       model.Node // the ssh:// node
-	sshd       testenv.SSH
+	node       model.Node           // the ssh:// node
+	host       *testenv.LibvirtHost // its host
 }
 
 func newScriptEnv(t *testing.T, guests int) *scriptEnv {
 	t.Helper()
-	// ssh:// nodes run the node agent now; this env's node is the loopback
-	// sshd, which must become an agent node host (issue 16, open).
-	t.Skip("scripts env: the ssh:// node must become an agent node host (issue 16)")
 	ctx := t.Context()
-	e := &scriptEnv{sshd: testenv.RequireSSH(t), smtp: smtptest.Start(t), st: dbtest.SQLite(t)}
+	lv := testenv.RequireLibvirt(t)
+	priv, pub := testenv.NewSSHKey(t)
+	e := &scriptEnv{smtp: smtptest.Start(t), st: dbtest.SQLite(t)}
+	e.host = testenv.StartLibvirtHost(t, "vpt-scripts-node", "", 0, testenv.OnUnderlay(testenv.NewUnderlay(t)),
+		testenv.WithSSH(testenv.SSHLogin{AuthorizedKeys: []string{pub}}))
 	var prefix string
 	prefix, e.guests = guestNets(t, guests)
-	srv, err := daemon.New(daemon.Config{Store: e.st, Instance: "scripts", DataDir: t.TempDir(),
-		SSHKeyFile: e.sshd.KeyFile, SSHKnownHostsFile: e.sshd.KnownHosts,
+	dir := hostTempDir(t, "vpt-scripts-")
+	srv, err := daemon.New(daemon.Config{Store: e.st, Instance: "scripts", DataDir: filepath.Join(dir, "data"),
+		AgentBinary: buildAgent(t, dir), DomainType: lv.DomainType,
 		Scripts: daemon.ScriptsConfig{BootWait: time.Minute},
 		Notify: daemon.NotifyConfig{SMTP: &mail.Config{Host: "127.0.0.1", Port: e.smtp.Port(), From: "panel@example.test", TLS: mail.NoTLS, Timeout: 10 * time.Second},
 			RetryMin: 100 * time.Millisecond, RetryMax: time.Second, Poll: 50 * time.Millisecond}})
@@ -88,7 +92,8 @@ func newScriptEnv(t *testing.T, guests int) *scriptEnv {
 	require.NoError(t, err)
 	ops, err := e.admin.CreateCluster(ctx, api.ClusterBody{Name: "ops", VirtType: "kvm", Strategy: "even", CPUOvercommit: 1, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: "bridge"})
 	require.NoError(t, err)
-	e.node, err = e.admin.AddNode(ctx, api.NodeBody{ClusterID: ops.ID, Name: "node1", Address: "ssh://" + e.sshd.User + "@" + e.sshd.Addr, Cores: 1, MemoryMiB: 1024, DiskGiB: 1})
+	e.node, err = e.admin.AddNode(ctx, api.NodeBody{ClusterID: ops.ID, Name: "node1", Address: "ssh://root@" + e.host.SSH.Addr,
+		SSHPrivateKey: priv, HostKeyFingerprint: e.host.SSH.HostKeyFingerprint})
 	require.NoError(t, err)
 	return e
 }
@@ -130,7 +135,7 @@ func (e *scriptEnv) guestOf(t *testing.T, vm model.VM) guestNet {
 // hidden variable and a hostile parameter on two "VMs" (sshd instances in
 // network namespaces of their own, reached over the addresses the daemon
 // gave the VMs, logging in with the VMs' script keys) and on an ssh://
-// node (the loopback sshd, through the node's connection). Outputs are in
+// node (a node host, through its agent). Outputs are in
 // the task log with the hidden value masked; exit codes per target; the
 // VM's host key is pinned and a changed one refused; a cancel kills the
 // script on the VM; an Ansible playbook runs on the node.

@@ -34,9 +34,10 @@ type Config struct {
 	Notify Notifier
 	// VMUser logs in to VMs (default root).
 	VMUser string
-	// SSHKeyFile and SSHKnownHostsFile are the daemon's key and its
-	// nodes' host keys: Ansible playbooks reach ssh:// nodes with them.
-	SSHKeyFile, SSHKnownHostsFile string
+	// NodeLogin gives the files Ansible reaches an ssh:// node with: the
+	// daemon's key and a known_hosts file holding the node's pinned host
+	// key; nil refuses Ansible playbooks on nodes.
+	NodeLogin func(ctx context.Context, n model.Node) (NodeLogin, error)
 	// DefaultTimeout bounds a run that names no timeout (default 30 min).
 	DefaultTimeout time.Duration
 	// BootWait is how long a run after a VM's create waits for the VM's
@@ -47,6 +48,11 @@ type Config struct {
 	// AnsiblePlaybook is the ansible-playbook binary (default from PATH).
 	AnsiblePlaybook string
 	Logger          *slog.Logger
+}
+
+// NodeLogin is how OpenSSH clients (Ansible) log in to a node.
+type NodeLogin struct {
+	PrivateKeyFile, KnownHostsFile string
 }
 
 // Service is the daemon's script catalog, variables and runs.

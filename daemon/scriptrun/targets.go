@@ -338,7 +338,7 @@ func (s *Service) runners(ctx context.Context, kind scripts.Kind, ts []target, w
 			}
 			rs[t.Name] = runner
 		case TargetNode:
-			r, err := s.nodeRunner(kind, t.node, &lt)
+			r, err := s.nodeRunner(ctx, kind, t.node, &lt)
 			if err != nil {
 				return nil, nil, nil, err
 			}
@@ -349,17 +349,21 @@ func (s *Service) runners(ctx context.Context, kind scripts.Kind, ts []target, w
 	return rs, libTargets, pins, nil
 }
 
-func (s *Service) nodeRunner(kind scripts.Kind, n model.Node, lt *scripts.Target) (scripts.Runner, error) {
+func (s *Service) nodeRunner(ctx context.Context, kind scripts.Kind, n model.Node, lt *scripts.Target) (scripts.Runner, error) {
 	if kind == scripts.Ansible {
 		sa, ok, err := model.ParseSSHAddress("address", n.Address)
 		if err != nil || !ok {
 			return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: Ansible playbooks run on ssh:// nodes, and its address is %s", n.Name, n.Address)
 		}
-		if s.cfg.SSHKeyFile == "" || s.cfg.SSHKnownHostsFile == "" {
-			return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: Ansible needs the daemon's ssh_key_file and ssh_known_hosts_file", n.Name)
+		if s.cfg.NodeLogin == nil {
+			return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: this daemon gives Ansible no login to its nodes", n.Name)
+		}
+		login, err := s.cfg.NodeLogin(ctx, n)
+		if err != nil {
+			return nil, err
 		}
 		lt.Address, lt.User = net.JoinHostPort(sa.Host, strconv.Itoa(sa.Port)), sa.User
-		return ansible.New(ansible.Config{User: sa.User, PrivateKeyFile: s.cfg.SSHKeyFile, KnownHostsFile: s.cfg.SSHKnownHostsFile, Playbook: s.cfg.AnsiblePlaybook})
+		return ansible.New(ansible.Config{User: sa.User, PrivateKeyFile: login.PrivateKeyFile, KnownHostsFile: login.KnownHostsFile, Playbook: s.cfg.AnsiblePlaybook})
 	}
 	if s.cfg.NodeExecutor == nil {
 		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: this daemon runs no commands on nodes", n.Name)
