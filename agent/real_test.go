@@ -78,6 +78,7 @@ func TestVMMConformanceLXD(t *testing.T) {
 			NoIOWeight:           true,
 			GuestAgent:           true,
 			BootTimeout:          time.Minute,
+			WaitBooted:           vmmtest.WaitGuestProcess(remote, "sleep"), // busybox init respawns it once its signals are set up
 		}
 	})
 }

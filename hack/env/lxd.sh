@@ -33,17 +33,25 @@ profiles:
 YAML
   say "lxd initialised: dir pool 'default', no network"
 fi
-if ! lxc image info busybox >/dev/null 2>&1; then
+# The test image. Its init is a shell that ignores LXD's shutdown signal
+# (SIGPWR): a guest that ignores a clean shutdown, as the conformance
+# suite expects (busybox's own init ends the container a second or two
+# after a caller's timeout instead). Force stops (SIGKILL) end it. The
+# alias names the image's version: a changed image gets a new one.
+IMG=busybox-3
+for old in busybox busybox-2; do lxc image delete "$old" >/dev/null 2>&1 || true; done
+if ! lxc image info "$IMG" >/dev/null 2>&1; then
   W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
   R=$W/rootfs; mkdir -p "$R"/{bin,sbin,etc,proc,sys,dev,tmp,root,run,usr/bin,usr/sbin}
   cp /bin/busybox "$R/bin/"
   for a in $("$R/bin/busybox" --list-full); do [ -e "$R/$a" ] || ln -s /bin/busybox "$R/$a"; done
-  printf '::sysinit:/bin/true\n::respawn:/bin/sleep 3600\n' >"$R/etc/inittab"
+  rm -f "$R/sbin/init"
+  printf '#!/bin/sh\ntrap "" PWR\nwhile :; do sleep 3600 & wait; done\n' >"$R/sbin/init"; chmod 755 "$R/sbin/init"
   printf 'root:x:0:0:root:/root:/bin/sh\n' >"$R/etc/passwd"; printf 'root:x:0:\n' >"$R/etc/group"
   printf 'architecture: x86_64\ncreation_date: %s\nproperties:\n  os: busybox\n  description: busybox test image\n' "$(date +%s)" >"$W/metadata.yaml"
   tar -C "$W" -czf "$W/meta.tar.gz" metadata.yaml
   tar -C "$R" -czf "$W/rootfs.tar.gz" .
-  lxc image import "$W/meta.tar.gz" "$W/rootfs.tar.gz" --alias busybox >/dev/null
-  say "imported busybox image"
+  lxc image import "$W/meta.tar.gz" "$W/rootfs.tar.gz" --alias "$IMG" >/dev/null
+  say "imported the $IMG image"
 fi
-write_env lxd "SOCKET=$SOCK" "POOL=default" "IMAGE=busybox"
+write_env lxd "SOCKET=$SOCK" "POOL=default" "IMAGE=$IMG"

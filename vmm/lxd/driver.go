@@ -350,7 +350,29 @@ func (d *Driver) Delete(ctx context.Context, name string) error {
 	if st := stateOf(in.Status); st != vmm.StateStopped && st != vmm.StateCrashed {
 		return virtplane.Errorf(virtplane.ErrConflict, "vm %q is %s: cannot delete", name, st)
 	}
-	return d.c.call(ctx, http.MethodDelete, "/1.0/instances/"+esc(name), nil, nil)
+	return whileBusy(ctx, func() error { return d.c.call(ctx, http.MethodDelete, "/1.0/instances/"+esc(name), nil, nil) })
+}
+
+// busyWait bounds how long a call waits out LXD's lock of an instance: the
+// lock of an operation that already answered (a stop) is released a moment
+// after its answer, and a call in that moment is refused as busy.
+const busyWait = 10 * time.Second
+
+// whileBusy runs call again while LXD says the instance is busy with
+// another operation, for at most busyWait.
+func whileBusy(ctx context.Context, call func() error) error {
+	end := time.Now().Add(busyWait)
+	for {
+		err := call()
+		if err == nil || !strings.Contains(err.Error(), "is busy running") || time.Now().After(end) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // patch applies a partial update of config and devices (sync in LXD).

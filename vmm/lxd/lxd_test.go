@@ -43,6 +43,7 @@ func TestConformance(t *testing.T) {
 			NoIOWeight:           true, // no blkio/io.weight controller here
 			GuestAgent:           true, // LXD exec reaches into every container
 			BootTimeout:          time.Minute,
+			WaitBooted:           vmmtest.WaitGuestProcess(d, "sleep"), // busybox init respawns it once its signals are set up
 		}
 	})
 }
