@@ -42,10 +42,13 @@ func TestNodeHosts(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		var out bytes.Buffer
-		s.Stdout, s.Stderr = &out, &out
+		// Two buffers: one shared by both streams lost the output now and
+		// then (bytes.Buffer.ReadFrom, which io.Copy of the empty stderr
+		// uses, sets the length it began with back when it ends).
+		var out, errOut bytes.Buffer
+		s.Stdout, s.Stderr = &out, &errOut
 		if err := s.Run(cmd); err != nil {
-			t.Fatalf("%s on %s: %v: %s", cmd, h.Name, err, out.String())
+			t.Fatalf("%s on %s: %v: %s%s", cmd, h.Name, err, out.String(), errOut.String())
 		}
 		return strings.TrimSpace(out.String())
 	}
