@@ -72,14 +72,11 @@ func makeKeyFile(file string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		return virtplane.Errorf(virtplane.ErrUnavailable, "ssh key directory: %v", err)
-	}
-	tmp := file + ".new"
-	if err := os.WriteFile(tmp, pem.EncodeToMemory(blk), 0o600); err != nil {
+	// writeFileAtomic's temporary file is 0600, as a private key must be.
+	if err := writeFileAtomic(file, pem.EncodeToMemory(blk)); err != nil {
 		return virtplane.Errorf(virtplane.ErrUnavailable, "ssh key file: %v", err)
 	}
-	return os.Rename(tmp, file)
+	return nil
 }
 
 // nodeLogin is what OpenSSH clients the daemon runs (Ansible) log in to an
