@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"reflect"
 	"slices"
 	"sort"
@@ -13,29 +12,12 @@ import (
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/storage"
-	"github.com/virtplane/virtplane/storage/file"
+	"github.com/virtplane/virtplane/storage/opener"
 )
 
 // PoolSpec is a storage pool the controller asks a node to open: a
 // cluster's storage, by driver and where it keeps data.
-type PoolSpec struct {
-	// Name is the pool's name on the node (and in Client.Pool).
-	Name string `json:"name"`
-	// Driver selects the opener: "file", or a driver the agent's binary
-	// registered (Node.PoolOpeners).
-	Driver string `json:"driver"`
-	// Path is the driver's location: a directory (file), a volume group
-	// (lvm), an RBD pool (ceph).
-	Path string            `json:"path,omitempty"`
-	Tags map[string]string `json:"tags,omitempty"`
-	// Options are the driver's further settings; an opener refuses those
-	// it does not know.
-	Options map[string]string `json:"options,omitempty"`
-}
-
-func (p PoolSpec) equal(o PoolSpec) bool {
-	return p.Name == o.Name && p.Driver == o.Driver && p.Path == o.Path && maps.Equal(p.Tags, o.Tags) && maps.Equal(p.Options, o.Options)
-}
+type PoolSpec = opener.Spec
 
 // PoolOpener opens the pool spec describes on this node; ex is the node's
 // executor (nil: none configured).
@@ -43,17 +25,14 @@ type PoolOpener func(ctx context.Context, spec PoolSpec, ex storage.Executor) (s
 
 // FileOpener opens a file pool (storage/file) in spec.Path, creating the
 // directory when it is missing. It takes no options.
-func FileOpener(_ context.Context, spec PoolSpec, ex storage.Executor) (storage.Pool, error) {
+func FileOpener(ctx context.Context, spec PoolSpec, ex storage.Executor) (storage.Pool, error) {
 	if err := NoOptions(spec); err != nil {
 		return nil, err
 	}
 	if err := storage.ValidatePath("pool "+spec.Name+" path", spec.Path); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(spec.Path, 0o755); err != nil {
-		return nil, virtplane.Errorf(virtplane.ErrUnavailable, "pool %s: directory %s: %v", spec.Name, spec.Path, err)
-	}
-	return file.New(file.Config{Name: spec.Name, Dir: spec.Path, Tags: spec.Tags, Exec: ex})
+	return opener.File().Open(ctx, spec, ex)
 }
 
 // NoOptions refuses a spec with options, for openers that take none.
@@ -207,7 +186,7 @@ func (s *Server) openPool(ctx context.Context, spec PoolSpec) (*openPool, error)
 	cur, ok := s.pools[spec.Name]
 	s.poolsMu.RUnlock()
 	if ok {
-		if cur.spec != nil && cur.spec.equal(spec) {
+		if cur.spec != nil && cur.spec.Equal(spec) {
 			return cur, nil
 		}
 		return nil, virtplane.Errorf(virtplane.ErrConflict, "agent: pool %q is open already, with another spec", spec.Name)

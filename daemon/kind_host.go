@@ -11,6 +11,7 @@ import (
 	"github.com/virtplane/virtplane/daemon/node"
 	netport "github.com/virtplane/virtplane/network/port"
 	"github.com/virtplane/virtplane/storage"
+	"github.com/virtplane/virtplane/storage/opener"
 	"github.com/virtplane/virtplane/vmm/libvirt"
 )
 
@@ -56,13 +57,12 @@ func (s *Server) hostKind() node.Kind {
 			if err != nil {
 				return nil, err
 			}
-			pools := &filePools{exec: storage.LocalExecutor{}}
 			return &node.Backend{
 				VMM: drv, Ports: ports, Exec: storage.LocalExecutor{}, Facts: facts,
 				Handle: libvirtHere{URI: la.URI, MigrationAddress: la.MigrationAddress}, MigrateTo: migrateHere,
-				Pool: func(_ context.Context, ref model.StorageRef) (storage.Pool, error) { return pools.open(n, ref) },
-				OwnPool: func(context.Context) (storage.Pool, error) {
-					return pools.dir("node", filepath.Join(s.cfg.DataDir, "nodes", n.ID, "images"))
+				Pool: s.storage.hostPools(),
+				OwnPool: func(ctx context.Context) (storage.Pool, error) {
+					return s.storage.open(ctx, opener.Spec{Name: "node", Driver: "file", Path: filepath.Join(s.cfg.DataDir, "nodes", n.ID, "images")})
 				},
 				Close: drv.Close,
 			}, nil

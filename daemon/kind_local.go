@@ -57,8 +57,7 @@ func (s *Server) localKind() node.Kind {
 				}
 				b.OwnPool = func(context.Context) (storage.Pool, error) { return own, nil }
 			}
-			pools := &filePools{exec: storage.LocalExecutor{}}
-			b.Pool = func(_ context.Context, ref model.StorageRef) (storage.Pool, error) { return pools.open(t.Node, ref) }
+			b.Pool = s.storage.hostPools()
 			return b, nil
 		},
 	}

@@ -315,7 +315,7 @@ func (s *Server) openSSH(ctx context.Context, t node.Target) (*node.Backend, err
 		Facts:   func(ctx context.Context) (node.Facts, error) { return agentFacts(ctx, cl) },
 		OwnPool: func(context.Context) (storage.Pool, error) { return cl.Pool("local"), nil },
 		Pool: func(ctx context.Context, ref model.StorageRef) (storage.Pool, error) {
-			return cl.OpenPool(ctx, agent.PoolSpec{Name: ref.Name, Driver: ref.Driver, Path: ref.Path})
+			return cl.OpenPool(ctx, node.PoolSpec(ref))
 		},
 		// A console port the node's hypervisor listens on at 127.0.0.1.
 		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {

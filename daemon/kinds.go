@@ -11,14 +11,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/daemon/node"
-	"github.com/virtplane/virtplane/storage"
-	"github.com/virtplane/virtplane/storage/file"
 	"github.com/virtplane/virtplane/vmm"
 )
 
@@ -97,42 +94,6 @@ func (a nodeAdmin) Forget(ctx context.Context, n model.Node) { a.s.forget(n.ID) 
 
 // Forms describes the node addresses this daemon reads.
 func (a nodeAdmin) Forms() string { return a.s.kinds.Forms() }
-
-// filePools opens file pools by directory, each once: the pools of the
-// nodes whose disks are in this host's file system.
-type filePools struct {
-	exec storage.Executor
-	mu   sync.Mutex
-	dirs map[string]storage.Pool
-}
-
-// open returns the file pool of a cluster storage (its directory made).
-func (p *filePools) open(n model.Node, ref model.StorageRef) (storage.Pool, error) {
-	if ref.Driver != "file" {
-		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "node %s: storage %s: the %s driver on this kind of node", n.Name, ref.Name, ref.Driver)
-	}
-	return p.dir(ref.Name, ref.Path)
-}
-
-func (p *filePools) dir(name, dir string) (storage.Pool, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if pool, ok := p.dirs[dir]; ok {
-		return pool, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	pool, err := file.New(file.Config{Name: name, Dir: dir, Exec: p.exec})
-	if err != nil {
-		return nil, err
-	}
-	if p.dirs == nil {
-		p.dirs = map[string]storage.Pool{}
-	}
-	p.dirs[dir] = pool
-	return pool, nil
-}
 
 // libvirtHere is the handle of a node whose libvirtd runs on this host:
 // how another libvirtd here reaches it for a peer-to-peer migration.

@@ -27,6 +27,7 @@ import (
 	"github.com/virtplane/virtplane/network/ipam"
 	netport "github.com/virtplane/virtplane/network/port"
 	"github.com/virtplane/virtplane/storage"
+	"github.com/virtplane/virtplane/storage/opener"
 	"github.com/virtplane/virtplane/vmm"
 )
 
@@ -50,6 +51,11 @@ type Config struct {
 	// NodeKinds adds node kinds to the built-in ones (sim, local,
 	// qemu+unix, ssh), or replaces one of them by name.
 	NodeKinds []node.Kind
+	// StorageDrivers adds storage drivers to those of storage/opener
+	// (file, lvm, san-lvm, san-iscsi, ceph), or replaces one by name. They
+	// open the local storages of nodes on this host and every cluster's
+	// shared storages; agent nodes open theirs with the agent's own.
+	StorageDrivers []opener.Driver
 	// LocalDriver opens the hypervisor of a node with address "local" (the
 	// local libvirtd); nil refuses such nodes with ErrNotImplemented.
 	LocalDriver func(ctx context.Context) (vmm.Driver, error)
@@ -138,8 +144,9 @@ type Server struct {
 	Notify  *notify.Service
 	watch   *events.Subscription // the events Notify turns into notifications
 
-	kinds *node.Kinds
-	mu    sync.Mutex
+	kinds   *node.Kinds
+	storage *storageDrivers
+	mu      sync.Mutex
 	// backends are the opened nodes by node ID.
 	backends map[string]openedBackend
 
@@ -304,6 +311,9 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.backends = map[string]openedBackend{}
+	if s.storage, err = newStorageDrivers(cfg.StorageDrivers); err != nil {
+		return nil, err
+	}
 	if s.kinds, err = node.NewKinds(append(s.builtinKinds(), cfg.NodeKinds...)...); err != nil {
 		return nil, err
 	}
@@ -315,7 +325,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		ops = append(ops, flow.WithImageCache(cache))
 	}
-	if s.Flow, err = flow.New(flow.Config{Store: cfg.Store, Events: s.Events, IPAM: s.IPAM, Node: s.Backend}, ops...); err != nil {
+	if s.Flow, err = flow.New(flow.Config{Store: cfg.Store, Events: s.Events, IPAM: s.IPAM, Node: s.Backend, Shared: s.storage}, ops...); err != nil {
 		return nil, err
 	}
 	s.Flow.Register(eng)
@@ -324,7 +334,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.API, err = api.New(api.Config{
 		Store: cfg.Store, Tasks: eng, Auth: s.Auth, Events: s.Events, Metrics: s.Metrics,
-		Version: cfg.Version, IPAM: s.IPAM, Invalidate: s.Flow.Invalidate, Nodes: nodeAdmin{s},
+		Version: cfg.Version, IPAM: s.IPAM, Invalidate: s.Flow.Invalidate, Nodes: nodeAdmin{s}, Storages: storageAdmin{s},
 		Backend: s.Flow, Console: consoles{s}, CheckOverride: s.checkOverride, ConsoleTicketTTL: cfg.ConsoleTicketTTL,
 		Scripts: s.Scripts, Notify: s.Notify,
 	})

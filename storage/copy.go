@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/internal/revert"
 )
 
@@ -15,12 +16,25 @@ import (
 // destination keeps the source's format when dst accepts it, else takes dst's
 // default. On any failure the new volume is deleted again.
 func CopyVolume(ctx context.Context, ex Executor, src Pool, srcName string, dst Pool, dstName string) (Volume, error) {
+	return CopyVolumeSized(ctx, ex, src, srcName, dst, dstName, 0)
+}
+
+// CopyVolumeSized is CopyVolume into a new volume of size bytes (0: the
+// source's size): a full copy of an image that becomes a larger disk. A
+// size smaller than the source's is ErrInvalidArgument.
+func CopyVolumeSized(ctx context.Context, ex Executor, src Pool, srcName string, dst Pool, dstName string, size int64) (Volume, error) {
 	if err := ValidateName("destination volume name", dstName); err != nil {
 		return Volume{}, err
 	}
 	sv, err := src.Volume(ctx, srcName)
 	if err != nil {
 		return Volume{}, err
+	}
+	if size == 0 {
+		size = sv.Capacity
+	}
+	if size < sv.Capacity {
+		return Volume{}, virtplane.Errorf(virtplane.ErrInvalidArgument, "copy of %q: size %d is smaller than the source's %d", srcName, size, sv.Capacity)
 	}
 	dinfo, err := dst.Info(ctx)
 	if err != nil {
@@ -41,7 +55,7 @@ func CopyVolume(ctx context.Context, ex Executor, src Pool, srcName string, dst 
 		}
 		defer func() { _ = a.Deactivate(undoCtx, srcName) }()
 	}
-	dv, err := dst.Create(ctx, VolumeSpec{Name: dstName, Size: sv.Capacity, Format: format})
+	dv, err := dst.Create(ctx, VolumeSpec{Name: dstName, Size: size, Format: format})
 	if err != nil {
 		return Volume{}, err
 	}

@@ -34,16 +34,6 @@ func (b ClusterBody) apply(c *model.Cluster) error {
 	if err := model.ValidName("name", b.Name); err != nil {
 		return field("body.name", err)
 	}
-	seen := map[string]bool{}
-	for i, st := range b.Storages {
-		if err := model.ValidName("storage name", st.Name); err != nil || seen[st.Name] {
-			if err == nil {
-				err = virtplane.Errorf(virtplane.ErrInvalidArgument, "storage %q appears twice", st.Name)
-			}
-			return field("body.storages["+itoa(i)+"].name", err)
-		}
-		seen[st.Name] = true
-	}
 	c.Name, c.VirtType, c.Strategy = b.Name, b.VirtType, b.Strategy
 	c.CPUOvercommit, c.RAMOvercommit, c.DiskOvercommit = b.CPUOvercommit, b.RAMOvercommit, b.DiskOvercommit
 	c.MaxVMs, c.MaxVMsPerNode, c.NetworkMode, c.Bridge, c.VNI = b.MaxVMs, b.MaxVMsPerNode, b.NetworkMode, b.Bridge, b.VNI
@@ -54,7 +44,7 @@ func (b ClusterBody) apply(c *model.Cluster) error {
 	if c.Storages == nil {
 		c.Storages = []model.StorageRef{}
 	}
-	return nil
+	return modelField(c.ValidateStorages())
 }
 
 // ClusterPatch changes a cluster: only the fields sent change, the others
@@ -138,6 +128,12 @@ func (s *Server) registerClusters() {
 		if err := in.Body.apply(&c); err != nil {
 			return nil, problem(err)
 		}
+		if err := s.validateStorages(c); err != nil {
+			return nil, problem(err)
+		}
+		if err := s.checkStorages(ctx, model.Cluster{}, c); err != nil {
+			return nil, problem(err)
+		}
 		data, err := encode(c)
 		if err != nil {
 			return nil, problem(err)
@@ -158,8 +154,25 @@ func (s *Server) registerClusters() {
 		if err := requireAdmin(ctx); err != nil {
 			return nil, problem(err)
 		}
+		// The storages new or changed are reached before the write
+		// transaction (they wait on backends); the transaction checks
+		// again that the cluster still has what they were checked against.
+		cur, _, err := getObject[model.Cluster](ctx, s.st, store.KindCluster, in.ID, "path.id")
+		if err != nil {
+			return nil, problem(err)
+		}
+		checked := cur
+		if err := in.Body.over(cur).apply(&checked); err != nil {
+			return nil, problem(err)
+		}
+		if err := s.validateStorages(checked); err != nil {
+			return nil, problem(err)
+		}
+		if err := s.checkStorages(ctx, cur, checked); err != nil {
+			return nil, problem(err)
+		}
 		var c model.Cluster
-		err := s.st.Update(ctx, func(tx store.Tx) error {
+		err = s.st.Update(ctx, func(tx store.Tx) error {
 			var o store.Object
 			var err error
 			if c, o, err = getObject[model.Cluster](ctx, tx, store.KindCluster, in.ID, "path.id"); err != nil {
@@ -174,6 +187,12 @@ func (s *Server) registerClusters() {
 				return err
 			}
 			if err := networkChange(ctx, tx, old, c); err != nil {
+				return err
+			}
+			if len(changedStorages(checked, c)) > 0 {
+				return field("body.storages", virtplane.Errorf(virtplane.ErrConflict, "cluster %s changed meanwhile: send the change again", c.ID))
+			}
+			if err := storagesInUse(ctx, tx, old, c); err != nil {
 				return err
 			}
 			if o.Data, err = encode(c); err != nil {

@@ -54,6 +54,9 @@ type Config struct {
 	Invalidate func(clusterID string)
 	// Nodes reads node addresses and prepares new nodes; nil reads none.
 	Nodes NodeAdmin
+	// Storages checks cluster storages against the drivers; nil accepts
+	// file storages only.
+	Storages StorageAdmin
 	// ConsoleTicketTTL is how long a console ticket waits to be used;
 	// default console.DefaultTTL.
 	ConsoleTicketTTL time.Duration
@@ -128,6 +131,7 @@ func New(cfg Config) (*Server, error) {
 	s.registerQuotas()
 	s.registerAudit()
 	s.registerClusters()
+	s.registerStorageDrivers()
 	s.registerNodes()
 	s.registerPools()
 	s.registerImages()

@@ -20,16 +20,20 @@ import (
 
 // VMCreateBody asks for a VM.
 type VMCreateBody struct {
-	Name      string   `json:"name" minLength:"1" maxLength:"63"`
-	ClusterID string   `json:"cluster_id" minLength:"1"`
-	ImageID   string   `json:"image_id" minLength:"1"`
-	PoolID    string   `json:"pool_id" minLength:"1" doc:"IP pool the VM's address comes from"`
-	CPUs      int      `json:"cpus" minimum:"1" maximum:"256"`
-	MemoryMiB int64    `json:"memory_mib" minimum:"64" maximum:"4194304"`
-	DiskGiB   int64    `json:"disk_gib" minimum:"1" maximum:"65536"`
-	SSHKeys   []string `json:"ssh_keys,omitempty" maxItems:"32"`
-	UserData  string   `json:"user_data,omitempty" maxLength:"65536" doc:"cloud-init user data"`
-	Owner     string   `json:"owner,omitempty" doc:"admins may create a VM for another user"`
+	Name      string `json:"name" minLength:"1" maxLength:"63"`
+	ClusterID string `json:"cluster_id" minLength:"1"`
+	ImageID   string `json:"image_id" minLength:"1"`
+	PoolID    string `json:"pool_id" minLength:"1" doc:"IP pool the VM's address comes from"`
+	CPUs      int    `json:"cpus" minimum:"1" maximum:"256"`
+	MemoryMiB int64  `json:"memory_mib" minimum:"64" maximum:"4194304"`
+	DiskGiB   int64  `json:"disk_gib" minimum:"1" maximum:"65536"`
+	// Storage and StorageTags place the root disk (default: the cluster's
+	// default storage, else the first enabled one with room).
+	Storage     string   `json:"storage,omitempty" maxLength:"63" doc:"the cluster storage of the root disk"`
+	StorageTags []string `json:"storage_tags,omitempty" maxItems:"16" doc:"the root disk goes to an enabled storage carrying every one of these tags (the default first, then in the cluster's order) that has room"`
+	SSHKeys     []string `json:"ssh_keys,omitempty" maxItems:"32"`
+	UserData    string   `json:"user_data,omitempty" maxLength:"65536" doc:"cloud-init user data"`
+	Owner       string   `json:"owner,omitempty" doc:"admins may create a VM for another user"`
 	// Limits are in force from the start: net_mbit shapes the VM's network
 	// port in both directions.
 	Limits model.Limits `json:"limits,omitempty" doc:"limits from the start (net_mbit shapes the network port)"`
@@ -286,6 +290,9 @@ func (s *Server) createVM(ctx context.Context, in *VMCreateInput) (*VMTaskOutput
 	if !slices.Contains(pool.ClusterIDs, cluster.ID) {
 		return nil, problem(field("body.pool_id", virtplane.Errorf(virtplane.ErrInvalidArgument, "pool %s is not attached to cluster %s", pool.ID, cluster.ID)))
 	}
+	if err := validateDiskStorage(cluster, b.Storage, b.StorageTags); err != nil {
+		return nil, problem(err)
+	}
 	if err := b.Limits.Validate(flow.DiskTargets(model.VM{})); err != nil {
 		return nil, problem(prefixed("body.limits.", err))
 	}
@@ -306,6 +313,7 @@ func (s *Server) createVM(ctx context.Context, in *VMCreateInput) (*VMTaskOutput
 		Console: console, AntiAffinity: b.AntiAffinity,
 		ID: store.NewID(), Name: b.Name, Owner: owner, ClusterID: cluster.ID, ImageID: b.ImageID, PoolID: b.PoolID,
 		CPUs: b.CPUs, MemoryMiB: b.MemoryMiB, DiskGiB: b.DiskGiB, State: model.VMCreating, Addresses: []string{},
+		Storage: b.Storage, StorageTags: b.StorageTags,
 		Snapshots: []model.Snapshot{}, SSHKeys: b.SSHKeys, Limits: b.Limits, Created: time.Now().UTC(),
 	}
 	if err := s.prepareVMScripts(ctx, &vm, b); err != nil {

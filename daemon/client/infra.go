@@ -14,6 +14,14 @@ func (c *Client) ListClusters(ctx context.Context, o ListOptions) (Page[model.Cl
 	return p, err
 }
 
+// StorageDrivers lists the storage drivers a cluster storage may use,
+// with their options (admin).
+func (c *Client) StorageDrivers(ctx context.Context) ([]model.StorageDriver, error) {
+	var out Page[model.StorageDriver]
+	err := c.call(ctx, "listStorageDrivers", nil, nil, nil, &out)
+	return out.Items, err
+}
+
 // GetCluster reads a cluster.
 func (c *Client) GetCluster(ctx context.Context, id string) (model.Cluster, error) {
 	var out model.Cluster

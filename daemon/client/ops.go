@@ -43,6 +43,7 @@ func Operations() []Op {
 		{"updateCluster", "PUT", "/v1/clusters/{id}", "UpdateCluster"},
 		{"patchCluster", "PATCH", "/v1/clusters/{id}", "PatchCluster"},
 		{"deleteCluster", "DELETE", "/v1/clusters/{id}", "DeleteCluster"},
+		{"listStorageDrivers", "GET", "/v1/storage-drivers", "StorageDrivers"},
 		{"syncClusterFlood", "POST", "/v1/clusters/{id}/vxlan-sync", "SyncClusterFlood"},
 		{"planRebalance", "POST", "/v1/clusters/{id}/rebalance-plan", "PlanRebalance"},
 		{"rebalanceCluster", "POST", "/v1/clusters/{id}/rebalance", "Rebalance"},

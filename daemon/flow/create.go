@@ -15,6 +15,7 @@ import (
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/node"
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
 	netport "github.com/virtplane/virtplane/network/port"
@@ -84,6 +85,21 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 	}
 	args.NodeID = placement.Node
 	_ = r.Progress(ctx, 20, "placed on node "+placement.Node)
+	// The root disk's storage, before the undos are journaled: the
+	// volume's undo names it. A container's root is its hypervisor's.
+	if err := r.Step(ctx, "choose storage", tasks.NoUndo, func(ctx context.Context) error {
+		drv, err := f.nodeDriver(ctx, placement.Node)
+		if err != nil {
+			return err
+		}
+		if _, rooted := vmm.As[vmm.ImageRooted](drv); rooted {
+			return nil
+		}
+		args.Storage, err = f.chooseStorage(ctx, vm, placement.Node, vm.DiskGiB<<30)
+		return err
+	}); err != nil {
+		return err
+	}
 
 	// The undos of the steps below, recorded in one write: each is
 	// idempotent and does nothing for a step that never acted.
@@ -136,7 +152,7 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 			return virtplane.Errorf(virtplane.ErrInvalidArgument, "image %s has no lxd_alias: node %s makes containers from images its LXD holds", img.ID, node.Name)
 		}
 		spec.Image = img.LXDAlias
-	} else if disk, err = f.cloneRoot(ctx, r, vm, placement.Node); err != nil {
+	} else if disk, err = f.cloneRoot(ctx, r, vm, placement.Node, args.Storage); err != nil {
 		return err
 	} else {
 		spec.Disks = []vmm.Disk{{Target: "vda", Source: vmm.DiskSource(disk.Attachment)}}
@@ -145,7 +161,7 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 		if err := f.applyTemplate(ctx, &spec, in.Template); err != nil {
 			return err
 		}
-		_ = r.Progress(ctx, 60, "disk "+disk.Name)
+		_ = r.Progress(ctx, 60, "disk "+disk.Name+" in storage "+args.Storage)
 	}
 
 	ports, err := f.nodePorts(ctx, placement.Node)
@@ -181,30 +197,59 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 	}); err != nil {
 		return err
 	}
-	return r.SetResult(vmPatch{State: model.VMRunning, NodeID: placement.Node, Volume: disk.Name, Addresses: []string{addr.Addr().String()}})
+	return r.SetResult(vmPatch{State: model.VMRunning, NodeID: placement.Node, Volume: disk.Name, Storage: args.Storage, Addresses: []string{addr.Addr().String()}})
 }
 
-// cloneRoot makes a VM's root disk on its node: a linked clone of its
-// image's base, grown to the VM's disk size.
-func (f *Flow) cloneRoot(ctx context.Context, r *tasks.Run, vm model.VM, nodeID string) (storage.Volume, error) {
-	pool, err := f.nodePool(ctx, nodeID)
+// cloneRoot makes a VM's root disk on its node, in the storage chosen for
+// it: a linked clone of its image's base where the storage clones (the
+// base copied into it first when the image was imported elsewhere), a full
+// copy of the base where it does not; then grown to the VM's disk size.
+func (f *Flow) cloneRoot(ctx context.Context, r *tasks.Run, vm model.VM, nodeID, storageName string) (storage.Volume, error) {
+	n, b, err := f.backend(ctx, nodeID)
 	if err != nil {
 		return storage.Volume{}, err
 	}
+	images, err := f.diskPool(ctx, n, b)
+	if err != nil {
+		return storage.Volume{}, err
+	}
+	c, err := f.cluster(ctx, n.ClusterID)
+	if err != nil {
+		return storage.Volume{}, err
+	}
+	pool, same := images, storageName == "" || storageName == imageStorage(c)
+	if !same {
+		if pool, err = f.vmPool(ctx, nodeID, storageName); err != nil {
+			return storage.Volume{}, err
+		}
+	}
+	want := vm.DiskGiB << 30
 	var disk storage.Volume
 	err = r.Step(ctx, "clone image", tasks.NoUndo, func(ctx context.Context) error {
-		if err := f.ensureImage(ctx, pool, vm.ImageID); err != nil {
+		cl, linked := storage.As[storage.Cloner](pool)
+		if !linked {
+			// No linked clones here (thick LVM, a LUN): a full copy.
+			if err := f.ensureImage(ctx, images, vm.ImageID); err != nil {
+				return err
+			}
+			if b.Exec == nil {
+				return node.NotOffered(n, "no storage command executor")
+			}
+			base, err := images.Volume(ctx, ImageVolume(vm.ImageID))
+			if err != nil {
+				return err
+			}
+			disk, err = storage.CopyVolumeSized(ctx, b.Exec, images, base.Name, pool, VolumeName(vm.ID), max(want, base.Capacity))
 			return err
 		}
-		cl, ok := storage.As[storage.Cloner](pool)
-		if !ok {
-			return virtplane.Errorf(virtplane.ErrNotImplemented, "the node's storage cannot clone")
+		if err := f.baseIn(ctx, b.Exec, images, pool, same, vm.ImageID); err != nil {
+			return err
 		}
 		var err error
 		if disk, err = cl.Clone(ctx, ImageVolume(vm.ImageID), VolumeName(vm.ID), storage.CloneLinked); err != nil {
 			return err
 		}
-		if want := vm.DiskGiB << 30; want > disk.Capacity {
+		if want > disk.Capacity {
 			rz, ok := storage.As[storage.Resizer](pool)
 			if !ok {
 				return virtplane.Errorf(virtplane.ErrNotImplemented, "the node's storage cannot grow the disk to %d GiB", vm.DiskGiB)

@@ -78,7 +78,7 @@ func (f *Flow) deleteVM(ctx context.Context, r *tasks.Run) error {
 		}
 	}
 	if vm.NodeID != "" {
-		pool, err := f.nodePool(ctx, vm.NodeID)
+		pool, err := f.vmPool(ctx, vm.NodeID, vm.Storage)
 		if err != nil && !errors.Is(err, virtplane.ErrNotFound) && !errors.Is(err, node.ErrNotOffered) {
 			return err
 		}

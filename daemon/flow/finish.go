@@ -11,9 +11,11 @@ import (
 // vmPatch is what a task changed on its VM; finishVM applies it in the
 // task's final transaction.
 type vmPatch struct {
-	State     string            `json:"state,omitempty"`
-	NodeID    string            `json:"node_id,omitempty"`
-	Volume    string            `json:"volume,omitempty"`
+	State  string `json:"state,omitempty"`
+	NodeID string `json:"node_id,omitempty"`
+	Volume string `json:"volume,omitempty"`
+	// Storage: the cluster storage the root disk is on now.
+	Storage   string            `json:"storage,omitempty"`
 	Addresses []string          `json:"addresses,omitempty"`
 	CPUs      int               `json:"cpus,omitempty"`
 	MemoryMiB int64             `json:"memory_mib,omitempty"`
@@ -67,6 +69,9 @@ func (f *Flow) finishVM(ctx context.Context, tx store.Tx, t *store.Task) error {
 		}
 		if p.Volume != "" {
 			vm.Volume = p.Volume
+		}
+		if p.Storage != "" {
+			vm.Storage = p.Storage
 		}
 		if p.Addresses != nil {
 			vm.Addresses = p.Addresses

@@ -103,6 +103,9 @@ type Config struct {
 	// storage, network ports, commands, migration); required for every VM
 	// task. The flows never look at what kind of node it is.
 	Node func(ctx context.Context, n model.Node, c model.Cluster) (*node.Backend, error)
+	// Shared opens the clusters' shared storages (nil: every storage is
+	// opened on the node).
+	Shared SharedStorages
 }
 
 // Flow runs the VM tasks.
@@ -126,6 +129,7 @@ type Flow struct {
 	// every step of every task asks for its node.
 	nodes    map[string]model.Node
 	clusters map[string]model.Cluster
+	images   imageLocks
 }
 
 // New returns the flows.
@@ -196,9 +200,20 @@ func (f *Flow) Register(e *tasks.Engine) {
 		}
 		return nil
 	}))
-	e.OnUndo(undoVolume, onNode(f.nodePool, func(ctx context.Context, pool storage.Pool, a vmArgs) error {
+	e.OnUndo(undoVolume, func(ctx context.Context, raw json.RawMessage) error {
+		var a vmArgs
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return err
+		}
+		pool, err := f.vmPool(ctx, a.NodeID, a.Storage)
+		if errors.Is(err, virtplane.ErrNotFound) || errors.Is(err, node.ErrNotOffered) {
+			return nil // the node or the storage is gone, or never had a pool
+		}
+		if err != nil {
+			return err
+		}
 		return deleteVolume(ctx, pool, VolumeName(a.VMID))
-	}))
+	})
 	e.OnUndo(undoPort, onNode(f.nodePorts, func(ctx context.Context, ports netport.Ports, a vmArgs) error {
 		return ports.Teardown(ctx, PortName(a.VMID))
 	}))
@@ -282,23 +297,33 @@ func (f *Flow) nodePool(ctx context.Context, nodeID string) (storage.Pool, error
 	return f.diskPool(ctx, n, b)
 }
 
-// diskPool is the pool of a node that holds its VMs' disks and the images
-// they are cloned from: the cluster's first file storage (a directory its
-// nodes share, or each node's own at that path), else the node's own pool.
+// diskPool is the pool of a node that imports put images into: the
+// cluster's first file storage (imageStorage), else the node's own pool.
 func (f *Flow) diskPool(ctx context.Context, n model.Node, b *node.Backend) (storage.Pool, error) {
 	c, err := f.cluster(ctx, n.ClusterID)
 	if err != nil {
 		return nil, err
 	}
-	for _, ref := range c.Storages {
-		if ref.Driver == "file" && ref.Path != "" && b.Pool != nil {
-			return b.Pool(ctx, ref)
-		}
+	if name := imageStorage(c); name != "" && b.Pool != nil {
+		ref, _ := c.Storage(name)
+		return b.Pool(ctx, ref)
 	}
 	if b.OwnPool == nil {
 		return nil, node.NotOffered(n, "no storage pool")
 	}
 	return b.OwnPool(ctx)
+}
+
+// imageStorage names the storage of cluster c that images are imported
+// into: its first file storage (a directory its nodes share, or each
+// node's own at that path); "" for the node's own pool.
+func imageStorage(c model.Cluster) string {
+	for _, ref := range c.Storages {
+		if ref.Driver == "file" && ref.Path != "" {
+			return ref.Name
+		}
+	}
+	return ""
 }
 
 // onNode makes the undo action of a step that acted on a VM's node through
@@ -325,6 +350,9 @@ type vmArgs struct {
 	VMID      string `json:"vm_id"`
 	ClusterID string `json:"cluster_id,omitempty"`
 	NodeID    string `json:"node_id,omitempty"`
+	// Storage is the cluster storage of the VM's disk on NodeID (empty:
+	// the node's own pool).
+	Storage string `json:"storage,omitempty"`
 }
 
 // DomainName is the hypervisor name of a VM: the vpt- prefix lets

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -322,8 +323,9 @@ func (f *Flow) deleteImage(ctx context.Context, r *tasks.Run) error {
 		return err
 	}
 	name := ImageVolume(in.ImageID)
+	done := map[string]bool{} // a shared storage once
 	if err := forEach(ctx, f.cfg.Store, store.KindNode, store.ListOptions{}, func(n model.Node) error {
-		pool, err := f.nodePool(ctx, n.ID)
+		pools, err := f.basePools(ctx, n)
 		if errors.Is(err, virtplane.ErrNotImplemented) {
 			// No storage this daemon can reach: nothing it imported is there.
 			return r.Log(ctx, fmt.Sprintf("node %s skipped: %v", n.Name, err))
@@ -331,18 +333,67 @@ func (f *Flow) deleteImage(ctx context.Context, r *tasks.Run) error {
 		if err != nil {
 			return fmt.Errorf("node %s: %w", n.Name, err)
 		}
-		if _, err := pool.Volume(ctx, name); errors.Is(err, virtplane.ErrNotFound) {
-			return nil
-		} else if err != nil {
-			return err
+		for _, key := range slices.Sorted(maps.Keys(pools)) {
+			pool := pools[key]
+			if done[key] {
+				continue
+			}
+			done[key] = true
+			if _, err := pool.Volume(ctx, name); errors.Is(err, virtplane.ErrNotFound) {
+				continue
+			} else if err != nil {
+				return err
+			}
+			info, err := pool.Info(ctx)
+			if err != nil {
+				return err
+			}
+			if err := r.Step(ctx, "remove from node "+n.Name+" storage "+info.Name, tasks.NoUndo, func(ctx context.Context) error {
+				return deleteVolume(ctx, pool, name)
+			}); err != nil {
+				return err
+			}
 		}
-		return r.Step(ctx, "remove from node "+n.Name, tasks.NoUndo, func(ctx context.Context) error {
-			return deleteVolume(ctx, pool, name)
-		})
+		return nil
 	}); err != nil {
 		return err
 	}
 	return r.Step(ctx, "remove the fetched file", tasks.NoUndo, func(context.Context) error { return f.uncache(in.ImageID) })
+}
+
+// basePools are the pools of node n that may hold image bases, by a key
+// that is the same on every node for a shared storage: the one imports go
+// to, and each storage of its cluster that a create copied a base into. A
+// storage that cannot be opened now is skipped: its copies stay until it
+// can (an operator sees them as image-ID volumes).
+func (f *Flow) basePools(ctx context.Context, n model.Node) (map[string]storage.Pool, error) {
+	b, err := f.open(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	images, err := f.diskPool(ctx, n, b)
+	if err != nil {
+		return nil, err
+	}
+	c, err := f.cluster(ctx, n.ClusterID)
+	if err != nil {
+		return nil, err
+	}
+	img := imageStorage(c)
+	pools := map[string]storage.Pool{"node/" + n.ID + "/" + img: images}
+	for _, ref := range c.Storages {
+		key := "node/" + n.ID + "/" + ref.Name
+		if f.cfg.Shared != nil && !b.Simulated && f.cfg.Shared.Shared(ref.Driver) {
+			key = "cluster/" + c.ID + "/" + ref.Name
+		}
+		if ref.Name == img {
+			continue
+		}
+		if p, err := f.storagePool(ctx, n, b, c, ref); err == nil {
+			pools[key] = p
+		}
+	}
+	return pools, nil
 }
 
 // finishImage records an image task's end on the image in the task's final

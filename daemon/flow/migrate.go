@@ -55,10 +55,13 @@ type move struct {
 	src, dst         model.Node
 	srcDrv, dstDrv   vmm.Driver
 	srcPool, dstPool storage.Pool
-	cluster          string         // the cluster of the target (the VM's, or another)
-	vol              storage.Volume // the VM's disk on the source
-	shared           bool           // both nodes see vol: no disk moves
-	spec             vmm.Spec       // the domain as the source defines it
+	// srcStorage and dstStorage name the cluster storages of the disk on
+	// each side (empty: the node's own pool).
+	srcStorage, dstStorage string
+	cluster                string         // the cluster of the target (the VM's, or another)
+	vol                    storage.Volume // the VM's disk on the source
+	shared                 bool           // both nodes see vol: no disk moves
+	spec                   vmm.Spec       // the domain as the source defines it
 	// The VM's network port on the source, when it has one, moves too:
 	// dstPort is it on the target (a VXLAN port has the target's tunnel
 	// endpoint).
@@ -146,10 +149,14 @@ func (f *Flow) migrate(ctx context.Context, r *tasks.Run) error {
 	if m.dstDrv, err = f.nodeDriver(ctx, target); err != nil {
 		return err
 	}
-	if m.srcPool, err = f.nodePool(ctx, m.src.ID); err != nil {
+	m.srcStorage = vm.Storage
+	if m.dstStorage, err = f.targetStorage(ctx, vm, m.dst); err != nil {
 		return err
 	}
-	if m.dstPool, err = f.nodePool(ctx, target); err != nil {
+	if m.srcPool, err = f.vmPool(ctx, m.src.ID, m.srcStorage); err != nil {
+		return err
+	}
+	if m.dstPool, err = f.vmPool(ctx, target, m.dstStorage); err != nil {
 		return err
 	}
 	if m.vol, err = m.srcPool.Volume(ctx, VolumeName(vm.ID)); err != nil {
@@ -169,7 +176,7 @@ func (f *Flow) migrate(ctx context.Context, r *tasks.Run) error {
 	if err != nil {
 		return err
 	}
-	return r.SetResult(vmPatch{NodeID: target, State: vm.State, ClusterID: m.cluster})
+	return r.SetResult(vmPatch{NodeID: target, State: vm.State, ClusterID: m.cluster, Storage: m.dstStorage})
 }
 
 // checkTarget refuses targets a VM cannot go to.
@@ -284,7 +291,27 @@ func sharedVolume(ctx context.Context, dst storage.Pool, vol storage.Volume, dst
 }
 
 func (m *move) args(node string) vmArgs {
-	return vmArgs{VMID: m.vm.ID, ClusterID: m.vm.ClusterID, NodeID: node}
+	st := m.dstStorage
+	if node == m.src.ID {
+		st = m.srcStorage
+	}
+	return vmArgs{VMID: m.vm.ID, ClusterID: m.vm.ClusterID, NodeID: node, Storage: st}
+}
+
+// targetStorage is the storage a VM's disk goes to on node dst: the one
+// of the same name when dst's cluster has it, else the one placement
+// chooses there by the VM's storage tags (a move to another cluster).
+func (f *Flow) targetStorage(ctx context.Context, vm model.VM, dst model.Node) (string, error) {
+	c, err := f.cluster(ctx, dst.ClusterID)
+	if err != nil {
+		return "", err
+	}
+	if _, ok := c.Storage(vm.Storage); ok || vm.Storage == "" && len(c.Storages) == 0 {
+		return vm.Storage, nil
+	}
+	want := vm
+	want.Storage = ""
+	return f.chooseStorage(ctx, want, dst.ID, vm.DiskGiB<<30)
 }
 
 // withRoot returns spec with its root disk on source.
@@ -585,7 +612,7 @@ func (f *Flow) undoMigrateBack(ctx context.Context, raw json.RawMessage) error {
 	}
 	back.AllowUnsafe = a.Shared
 	if !a.Shared {
-		pool, err := f.nodePool(ctx, src.ID)
+		pool, err := f.vmPool(ctx, src.ID, a.Storage)
 		if err != nil {
 			return err
 		}

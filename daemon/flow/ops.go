@@ -56,6 +56,11 @@ func (f *Flow) NodePool(ctx context.Context, nodeID string) (storage.Pool, error
 	return f.nodePool(ctx, nodeID)
 }
 
+// VMPool returns the storage pool that holds a VM's root disk.
+func (f *Flow) VMPool(ctx context.Context, vm model.VM) (storage.Pool, error) {
+	return f.vmPool(ctx, vm.NodeID, vm.Storage)
+}
+
 // NodePorts returns the network ports of a node, as the tasks use them.
 func (f *Flow) NodePorts(ctx context.Context, nodeID string) (netport.Ports, error) {
 	return f.nodePorts(ctx, nodeID)

@@ -55,7 +55,7 @@ func (f *Flow) rescueSpec(ctx context.Context, vm model.VM) (vmm.RescueSpec, err
 	if ri.ISOImageID == "" {
 		return vmm.RescueSpec{Kernel: ri.Kernel, Initrd: ri.Initrd, Cmdline: ri.Cmdline}, nil
 	}
-	pool, err := f.nodePool(ctx, vm.NodeID)
+	pool, err := f.nodePool(ctx, vm.NodeID) // where images are imported
 	if err != nil {
 		return vmm.RescueSpec{}, err
 	}

@@ -106,7 +106,7 @@ func (f *Flow) planDiskGrowth(ctx context.Context, vm model.VM, wantGiB int64, d
 		return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "disk_gib %d is below the current %d: disks only grow", wantGiB, vm.DiskGiB)
 	}
 	domain := DomainName(vm.ID)
-	pool, err := f.nodePool(ctx, vm.NodeID)
+	pool, err := f.vmPool(ctx, vm.NodeID, vm.Storage)
 	if err != nil {
 		return nil, err
 	}

@@ -7,10 +7,13 @@
 package model
 
 import (
+	"fmt"
 	"net/netip"
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,11 +64,147 @@ const (
 	StrategySequential = "sequential"
 )
 
-// StorageRef names a storage of a cluster: a driver and where it keeps data.
+// StorageRef is a storage of a cluster: a driver, where it keeps data and
+// the driver's options. A local storage (file, lvm) is one backend on each
+// node at the same path; a shared one (ceph, san-lvm, san-iscsi) is one
+// backend every node reaches.
 type StorageRef struct {
-	Name   string `json:"name" minLength:"1" maxLength:"63"`
-	Driver string `json:"driver" enum:"file,lvm,ceph,san,fake" doc:"storage driver"`
-	Path   string `json:"path,omitempty" doc:"driver location: directory, volume group, RBD pool"`
+	Name    string            `json:"name" minLength:"1" maxLength:"63"`
+	Driver  string            `json:"driver" doc:"storage driver: file, lvm, ceph, san-lvm, san-iscsi (GET /v1/storage-drivers lists them with their options)"`
+	Path    string            `json:"path,omitempty" doc:"driver location: directory (file), volume group (lvm, san-lvm), RADOS pool (ceph), target IQN (san-iscsi)"`
+	Options map[string]string `json:"options,omitempty" doc:"the driver's settings (lvm: thin_pool; ceph: conf, user, monitors, secret; san-iscsi: portal, tid, dir)"`
+	// Tags select the storage for a disk that asks for them.
+	Tags []string `json:"tags,omitempty" doc:"labels a disk's storage_tags select by (ssd, nvme)"`
+	// Default is the storage of disks that name neither a storage nor tags.
+	Default bool `json:"default,omitempty" doc:"disks naming neither storage nor tags go here; at most one storage is the default (none: the first enabled)"`
+	// Enabled: a disabled storage takes no new disk; its disks stay.
+	Enabled *bool `json:"enabled,omitempty" doc:"false: takes no new disk (its disks stay); default true"`
+	// DiskOvercommit is the ratio of virtual disk sizes to the storage's
+	// capacity; 0 takes the cluster's.
+	DiskOvercommit float64 `json:"disk_overcommit,omitempty" minimum:"0" maximum:"16" doc:"virtual size of the disks per byte of capacity; 0 or absent: the cluster's"`
+}
+
+// StorageDriver describes a storage driver the daemon has.
+type StorageDriver struct {
+	Name string `json:"name"`
+	// Shared drivers keep one backend for a whole cluster.
+	Shared  bool            `json:"shared" doc:"one backend for the whole cluster (ceph, san): VMs move between its nodes without copying disks"`
+	Path    string          `json:"path,omitempty" doc:"what a storage's path is for this driver; empty: no path"`
+	Options []StorageOption `json:"options"`
+}
+
+// StorageOption is one setting of a storage driver.
+type StorageOption struct {
+	Name     string `json:"name"`
+	Doc      string `json:"doc"`
+	Required bool   `json:"required,omitempty"`
+	Flag     bool   `json:"flag,omitempty" doc:"takes true or false"`
+}
+
+// IsEnabled reports whether the storage takes new disks.
+func (r StorageRef) IsEnabled() bool { return r.Enabled == nil || *r.Enabled }
+
+// HasTags reports whether the storage carries every tag of want.
+func (r StorageRef) HasTags(want []string) bool {
+	for _, t := range want {
+		if !slices.Contains(r.Tags, t) {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidateStorages checks the cluster's storages apart from their drivers:
+// names (DNS label rules) and tags well formed and unique, at most one
+// default. Errors are *FieldError (storages[i].name, .tags, .default).
+func (c Cluster) ValidateStorages() error {
+	seen := map[string]bool{}
+	def := -1
+	for i, st := range c.Storages {
+		f := "storages[" + strconv.Itoa(i) + "]"
+		if err := ValidName(f+".name", st.Name); err != nil {
+			return &FieldError{Field: f + ".name", Err: err}
+		}
+		if seen[st.Name] {
+			return invalidField(f+".name", "%q: the cluster has a storage of that name already", st.Name)
+		}
+		seen[st.Name] = true
+		for j, t := range st.Tags {
+			if err := ValidName(f+".tags["+strconv.Itoa(j)+"]", t); err != nil {
+				return &FieldError{Field: f + ".tags", Err: err}
+			}
+		}
+		if st.Default {
+			if def >= 0 {
+				return invalidField(f+".default", "storage %s: storage %s is the default already", st.Name, c.Storages[def].Name)
+			}
+			def = i
+		}
+		if st.DiskOvercommit != 0 && (st.DiskOvercommit < 1 || st.DiskOvercommit > 16) {
+			return invalidField(f+".disk_overcommit", "%v: want 1..16, or 0 for the cluster's", st.DiskOvercommit)
+		}
+	}
+	return nil
+}
+
+// StorageCandidates lists the storages of the cluster a new disk may go
+// to, in the order to try them: the one named, else the enabled ones that
+// carry every tag of tags, the default first, then in the cluster's order.
+// why says of every other storage why not. A named storage that is
+// missing or disabled is a *FieldError on "storage"; tags that no enabled
+// storage carries, one on "storage_tags".
+func (c Cluster) StorageCandidates(name string, tags []string) (cands []StorageRef, why []string, err error) {
+	if name != "" {
+		st, ok := c.Storage(name)
+		switch {
+		case !ok:
+			return nil, nil, &FieldError{Field: "storage", Err: virtplane.Errorf(virtplane.ErrNotFound, "storage %q: cluster %s has no storage of that name", name, c.Name)}
+		case !st.IsEnabled():
+			return nil, nil, &FieldError{Field: "storage", Err: virtplane.Errorf(virtplane.ErrConflict, "storage %q of cluster %s is disabled: it takes no new disk", name, c.Name)}
+		case !st.HasTags(tags):
+			return nil, nil, invalidField("storage_tags", "%v: storage %s does not carry them all (it has %v)", tags, name, st.Tags)
+		}
+		return []StorageRef{st}, nil, nil
+	}
+	for _, st := range c.Storages {
+		switch {
+		case !st.IsEnabled():
+			why = append(why, st.Name+": disabled")
+		case !st.HasTags(tags):
+			why = append(why, fmt.Sprintf("%s: lacks tags %v (has %v)", st.Name, missing(st.Tags, tags), st.Tags))
+		case st.Default:
+			cands = append([]StorageRef{st}, cands...)
+		default:
+			cands = append(cands, st)
+		}
+	}
+	if len(cands) == 0 && len(c.Storages) > 0 {
+		return nil, why, invalidField("storage_tags", "%v: no enabled storage of cluster %s carries them (%s)", tags, c.Name, strings.Join(why, "; "))
+	}
+	if len(c.Storages) == 0 && len(tags) > 0 {
+		return nil, nil, invalidField("storage_tags", "%v: cluster %s has no storages", tags, c.Name)
+	}
+	return cands, why, nil
+}
+
+func missing(have, want []string) []string {
+	var out []string
+	for _, t := range want {
+		if !slices.Contains(have, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Storage returns the cluster's storage named name.
+func (c Cluster) Storage(name string) (StorageRef, bool) {
+	for _, st := range c.Storages {
+		if st.Name == name {
+			return st, true
+		}
+	}
+	return StorageRef{}, false
 }
 
 // Cluster is a group of nodes with one virtualization type and one set of
@@ -273,23 +412,27 @@ const (
 
 // VM is a virtual machine.
 type VM struct {
-	ID        string     `json:"id"`
-	Name      string     `json:"name"`
-	Owner     string     `json:"owner"`
-	ClusterID string     `json:"cluster_id"`
-	NodeID    string     `json:"node_id,omitempty"`
-	ImageID   string     `json:"image_id"`
-	PoolID    string     `json:"pool_id"`
-	CPUs      int        `json:"cpus"`
-	MemoryMiB int64      `json:"memory_mib"`
-	DiskGiB   int64      `json:"disk_gib"`
-	State     string     `json:"state"`
-	Addresses []string   `json:"addresses"`
-	Volume    string     `json:"volume,omitempty" doc:"the VM's disk volume in the node's storage"`
-	Limits    Limits     `json:"limits"`
-	Snapshots []Snapshot `json:"snapshots"`
-	SSHKeys   []string   `json:"ssh_keys,omitempty"`
-	Tags      []string   `json:"tags,omitempty" doc:"tags scripts select VMs by"`
+	ID        string   `json:"id"`
+	Name      string   `json:"name"`
+	Owner     string   `json:"owner"`
+	ClusterID string   `json:"cluster_id"`
+	NodeID    string   `json:"node_id,omitempty"`
+	ImageID   string   `json:"image_id"`
+	PoolID    string   `json:"pool_id"`
+	CPUs      int      `json:"cpus"`
+	MemoryMiB int64    `json:"memory_mib"`
+	DiskGiB   int64    `json:"disk_gib"`
+	State     string   `json:"state"`
+	Addresses []string `json:"addresses"`
+	Volume    string   `json:"volume,omitempty" doc:"the VM's disk volume in the node's storage"`
+	// Storage is the cluster storage of the root disk: the one the create
+	// named, or the one placement chose (by StorageTags, default, space).
+	Storage     string     `json:"storage,omitempty" doc:"the cluster storage the root disk is on (empty: the node's own, in a cluster without storages)"`
+	StorageTags []string   `json:"storage_tags,omitempty" doc:"tags the root disk's storage had to carry"`
+	Limits      Limits     `json:"limits"`
+	Snapshots   []Snapshot `json:"snapshots"`
+	SSHKeys     []string   `json:"ssh_keys,omitempty"`
+	Tags        []string   `json:"tags,omitempty" doc:"tags scripts select VMs by"`
 	// ScriptKey and SSHHostKey are how the daemon runs scripts on the VM
 	// over SSH: its own key, authorized in the guest by cloud-init, and the
 	// guest's host key, pinned at the first run.

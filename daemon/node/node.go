@@ -12,6 +12,7 @@ import (
 	"github.com/virtplane/virtplane/daemon/model"
 	netport "github.com/virtplane/virtplane/network/port"
 	"github.com/virtplane/virtplane/storage"
+	"github.com/virtplane/virtplane/storage/opener"
 	"github.com/virtplane/virtplane/vmm"
 )
 
@@ -224,6 +225,19 @@ func (k *Kinds) Open(ctx context.Context, t Target) (*Backend, error) {
 	}
 	b.Kind = kd.Name
 	return b, nil
+}
+
+// PoolSpec is the pool spec of a cluster storage (storage/opener's, and
+// the node agent's wire form): its tags become the pool's labels.
+func PoolSpec(ref model.StorageRef) opener.Spec {
+	spec := opener.Spec{Name: ref.Name, Driver: ref.Driver, Path: ref.Path, Options: ref.Options}
+	if len(ref.Tags) > 0 {
+		spec.Tags = map[string]string{}
+		for _, t := range ref.Tags {
+			spec.Tags[t] = ""
+		}
+	}
+	return spec
 }
 
 // ErrNotOffered is the class of NotOffered's errors: nothing was ever made

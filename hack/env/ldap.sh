@@ -14,6 +14,13 @@ if ! dpkg-query -W -f='${Status}' slapd 2>/dev/null | grep -q 'install ok instal
   echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
 fi
 ensure_pkgs slapd openssl
+# The schema files are slapd's conffiles: on a machine where /etc/ldap was
+# removed by hand, dpkg keeps them deleted; put them back.
+if [ ! -f /etc/ldap/schema/core.schema ]; then
+  apt-get -o DPkg::Lock::Timeout=900 install -y -q --reinstall -o Dpkg::Options::=--force-confmiss slapd >"$STATE/apt-install.log" 2>&1 \
+    || { tail -30 "$STATE/apt-install.log" >&2; die "reinstalling slapd's schema files failed"; }
+  say "slapd's schema files were missing: reinstalled them"
+fi
 if alive "$D/slapd.pid" && tcp_answers 127.0.0.1 "$PORT" && tcp_answers 127.0.0.1 "$TLSPORT"; then
   say "slapd already listens on 127.0.0.1:$PORT and :$TLSPORT"
 else

@@ -150,11 +150,11 @@ func renderDisk(d vmm.Disk, lim vmm.DiskLimits) (libvirtxml.DomainDisk, error) {
 			host, port, _ := net.SplitHostPort(m) // validated as host:port
 			nw.Hosts = append(nw.Hosts, libvirtxml.DomainDiskSourceHost{Name: host, Port: port})
 		}
-		if src.User != "" {
-			nw.Auth = &libvirtxml.DomainDiskAuth{Username: src.User}
-			if src.Secret != "" {
-				nw.Auth.Secret = &libvirtxml.DomainDiskSecret{Type: "ceph", UUID: src.Secret}
-			}
+		// libvirt's <auth> needs the secret holding the user's key; a
+		// user without one (a cluster without cephx) authenticates as
+		// nobody, which is what librbd does with no <auth>.
+		if src.User != "" && src.Secret != "" {
+			nw.Auth = &libvirtxml.DomainDiskAuth{Username: src.User, Secret: &libvirtxml.DomainDiskSecret{Type: "ceph", UUID: src.Secret}}
 		}
 		dd.Source = &libvirtxml.DomainDiskSource{Network: nw}
 	case "iscsi":

@@ -48,6 +48,9 @@ func TestRenderDefaultsAndCustomisation(t *testing.T) {
 			assert.Equal(t, uint64(10), dom.Devices.Disks[0].IOTune.ReadIopsSec)
 			assert.Equal(t, 100, *dom.Devices.Interfaces[0].Bandwidth.Inbound.Average)
 			assert.Equal(t, "rbd/img-1", dom.Devices.Disks[1].Source.Network.Name)
+			// A user without a secret renders no <auth>: libvirt's schema
+			// wants the secret, and librbd goes without (no cephx).
+			assert.Nil(t, dom.Devices.Disks[1].Source.Network.Auth)
 		}},
 		{"values", libvirt.Values{DomainType: "qemu", Machine: "q35", CPUMode: "host-model", ConsoleListen: "0.0.0.0", NoGuestAgent: true}, nil, func(t *testing.T, dom *libvirtxml.Domain) {
 			assert.Equal(t, "qemu", dom.Type)

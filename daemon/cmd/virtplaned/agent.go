@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -26,8 +25,7 @@ import (
 	netport "github.com/virtplane/virtplane/network/port"
 	"github.com/virtplane/virtplane/storage"
 	"github.com/virtplane/virtplane/storage/file"
-	"github.com/virtplane/virtplane/storage/lvm"
-	"github.com/virtplane/virtplane/storage/san"
+	"github.com/virtplane/virtplane/storage/opener"
 	"github.com/virtplane/virtplane/vmm"
 	"github.com/virtplane/virtplane/vmm/libvirt"
 	"github.com/virtplane/virtplane/vmm/lxd"
@@ -217,7 +215,11 @@ func hostNode(ctx context.Context, f agentFlags, dirs map[string]string, log *sl
 		closeAll()
 		return agent.Node{}, nil, err
 	}
-	node := agent.Node{Exec: storage.LocalExecutor{}, UploadDir: dirs["uploads"], PoolOpeners: poolOpeners()}
+	openers, err := poolOpeners()
+	if err != nil {
+		return fail(err)
+	}
+	node := agent.Node{Exec: storage.LocalExecutor{}, UploadDir: dirs["uploads"], PoolOpeners: openers}
 
 	switch f.Hypervisor {
 	case "libvirt":
@@ -313,58 +315,19 @@ func commandVersion(ctx context.Context, name string, args ...string) string {
 }
 
 // poolOpeners are the storage drivers this binary opens on the node when
-// the controller asks (agent.Client.OpenPool); "file" is the agent's own.
-// Ceph joins with the ceph build tag (agent_ceph.go).
-func poolOpeners() map[string]agent.PoolOpener {
-	o := map[string]agent.PoolOpener{
-		// lvm: Path is the volume group. Options: thin_pool (an LV of the
-		// VG: a thin pool, with linked clones and snapshots), env (lvm2's
-		// environment, "K=V,K=V": LVM_SYSTEM_DIR), no_activation.
-		"lvm": func(_ context.Context, spec agent.PoolSpec, ex storage.Executor) (storage.Pool, error) {
-			opts, err := options(spec, "thin_pool", "env", "no_activation")
-			if err != nil {
-				return nil, err
-			}
-			cfg := lvm.Config{Name: spec.Name, VG: spec.Path, Tags: spec.Tags, Exec: ex, Env: splitList(opts["env"]),
-				ThinPool: opts["thin_pool"], NoActivation: opts["no_activation"] == "true"}
-			if cfg.ThinPool != "" {
-				return lvm.NewThin(cfg)
-			}
-			return lvm.New(cfg)
-		},
-		// san-lvm: LVM on a shared LUN. Path is the volume group; options:
-		// device (the LUN's block device, required), shared (lvmlockd),
-		// env, no_activation. The VG is never initialised from here.
-		"san-lvm": func(ctx context.Context, spec agent.PoolSpec, ex storage.Executor) (storage.Pool, error) {
-			opts, err := options(spec, "device", "shared", "env", "no_activation")
-			if err != nil {
-				return nil, err
-			}
-			return san.NewSharedLVM(ctx, san.SharedLVMConfig{Name: spec.Name, Device: opts["device"], VG: spec.Path, Tags: spec.Tags,
-				Exec: ex, Env: splitList(opts["env"]), Shared: opts["shared"] == "true", NoActivation: opts["no_activation"] == "true"})
-		},
+// the controller asks (agent.Client.OpenPool): those of storage/opener
+// (ceph opens only in a binary built with the ceph tag); "file" is the
+// agent's own.
+func poolOpeners() (map[string]agent.PoolOpener, error) {
+	reg, err := opener.New(opener.Builtin()...)
+	if err != nil {
+		return nil, err
 	}
-	maps.Copy(o, cephOpeners())
-	return o
-}
-
-// options returns spec's options, refusing any not in known and values of
-// flags that are not "true" or "false".
-func options(spec agent.PoolSpec, known ...string) (map[string]string, error) {
-	for k, v := range spec.Options {
-		if !slices.Contains(known, k) {
-			return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "pool %s: driver %s has no option %q (it has %s)", spec.Name, spec.Driver, k, strings.Join(known, ", "))
-		}
-		if (k == "no_activation" || k == "shared") && v != "true" && v != "false" {
-			return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "pool %s: option %s %q: want true or false", spec.Name, k, v)
+	o := map[string]agent.PoolOpener{}
+	for _, name := range reg.Names() {
+		if name != "file" {
+			o[name] = reg.Open
 		}
 	}
-	return spec.Options, nil
-}
-
-func splitList(s string) []string {
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, ",")
+	return o, nil
 }

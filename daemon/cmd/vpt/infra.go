@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -44,19 +45,59 @@ func clusterFlags(cmd *cobra.Command, b *api.ClusterBody, storages *[]string) {
 	f.StringVar(&b.NetworkMode, "network-mode", "bridge", "bridge, routed or vxlan")
 	f.StringVar(&b.Bridge, "bridge", "", "host bridge of the VMs (bridge mode)")
 	f.IntVar(&b.VNI, "vni", 0, "VxLAN network identifier (vxlan mode)")
-	f.StringArrayVar(storages, "storage", nil, "a storage NAME:DRIVER[:PATH] (repeatable)")
+	f.StringArrayVar(storages, "storage", nil, "a storage NAME:DRIVER[:PATH][,KEY=VALUE...] (repeatable; keys tags=a+b, default, enabled, disk_overcommit, else driver options)")
 }
 
+// parseStorages reads --storage NAME:DRIVER[:PATH][,KEY=VALUE...]: the
+// keys tags (a+b), default, enabled and disk_overcommit set those fields,
+// any other key is a driver option (thin_pool=tp0, portal=HOST:PORT).
 func parseStorages(specs []string) ([]model.StorageRef, error) {
 	var out []model.StorageRef
 	for _, s := range specs {
-		parts := strings.SplitN(s, ":", 3)
+		bad := func(why string) error {
+			return usageError{fmt.Errorf("--storage %q: %s (NAME:DRIVER[:PATH][,KEY=VALUE...])", s, why)}
+		}
+		head, rest, _ := strings.Cut(s, ",")
+		parts := strings.SplitN(head, ":", 3)
 		if len(parts) < 2 {
-			return nil, usageError{fmt.Errorf("--storage %q: NAME:DRIVER[:PATH]", s)}
+			return nil, bad("no driver")
 		}
 		r := model.StorageRef{Name: parts[0], Driver: parts[1]}
 		if len(parts) == 3 {
 			r.Path = parts[2]
+		}
+		if rest != "" {
+			for _, kv := range strings.Split(rest, ",") {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					return nil, bad(fmt.Sprintf("%q is not KEY=VALUE", kv))
+				}
+				switch k {
+				case "tags":
+					r.Tags = strings.Split(v, "+")
+				case "default", "enabled":
+					b, err := strconv.ParseBool(v)
+					if err != nil {
+						return nil, bad(fmt.Sprintf("%s=%q: want true or false", k, v))
+					}
+					if k == "default" {
+						r.Default = b
+					} else {
+						r.Enabled = &b
+					}
+				case "disk_overcommit":
+					f, err := strconv.ParseFloat(v, 64)
+					if err != nil {
+						return nil, bad(fmt.Sprintf("disk_overcommit=%q: want a number", v))
+					}
+					r.DiskOvercommit = f
+				default:
+					if r.Options == nil {
+						r.Options = map[string]string{}
+					}
+					r.Options[k] = v
+				}
+			}
 		}
 		out = append(out, r)
 	}

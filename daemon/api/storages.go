@@ -1,0 +1,148 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"net/http"
+	"slices"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/store"
+)
+
+// StorageAdmin is what checking cluster storages needs from the daemon:
+// its storage drivers, and a way to reach a storage where VMs would use it.
+type StorageAdmin interface {
+	// Drivers lists the storage drivers with their settings.
+	Drivers() []model.StorageDriver
+	// Validate checks a storage's settings against its driver without
+	// touching the backend; errors are *model.FieldError relative to the
+	// storage (driver, path, options.NAME).
+	Validate(ref model.StorageRef) error
+	// Check opens the storage of cluster c on its nodes (a shared one
+	// once) and reads its space; errors as Validate's.
+	Check(ctx context.Context, c model.Cluster, ref model.StorageRef) error
+}
+
+// storageField places an error about storage i at its body field.
+func storageField(i int, err error) error {
+	var fe *model.FieldError
+	if errors.As(err, &fe) {
+		return field("body.storages["+itoa(i)+"]."+fe.Field, err)
+	}
+	return field("body.storages["+itoa(i)+"]", err)
+}
+
+// validateStorages checks a cluster's storages without touching them:
+// names, tags and defaults (model), settings against the drivers.
+func (s *Server) validateStorages(c model.Cluster) error {
+	if err := c.ValidateStorages(); err != nil {
+		return modelField(err)
+	}
+	if c.VirtType == model.VirtLXD && len(c.Storages) > 0 {
+		return field("body.storages", virtplane.Errorf(virtplane.ErrInvalidArgument, "an lxd cluster's containers live in LXD's own storage: it takes no storages"))
+	}
+	for i, st := range c.Storages {
+		if s.cfg.Storages == nil {
+			if st.Driver != "file" {
+				return storageField(i, &model.FieldError{Field: "driver", Err: virtplane.Errorf(virtplane.ErrNotImplemented, "storage driver %q: this daemon has only file storages", st.Driver)})
+			}
+			continue
+		}
+		if err := s.cfg.Storages.Validate(st); err != nil {
+			return storageField(i, err)
+		}
+	}
+	return nil
+}
+
+// changedStorages are the storages of c that are new or whose backend
+// settings differ from old's (tags, default, enabled and overcommit change
+// no backend).
+func changedStorages(old, c model.Cluster) []int {
+	var out []int
+	for i, st := range c.Storages {
+		if prev, ok := old.Storage(st.Name); !ok || !sameBackend(prev, st) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func sameBackend(a, b model.StorageRef) bool {
+	return a.Driver == b.Driver && a.Path == b.Path && maps.Equal(a.Options, b.Options)
+}
+
+// checkStorages reaches the storages of c that are new or changed since
+// old, on the cluster's nodes (outside any transaction: it waits on
+// backends).
+func (s *Server) checkStorages(ctx context.Context, old, c model.Cluster) error {
+	if s.cfg.Storages == nil {
+		return nil
+	}
+	for _, i := range changedStorages(old, c) {
+		if err := s.cfg.Storages.Check(ctx, c, c.Storages[i]); err != nil {
+			return storageField(i, err)
+		}
+	}
+	return nil
+}
+
+// storagesInUse refuses a change that removes a storage VMs have disks on,
+// or changes where it keeps them: the disks would be lost to the daemon.
+func storagesInUse(ctx context.Context, tx store.Reader, old, c model.Cluster) error {
+	for _, prev := range old.Storages {
+		now, kept := c.Storage(prev.Name)
+		if kept && sameBackend(prev, now) {
+			continue
+		}
+		n, err := countVMs(ctx, tx, func(vm model.VM) bool { return vm.ClusterID == c.ID && vm.Storage == prev.Name })
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			what := "removed"
+			if kept {
+				what = "given another driver, path or options"
+			}
+			return field("body.storages", virtplane.Errorf(virtplane.ErrConflict, "storage %s has disks of %d VMs: it cannot be %s (disable it to take no new disks)", prev.Name, n, what))
+		}
+	}
+	return nil
+}
+
+// validateDiskStorage checks a create's storage request against its
+// cluster: a named storage exists and is enabled, some enabled storage
+// carries the tags. Whether one has room is the create task's to find.
+func validateDiskStorage(c model.Cluster, name string, tags []string) error {
+	if slices.Contains(tags, "") {
+		return field("body.storage_tags", virtplane.Errorf(virtplane.ErrInvalidArgument, "an empty tag"))
+	}
+	if c.VirtType == model.VirtLXD && (name != "" || len(tags) > 0) {
+		return field("body.storage", virtplane.Errorf(virtplane.ErrInvalidArgument, "cluster %s is an lxd cluster: containers live in LXD's own storage", c.Name))
+	}
+	if _, _, err := c.StorageCandidates(name, tags); err != nil {
+		return modelField(err)
+	}
+	return nil
+}
+
+func (s *Server) registerStorageDrivers() {
+	huma.Register(s.api, huma.Operation{
+		OperationID: "listStorageDrivers", Method: http.MethodGet, Path: "/v1/storage-drivers", Tags: []string{"clusters"},
+		Summary: "List the storage drivers a cluster storage may use, with their options (admin)",
+	}, func(ctx context.Context, _ *struct{}) (*struct{ Body Page[model.StorageDriver] }, error) {
+		if err := requireAdmin(ctx); err != nil {
+			return nil, problem(err)
+		}
+		out := Page[model.StorageDriver]{Items: []model.StorageDriver{}}
+		if s.cfg.Storages != nil {
+			out.Items = s.cfg.Storages.Drivers()
+		}
+		return &struct{ Body Page[model.StorageDriver] }{out}, nil
+	})
+}

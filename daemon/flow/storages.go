@@ -1,0 +1,171 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/node"
+	"github.com/virtplane/virtplane/storage"
+)
+
+// SharedStorages opens the shared storages of clusters (Ceph, a SAN): one
+// backend for every node of the cluster, which the daemon reaches itself,
+// so that a disk made there is the same volume on every node.
+type SharedStorages interface {
+	// Shared reports whether a storage driver keeps one backend for a
+	// whole cluster.
+	Shared(driver string) bool
+	// OpenShared opens storage ref of cluster c.
+	OpenShared(ctx context.Context, c model.Cluster, ref model.StorageRef) (storage.Pool, error)
+}
+
+// storagePool opens storage ref of cluster c for node n: a shared storage
+// through the daemon, a local one on the node. A simulated node simulates
+// every storage.
+func (f *Flow) storagePool(ctx context.Context, n model.Node, b *node.Backend, c model.Cluster, ref model.StorageRef) (storage.Pool, error) {
+	if f.cfg.Shared != nil && !b.Simulated && f.cfg.Shared.Shared(ref.Driver) {
+		return f.cfg.Shared.OpenShared(ctx, c, ref)
+	}
+	if b.Pool == nil {
+		return nil, node.NotOffered(n, "no storage pool")
+	}
+	return b.Pool(ctx, ref)
+}
+
+// vmPool is the pool of a VM's root disk on node nodeID: its cluster
+// storage named storageName, or, for a VM made before storages were chosen
+// (storageName empty), the node's disk pool.
+func (f *Flow) vmPool(ctx context.Context, nodeID, storageName string) (storage.Pool, error) {
+	n, b, err := f.backend(ctx, nodeID)
+	if err != nil {
+		return nil, err
+	}
+	if storageName == "" {
+		return f.diskPool(ctx, n, b)
+	}
+	c, err := f.cluster(ctx, n.ClusterID)
+	if err != nil {
+		return nil, err
+	}
+	ref, ok := c.Storage(storageName)
+	if !ok {
+		return nil, virtplane.Errorf(virtplane.ErrNotFound, "storage %s is no longer a storage of cluster %s", storageName, c.Name)
+	}
+	return f.storagePool(ctx, n, b, c, ref)
+}
+
+// chooseStorage picks the storage of a new root disk of size bytes on node
+// nodeID: the first candidate (model.Cluster.StorageCandidates) that has
+// room, its virtual sizes counted against its capacity times its disk
+// overcommit (the storage's, else the cluster's). A cluster without
+// storages gives "" (the node's own pool). When none has room the error
+// says, storage by storage, why not.
+func (f *Flow) chooseStorage(ctx context.Context, vm model.VM, nodeID string, size int64) (string, error) {
+	n, b, err := f.backend(ctx, nodeID)
+	if err != nil {
+		return "", err
+	}
+	c, err := f.cluster(ctx, n.ClusterID)
+	if err != nil {
+		return "", err
+	}
+	cands, why, err := c.StorageCandidates(vm.Storage, vm.StorageTags)
+	if err != nil || len(cands) == 0 {
+		return "", err
+	}
+	for _, ref := range cands {
+		pool, err := f.storagePool(ctx, n, b, c, ref)
+		if err != nil {
+			why = append(why, fmt.Sprintf("%s: %v", ref.Name, err))
+			continue
+		}
+		info, err := pool.Info(ctx)
+		if err != nil {
+			why = append(why, fmt.Sprintf("%s: %v", ref.Name, err))
+			continue
+		}
+		if reason := room(info, overcommit(ref, c), size); reason != "" {
+			why = append(why, ref.Name+": "+reason)
+			continue
+		}
+		return ref.Name, nil
+	}
+	return "", virtplane.Errorf(virtplane.ErrResourceExhausted, "no storage of cluster %s on node %s can hold a %d GiB disk: %s", c.Name, n.Name, size>>30, strings.Join(why, "; "))
+}
+
+// overcommit is the disk overcommit of a storage: its own, else its
+// cluster's, else none.
+func overcommit(ref model.StorageRef, c model.Cluster) float64 {
+	switch {
+	case ref.DiskOvercommit >= 1:
+		return ref.DiskOvercommit
+	case c.DiskOvercommit >= 1:
+		return c.DiskOvercommit
+	}
+	return 1
+}
+
+// room says why a pool cannot take another size bytes of virtual disk, or
+// "" when it can. A pool that does not know its capacity takes any.
+func room(info storage.PoolInfo, over float64, size int64) string {
+	if info.Capacity <= 0 {
+		return ""
+	}
+	limit := int64(float64(info.Capacity) * over)
+	if info.Allocated+size <= limit {
+		return ""
+	}
+	return fmt.Sprintf("%d GiB of %d GiB taken (capacity %d GiB, overcommit %g)", info.Allocated>>30, limit>>30, info.Capacity>>30, over)
+}
+
+// imageLocks serialises the copies of one image into one pool, so that
+// two creates do not both copy it, or clone one half copied.
+type imageLocks struct {
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+}
+
+func (l *imageLocks) lock(key string) func() {
+	l.mu.Lock()
+	if l.locks == nil {
+		l.locks = map[string]*sync.Mutex{}
+	}
+	m, ok := l.locks[key]
+	if !ok {
+		m = &sync.Mutex{}
+		l.locks[key] = m
+	}
+	l.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// baseIn makes sure pool holds the image's base volume, copying it from
+// the node's image pool (where imports put it) when pool is another one.
+func (f *Flow) baseIn(ctx context.Context, ex storage.Executor, images, pool storage.Pool, same bool, imageID string) error {
+	if same {
+		return f.ensureImage(ctx, pool, imageID)
+	}
+	info, err := pool.Info(ctx)
+	if err != nil {
+		return err
+	}
+	defer f.images.lock(info.Name + "/" + imageID)()
+	name := ImageVolume(imageID)
+	if _, err := pool.Volume(ctx, name); err == nil || !errors.Is(err, virtplane.ErrNotFound) {
+		return err
+	}
+	if err := f.ensureImage(ctx, images, imageID); err != nil {
+		return err
+	}
+	if ex == nil {
+		return virtplane.Errorf(virtplane.ErrNotImplemented, "the node has no storage command executor to copy image %s into storage %s", imageID, info.Name)
+	}
+	_, err = storage.CopyVolume(ctx, ex, images, name, pool, name)
+	return err
+}

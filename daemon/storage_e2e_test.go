@@ -1,0 +1,325 @@
+//go:build ceph
+
+package daemon_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
+
+	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/daemon"
+	"github.com/virtplane/virtplane/daemon/api"
+	"github.com/virtplane/virtplane/daemon/client"
+	"github.com/virtplane/virtplane/daemon/flow"
+	"github.com/virtplane/virtplane/daemon/internal/dbtest"
+	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/internal/testenv"
+	netport "github.com/virtplane/virtplane/network/port"
+	"github.com/virtplane/virtplane/storage"
+	"github.com/virtplane/virtplane/storage/ceph"
+	"github.com/virtplane/virtplane/storage/file"
+	"github.com/virtplane/virtplane/vmm"
+	"github.com/virtplane/virtplane/vmm/libvirt"
+)
+
+// problemAt requires err to be an API problem naming location, and
+// returns its message.
+func problemAt(t *testing.T, err error, location string) string {
+	t.Helper()
+	var p *client.Problem
+	require.ErrorAs(t, err, &p, "want a problem at %s", location)
+	var locs []string
+	for _, e := range p.Errors {
+		locs = append(locs, e.Location)
+		if e.Location == location {
+			return e.Message
+		}
+	}
+	require.Failf(t, "the problem names another field", "%s: fields %v, want %s", p.Error(), locs, location)
+	return ""
+}
+
+// iscsiTarget makes a tgt target of the test's own on the environment's
+// tgtd (its shared target and LUNs are not touched), removed at the end.
+func iscsiTarget(t *testing.T, env testenv.ISCSI) (tid int, iqn string) {
+	t.Helper()
+	n, err := rand.Int(rand.Reader, big.NewInt(9000))
+	require.NoError(t, err)
+	tid = 10000 + int(n.Int64())
+	iqn = "iqn.2026-12.io.virtplane:e2e-" + strconv.Itoa(tid)
+	cp := env.ControlPort
+	if cp == "" {
+		cp = "0"
+	}
+	tgtadm := func(args ...string) {
+		out, err := exec.Command("tgtadm", append([]string{"-C", cp, "--lld", "iscsi"}, args...)...).CombinedOutput()
+		require.NoError(t, err, string(out))
+	}
+	tgtadm("--op", "new", "--mode", "target", "--tid", strconv.Itoa(tid), "-T", iqn)
+	t.Cleanup(func() {
+		_ = exec.Command("tgtadm", "-C", cp, "--lld", "iscsi", "--op", "delete", "--force", "--mode", "target", "--tid", strconv.Itoa(tid)).Run()
+	})
+	tgtadm("--op", "bind", "--mode", "target", "--tid", strconv.Itoa(tid), "-I", "ALL")
+	return tid, iqn
+}
+
+// TestStoragesEndToEnd drives cluster storages of every driver through the
+// API on real components: this host's libvirtd and QEMU, the environment's
+// Ceph, LVM volume group and tgt. A VM with its root disk on Ceph (a linked
+// clone of the image copied into RBD) and one on an iSCSI LUN (a full
+// copy: LUNs do not clone) boot and print their marker; bad settings are
+// refused naming the field with nothing changed; tags place disks; a disk
+// no storage can hold fails saying why of each; everything goes on delete.
+func TestStoragesEndToEnd(t *testing.T) {
+	lv := testenv.RequireLibvirt(t)
+	guest := testenv.RequireGuest(t)
+	cph := testenv.RequireCeph(t)
+	lvmEnv := testenv.RequireLVM(t)
+	san := testenv.RequireISCSI(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
+	defer cancel()
+
+	dir := hostTempDir(t, "vpt-storages-")
+	stateDir, ownDir, lunDir := filepath.Join(dir, "vmm"), filepath.Join(dir, "own"), filepath.Join(dir, "luns")
+	for _, d := range []string{stateDir, ownDir, lunDir} {
+		require.NoError(t, os.MkdirAll(d, 0o755))
+	}
+	drv, err := libvirt.New(libvirt.Config{Socket: lv.Socket, URI: lv.URI, StateDir: stateDir}, libvirt.WithValues(lv.Values()))
+	require.NoError(t, err)
+	own, err := file.New(file.Config{Name: "own", Dir: ownDir})
+	require.NoError(t, err)
+	nl, err := netlink.NewHandle()
+	require.NoError(t, err)
+	t.Cleanup(nl.Close)
+	nft, err := nftables.New()
+	require.NoError(t, err)
+	ports, err := netport.NewKernelHost(filepath.Join(dir, "ports"), nl, nft)
+	require.NoError(t, err)
+	bridge := "vpt-br-" + hex.EncodeToString(binary.BigEndian.AppendUint32(nil, randUint32(t)))
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
+
+	srv, err := daemon.New(daemon.Config{Store: dbtest.SQLite(t), Instance: "storages", DataDir: filepath.Join(dir, "data"),
+		LocalDriver:  func(context.Context) (vmm.Driver, error) { return drv, nil },
+		LocalStorage: func(context.Context) (storage.Pool, error) { return own, nil },
+		LocalPorts:   func(context.Context) (netport.Ports, error) { return ports, nil },
+	})
+	require.NoError(t, err)
+	c := serveAdmin(t, srv)
+
+	drivers, err := c.StorageDrivers(ctx)
+	require.NoError(t, err)
+	shared := map[string]bool{}
+	for _, d := range drivers {
+		shared[d.Name] = d.Shared
+	}
+	assert.Equal(t, map[string]bool{"file": false, "lvm": false, "ceph": true, "san-lvm": true, "san-iscsi": true}, shared, "the drivers the API lists")
+
+	tid, iqn := iscsiTarget(t, san)
+	files := model.StorageRef{Name: "local", Driver: "file", Path: filepath.Join(dir, "files"), Default: true, Tags: []string{"bulk"}}
+	rbd := model.StorageRef{Name: "rbd", Driver: "ceph", Path: cph.Pool, Tags: []string{"ssd", "shared"}, DiskOvercommit: 16,
+		Options: map[string]string{"conf": cph.Conf, "user": cph.User, "monitors": cph.Monitors}}
+	lun := model.StorageRef{Name: "lun", Driver: "san-iscsi", Path: iqn, Tags: []string{"shared"},
+		Options: map[string]string{"portal": san.Portal, "tid": strconv.Itoa(tid), "dir": lunDir, "control_port": orZero(san.ControlPort)}}
+	vg := model.StorageRef{Name: "vg", Driver: "lvm", Path: lvmEnv.VG, Tags: []string{"bulk"},
+		// lvm2 here is metadata only (no device-mapper): LVs are records,
+		// so no VM boots from this storage; it is checked, not used.
+		Options: map[string]string{"env": strings.Join(lvmEnv.Env(), ","), "no_activation": "true"}}
+	body := func(st ...model.StorageRef) api.ClusterBody {
+		return api.ClusterBody{Name: "stor", VirtType: "kvm", NetworkMode: "bridge", Bridge: bridge, Storages: st}
+	}
+
+	// Bad settings: refused naming the field; no cluster is made.
+	missingPool := rbd
+	missingPool.Path = "vpt-no-such-pool"
+	injected := lun
+	injected.Options = map[string]string{"portal": san.Portal + "/" + iqn + "/1?x=y", "tid": "1", "dir": lunDir}
+	badVG := vg
+	badVG.Path = "/dev/" + lvmEnv.VG
+	for _, bad := range []struct {
+		st       model.StorageRef
+		location string
+	}{
+		{model.StorageRef{Name: "z", Driver: "zfs", Path: "tank"}, "body.storages[1].driver"},
+		{missingPool, "body.storages[1].path"},
+		{injected, "body.storages[1].options.portal"},
+		{badVG, "body.storages[1].path"},
+	} {
+		_, err := c.CreateCluster(ctx, body(files, bad.st))
+		msg := problemAt(t, err, bad.location)
+		t.Logf("refused %s: %s", bad.st.Name, msg)
+	}
+	_, err = c.CreateCluster(ctx, body(files, rbd, model.StorageRef{Name: "rbd2", Driver: "file", Path: dir + "/x", Default: true}))
+	problemAt(t, err, "body.storages[2].default")
+	list, err := c.ListClusters(ctx, client.ListOptions{})
+	require.NoError(t, err)
+	for _, cl := range list.Items {
+		assert.NotEqual(t, "stor", cl.Name, "a refused cluster was made")
+	}
+
+	cl, err := c.CreateCluster(ctx, body(files, rbd, lun))
+	require.NoError(t, err)
+	nd, err := c.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: "local1", Address: "local", Cores: 2, MemoryMiB: 4096, DiskGiB: 20})
+	require.NoError(t, err)
+	// A local storage is checked on every node: a VG that is not there is
+	// refused, the real one taken.
+	missingVG := vg
+	missingVG.Path = "vpt-no-such-vg"
+	_, err = c.UpdateCluster(ctx, cl.ID, body(files, rbd, lun, missingVG))
+	t.Logf("refused missing VG: %s", problemAt(t, err, "body.storages[3].path"))
+	got, err := c.GetCluster(ctx, cl.ID)
+	require.NoError(t, err)
+	require.Len(t, got.Storages, 3, "a refused change changed the cluster")
+	cl, err = c.UpdateCluster(ctx, cl.ID, body(files, rbd, lun, vg))
+	require.NoError(t, err)
+	require.Len(t, cl.Storages, 4)
+
+	ipPool, err := c.CreatePool(ctx, api.PoolBody{Name: "stor", ClusterIDs: []string{cl.ID}, Blocks: []api.BlockBody{{Range: "198.51.100.16/28", Gateway: "198.51.100.17"}}})
+	require.NoError(t, err)
+	img, err := c.CreateImage(ctx, api.ImageBody{Name: "guest", OSType: "linux", Source: guest.Disk, Format: "qcow2"})
+	require.NoError(t, err)
+	_, tk, err := c.ImportImage(ctx, img.ID, api.ImageImportBody{ClusterID: cl.ID})
+	succeeded(t, c, tk, err)
+
+	// Storage requests a create refuses at once.
+	vmBody := func(name string, storageName string, tags ...string) api.VMCreateBody {
+		return api.VMCreateBody{Name: name, ClusterID: cl.ID, ImageID: img.ID, PoolID: ipPool.ID, CPUs: 1, MemoryMiB: 192, DiskGiB: 1,
+			Storage: storageName, StorageTags: tags, Console: "none"}
+	}
+	_, _, err = c.CreateVM(ctx, vmBody("nope", "nope"), "")
+	problemAt(t, err, "body.storage")
+	_, _, err = c.CreateVM(ctx, vmBody("nvme", "", "nvme"), "")
+	msg := problemAt(t, err, "body.storage_tags")
+	for _, name := range []string{"local", "rbd", "lun", "vg"} {
+		assert.Contains(t, msg, name+": lacks tags", "the refusal says why of storage %s", name)
+	}
+	// A disk no storage has room for fails its task, saying why of each.
+	// (Ceph here reports no capacity and tgt LUNs none: such storages
+	// take any disk; the file system and the VG know theirs.)
+	huge := vmBody("huge", "", "bulk")
+	huge.DiskGiB = 60000
+	hv, tk, err := c.CreateVM(ctx, huge, "")
+	err = taskFailed(t, c, tk, err)
+	assert.ErrorIs(t, err, virtplane.ErrResourceExhausted)
+	assert.Contains(t, err.Error(), "local: ")
+	assert.Contains(t, err.Error(), "vg: ")
+	assert.Contains(t, err.Error(), "rbd: lacks tags [bulk]")
+	t.Logf("no room: %v", err)
+	tk, err = c.DeleteVM(ctx, hv.ID)
+	succeeded(t, c, tk, err)
+
+	rbdPool, err := ceph.New(ctx, ceph.Config{Name: "check", Pool: cph.Pool, Conf: cph.Conf, User: cph.User})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rbdPool.Close() })
+
+	// The tag ssd places the disk on Ceph: a linked clone of the image's
+	// base, which the create copied into RBD.
+	boot := func(body api.VMCreateBody) model.VM {
+		t.Helper()
+		vm, tk, err := c.CreateVM(ctx, body, "")
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			_ = drv.Stop(context.Background(), flow.DomainName(vm.ID))
+			_ = drv.Delete(context.Background(), flow.DomainName(vm.ID))
+			_ = exec.Command("ip", "link", "del", flow.PortName(vm.ID)).Run()
+		})
+		succeeded(t, c, tk, nil)
+		vm, err = c.GetVM(ctx, vm.ID)
+		require.NoError(t, err)
+		console, err := testenv.WaitConsole(ctx, drv.ConsoleLog(flow.DomainName(vm.ID)), guest.Marker, 2*time.Minute)
+		require.NoError(t, err, "the guest on storage %s did not boot", vm.Storage)
+		assert.Contains(t, console, guest.Marker)
+		return vm
+	}
+	onCeph := boot(vmBody("on-ceph", "", "ssd"))
+	assert.Equal(t, "rbd", onCeph.Storage, "the disk asking for ssd is on the storage tagged ssd")
+	vol, err := rbdPool.Volume(ctx, flow.VolumeName(onCeph.ID))
+	require.NoError(t, err)
+	assert.Equal(t, flow.ImageVolume(img.ID), vol.Parent, "a linked clone of the image in RBD")
+	children := run(t, "rbd", "-c", cph.Conf, "children", cph.Pool+"/"+flow.ImageVolume(img.ID)+"@.clone-"+flow.VolumeName(onCeph.ID))
+	assert.Contains(t, children, flow.VolumeName(onCeph.ID), "rbd children shows the clone")
+	dom, err := drv.Get(ctx, flow.DomainName(onCeph.ID))
+	require.NoError(t, err)
+	require.NotEmpty(t, dom.Spec.Disks)
+	assert.Equal(t, "rbd", dom.Spec.Disks[0].Source.Kind, "QEMU reads the RBD image itself")
+
+	// The iSCSI storage by name: a full copy into a LUN of its own.
+	onLUN := boot(vmBody("on-lun", "lun"))
+	assert.Equal(t, "lun", onLUN.Storage)
+	dom, err = drv.Get(ctx, flow.DomainName(onLUN.ID))
+	require.NoError(t, err)
+	assert.Equal(t, "iscsi", dom.Spec.Disks[0].Source.Kind)
+	assert.Contains(t, dom.Spec.Disks[0].Source.URL, iqn)
+	luns, err := os.ReadDir(lunDir)
+	require.NoError(t, err)
+	require.Len(t, luns, 1, "one LUN: the VM's disk (no base: LUNs do not clone)")
+
+	// Neither may go while it holds disks; disabling takes no disk away.
+	_, err = c.UpdateCluster(ctx, cl.ID, body(files, lun, vg))
+	t.Logf("refused removal: %s", problemAt(t, err, "body.storages"))
+	off := false
+	rbdOff := rbd
+	rbdOff.Enabled = &off
+	_, err = c.UpdateCluster(ctx, cl.ID, body(files, rbdOff, lun, vg))
+	require.NoError(t, err)
+	_, _, err = c.CreateVM(ctx, vmBody("to-disabled", "rbd"), "")
+	problemAt(t, err, "body.storage")
+
+	// Everything goes on delete: domains, RBD image, LUN, and the bases
+	// with the image.
+	for _, vm := range []model.VM{onCeph, onLUN} {
+		tk, err := c.DeleteVM(ctx, vm.ID)
+		succeeded(t, c, tk, err)
+		_, err = drv.Get(ctx, flow.DomainName(vm.ID))
+		assert.ErrorIs(t, err, virtplane.ErrNotFound, "domain left behind")
+	}
+	_, err = rbdPool.Volume(ctx, flow.VolumeName(onCeph.ID))
+	assert.ErrorIs(t, err, virtplane.ErrNotFound, "RBD image left behind")
+	luns, err = os.ReadDir(lunDir)
+	require.NoError(t, err)
+	assert.Empty(t, luns, "LUN backing file left behind")
+	assert.NotContains(t, run(t, "tgtadm", "-C", orZero(san.ControlPort), "--lld", "iscsi", "--op", "show", "--mode", "target"), filepath.Join(lunDir, flow.VolumeName(onLUN.ID)), "LUN left on the target")
+	tk, err = c.DeleteImage(ctx, img.ID)
+	succeeded(t, c, tk, err)
+	_, err = rbdPool.Volume(ctx, flow.ImageVolume(img.ID))
+	assert.ErrorIs(t, err, virtplane.ErrNotFound, "the image's base left in RBD")
+	left, err := os.ReadDir(filepath.Join(dir, "files"))
+	if !errors.Is(err, os.ErrNotExist) {
+		require.NoError(t, err)
+		assert.Empty(t, left, "files left in the file storage")
+	}
+	lvs := exec.Command("lvs", "--noheadings", "-o", "lv_name", lvmEnv.VG)
+	lvs.Env = append(os.Environ(), lvmEnv.Env()...)
+	out, err := lvs.CombinedOutput()
+	require.NoError(t, err, string(out))
+	assert.NotContains(t, string(out), "vpt-", "an LV of a VM in the volume group")
+	_ = nd
+}
+
+func orZero(s string) string {
+	if s == "" {
+		return "0"
+	}
+	return s
+}
+
+func randUint32(t *testing.T) uint32 {
+	n, err := rand.Int(rand.Reader, big.NewInt(1<<32))
+	require.NoError(t, err)
+	return uint32(n.Int64())
+}
