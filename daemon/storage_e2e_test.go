@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -114,8 +115,9 @@ func TestStoragesEndToEnd(t *testing.T) {
 	bridge := "vpt-br-" + hex.EncodeToString(binary.BigEndian.AppendUint32(nil, randUint32(t)))
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
 
+	faulty := &failingCreate{Driver: drv}
 	srv, err := daemon.New(daemon.Config{Store: dbtest.SQLite(t), Instance: "storages", DataDir: filepath.Join(dir, "data"),
-		LocalDriver:  func(context.Context) (vmm.Driver, error) { return drv, nil },
+		LocalDriver:  func(context.Context) (vmm.Driver, error) { return faulty, nil },
 		LocalStorage: func(context.Context) (storage.Pool, error) { return own, nil },
 		LocalPorts:   func(context.Context) (netport.Ports, error) { return ports, nil },
 	})
@@ -141,7 +143,7 @@ func TestStoragesEndToEnd(t *testing.T) {
 		// so no VM boots from this storage; it is checked, not used.
 		Options: map[string]string{"env": strings.Join(lvmEnv.Env(), ","), "no_activation": "true"}}
 	body := func(st ...model.StorageRef) api.ClusterBody {
-		return api.ClusterBody{Name: "stor", VirtType: "kvm", NetworkMode: "bridge", Bridge: bridge, Storages: st}
+		return api.ClusterBody{Name: "stor", VirtType: "kvm", CPUOvercommit: 4, NetworkMode: "bridge", Bridge: bridge, Storages: st}
 	}
 
 	// Bad settings: refused naming the field; no cluster is made.
@@ -280,9 +282,67 @@ func TestStoragesEndToEnd(t *testing.T) {
 	_, _, err = c.CreateVM(ctx, vmBody("to-disabled", "rbd"), "")
 	problemAt(t, err, "body.storage")
 
+	// A disk moves file → Ceph → file with its bytes, and the VM boots
+	// from it again.
+	_, err = c.UpdateCluster(ctx, cl.ID, body(files, rbd, lun, vg))
+	require.NoError(t, err)
+	mover := boot(vmBody("mover", "local"))
+	_, err = c.MoveVMDisk(ctx, mover.ID, "rbd")
+	t.Logf("refused move of a running VM: %s", problemAt(t, err, "path.id"))
+	tk, err = c.VMAction(ctx, mover.ID, "stop")
+	succeeded(t, c, tk, err)
+	_, err = c.MoveVMDisk(ctx, mover.ID, "local")
+	problemAt(t, err, "body.storage")
+	localPool, err := file.New(file.Config{Name: "local", Dir: files.Path})
+	require.NoError(t, err)
+	fv, err := localPool.Volume(ctx, flow.VolumeName(mover.ID))
+	require.NoError(t, err)
+	filePath := fv.Attachment.Path
+	before := filepath.Join(dir, "before.raw")
+	run(t, "qemu-img", "convert", "-O", "raw", filePath, before)
+	rbdSpec := "rbd:" + cph.Pool + "/" + flow.VolumeName(mover.ID) + ":conf=" + cph.Conf
+	// A failure in the middle (the domain cannot be defined on the copy)
+	// leaves the VM on its old disk, defined as it was, and no copy.
+	faulty.fail.Store(true)
+	tk, err = c.MoveVMDisk(ctx, mover.ID, "rbd")
+	assert.ErrorContains(t, taskFailed(t, c, tk, err), "injected")
+	unmoved, err := c.GetVM(ctx, mover.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "local", unmoved.Storage, "a failed move changed the VM's storage")
+	_, err = rbdPool.Volume(ctx, flow.VolumeName(mover.ID))
+	assert.ErrorIs(t, err, virtplane.ErrNotFound, "a failed move left its copy")
+	dom, err = drv.Get(ctx, flow.DomainName(mover.ID))
+	require.NoError(t, err, "a failed move left the VM undefined")
+	assert.Equal(t, filePath, dom.Spec.Disks[0].Source.Path, "the VM is defined on its old disk again")
+	run(t, "qemu-img", "compare", "-f", "raw", before, filePath)
+	tk, err = c.MoveVMDisk(ctx, mover.ID, "rbd")
+	succeeded(t, c, tk, err)
+	mover, err = c.GetVM(ctx, mover.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "rbd", mover.Storage)
+	assert.NoFileExists(t, filePath, "the old disk stays after the move")
+	run(t, "qemu-img", "compare", "-f", "raw", "-F", "raw", before, rbdSpec)
+	tk, err = c.MoveVMDisk(ctx, mover.ID, "local")
+	succeeded(t, c, tk, err)
+	_, err = rbdPool.Volume(ctx, flow.VolumeName(mover.ID))
+	assert.ErrorIs(t, err, virtplane.ErrNotFound, "the RBD copy stays after the move back")
+	fv, err = localPool.Volume(ctx, flow.VolumeName(mover.ID))
+	require.NoError(t, err)
+	run(t, "qemu-img", "compare", "-f", "raw", "-F", fv.Attachment.Format, before, fv.Attachment.Path)
+	// The console log of the domain defined again may be a new one: the
+	// boot is looked for past what it held before the start.
+	consoleLog := drv.ConsoleLog(flow.DomainName(mover.ID))
+	old, _ := os.ReadFile(consoleLog)
+	tk, err = c.VMAction(ctx, mover.ID, "start")
+	succeeded(t, c, tk, err)
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(consoleLog)
+		return len(b) >= len(old) && strings.Contains(string(b[len(old):]), guest.Marker)
+	}, 2*time.Minute, 250*time.Millisecond, "the VM boots from its moved disk (%s)", consoleLog)
+
 	// Everything goes on delete: domains, RBD image, LUN, and the bases
 	// with the image.
-	for _, vm := range []model.VM{onCeph, onLUN} {
+	for _, vm := range []model.VM{onCeph, onLUN, mover} {
 		tk, err := c.DeleteVM(ctx, vm.ID)
 		succeeded(t, c, tk, err)
 		_, err = drv.Get(ctx, flow.DomainName(vm.ID))
@@ -309,6 +369,19 @@ func TestStoragesEndToEnd(t *testing.T) {
 	require.NoError(t, err, string(out))
 	assert.NotContains(t, string(out), "vpt-", "an LV of a VM in the volume group")
 	_ = nd
+}
+
+// failingCreate is a hypervisor whose Create fails while fail is set.
+type failingCreate struct {
+	vmm.Driver
+	fail atomic.Bool
+}
+
+func (d *failingCreate) Create(ctx context.Context, spec vmm.Spec) (vmm.VM, error) {
+	if d.fail.CompareAndSwap(true, false) {
+		return vmm.VM{}, virtplane.Errorf(virtplane.ErrUnavailable, "injected: define %s", spec.Name)
+	}
+	return d.Driver.Create(ctx, spec)
 }
 
 func orZero(s string) string {

@@ -10,6 +10,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/daemon/flow"
 	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/daemon/store"
 )
@@ -145,4 +146,61 @@ func (s *Server) registerStorageDrivers() {
 		}
 		return &struct{ Body Page[model.StorageDriver] }{out}, nil
 	})
+}
+
+// registerDiskMoves serves the moves of a VM's disk between storages.
+func (s *Server) registerDiskMoves(tags []string) {
+	type moveDisk struct {
+		IDInput
+		Body struct {
+			Storage string `json:"storage" minLength:"1" maxLength:"63" doc:"the storage of the VM's cluster the disk goes to"`
+		}
+	}
+	huma.Register(s.api, huma.Operation{
+		OperationID: "moveVMDisk", Method: http.MethodPost, Path: "/v1/vms/{id}/disk/move", Tags: tags, DefaultStatus: http.StatusAccepted,
+		Summary:     "Move a stopped VM's disk to another storage of its cluster (admin)",
+		Description: "A task: the disk is copied, the VM defined again on the copy, the old disk removed; a failure, or a daemon stopped half-way, leaves the VM on its old disk. The VM must be stopped and have no snapshots.",
+	}, func(ctx context.Context, in *moveDisk) (*VMTaskOutput, error) {
+		if err := requireAdmin(ctx); err != nil {
+			return nil, problem(err)
+		}
+		vm, _, err := s.vm(ctx, s.st, in.ID)
+		if err != nil {
+			return nil, problem(err)
+		}
+		c, _, err := getObject[model.Cluster](ctx, s.st, store.KindCluster, vm.ClusterID, "path.id")
+		if err != nil {
+			return nil, problem(err)
+		}
+		if err := validateDiskMove(c, vm, in.Body.Storage); err != nil {
+			return nil, problem(err)
+		}
+		return s.submitVM(ctx, in.ID, flow.KindVMDiskMove, func(now model.VM, input *flow.VMInput) error {
+			if now.Storage != vm.Storage || now.State != vm.State {
+				return field("path.id", virtplane.Errorf(virtplane.ErrConflict, "vm %s changed meanwhile: send the move again", vm.ID))
+			}
+			input.Storage = in.Body.Storage
+			return nil
+		})
+	})
+}
+
+// validateDiskMove checks a move of vm's disk to storage target of its
+// cluster c: a stopped VM without snapshots, an enabled storage that is
+// not the disk's own.
+func validateDiskMove(c model.Cluster, vm model.VM, target string) error {
+	st, ok := c.Storage(target)
+	switch {
+	case !ok:
+		return field("body.storage", virtplane.Errorf(virtplane.ErrNotFound, "storage %q: cluster %s has no storage of that name", target, c.Name))
+	case target == vm.Storage:
+		return field("body.storage", virtplane.Errorf(virtplane.ErrInvalidArgument, "storage %s: the disk of vm %s is there already", target, vm.ID))
+	case !st.IsEnabled():
+		return field("body.storage", virtplane.Errorf(virtplane.ErrConflict, "storage %s is disabled: it takes no new disk", target))
+	case vm.State != model.VMStopped:
+		return field("path.id", virtplane.Errorf(virtplane.ErrConflict, "vm %s is %s: stop it to move its disk (a live move is not implemented)", vm.ID, vm.State))
+	case len(vm.Snapshots) > 0:
+		return field("path.id", virtplane.Errorf(virtplane.ErrConflict, "vm %s has snapshots, which stay with the old disk: delete them first", vm.ID))
+	}
+	return nil
 }

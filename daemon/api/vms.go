@@ -147,6 +147,7 @@ func (s *Server) registerVMs() {
 		})
 	})
 	s.registerVMOps(tags)
+	s.registerDiskMoves(tags)
 }
 
 // vm reads a VM the caller may see; another user's VM is reported as not

@@ -22,6 +22,12 @@ func (c *Client) StorageDrivers(ctx context.Context) ([]model.StorageDriver, err
 	return out.Items, err
 }
 
+// MoveVMDisk moves a stopped VM's disk to another storage of its cluster
+// (admin); the task does it.
+func (c *Client) MoveVMDisk(ctx context.Context, vmID, storage string) (api.TaskView, error) {
+	return c.vmTask(ctx, "moveVMDisk", vmID, map[string]string{"storage": storage})
+}
+
 // GetCluster reads a cluster.
 func (c *Client) GetCluster(ctx context.Context, id string) (model.Cluster, error) {
 	var out model.Cluster

@@ -44,6 +44,7 @@ func Operations() []Op {
 		{"patchCluster", "PATCH", "/v1/clusters/{id}", "PatchCluster"},
 		{"deleteCluster", "DELETE", "/v1/clusters/{id}", "DeleteCluster"},
 		{"listStorageDrivers", "GET", "/v1/storage-drivers", "StorageDrivers"},
+		{"moveVMDisk", "POST", "/v1/vms/{id}/disk/move", "MoveVMDisk"},
 		{"syncClusterFlood", "POST", "/v1/clusters/{id}/vxlan-sync", "SyncClusterFlood"},
 		{"planRebalance", "POST", "/v1/clusters/{id}/rebalance-plan", "PlanRebalance"},
 		{"rebalanceCluster", "POST", "/v1/clusters/{id}/rebalance", "Rebalance"},

@@ -86,6 +86,8 @@ type VMInput struct {
 	// Memory chooses the kind of a snapshot: nil takes memory of a
 	// running VM and disks only of a stopped one.
 	Memory *bool `json:"memory,omitempty"`
+	// Storage is the target storage of a disk move.
+	Storage string `json:"storage,omitempty"`
 	// ClusterID is the target cluster of a migration to another cluster.
 	ClusterID string `json:"cluster_id,omitempty"`
 	// Template is the domain template of a create, as it was when the
@@ -182,6 +184,9 @@ func (f *Flow) Register(e *tasks.Engine) {
 	e.Handle(KindVMReset, h(f.reset))
 	e.Handle(KindClusterRebalance, tasks.Handler{Run: f.rebalance, Placing: true})
 	e.Handle(KindVMMigrate, tasks.Handler{Run: f.migrate, Finish: f.finishVM, Placing: true})
+	// A disk move interrupted by a stopped daemon is rolled back (the VM
+	// stays on its old disk); whether to move again is the caller's call.
+	e.Handle(KindVMDiskMove, tasks.Handler{Run: f.moveDisk, Finish: f.finishVM, Placing: true})
 	e.Handle(KindClusterFloodSync, tasks.Handler{Run: f.syncFlood, Retry: true})
 	// Journals written before reservations became volatile undos name this
 	// action; what it undid died with the daemon that wrote them.
