@@ -134,6 +134,7 @@ func (e *env) rbacCases() []rbacCase {
 		{"deleteToken", "DELETE", "/v1/tokens/" + e.aliceTokenID, nil, true},
 		{"listClusters", "GET", "/v1/clusters", nil, false},
 		{"listStorageDrivers", "GET", "/v1/storage-drivers", nil, true},
+		{"getClusterStorageUsage", "GET", "/v1/clusters/" + e.cluster.ID + "/storage-usage", nil, true},
 		{"moveVMDisk", "POST", "/v1/vms/" + e.aliceVM.ID + "/disk/move", map[string]string{"storage": "x"}, true},
 		{"getCluster", "GET", "/v1/clusters/" + e.cluster.ID, nil, false},
 		{"createCluster", "POST", "/v1/clusters", api.ClusterBody{Name: "evil", VirtType: "kvm", Strategy: "even", CPUOvercommit: 1, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: "bridge"}, true},

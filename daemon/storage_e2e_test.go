@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"math/big"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -271,6 +272,30 @@ func TestStoragesEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, luns, 1, "one LUN: the VM's disk (no base: LUNs do not clone)")
 
+	// Usage per storage: the shared ones once, the local ones per node,
+	// with the VMs on each; the same in /metrics.
+	usage, err := c.StorageUsage(ctx, cl.ID)
+	require.NoError(t, err)
+	byName := map[string]model.StorageUsage{}
+	for _, u := range usage {
+		assert.Empty(t, u.Error, "storage %s", u.Storage)
+		byName[u.Storage] = u
+	}
+	require.Len(t, byName, 4)
+	assert.Equal(t, "", byName["rbd"].Node, "a shared storage is listed once, for no node")
+	assert.Equal(t, nd.ID, byName["local"].Node)
+	assert.Equal(t, 1, byName["rbd"].VMs)
+	assert.Equal(t, 1, byName["lun"].VMs)
+	assert.Positive(t, byName["vg"].CapacityBytes, "the VG's size")
+	assert.Positive(t, byName["local"].CapacityBytes, "the file system's size")
+	assert.GreaterOrEqual(t, byName["rbd"].AllocatedBytes, int64(1<<30), "the VM's 1 GiB disk counts in RBD")
+	metricsSrv := httptest.NewServer(srv.Handler())
+	t.Cleanup(metricsSrv.Close)
+	text := scrape(t, metricsSrv.URL)
+	assert.EqualValues(t, 1, sample(t, text, `virtplane_storage_vms{cluster="stor",driver="ceph",node="",storage="rbd"}`))
+	assert.EqualValues(t, 1, sample(t, text, `virtplane_storage_up{cluster="stor",driver="lvm",node="`+nd.ID+`",storage="vg"}`))
+	assert.EqualValues(t, byName["vg"].CapacityBytes, sample(t, text, `virtplane_storage_capacity_bytes{cluster="stor",driver="lvm",node="`+nd.ID+`",storage="vg"}`))
+
 	// Neither may go while it holds disks; disabling takes no disk away.
 	_, err = c.UpdateCluster(ctx, cl.ID, body(files, lun, vg))
 	t.Logf("refused removal: %s", problemAt(t, err, "body.storages"))
@@ -368,7 +393,6 @@ func TestStoragesEndToEnd(t *testing.T) {
 	out, err := lvs.CombinedOutput()
 	require.NoError(t, err, string(out))
 	assert.NotContains(t, string(out), "vpt-", "an LV of a VM in the volume group")
-	_ = nd
 }
 
 // failingCreate is a hypervisor whose Create fails while fail is set.

@@ -167,3 +167,75 @@ func (a storageAdmin) Check(ctx context.Context, c model.Cluster, ref model.Stor
 	}
 	return nil
 }
+
+// Usage reads the space of every storage of cluster c: a shared storage
+// once, a local one on each node. A backend that cannot be read is listed
+// with its error. connected, when set, says which nodes may be asked (a
+// metrics scrape dials no node that is not connected yet).
+func (a storageAdmin) Usage(ctx context.Context, c model.Cluster) ([]model.StorageUsage, error) {
+	return a.s.storageUsage(ctx, c, false)
+}
+
+func (s *Server) storageUsage(ctx context.Context, c model.Cluster, connectedOnly bool) ([]model.StorageUsage, error) {
+	nodes, err := listAll[model.Node](ctx, s.cfg.Store, store.KindNode)
+	if err != nil {
+		return nil, err
+	}
+	vms, err := listAll[model.VM](ctx, s.cfg.Store, store.KindVM)
+	if err != nil {
+		return nil, err
+	}
+	out := []model.StorageUsage{}
+	sharedDone := map[string]bool{}
+	for _, n := range nodes {
+		if n.ClusterID != c.ID {
+			continue
+		}
+		b, err := s.usageBackend(ctx, n, c, connectedOnly)
+		for _, ref := range c.Storages {
+			u := model.StorageUsage{Storage: ref.Name, Driver: ref.Driver, Node: n.ID}
+			if err == nil && s.Flow.IsShared(b, ref.Driver) {
+				if sharedDone[ref.Name] {
+					continue
+				}
+				sharedDone[ref.Name], u.Node = true, ""
+			}
+			for _, vm := range vms {
+				if vm.ClusterID == c.ID && vm.Storage == ref.Name && (u.Node == "" || vm.NodeID == n.ID) {
+					u.VMs++
+				}
+			}
+			if err != nil {
+				u.Error = err.Error()
+				out = append(out, u)
+				continue
+			}
+			pool, perr := s.Flow.OpenStorage(ctx, n, b, c, ref)
+			var info storage.PoolInfo
+			if perr == nil {
+				info, perr = pool.Info(ctx)
+			}
+			if perr != nil {
+				u.Error = perr.Error()
+			}
+			u.CapacityBytes, u.UsedBytes, u.AllocatedBytes = info.Capacity, info.Used, info.Allocated
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// usageBackend is the backend of node n for a usage read; with
+// connectedOnly, only one already open.
+func (s *Server) usageBackend(ctx context.Context, n model.Node, c model.Cluster, connectedOnly bool) (*node.Backend, error) {
+	if !connectedOnly {
+		return s.Backend(ctx, n, c)
+	}
+	s.mu.Lock()
+	e, ok := s.backends[n.ID]
+	s.mu.Unlock()
+	if !ok {
+		return nil, virtplane.Errorf(virtplane.ErrUnavailable, "node %s is not connected yet", n.Name)
+	}
+	return e.b, nil
+}

@@ -69,8 +69,18 @@ func (u usageSource) Inventory(ctx context.Context) (metrics.Inventory, error) {
 	index := map[string]int{}
 	for _, c := range clusters {
 		index[c.ID] = len(inv.Clusters)
-		inv.Clusters = append(inv.Clusters, metrics.ClusterUsage{ID: c.ID, Name: c.Name, CPUOvercommit: c.CPUOvercommit,
-			RAMOvercommit: c.RAMOvercommit, DiskOvercommit: c.DiskOvercommit, VMsByState: byState[c.ID]})
+		cu := metrics.ClusterUsage{ID: c.ID, Name: c.Name, CPUOvercommit: c.CPUOvercommit,
+			RAMOvercommit: c.RAMOvercommit, DiskOvercommit: c.DiskOvercommit, VMsByState: byState[c.ID]}
+		// A scrape asks only the nodes that are connected already.
+		sus, err := u.s.storageUsage(ctx, c, true)
+		if err != nil {
+			return metrics.Inventory{}, err
+		}
+		for _, su := range sus {
+			cu.Storages = append(cu.Storages, metrics.StorageUsage{Storage: su.Storage, Driver: su.Driver, Node: su.Node,
+				Capacity: su.CapacityBytes, Used: su.UsedBytes, Allocated: su.AllocatedBytes, VMs: su.VMs, Err: su.Error})
+		}
+		inv.Clusters = append(inv.Clusters, cu)
 	}
 	for _, n := range nodes {
 		i, ok := index[n.ClusterID]

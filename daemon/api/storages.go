@@ -27,6 +27,8 @@ type StorageAdmin interface {
 	// Check opens the storage of cluster c on its nodes (a shared one
 	// once) and reads its space; errors as Validate's.
 	Check(ctx context.Context, c model.Cluster, ref model.StorageRef) error
+	// Usage reads the space of every storage of cluster c.
+	Usage(ctx context.Context, c model.Cluster) ([]model.StorageUsage, error)
 }
 
 // storageField places an error about storage i at its body field.
@@ -133,6 +135,26 @@ func validateDiskStorage(c model.Cluster, name string, tags []string) error {
 }
 
 func (s *Server) registerStorageDrivers() {
+	huma.Register(s.api, huma.Operation{
+		OperationID: "getClusterStorageUsage", Method: http.MethodGet, Path: "/v1/clusters/{id}/storage-usage", Tags: []string{"clusters"},
+		Summary:     "The space of a cluster's storages: a local one per node, a shared one once (admin)",
+		Description: "Capacity, what the backend allocated, the virtual sizes placement counts, and the VMs with a disk there; a backend that cannot be read says why.",
+	}, func(ctx context.Context, in *IDInput) (*struct{ Body Page[model.StorageUsage] }, error) {
+		if err := requireAdmin(ctx); err != nil {
+			return nil, problem(err)
+		}
+		c, _, err := getObject[model.Cluster](ctx, s.st, store.KindCluster, in.ID, "path.id")
+		if err != nil {
+			return nil, problem(err)
+		}
+		out := Page[model.StorageUsage]{Items: []model.StorageUsage{}}
+		if s.cfg.Storages != nil {
+			if out.Items, err = s.cfg.Storages.Usage(ctx, c); err != nil {
+				return nil, problem(err)
+			}
+		}
+		return &struct{ Body Page[model.StorageUsage] }{out}, nil
+	})
 	huma.Register(s.api, huma.Operation{
 		OperationID: "listStorageDrivers", Method: http.MethodGet, Path: "/v1/storage-drivers", Tags: []string{"clusters"},
 		Summary: "List the storage drivers a cluster storage may use, with their options (admin)",

@@ -22,6 +22,13 @@ func (c *Client) StorageDrivers(ctx context.Context) ([]model.StorageDriver, err
 	return out.Items, err
 }
 
+// StorageUsage reads the space of a cluster's storages (admin).
+func (c *Client) StorageUsage(ctx context.Context, clusterID string) ([]model.StorageUsage, error) {
+	var out Page[model.StorageUsage]
+	err := c.call(ctx, "getClusterStorageUsage", []string{clusterID}, nil, nil, &out)
+	return out.Items, err
+}
+
 // MoveVMDisk moves a stopped VM's disk to another storage of its cluster
 // (admin); the task does it.
 func (c *Client) MoveVMDisk(ctx context.Context, vmID, storage string) (api.TaskView, error) {

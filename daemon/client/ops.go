@@ -44,6 +44,7 @@ func Operations() []Op {
 		{"patchCluster", "PATCH", "/v1/clusters/{id}", "PatchCluster"},
 		{"deleteCluster", "DELETE", "/v1/clusters/{id}", "DeleteCluster"},
 		{"listStorageDrivers", "GET", "/v1/storage-drivers", "StorageDrivers"},
+		{"getClusterStorageUsage", "GET", "/v1/clusters/{id}/storage-usage", "StorageUsage"},
 		{"moveVMDisk", "POST", "/v1/vms/{id}/disk/move", "MoveVMDisk"},
 		{"syncClusterFlood", "POST", "/v1/clusters/{id}/vxlan-sync", "SyncClusterFlood"},
 		{"planRebalance", "POST", "/v1/clusters/{id}/rebalance-plan", "PlanRebalance"},

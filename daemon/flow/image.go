@@ -383,7 +383,7 @@ func (f *Flow) basePools(ctx context.Context, n model.Node) (map[string]storage.
 	pools := map[string]storage.Pool{"node/" + n.ID + "/" + img: images}
 	for _, ref := range c.Storages {
 		key := "node/" + n.ID + "/" + ref.Name
-		if f.cfg.Shared != nil && !b.Simulated && f.cfg.Shared.Shared(ref.Driver) {
+		if f.IsShared(b, ref.Driver) {
 			key = "cluster/" + c.ID + "/" + ref.Name
 		}
 		if ref.Name == img {

@@ -28,13 +28,24 @@ type SharedStorages interface {
 // through the daemon, a local one on the node. A simulated node simulates
 // every storage.
 func (f *Flow) storagePool(ctx context.Context, n model.Node, b *node.Backend, c model.Cluster, ref model.StorageRef) (storage.Pool, error) {
-	if f.cfg.Shared != nil && !b.Simulated && f.cfg.Shared.Shared(ref.Driver) {
+	if f.IsShared(b, ref.Driver) {
 		return f.cfg.Shared.OpenShared(ctx, c, ref)
 	}
 	if b.Pool == nil {
 		return nil, node.NotOffered(n, "no storage pool")
 	}
 	return b.Pool(ctx, ref)
+}
+
+// OpenStorage opens storage ref of cluster c for node n whose backend is b,
+// as the tasks do (a shared storage through the daemon).
+func (f *Flow) OpenStorage(ctx context.Context, n model.Node, b *node.Backend, c model.Cluster, ref model.StorageRef) (storage.Pool, error) {
+	return f.storagePool(ctx, n, b, c, ref)
+}
+
+// IsShared reports whether a storage has one backend for its whole cluster.
+func (f *Flow) IsShared(b *node.Backend, driver string) bool {
+	return f.cfg.Shared != nil && !b.Simulated && f.cfg.Shared.Shared(driver)
 }
 
 // vmPool is the pool of a VM's root disk on node nodeID: its cluster

@@ -22,6 +22,18 @@ type ClusterUsage struct {
 	Nodes                                        []NodeUsage
 	// VMsByState counts the cluster's VMs by state, placed or not.
 	VMsByState map[string]int
+	// Storages is the space of the cluster's storages (a local one per
+	// node, a shared one once).
+	Storages []StorageUsage
+}
+
+// StorageUsage is one storage's space on one node (Node empty: a shared
+// storage); Err says why it could not be read.
+type StorageUsage struct {
+	Storage, Driver, Node     string
+	Capacity, Used, Allocated int64
+	VMs                       int
+	Err                       string
 }
 
 // NodeUsage is one node: its capacity, what its VMs were given, and the
@@ -95,6 +107,13 @@ var (
 	descClusterVMs        = prometheus.NewDesc("virtplane_vms", "VMs by cluster and state.", []string{"cluster", "state"}, nil)
 	descClusterNodes      = prometheus.NewDesc("virtplane_cluster_nodes", "Nodes of a cluster.", []string{"cluster"}, nil)
 	descUsageErr          = prometheus.NewDesc("virtplane_usage_scrape_error", "1 when the inventory could not be read at this scrape.", nil, nil)
+
+	storageLabels    = []string{"cluster", "storage", "driver", "node"}
+	descStorageCap   = prometheus.NewDesc("virtplane_storage_capacity_bytes", "What a cluster storage can hold (node: the node of a local storage, empty for a shared one; 0: the backend does not say).", storageLabels, nil)
+	descStorageUsed  = prometheus.NewDesc("virtplane_storage_used_bytes", "What a cluster storage's backend has allocated.", storageLabels, nil)
+	descStorageAlloc = prometheus.NewDesc("virtplane_storage_allocated_bytes", "The virtual sizes of a cluster storage's volumes (placement counts them against capacity times overcommit).", storageLabels, nil)
+	descStorageVMs   = prometheus.NewDesc("virtplane_storage_vms", "VMs with their disk on a cluster storage.", storageLabels, nil)
+	descStorageUp    = prometheus.NewDesc("virtplane_storage_up", "1 when a cluster storage's backend could be read at this scrape.", storageLabels, nil)
 )
 
 type usageCollector struct{ src UsageSource }
@@ -103,7 +122,8 @@ func (c *usageCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descVMCPU, descVMMem, descVMDiskR, descVMDiskW, descVMNetRx, descVMNetTx, descVMVCPUs, descVMMemSize,
 		descNodeCPU, descNodeMem, descNodeDiskR, descNodeDiskW, descNodeNetRx, descNodeNetTx, descNodeCores, descNodeMemCap, descNodeDiskCap,
 		descNodeVCPUs, descNodeMemAlloc, descNodeDiskAll, descNodeVMs, descNodeUsageUp, descNodeState,
-		descClusterOvercommit, descClusterVMs, descClusterNodes, descUsageErr} {
+		descClusterOvercommit, descClusterVMs, descClusterNodes, descUsageErr,
+		descStorageCap, descStorageUsed, descStorageAlloc, descStorageVMs, descStorageUp} {
 		ch <- d
 	}
 }
@@ -133,6 +153,20 @@ func (c *usageCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descClusterOvercommit, cl.RAMOvercommit, cl.Name, "ram")
 		gauge(descClusterOvercommit, cl.DiskOvercommit, cl.Name, "disk")
 		gauge(descClusterNodes, float64(len(cl.Nodes)), cl.Name)
+		for _, st := range cl.Storages {
+			sl := []string{cl.Name, st.Storage, st.Driver, st.Node}
+			up := 1.0
+			if st.Err != "" {
+				up = 0
+			}
+			gauge(descStorageUp, up, sl...)
+			gauge(descStorageVMs, float64(st.VMs), sl...)
+			if st.Err == "" {
+				gauge(descStorageCap, float64(st.Capacity), sl...)
+				gauge(descStorageUsed, float64(st.Used), sl...)
+				gauge(descStorageAlloc, float64(st.Allocated), sl...)
+			}
+		}
 		for state, n := range cl.VMsByState {
 			gauge(descClusterVMs, float64(n), cl.Name, state)
 		}

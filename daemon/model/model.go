@@ -93,6 +93,20 @@ type StorageDriver struct {
 	Options []StorageOption `json:"options"`
 }
 
+// StorageUsage is the space of one cluster storage on one node (a local
+// storage) or in all (a shared one, Node empty).
+type StorageUsage struct {
+	Storage string `json:"storage"`
+	Driver  string `json:"driver"`
+	Node    string `json:"node,omitempty" doc:"the node ID of a local storage's backend; empty for a shared storage"`
+	// CapacityBytes is 0 when the backend does not say.
+	CapacityBytes  int64  `json:"capacity_bytes" doc:"what the backend can hold; 0 when it does not say (then it takes any disk)"`
+	UsedBytes      int64  `json:"used_bytes" doc:"what the backend has allocated"`
+	AllocatedBytes int64  `json:"allocated_bytes" doc:"the virtual sizes of its volumes, which placement counts against capacity times overcommit"`
+	VMs            int    `json:"vms" doc:"VMs whose disk is there"`
+	Error          string `json:"error,omitempty" doc:"why the backend could not be read"`
+}
+
 // StorageOption is one setting of a storage driver.
 type StorageOption struct {
 	Name     string `json:"name"`
