@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -117,13 +118,32 @@ func TestStoragesEndToEnd(t *testing.T) {
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
 
 	faulty := &failingCreate{Driver: drv}
-	srv, err := daemon.New(daemon.Config{Store: dbtest.SQLite(t), Instance: "storages", DataDir: filepath.Join(dir, "data"),
-		LocalDriver:  func(context.Context) (vmm.Driver, error) { return faulty, nil },
-		LocalStorage: func(context.Context) (storage.Pool, error) { return own, nil },
-		LocalPorts:   func(context.Context) (netport.Ports, error) { return ports, nil },
-	})
-	require.NoError(t, err)
-	c := serveAdmin(t, srv)
+	st := dbtest.SQLite(t)
+	// start starts the daemon on the test's store and data directory (again
+	// after a stop).
+	start := func() (*daemon.Server, *client.Client, func()) {
+		srv, err := daemon.New(daemon.Config{Store: st, Instance: "storages", DataDir: filepath.Join(dir, "data"),
+			LocalDriver:  func(context.Context) (vmm.Driver, error) { return faulty, nil },
+			LocalStorage: func(context.Context) (storage.Pool, error) { return own, nil },
+			LocalPorts:   func(context.Context) (netport.Ports, error) { return ports, nil },
+		})
+		require.NoError(t, err)
+		runCtx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan struct{})
+		go func() { defer close(stopped); _ = srv.Run(runCtx) }()
+		hs := httptest.NewServer(srv.Handler())
+		token, err := srv.Bootstrap(ctx, "admin-password")
+		require.NoError(t, err)
+		if token == "" {
+			token, err = client.New(hs.URL, "").Login(ctx, "admin", "admin-password")
+			require.NoError(t, err)
+		}
+		var once sync.Once
+		stop := func() { once.Do(func() { hs.Close(); cancel(); <-stopped; _ = srv.Close() }) }
+		t.Cleanup(stop)
+		return srv, client.New(hs.URL, token), stop
+	}
+	srv, c, stop := start()
 
 	drivers, err := c.StorageDrivers(ctx)
 	require.NoError(t, err)
@@ -340,6 +360,32 @@ func TestStoragesEndToEnd(t *testing.T) {
 	require.NoError(t, err, "a failed move left the VM undefined")
 	assert.Equal(t, filePath, dom.Spec.Disks[0].Source.Path, "the VM is defined on its old disk again")
 	run(t, "qemu-img", "compare", "-f", "raw", before, filePath)
+	// A daemon stopped in the middle (the define on the copy hangs) rolls
+	// the move back when it starts again.
+	faulty.hang.Store(true)
+	tk, err = c.MoveVMDisk(ctx, mover.ID, "rbd")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		cur, err := c.GetTask(ctx, tk.ID)
+		return err == nil && strings.HasPrefix(cur.Message, "define with the disk on storage")
+	}, time.Minute, 20*time.Millisecond, "the move reaches its define")
+	_, err = rbdPool.Volume(ctx, flow.VolumeName(mover.ID))
+	require.NoError(t, err, "the copy is there when the daemon stops")
+	stop()
+	srv, c, stop = start()
+	tk, err = c.WaitTask(ctx, tk.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "failed", tk.State, "a move is not run again after a restart")
+	unmoved, err = c.GetVM(ctx, mover.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "local", unmoved.Storage)
+	_, err = rbdPool.Volume(ctx, flow.VolumeName(mover.ID))
+	assert.ErrorIs(t, err, virtplane.ErrNotFound, "the interrupted move's copy is gone")
+	dom, err = drv.Get(ctx, flow.DomainName(mover.ID))
+	require.NoError(t, err, "the interrupted move left the VM undefined")
+	assert.Equal(t, filePath, dom.Spec.Disks[0].Source.Path)
+	run(t, "qemu-img", "compare", "-f", "raw", before, filePath)
+
 	tk, err = c.MoveVMDisk(ctx, mover.ID, "rbd")
 	succeeded(t, c, tk, err)
 	mover, err = c.GetVM(ctx, mover.ID)
@@ -395,13 +441,18 @@ func TestStoragesEndToEnd(t *testing.T) {
 	assert.NotContains(t, string(out), "vpt-", "an LV of a VM in the volume group")
 }
 
-// failingCreate is a hypervisor whose Create fails while fail is set.
+// failingCreate is a hypervisor whose next Create fails when fail is set,
+// or hangs until its caller gives up when hang is.
 type failingCreate struct {
 	vmm.Driver
-	fail atomic.Bool
+	fail, hang atomic.Bool
 }
 
 func (d *failingCreate) Create(ctx context.Context, spec vmm.Spec) (vmm.VM, error) {
+	if d.hang.CompareAndSwap(true, false) {
+		<-ctx.Done()
+		return vmm.VM{}, ctx.Err()
+	}
 	if d.fail.CompareAndSwap(true, false) {
 		return vmm.VM{}, virtplane.Errorf(virtplane.ErrUnavailable, "injected: define %s", spec.Name)
 	}
