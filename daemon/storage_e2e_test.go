@@ -211,6 +211,19 @@ func TestStoragesEndToEnd(t *testing.T) {
 	cl, err = c.UpdateCluster(ctx, cl.ID, body(files, rbd, lun, vg))
 	require.NoError(t, err)
 	require.Len(t, cl.Storages, 4)
+	// A cluster without nodes takes a local storage unchecked; a node that
+	// does not have it is refused and not added.
+	lonely := body(missingVG)
+	lonely.Name = "stor-lonely"
+	lc, err := c.CreateCluster(ctx, lonely)
+	require.NoError(t, err)
+	_, err = c.AddNode(ctx, api.NodeBody{ClusterID: lc.ID, Name: "local2", Address: "local", Cores: 2, MemoryMiB: 4096, DiskGiB: 20})
+	t.Logf("refused node: %s", problemAt(t, err, "body.cluster_id"))
+	lnodes, err := c.ListNodes(ctx, client.NodeListOptions{})
+	require.NoError(t, err)
+	for _, ln := range lnodes.Items {
+		assert.NotEqual(t, lc.ID, ln.ClusterID, "a refused node was added")
+	}
 
 	ipPool, err := c.CreatePool(ctx, api.PoolBody{Name: "stor", ClusterIDs: []string{cl.ID}, Blocks: []api.BlockBody{{Range: "198.51.100.16/28", Gateway: "198.51.100.17"}}})
 	require.NoError(t, err)

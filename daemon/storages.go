@@ -168,6 +168,37 @@ func (a storageAdmin) Check(ctx context.Context, c model.Cluster, ref model.Stor
 	return nil
 }
 
+// CheckNode reaches the local storages of cluster c on node n, which is
+// about to join it: a node without the cluster's volume group or
+// directory would fail every create placed there.
+func (a storageAdmin) CheckNode(ctx context.Context, n model.Node, c model.Cluster) error {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	var b *node.Backend
+	for _, ref := range c.Storages {
+		if a.s.storage.Shared(ref.Driver) {
+			continue
+		}
+		if b == nil {
+			var err error
+			if b, err = a.s.Backend(ctx, n, c); err != nil {
+				return err
+			}
+			if b.Simulated || b.Pool == nil {
+				return nil
+			}
+		}
+		pool, err := b.Pool(ctx, ref)
+		if err == nil {
+			_, err = pool.Info(ctx)
+		}
+		if err != nil {
+			return virtplane.Errorf(virtplane.ErrConflict, "node %s cannot reach storage %s of cluster %s (%s %s): %v", n.Name, ref.Name, c.Name, ref.Driver, ref.Path, err)
+		}
+	}
+	return nil
+}
+
 // Usage reads the space of every storage of cluster c: a shared storage
 // once, a local one on each node. A backend that cannot be read is listed
 // with its error. connected, when set, says which nodes may be asked (a

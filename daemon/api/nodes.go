@@ -95,6 +95,9 @@ func (s *Server) registerNodes() {
 				n.DiskGiB, err = capacity("body.disk_gib", b.DiskGiB, facts.DiskGiB, facts.Nominal)
 			}
 		}
+		if err == nil && s.cfg.Storages != nil {
+			err = field("body.cluster_id", s.cfg.Storages.CheckNode(ctx, n, c))
+		}
 		if err != nil {
 			s.cfg.Nodes.Forget(ctx, n)
 			return nil, problem(err)

@@ -27,6 +27,9 @@ type StorageAdmin interface {
 	// Check opens the storage of cluster c on its nodes (a shared one
 	// once) and reads its space; errors as Validate's.
 	Check(ctx context.Context, c model.Cluster, ref model.StorageRef) error
+	// CheckNode reaches the local storages of cluster c on node n before
+	// it joins the cluster.
+	CheckNode(ctx context.Context, n model.Node, c model.Cluster) error
 	// Usage reads the space of every storage of cluster c.
 	Usage(ctx context.Context, c model.Cluster) ([]model.StorageUsage, error)
 }
