@@ -424,8 +424,68 @@ func TestStoragesEndToEnd(t *testing.T) {
 		return len(b) >= len(old) && strings.Contains(string(b[len(old):]), guest.Marker)
 	}, 2*time.Minute, 250*time.Millisecond, "the VM boots from its moved disk (%s)", consoleLog)
 
-	// Everything goes on delete: domains, RBD image, LUN, and the bases
-	// with the image.
+	// Backups: taken into Ceph from the stopped VM, restored over a disk
+	// written since with the bytes checked; never over a running VM; a
+	// second one, in the file storage, goes with the VM.
+	tk, err = c.BackupVM(ctx, mover.ID, "rbd")
+	problemAt(t, err, "path.id") // running
+	tk, err = c.VMAction(ctx, mover.ID, "stop")
+	succeeded(t, c, tk, err)
+	fv, err = localPool.Volume(ctx, flow.VolumeName(mover.ID))
+	require.NoError(t, err)
+	taken := filepath.Join(dir, "taken.raw")
+	run(t, "qemu-img", "convert", "-f", fv.Attachment.Format, "-O", "raw", fv.Attachment.Path, taken)
+	tk, err = c.BackupVM(ctx, mover.ID, "rbd")
+	succeeded(t, c, tk, err)
+	backups, err := c.ListBackups(ctx, mover.ID)
+	require.NoError(t, err)
+	require.Len(t, backups, 1)
+	bk := backups[0]
+	assert.Equal(t, "rbd", bk.Storage)
+	assert.Empty(t, bk.NodeID, "a backup in a shared storage is no node's")
+	run(t, "qemu-img", "compare", "-f", "raw", "-F", "raw", taken, "rbd:"+cph.Pool+"/"+bk.Volume+":conf="+cph.Conf)
+	run(t, "qemu-io", "-f", fv.Attachment.Format, "-c", "write -P 0xab 0 1M", fv.Attachment.Path)
+	assert.Error(t, exec.Command("qemu-img", "compare", "-q", "-f", "raw", "-F", fv.Attachment.Format, taken, fv.Attachment.Path).Run(), "the disk was written since the backup")
+	tk, err = c.RestoreBackup(ctx, mover.ID, bk.ID)
+	succeeded(t, c, tk, err)
+	fv, err = localPool.Volume(ctx, flow.VolumeName(mover.ID))
+	require.NoError(t, err)
+	run(t, "qemu-img", "compare", "-f", "raw", "-F", fv.Attachment.Format, taken, fv.Attachment.Path)
+	tk, err = c.VMAction(ctx, mover.ID, "start")
+	succeeded(t, c, tk, err)
+	_, err = c.RestoreBackup(ctx, mover.ID, bk.ID)
+	t.Logf("refused restore over a running VM: %s", problemAt(t, err, "path.id"))
+	tk, err = c.VMAction(ctx, mover.ID, "stop")
+	succeeded(t, c, tk, err)
+	tk, err = c.DeleteBackup(ctx, mover.ID, bk.ID)
+	succeeded(t, c, tk, err)
+	_, err = rbdPool.Volume(ctx, bk.Volume)
+	assert.ErrorIs(t, err, virtplane.ErrNotFound, "a deleted backup's RBD image stays")
+	tk, err = c.BackupVM(ctx, mover.ID, "local")
+	succeeded(t, c, tk, err)
+	backups, err = c.ListBackups(ctx, mover.ID)
+	require.NoError(t, err)
+	require.Len(t, backups, 1, "the deleted backup is gone, the new one listed")
+	assert.Equal(t, nd.ID, backups[0].NodeID, "a backup in a local storage is its node's")
+	// A restore that fails half-way (its backup's volume vanished behind
+	// the daemon's back) puts the disk it set aside back: nothing lost,
+	// nothing left.
+	lost, err := localPool.Volume(ctx, backups[0].Volume)
+	require.NoError(t, err)
+	require.NoError(t, os.Remove(lost.Attachment.Path))
+	tk, err = c.RestoreBackup(ctx, mover.ID, backups[0].ID)
+	assert.ErrorIs(t, taskFailed(t, c, tk, err), virtplane.ErrNotFound)
+	fv, err = localPool.Volume(ctx, flow.VolumeName(mover.ID))
+	require.NoError(t, err, "the failed restore lost the VM's disk")
+	run(t, "qemu-img", "compare", "-f", "raw", "-F", fv.Attachment.Format, taken, fv.Attachment.Path)
+	vols, err := localPool.List(ctx)
+	require.NoError(t, err)
+	for _, v := range vols {
+		assert.NotContains(t, v.Name, "aside", "the failed restore left the disk it set aside")
+	}
+
+	// Everything goes on delete: domains, RBD image, LUN, backups, and the
+	// bases with the image.
 	for _, vm := range []model.VM{onCeph, onLUN, mover} {
 		tk, err := c.DeleteVM(ctx, vm.ID)
 		succeeded(t, c, tk, err)

@@ -35,6 +35,33 @@ func (c *Client) MoveVMDisk(ctx context.Context, vmID, storage string) (api.Task
 	return c.vmTask(ctx, "moveVMDisk", vmID, map[string]string{"storage": storage})
 }
 
+// BackupVM backs a stopped VM's disk up into a storage of its cluster; the
+// backup is listed once the task succeeded (its ID is the task's).
+func (c *Client) BackupVM(ctx context.Context, vmID, storage string) (api.TaskView, error) {
+	return c.vmTask(ctx, "backupVM", vmID, map[string]string{"storage": storage})
+}
+
+// ListBackups lists a VM's backups.
+func (c *Client) ListBackups(ctx context.Context, vmID string) ([]model.Backup, error) {
+	var out Page[model.Backup]
+	err := c.call(ctx, "listBackups", []string{vmID}, nil, nil, &out)
+	return out.Items, err
+}
+
+// RestoreBackup puts a backup back as its stopped VM's disk.
+func (c *Client) RestoreBackup(ctx context.Context, vmID, backupID string) (api.TaskView, error) {
+	var out VMTask
+	err := c.call(ctx, "restoreBackup", []string{vmID, backupID}, nil, nil, &out)
+	return out.Task, err
+}
+
+// DeleteBackup deletes a backup.
+func (c *Client) DeleteBackup(ctx context.Context, vmID, backupID string) (api.TaskView, error) {
+	var out VMTask
+	err := c.call(ctx, "deleteBackup", []string{vmID, backupID}, nil, nil, &out)
+	return out.Task, err
+}
+
 // GetCluster reads a cluster.
 func (c *Client) GetCluster(ctx context.Context, id string) (model.Cluster, error) {
 	var out model.Cluster

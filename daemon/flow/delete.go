@@ -90,6 +90,11 @@ func (f *Flow) deleteVM(ctx context.Context, r *tasks.Run) error {
 			}
 		}
 	}
+	if vm.NodeID != "" {
+		if err := f.deleteBackupsOf(ctx, r, vm); err != nil {
+			return err
+		}
+	}
 	if err := r.Step(ctx, "release addresses", tasks.NoUndo, func(ctx context.Context) error {
 		return f.releaseAddresses(ctx, vm.ID)
 	}); err != nil {

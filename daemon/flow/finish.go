@@ -3,6 +3,9 @@ package flow
 import (
 	"context"
 	"encoding/json"
+	"errors"
+
+	"github.com/virtplane/virtplane"
 
 	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/daemon/store"
@@ -48,6 +51,15 @@ func (f *Flow) finishVM(ctx context.Context, tx store.Tx, t *store.Task) error {
 	}
 	switch {
 	case t.Kind == KindVMDelete && t.State == store.TaskSucceeded:
+		backups, err := tx.ListObjects(ctx, store.KindBackup, store.ListOptions{Parent: vm.ID})
+		if err != nil {
+			return err
+		}
+		for _, b := range backups {
+			if err := tx.DeleteObject(ctx, store.KindBackup, b.ID, 0); err != nil && !errors.Is(err, virtplane.ErrNotFound) {
+				return err
+			}
+		}
 		return tx.DeleteObject(ctx, store.KindVM, vm.ID, 0)
 	case t.Kind == KindVMCreate && t.State != store.TaskSucceeded:
 		vm.State, vm.Error = model.VMFailed, t.Error

@@ -86,8 +86,10 @@ type VMInput struct {
 	// Memory chooses the kind of a snapshot: nil takes memory of a
 	// running VM and disks only of a stopped one.
 	Memory *bool `json:"memory,omitempty"`
-	// Storage is the target storage of a disk move.
+	// Storage is the target storage of a disk move or a backup.
 	Storage string `json:"storage,omitempty"`
+	// BackupID is the backup a restore or a backup delete is about.
+	BackupID string `json:"backup_id,omitempty"`
 	// ClusterID is the target cluster of a migration to another cluster.
 	ClusterID string `json:"cluster_id,omitempty"`
 	// Template is the domain template of a create, as it was when the
@@ -187,6 +189,7 @@ func (f *Flow) Register(e *tasks.Engine) {
 	// A disk move interrupted by a stopped daemon is rolled back (the VM
 	// stays on its old disk); whether to move again is the caller's call.
 	e.Handle(KindVMDiskMove, tasks.Handler{Run: f.moveDisk, Finish: f.finishVM, Placing: true})
+	f.registerBackups(e)
 	e.Handle(KindClusterFloodSync, tasks.Handler{Run: f.syncFlood, Retry: true})
 	// Journals written before reservations became volatile undos name this
 	// action; what it undid died with the daemon that wrote them.

@@ -93,6 +93,22 @@ type StorageDriver struct {
 	Options []StorageOption `json:"options"`
 }
 
+// Backup is a copy of a VM's disk taken at one moment, kept in a storage of
+// its cluster until deleted (or the VM is).
+type Backup struct {
+	ID      string `json:"id"`
+	VMID    string `json:"vm_id"`
+	Owner   string `json:"owner"`
+	Storage string `json:"storage" doc:"the cluster storage that holds it"`
+	// NodeID is the node whose local storage holds it; empty for a shared
+	// storage.
+	NodeID  string    `json:"node_id,omitempty" doc:"the node of a local storage that holds it; empty for a shared storage"`
+	Volume  string    `json:"volume" doc:"its volume in the storage"`
+	DiskGiB int64     `json:"disk_gib" doc:"the size of the disk it copies"`
+	TaskID  string    `json:"task_id" doc:"the task that took it"`
+	Created time.Time `json:"created"`
+}
+
 // StorageUsage is the space of one cluster storage on one node (a local
 // storage) or in all (a shared one, Node empty).
 type StorageUsage struct {

@@ -42,8 +42,9 @@ const (
 	KindTemplate Kind = "template" // a domain template
 	// KindConsoleTicket is a console ticket, by the SHA-256 of its secret.
 	KindConsoleTicket Kind = "console-ticket"
-	KindQuota         Kind = "quota" // a user's limits, ID the user's
-	KindAudit         Kind = "audit" // one entry of the audit log
+	KindQuota         Kind = "quota"  // a user's limits, ID the user's
+	KindAudit         Kind = "audit"  // one entry of the audit log
+	KindBackup        Kind = "backup" // a VM's disk backup, Parent the VM
 )
 
 // Object is one stored document. Name is unique within (Kind, Parent).
