@@ -137,6 +137,7 @@ func (e *env) rbacCases() []rbacCase {
 		{"getClusterStorageUsage", "GET", "/v1/clusters/" + e.cluster.ID + "/storage-usage", nil, true},
 		{"moveVMDisk", "POST", "/v1/vms/" + e.aliceVM.ID + "/disk/move", map[string]string{"storage": "x"}, true},
 		{"backupVM", "POST", "/v1/vms/" + e.aliceVM.ID + "/backups", map[string]string{"storage": "x"}, true},
+		{"imageFromVM", "POST", "/v1/vms/" + e.aliceVM.ID + "/image", map[string]string{"name": "tpl"}, true},
 		{"listBackups", "GET", "/v1/vms/" + e.aliceVM.ID + "/backups", nil, true},
 		{"restoreBackup", "POST", "/v1/vms/" + e.aliceVM.ID + "/backups/x/restore", nil, true},
 		{"deleteBackup", "DELETE", "/v1/vms/" + e.aliceVM.ID + "/backups/x", nil, true},

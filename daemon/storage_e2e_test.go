@@ -484,9 +484,25 @@ func TestStoragesEndToEnd(t *testing.T) {
 		assert.NotContains(t, v.Name, "aside", "the failed restore left the disk it set aside")
 	}
 
+	// A template from a VM: an image of the stopped VM's disk, which a new
+	// VM is a linked clone of and boots from.
+	tpl, tk, err := c.ImageFromVM(ctx, mover.ID, "tpl")
+	succeeded(t, c, tk, err)
+	tpl, err = c.GetImage(ctx, tpl.ID)
+	require.NoError(t, err)
+	assert.Equal(t, model.ImageReady, tpl.State)
+	assert.Equal(t, []string{nd.ID}, tpl.Nodes)
+	assert.Equal(t, mover.ID, tpl.FromVM)
+	fromTpl := vmBody("from-tpl", "local")
+	fromTpl.ImageID = tpl.ID
+	clone := boot(fromTpl)
+	cv, err := localPool.Volume(ctx, flow.VolumeName(clone.ID))
+	require.NoError(t, err)
+	assert.Equal(t, flow.ImageVolume(tpl.ID), cv.Parent, "a linked clone of the template")
+
 	// Everything goes on delete: domains, RBD image, LUN, backups, and the
-	// bases with the image.
-	for _, vm := range []model.VM{onCeph, onLUN, mover} {
+	// bases with the images.
+	for _, vm := range []model.VM{onCeph, onLUN, mover, clone} {
 		tk, err := c.DeleteVM(ctx, vm.ID)
 		succeeded(t, c, tk, err)
 		_, err = drv.Get(ctx, flow.DomainName(vm.ID))
@@ -498,8 +514,10 @@ func TestStoragesEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, luns, "LUN backing file left behind")
 	assert.NotContains(t, run(t, "tgtadm", "-C", orZero(san.ControlPort), "--lld", "iscsi", "--op", "show", "--mode", "target"), filepath.Join(lunDir, flow.VolumeName(onLUN.ID)), "LUN left on the target")
-	tk, err = c.DeleteImage(ctx, img.ID)
-	succeeded(t, c, tk, err)
+	for _, id := range []string{img.ID, tpl.ID} {
+		tk, err = c.DeleteImage(ctx, id)
+		succeeded(t, c, tk, err)
+	}
 	_, err = rbdPool.Volume(ctx, flow.ImageVolume(img.ID))
 	assert.ErrorIs(t, err, virtplane.ErrNotFound, "the image's base left in RBD")
 	left, err := os.ReadDir(filepath.Join(dir, "files"))

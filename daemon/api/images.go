@@ -212,3 +212,65 @@ func (s *Server) submitImage(ctx context.Context, id, kind string, prepare func(
 	s.publish("task", "created", out.Body.Task.ID, out.Body.Task.Owner, out.Body.Task.State)
 	return out, nil
 }
+
+// registerImageFromVM serves images made of a VM's disk (VMmanager's and
+// Proxmox's "template from a VM").
+func (s *Server) registerImageFromVM(tags []string) {
+	type fromVM struct {
+		IDInput
+		Body struct {
+			Name   string `json:"name" minLength:"1" maxLength:"63" doc:"the new image's name"`
+			OSType string `json:"os_type,omitempty" enum:"linux,windows" default:"linux"`
+		}
+	}
+	huma.Register(s.api, huma.Operation{
+		OperationID: "imageFromVM", Method: http.MethodPost, Path: "/v1/vms/{id}/image", Tags: tags, DefaultStatus: http.StatusAccepted,
+		Summary:     "Make an image of a stopped VM's disk (admin)",
+		Description: "A task (image.from-vm) copies the disk, flattened, into the image storage of the VM's node; new VMs on that node are linked clones of it. The image has no source: it stays on that node.",
+	}, func(ctx context.Context, in *fromVM) (*ImageTaskOutput, error) {
+		if err := requireAdmin(ctx); err != nil {
+			return nil, problem(err)
+		}
+		if err := model.ValidName("name", in.Body.Name); err != nil {
+			return nil, problem(field("body.name", err))
+		}
+		osType := in.Body.OSType
+		if osType == "" {
+			osType = "linux"
+		}
+		out := &ImageTaskOutput{}
+		err := s.st.Update(ctx, func(tx store.Tx) error {
+			vm, _, err := s.vm(ctx, tx, in.ID)
+			if err != nil {
+				return err
+			}
+			if vm.State != model.VMStopped {
+				return field("path.id", virtplane.Errorf(virtplane.ErrConflict, "vm %s is %s: stop it to make an image of its disk", vm.ID, vm.State))
+			}
+			img := model.Image{ID: store.NewID(), Name: in.Body.Name, OSType: osType, FromVM: vm.ID, State: model.ImageImporting, Created: time.Now().UTC()}
+			sub := imageSubmission(ctx, flow.KindImageFromVM, flow.ImageInput{ImageID: img.ID, VMID: vm.ID})
+			sub.Resources = append(sub.Resources, "vm/"+vm.ID)
+			t, _, err := s.cfg.Tasks.SubmitTx(ctx, tx, sub)
+			if err != nil {
+				return err
+			}
+			img.TaskID = t.ID
+			data, err := encode(img)
+			if err != nil {
+				return err
+			}
+			if err := field("body.name", tx.CreateObject(ctx, &store.Object{Kind: store.KindImage, ID: img.ID, Name: img.Name, Data: data})); err != nil {
+				return err
+			}
+			out.Body.Image, out.Body.Task = img, viewTask(t)
+			return nil
+		})
+		if err != nil {
+			return nil, problem(err)
+		}
+		s.cfg.Tasks.Wake()
+		s.publish("image", "created", out.Body.Image.ID, "", out.Body.Image.State)
+		s.publish("task", "created", out.Body.Task.ID, out.Body.Task.Owner, out.Body.Task.State)
+		return out, nil
+	})
+}

@@ -149,6 +149,7 @@ func (s *Server) registerVMs() {
 	s.registerVMOps(tags)
 	s.registerDiskMoves(tags)
 	s.registerBackups(tags)
+	s.registerImageFromVM(tags)
 }
 
 // vm reads a VM the caller may see; another user's VM is reported as not

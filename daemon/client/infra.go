@@ -41,6 +41,17 @@ func (c *Client) BackupVM(ctx context.Context, vmID, storage string) (api.TaskVi
 	return c.vmTask(ctx, "backupVM", vmID, map[string]string{"storage": storage})
 }
 
+// ImageFromVM makes an image of a stopped VM's disk (admin); the task
+// copies it.
+func (c *Client) ImageFromVM(ctx context.Context, vmID, name string) (model.Image, api.TaskView, error) {
+	var out struct {
+		Image model.Image  `json:"image"`
+		Task  api.TaskView `json:"task"`
+	}
+	err := c.call(ctx, "imageFromVM", []string{vmID}, nil, map[string]string{"name": name}, &out)
+	return out.Image, out.Task, err
+}
+
 // ListBackups lists a VM's backups.
 func (c *Client) ListBackups(ctx context.Context, vmID string) ([]model.Backup, error) {
 	var out Page[model.Backup]

@@ -47,6 +47,7 @@ func Operations() []Op {
 		{"getClusterStorageUsage", "GET", "/v1/clusters/{id}/storage-usage", "StorageUsage"},
 		{"moveVMDisk", "POST", "/v1/vms/{id}/disk/move", "MoveVMDisk"},
 		{"backupVM", "POST", "/v1/vms/{id}/backups", "BackupVM"},
+		{"imageFromVM", "POST", "/v1/vms/{id}/image", "ImageFromVM"},
 		{"listBackups", "GET", "/v1/vms/{id}/backups", "ListBackups"},
 		{"restoreBackup", "POST", "/v1/vms/{id}/backups/{backup_id}/restore", "RestoreBackup"},
 		{"deleteBackup", "DELETE", "/v1/vms/{id}/backups/{backup_id}", "DeleteBackup"},

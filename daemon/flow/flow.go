@@ -190,6 +190,7 @@ func (f *Flow) Register(e *tasks.Engine) {
 	// stays on its old disk); whether to move again is the caller's call.
 	e.Handle(KindVMDiskMove, tasks.Handler{Run: f.moveDisk, Finish: f.finishVM, Placing: true})
 	f.registerBackups(e)
+	e.Handle(KindImageFromVM, tasks.Handler{Run: f.imageFromVM, Finish: f.finishImage})
 	e.Handle(KindClusterFloodSync, tasks.Handler{Run: f.syncFlood, Retry: true})
 	// Journals written before reservations became volatile undos name this
 	// action; what it undid died with the daemon that wrote them.

@@ -29,12 +29,16 @@ const (
 	// KindImageDelete removes an image's base volumes from every node, then
 	// the image.
 	KindImageDelete = "image.delete"
+	// KindImageFromVM makes an image of a stopped VM's disk.
+	KindImageFromVM = "image.from-vm"
 )
 
 // ImageInput is the input of the image tasks: the image and, for an
 // import, where to (a cluster's nodes, or one node).
 type ImageInput struct {
 	ImageID   string `json:"image_id"`
+	// VMID is the VM an image is made from (KindImageFromVM).
+	VMID      string `json:"vm_id,omitempty"`
 	ClusterID string `json:"cluster_id,omitempty"`
 	NodeID    string `json:"node_id,omitempty"`
 }
@@ -359,6 +363,44 @@ func (f *Flow) deleteImage(ctx context.Context, r *tasks.Run) error {
 		return err
 	}
 	return r.Step(ctx, "remove the fetched file", tasks.NoUndo, func(context.Context) error { return f.uncache(in.ImageID) })
+}
+
+// imageFromVM copies a stopped VM's disk (flattened: qemu-img convert)
+// into its node's image pool as the base of image in.ImageID, which new
+// VMs on that node are then linked clones of. A failure removes the copy.
+func (f *Flow) imageFromVM(ctx context.Context, r *tasks.Run) error {
+	var in ImageInput
+	if err := r.Input(&in); err != nil {
+		return err
+	}
+	vm, _, err := f.stoppedVM(ctx, in.VMID)
+	if err != nil {
+		return err
+	}
+	src, err := f.vmPool(ctx, vm.NodeID, vm.Storage)
+	if err != nil {
+		return err
+	}
+	images, err := f.nodePool(ctx, vm.NodeID)
+	if err != nil {
+		return err
+	}
+	n, err := f.node(ctx, vm.NodeID)
+	if err != nil {
+		return err
+	}
+	ex, err := f.nodeExec(ctx, n)
+	if err != nil {
+		return err
+	}
+	var dv storage.Volume
+	if err := r.Step(ctx, "copy the disk of vm "+vm.ID, tasks.UndoAction(undoRemoveBase, baseArgs{ImageID: in.ImageID, NodeID: vm.NodeID}), func(ctx context.Context) error {
+		dv, err = storage.CopyVolume(ctx, ex, src, VolumeName(vm.ID), images, ImageVolume(in.ImageID))
+		return err
+	}); err != nil {
+		return err
+	}
+	return r.SetResult(imagePatch{Nodes: []string{vm.NodeID}, Format: string(dv.Format), SizeMiB: dv.Capacity >> 20})
 }
 
 // basePools are the pools of node n that may hold image bases, by a key

@@ -383,6 +383,9 @@ type Image struct {
 	Name   string `json:"name"`
 	OSType string `json:"os_type" doc:"linux or windows"`
 	Source string `json:"source" doc:"absolute path of the image file on the daemon's host, or an http(s) URL"`
+	// FromVM is the VM whose disk the image was made of (a template from a
+	// VM); such an image has no source and lives on that VM's node.
+	FromVM string `json:"from_vm,omitempty" doc:"the VM whose disk the image was made of (POST /v1/vms/{id}/image); it is on that VM's node only"`
 	// LXDAlias is the image's name in the nodes' LXD, for lxd clusters.
 	LXDAlias string `json:"lxd_alias,omitempty" doc:"alias of the image in the nodes' LXD image stores (lxd clusters)"`
 	Format   string `json:"format" enum:"qcow2,raw"`
