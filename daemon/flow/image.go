@@ -36,7 +36,7 @@ const (
 // ImageInput is the input of the image tasks: the image and, for an
 // import, where to (a cluster's nodes, or one node).
 type ImageInput struct {
-	ImageID   string `json:"image_id"`
+	ImageID string `json:"image_id"`
 	// VMID is the VM an image is made from (KindImageFromVM).
 	VMID      string `json:"vm_id,omitempty"`
 	ClusterID string `json:"cluster_id,omitempty"`
