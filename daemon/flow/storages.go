@@ -174,6 +174,11 @@ func (f *Flow) baseIn(ctx context.Context, ex storage.Executor, images, pool sto
 	if err := f.ensureImage(ctx, images, imageID); err != nil {
 		return err
 	}
+	// Two storages may be one backend (a simulated node has one pool for
+	// all): the base may be there now.
+	if _, err := pool.Volume(ctx, name); err == nil || !errors.Is(err, virtplane.ErrNotFound) {
+		return err
+	}
 	if ex == nil {
 		return virtplane.Errorf(virtplane.ErrNotImplemented, "the node has no storage command executor to copy image %s into storage %s", imageID, info.Name)
 	}

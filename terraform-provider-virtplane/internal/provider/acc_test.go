@@ -89,6 +89,13 @@ resource "virtplane_cluster" "fra1" {
   name           = "fra1"
   cpu_overcommit = 4
   strategy       = "even"
+  storage {
+    name    = "fast"
+    driver  = "lvm"
+    path    = "vgfast"
+    tags    = ["ssd"]
+    options = { no_activation = "true" }
+  }
 }
 resource "virtplane_node" "n" {
   count      = 2

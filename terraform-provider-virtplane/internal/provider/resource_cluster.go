@@ -26,9 +26,11 @@ type clusterResource struct{ base }
 func newClusterResource() resource.Resource { return &clusterResource{} }
 
 type storageModel struct {
-	Name   types.String `tfsdk:"name"`
-	Driver types.String `tfsdk:"driver"`
-	Path   types.String `tfsdk:"path"`
+	Name    types.String            `tfsdk:"name"`
+	Driver  types.String            `tfsdk:"driver"`
+	Path    types.String            `tfsdk:"path"`
+	Options map[string]types.String `tfsdk:"options"`
+	Tags    []types.String          `tfsdk:"tags"`
 }
 
 type clusterModel struct {
@@ -100,8 +102,12 @@ func (r *clusterResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 				Description: "A storage of the cluster's nodes.",
 				NestedObject: schema.NestedBlockObject{Attributes: map[string]schema.Attribute{
 					"name":   schema.StringAttribute{Required: true, Validators: []validator.String{stringvalidator.RegexMatches(namePattern, nameRule)}},
-					"driver": schema.StringAttribute{Required: true, Validators: []validator.String{stringvalidator.OneOf("file", "lvm", "ceph", "san", "fake")}},
-					"path":   schema.StringAttribute{Optional: true, Description: "Directory, volume group or RBD pool."},
+					"driver": schema.StringAttribute{Required: true, Description: "file, lvm, ceph, san-iscsi or san-lvm (GET /v1/storage-drivers).",
+						Validators: []validator.String{stringvalidator.OneOf("file", "lvm", "ceph", "san-iscsi", "san-lvm")}},
+					"path": schema.StringAttribute{Optional: true, Description: "Directory (file), volume group (lvm, san-lvm), RADOS pool (ceph) or target IQN (san-iscsi)."},
+					"options": schema.MapAttribute{Optional: true, ElementType: types.StringType,
+						Description: "The driver's settings (lvm: thin_pool; ceph: conf, user, monitors, secret; san-iscsi: portal, tid, dir)."},
+					"tags": schema.ListAttribute{Optional: true, ElementType: types.StringType, Description: "Labels a disk's storage_tags select by."},
 				}},
 			},
 		},
@@ -114,7 +120,14 @@ func (m clusterModel) body() api.ClusterBody {
 		MaxVMs: int(m.MaxVMs.ValueInt64()), MaxVMsPerNode: int(m.MaxVMsPerNode.ValueInt64()), NetworkMode: m.NetworkMode.ValueString(),
 		Bridge: m.Bridge.ValueString(), VNI: int(m.VNI.ValueInt64())}
 	for _, s := range m.Storages {
-		b.Storages = append(b.Storages, model.StorageRef{Name: s.Name.ValueString(), Driver: s.Driver.ValueString(), Path: s.Path.ValueString()})
+		ref := model.StorageRef{Name: s.Name.ValueString(), Driver: s.Driver.ValueString(), Path: s.Path.ValueString(), Tags: plainStrings(s.Tags)}
+		for k, v := range s.Options {
+			if ref.Options == nil {
+				ref.Options = map[string]string{}
+			}
+			ref.Options[k] = v.ValueString()
+		}
+		b.Storages = append(b.Storages, ref)
 	}
 	return b
 }
@@ -128,7 +141,17 @@ func clusterState(c model.Cluster) clusterModel {
 		m.VNI = types.Int64Value(int64(c.VNI))
 	}
 	for _, s := range c.Storages {
-		m.Storages = append(m.Storages, storageModel{Name: types.StringValue(s.Name), Driver: types.StringValue(s.Driver), Path: strOrNull(s.Path)})
+		sm := storageModel{Name: types.StringValue(s.Name), Driver: types.StringValue(s.Driver), Path: strOrNull(s.Path)}
+		if len(s.Tags) > 0 {
+			sm.Tags = stringList(s.Tags)
+		}
+		for k, v := range s.Options {
+			if sm.Options == nil {
+				sm.Options = map[string]types.String{}
+			}
+			sm.Options[k] = types.StringValue(v)
+		}
+		m.Storages = append(m.Storages, sm)
 	}
 	return m
 }

@@ -1,0 +1,46 @@
+package daemon_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/virtplane/virtplane/daemon"
+	"github.com/virtplane/virtplane/daemon/api"
+	"github.com/virtplane/virtplane/daemon/internal/dbtest"
+	"github.com/virtplane/virtplane/daemon/model"
+)
+
+// TestStoragesOnSimulatedNodes: a simulated node simulates every storage of
+// its cluster with its one pool; disks are placed by tags all the same, and
+// two storages on one backend do not copy an image's base onto itself (a
+// create failed so before).
+func TestStoragesOnSimulatedNodes(t *testing.T) {
+	ctx := t.Context()
+	srv, err := daemon.New(daemon.Config{Store: dbtest.SQLite(t), Instance: "sim-storages", DataDir: t.TempDir()})
+	require.NoError(t, err)
+	c := serveAdmin(t, srv)
+	cl, err := c.CreateCluster(ctx, api.ClusterBody{Name: "s", Storages: []model.StorageRef{
+		{Name: "local", Driver: "file", Path: "/var/lib/virtplane/local"},
+		{Name: "fast", Driver: "lvm", Path: "vgfast", Tags: []string{"ssd"}, Options: map[string]string{"no_activation": "true"}},
+	}})
+	require.NoError(t, err)
+	_, err = c.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: "sim1", Address: "sim", Cores: 8, MemoryMiB: 16384, DiskGiB: 100})
+	require.NoError(t, err)
+	pool, err := c.CreatePool(ctx, api.PoolBody{Name: "p", ClusterIDs: []string{cl.ID}, Blocks: []api.BlockBody{{Range: "192.0.2.0/24"}}})
+	require.NoError(t, err)
+	img, err := c.CreateImage(ctx, api.ImageBody{Name: "i", OSType: "linux", Source: "/var/lib/images/i.qcow2", Format: "qcow2"})
+	require.NoError(t, err)
+	for _, want := range []struct{ name, storage string }{{"on-ssd", "fast"}, {"plain", "local"}, {"again", "fast"}} {
+		var tags []string
+		if want.storage == "fast" {
+			tags = []string{"ssd"}
+		}
+		vm, tk, err := c.CreateVM(ctx, api.VMCreateBody{Name: want.name, ClusterID: cl.ID, ImageID: img.ID, PoolID: pool.ID, CPUs: 1, MemoryMiB: 512, DiskGiB: 5, StorageTags: tags}, "")
+		succeeded(t, c, tk, err)
+		vm, err = c.GetVM(ctx, vm.ID)
+		require.NoError(t, err)
+		assert.Equal(t, want.storage, vm.Storage, "vm %s", want.name)
+	}
+}
