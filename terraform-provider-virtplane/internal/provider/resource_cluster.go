@@ -101,7 +101,7 @@ func (r *clusterResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			"storage": schema.ListNestedBlock{
 				Description: "A storage of the cluster's nodes.",
 				NestedObject: schema.NestedBlockObject{Attributes: map[string]schema.Attribute{
-					"name":   schema.StringAttribute{Required: true, Validators: []validator.String{stringvalidator.RegexMatches(namePattern, nameRule)}},
+					"name": schema.StringAttribute{Required: true, Validators: []validator.String{stringvalidator.RegexMatches(namePattern, nameRule)}},
 					"driver": schema.StringAttribute{Required: true, Description: "file, lvm, ceph, san-iscsi or san-lvm (GET /v1/storage-drivers).",
 						Validators: []validator.String{stringvalidator.OneOf("file", "lvm", "ceph", "san-iscsi", "san-lvm")}},
 					"path": schema.StringAttribute{Optional: true, Description: "Directory (file), volume group (lvm, san-lvm), RADOS pool (ceph) or target IQN (san-iscsi)."},
