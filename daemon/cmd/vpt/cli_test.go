@@ -376,3 +376,23 @@ func TestCompletion(t *testing.T) {
 	_, out, _ = c.vpt("__complete", "-o", "")
 	assert.Contains(t, out, "yaml")
 }
+
+func TestGoldenStoragesAndBackups(t *testing.T) {
+	c := newCLI(t)
+	c.login()
+	c.must("cluster", "create", "--name", "fra1", "--cpu-overcommit", "2",
+		"--storage", "local:file:/var/lib/virtplane/local,default=true", "--storage", "bak:file:/var/lib/virtplane/backups,tags=backup")
+	c.must("node", "add", "--cluster", "fra1", "--name", "n1", "--address", "sim", "--cores", "8", "--memory-mib", "16384", "--disk-gib", "200")
+	c.must("pool", "create", "--name", "public", "--cluster", "fra1", "--block", "192.0.2.0/28,192.0.2.1")
+	c.must("image", "create", "--name", "debian-12", "--source", "/var/lib/virtplane/images/debian-12.qcow2")
+	c.must("vm", "create", "--name", "web1", "--cluster", "fra1", "--image", "debian-12", "--pool", "public",
+		"--cpus", "1", "--memory-mib", "1024", "--disk-gib", "10", "--wait")
+	c.record("cluster", "get", "fra1", "-o", "json")
+	c.record("vm", "backup", "create", "web1", "bak", "--wait")
+	c.record("vm", "stop", "web1", "--wait")
+	c.record("vm", "backup", "create", "web1", "bak", "--wait")
+	c.record("vm", "backup", "list", "web1")
+	c.record("vm", "move-disk", "web1", "local")
+	c.record("vm", "image", "web1", "web1-template", "--wait")
+	c.golden("storages")
+}

@@ -284,7 +284,44 @@ func (a *app) vmCommand() *cobra.Command {
 			return f(cmd, c, id)
 		}
 	}
-	cmd.AddCommand(list, create, del, start, stop, reboot, resize, limits, rescue, migrate, snap, &cobra.Command{
+	moveDisk := vmTask("move-disk VM STORAGE", "Move a stopped VM's disk to another storage of its cluster (admin)", 2,
+		func(ctx context.Context, c *client.Client, id string, args []string) (api.TaskView, error) {
+			return c.MoveVMDisk(ctx, id, args[1])
+		})
+	toImage := vmTask("image VM NAME", "Make an image of a stopped VM's disk (admin)", 2,
+		func(ctx context.Context, c *client.Client, id string, args []string) (api.TaskView, error) {
+			_, tv, err := c.ImageFromVM(ctx, id, args[1])
+			return tv, err
+		})
+	backup := &cobra.Command{Use: "backup", Aliases: []string{"backups"}, Short: "Backups of a VM's disk"}
+	backup.AddCommand(
+		vmTask("create VM STORAGE", "Back a stopped VM's disk up into a storage of its cluster", 2,
+			func(ctx context.Context, c *client.Client, id string, args []string) (api.TaskView, error) {
+				return c.BackupVM(ctx, id, args[1])
+			}),
+		vmTask("restore VM BACKUP", "Put a backup back as its stopped VM's disk", 2,
+			func(ctx context.Context, c *client.Client, id string, args []string) (api.TaskView, error) {
+				return c.RestoreBackup(ctx, id, args[1])
+			}),
+		vmTask("delete VM BACKUP", "Delete a backup", 2,
+			func(ctx context.Context, c *client.Client, id string, args []string) (api.TaskView, error) {
+				return c.DeleteBackup(ctx, id, args[1])
+			}),
+		&cobra.Command{
+			Use: "list VM", Short: "List a VM's backups", Args: exactArgs(1, "VM"), ValidArgsFunction: done,
+			RunE: byVM(func(cmd *cobra.Command, c *client.Client, id string) error {
+				items, err := c.ListBackups(cmd.Context(), id)
+				if err != nil {
+					return err
+				}
+				return printList(cmd.OutOrStdout(), a.output, items,
+					col("ID", func(b model.Backup) string { return b.ID }),
+					col("STORAGE", func(b model.Backup) string { return b.Storage }),
+					col("DISK", func(b model.Backup) string { return strconv.FormatInt(b.DiskGiB, 10) + " GiB" }),
+					col("CREATED", func(b model.Backup) string { return timestamp(b.Created) }))
+			}),
+		})
+	cmd.AddCommand(list, create, del, start, stop, reboot, resize, limits, rescue, migrate, snap, moveDisk, toImage, backup, &cobra.Command{
 		Use: "get VM", Short: "Show a VM", Args: exactArgs(1, "VM"), ValidArgsFunction: done,
 		RunE: byVM(func(cmd *cobra.Command, c *client.Client, id string) error { return show(cmd, c, id)(cmd.Context()) }),
 	}, &cobra.Command{
