@@ -138,6 +138,7 @@ func (e *env) rbacCases() []rbacCase {
 		{"moveVMDisk", "POST", "/v1/vms/" + e.aliceVM.ID + "/disk/move", map[string]string{"storage": "x"}, true},
 		{"backupVM", "POST", "/v1/vms/" + e.aliceVM.ID + "/backups", map[string]string{"storage": "x"}, true},
 		{"imageFromVM", "POST", "/v1/vms/" + e.aliceVM.ID + "/image", map[string]string{"name": "tpl"}, true},
+		{"cloneVM", "POST", "/v1/vms/" + e.aliceVM.ID + "/clone", map[string]string{"name": "twin"}, true},
 		{"listBackups", "GET", "/v1/vms/" + e.aliceVM.ID + "/backups", nil, true},
 		{"restoreBackup", "POST", "/v1/vms/" + e.aliceVM.ID + "/backups/x/restore", nil, true},
 		{"deleteBackup", "DELETE", "/v1/vms/" + e.aliceVM.ID + "/backups/x", nil, true},

@@ -500,9 +500,32 @@ func TestStoragesEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, flow.ImageVolume(tpl.ID), cv.Parent, "a linked clone of the template")
 
+	// A full clone of the stopped VM: its own disk, a copy of the source's
+	// (no backing image), on the source's node and storage; it boots.
+	_, _, err = c.CloneVM(ctx, clone.ID, "twin-of-running", "")
+	problemAt(t, err, "path.id")
+	twin, tk, err := c.CloneVM(ctx, mover.ID, "twin", "")
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = drv.Stop(context.Background(), flow.DomainName(twin.ID))
+		_ = drv.Delete(context.Background(), flow.DomainName(twin.ID))
+		_ = exec.Command("ip", "link", "del", flow.PortName(twin.ID)).Run()
+	})
+	succeeded(t, c, tk, nil)
+	twin, err = c.GetVM(ctx, twin.ID)
+	require.NoError(t, err)
+	assert.Equal(t, mover.ID, twin.CloneOf)
+	assert.Equal(t, "local", twin.Storage)
+	assert.Equal(t, nd.ID, twin.NodeID)
+	tv, err := localPool.Volume(ctx, flow.VolumeName(twin.ID))
+	require.NoError(t, err)
+	assert.Empty(t, tv.Parent, "a full clone reads through nothing")
+	_, err = testenv.WaitConsole(ctx, drv.ConsoleLog(flow.DomainName(twin.ID)), guest.Marker, 2*time.Minute)
+	require.NoError(t, err, "the clone did not boot")
+
 	// Everything goes on delete: domains, RBD image, LUN, backups, and the
 	// bases with the images.
-	for _, vm := range []model.VM{onCeph, onLUN, mover, clone} {
+	for _, vm := range []model.VM{onCeph, onLUN, mover, clone, twin} {
 		tk, err := c.DeleteVM(ctx, vm.ID)
 		succeeded(t, c, tk, err)
 		_, err = drv.Get(ctx, flow.DomainName(vm.ID))

@@ -150,6 +150,35 @@ func (s *Server) registerVMs() {
 	s.registerDiskMoves(tags)
 	s.registerBackups(tags)
 	s.registerImageFromVM(tags)
+	s.registerClones(tags)
+}
+
+// registerClones serves full clones of VMs.
+func (s *Server) registerClones(tags []string) {
+	type clone struct {
+		IDInput
+		IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"as for a create"`
+		Body           struct {
+			Name string `json:"name" minLength:"1" maxLength:"63" doc:"the new VM's name"`
+		}
+	}
+	huma.Register(s.api, huma.Operation{
+		OperationID: "cloneVM", Method: http.MethodPost, Path: "/v1/vms/{id}/clone", Tags: tags, DefaultStatus: http.StatusAccepted,
+		Summary:     "Make a new VM with a full copy of a stopped VM's disk",
+		Description: "A create (vm.create) whose disk is a full, independent copy of the source's, in the source's storage on the source's node; the new VM has its own name, address and cloud-init identity. Quotas count it like any create.",
+	}, func(ctx context.Context, in *clone) (*VMTaskOutput, error) {
+		src, _, err := s.vm(ctx, s.st, in.ID)
+		if err != nil {
+			return nil, problem(err)
+		}
+		if src.State != model.VMStopped {
+			return nil, problem(field("path.id", virtplane.Errorf(virtplane.ErrConflict, "vm %s is %s: stop it to clone it", src.ID, src.State)))
+		}
+		b := VMCreateBody{Name: in.Body.Name, ClusterID: src.ClusterID, ImageID: src.ImageID, PoolID: src.PoolID, CPUs: src.CPUs,
+			MemoryMiB: src.MemoryMiB, DiskGiB: src.DiskGiB, SSHKeys: src.SSHKeys, Limits: src.Limits, Console: src.Console,
+			Storage: src.Storage, Tags: src.Tags, Owner: src.Owner, AntiAffinity: src.AntiAffinity}
+		return s.createVMOf(ctx, &VMCreateInput{IdempotencyKey: in.IdempotencyKey, Body: b}, &src)
+	})
 }
 
 // vm reads a VM the caller may see; another user's VM is reported as not
@@ -243,6 +272,12 @@ func (s *Server) repeatedCreate(ctx context.Context, r store.Reader, owner strin
 }
 
 func (s *Server) createVM(ctx context.Context, in *VMCreateInput) (*VMTaskOutput, error) {
+	return s.createVMOf(ctx, in, nil)
+}
+
+// createVMOf creates a VM: of its image, or, with src, a full copy of the
+// stopped VM src's disk (a clone, placed on src's node).
+func (s *Server) createVMOf(ctx context.Context, in *VMCreateInput, src *model.VM) (*VMTaskOutput, error) {
 	p := principal(ctx)
 	b := in.Body
 	owner := p.UserID
@@ -325,6 +360,11 @@ func (s *Server) createVM(ctx context.Context, in *VMCreateInput) (*VMTaskOutput
 	sub := tasks.Submission{
 		ID: store.NewID(), Kind: flow.KindVMCreate, Owner: owner, Target: "vm/" + vm.ID, Resources: []string{"vm/" + vm.ID},
 		Input: flow.VMInput{VMID: vm.ID, UserData: b.UserData, Template: tpl}, IdempotencyKey: in.IdempotencyKey,
+	}
+	if src != nil {
+		// The source is locked for the copy: it cannot start meanwhile.
+		vm.CloneOf = src.ID
+		sub.Resources = append(sub.Resources, "vm/"+src.ID)
 	}
 	if tpl != nil {
 		vm.TemplateID, vm.TemplateVersion = tpl.ID, tpl.Version

@@ -52,6 +52,18 @@ func (c *Client) ImageFromVM(ctx context.Context, vmID, name string) (model.Imag
 	return out.Image, out.Task, err
 }
 
+// CloneVM makes a new VM named name with a full copy of the stopped VM
+// vmID's disk; key, when set, is the create's idempotency key.
+func (c *Client) CloneVM(ctx context.Context, vmID, name, key string) (model.VM, api.TaskView, error) {
+	var out VMTask
+	var headers []string
+	if key != "" {
+		headers = []string{"Idempotency-Key", key}
+	}
+	err := c.call(ctx, "cloneVM", []string{vmID}, nil, map[string]string{"name": name}, &out, headers...)
+	return out.VM, out.Task, err
+}
+
 // ListBackups lists a VM's backups.
 func (c *Client) ListBackups(ctx context.Context, vmID string) ([]model.Backup, error) {
 	var out Page[model.Backup]

@@ -48,6 +48,7 @@ func Operations() []Op {
 		{"moveVMDisk", "POST", "/v1/vms/{id}/disk/move", "MoveVMDisk"},
 		{"backupVM", "POST", "/v1/vms/{id}/backups", "BackupVM"},
 		{"imageFromVM", "POST", "/v1/vms/{id}/image", "ImageFromVM"},
+		{"cloneVM", "POST", "/v1/vms/{id}/clone", "CloneVM"},
 		{"listBackups", "GET", "/v1/vms/{id}/backups", "ListBackups"},
 		{"restoreBackup", "POST", "/v1/vms/{id}/backups/{backup_id}/restore", "RestoreBackup"},
 		{"deleteBackup", "DELETE", "/v1/vms/{id}/backups/{backup_id}", "DeleteBackup"},

@@ -73,7 +73,16 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 		if err != nil {
 			return err
 		}
-		res, err := s.Reserve(request(vm), time.Now().Add(time.Hour))
+		req := request(vm)
+		if vm.CloneOf != "" {
+			// A clone's disk is copied on its source's node.
+			src, err := f.loadVM(ctx, vm.CloneOf)
+			if err != nil {
+				return err
+			}
+			req.Node = src.NodeID
+		}
+		res, err := s.Reserve(req, time.Now().Add(time.Hour))
 		if err != nil {
 			return err
 		}
@@ -225,6 +234,27 @@ func (f *Flow) cloneRoot(ctx context.Context, r *tasks.Run, vm model.VM, nodeID,
 	}
 	want := vm.DiskGiB << 30
 	var disk storage.Volume
+	if vm.CloneOf != "" {
+		err = r.Step(ctx, "copy the disk of vm "+vm.CloneOf, tasks.NoUndo, func(ctx context.Context) error {
+			src, _, err := f.stoppedVM(ctx, vm.CloneOf)
+			if err != nil {
+				return err
+			}
+			if src.NodeID != nodeID {
+				return virtplane.Errorf(virtplane.ErrConflict, "vm %s moved to node %s meanwhile", src.ID, src.NodeID)
+			}
+			from, err := f.vmPool(ctx, src.NodeID, src.Storage)
+			if err != nil {
+				return err
+			}
+			if b.Exec == nil {
+				return node.NotOffered(n, "no storage command executor")
+			}
+			disk, err = storage.CopyVolumeSized(ctx, b.Exec, from, VolumeName(src.ID), pool, VolumeName(vm.ID), max(want, src.DiskGiB<<30))
+			return err
+		})
+		return disk, err
+	}
 	err = r.Step(ctx, "clone image", tasks.NoUndo, func(ctx context.Context) error {
 		cl, linked := storage.As[storage.Cloner](pool)
 		if !linked {

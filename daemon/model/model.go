@@ -460,12 +460,14 @@ type VM struct {
 	Volume    string   `json:"volume,omitempty" doc:"the VM's disk volume in the node's storage"`
 	// Storage is the cluster storage of the root disk: the one the create
 	// named, or the one placement chose (by StorageTags, default, space).
-	Storage     string     `json:"storage,omitempty" doc:"the cluster storage the root disk is on (empty: the node's own, in a cluster without storages)"`
-	StorageTags []string   `json:"storage_tags,omitempty" doc:"tags the root disk's storage had to carry"`
-	Limits      Limits     `json:"limits"`
-	Snapshots   []Snapshot `json:"snapshots"`
-	SSHKeys     []string   `json:"ssh_keys,omitempty"`
-	Tags        []string   `json:"tags,omitempty" doc:"tags scripts select VMs by"`
+	Storage     string   `json:"storage,omitempty" doc:"the cluster storage the root disk is on (empty: the node's own, in a cluster without storages)"`
+	StorageTags []string `json:"storage_tags,omitempty" doc:"tags the root disk's storage had to carry"`
+	// CloneOf is the VM whose disk this one's was copied from.
+	CloneOf   string     `json:"clone_of,omitempty" doc:"the VM whose disk was copied into this one's (POST /v1/vms/{id}/clone)"`
+	Limits    Limits     `json:"limits"`
+	Snapshots []Snapshot `json:"snapshots"`
+	SSHKeys   []string   `json:"ssh_keys,omitempty"`
+	Tags      []string   `json:"tags,omitempty" doc:"tags scripts select VMs by"`
 	// ScriptKey and SSHHostKey are how the daemon runs scripts on the VM
 	// over SSH: its own key, authorized in the guest by cloud-init, and the
 	// guest's host key, pinned at the first run.
