@@ -59,9 +59,15 @@ func hostTempDir(t testing.TB, prefix string) string {
 // the first time, logged in after), and what stops it (also at the end of
 // the test).
 func restartable(t *testing.T, st store.Store) func() (*daemon.Server, *client.Client, func()) {
+	return restartableWith(t, func() daemon.Config { return daemon.Config{Store: st, Instance: "restart", DataDir: t.TempDir()} })
+}
+
+// restartableWith is restartable with the configuration config gives at
+// each start.
+func restartableWith(t *testing.T, config func() daemon.Config) func() (*daemon.Server, *client.Client, func()) {
 	return func() (*daemon.Server, *client.Client, func()) {
 		ctx := t.Context()
-		srv, err := daemon.New(daemon.Config{Store: st, Instance: "restart", DataDir: t.TempDir()})
+		srv, err := daemon.New(config())
 		require.NoError(t, err)
 		runCtx, cancel := context.WithCancel(context.Background())
 		stopped := make(chan struct{})

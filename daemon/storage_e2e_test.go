@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -121,28 +120,13 @@ func TestStoragesEndToEnd(t *testing.T) {
 	st := dbtest.SQLite(t)
 	// start starts the daemon on the test's store and data directory (again
 	// after a stop).
-	start := func() (*daemon.Server, *client.Client, func()) {
-		srv, err := daemon.New(daemon.Config{Store: st, Instance: "storages", DataDir: filepath.Join(dir, "data"),
+	start := restartableWith(t, func() daemon.Config {
+		return daemon.Config{Store: st, Instance: "storages", DataDir: filepath.Join(dir, "data"),
 			LocalDriver:  func(context.Context) (vmm.Driver, error) { return faulty, nil },
 			LocalStorage: func(context.Context) (storage.Pool, error) { return own, nil },
 			LocalPorts:   func(context.Context) (netport.Ports, error) { return ports, nil },
-		})
-		require.NoError(t, err)
-		runCtx, cancel := context.WithCancel(context.Background())
-		stopped := make(chan struct{})
-		go func() { defer close(stopped); _ = srv.Run(runCtx) }()
-		hs := httptest.NewServer(srv.Handler())
-		token, err := srv.Bootstrap(ctx, "admin-password")
-		require.NoError(t, err)
-		if token == "" {
-			token, err = client.New(hs.URL, "").Login(ctx, "admin", "admin-password")
-			require.NoError(t, err)
 		}
-		var once sync.Once
-		stop := func() { once.Do(func() { hs.Close(); cancel(); <-stopped; _ = srv.Close() }) }
-		t.Cleanup(stop)
-		return srv, client.New(hs.URL, token), stop
-	}
+	})
 	srv, c, stop := start()
 
 	drivers, err := c.StorageDrivers(ctx)

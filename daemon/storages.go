@@ -204,18 +204,20 @@ func (a storageAdmin) CheckNode(ctx context.Context, n model.Node, c model.Clust
 // with its error. connected, when set, says which nodes may be asked (a
 // metrics scrape dials no node that is not connected yet).
 func (a storageAdmin) Usage(ctx context.Context, c model.Cluster) ([]model.StorageUsage, error) {
-	return a.s.storageUsage(ctx, c, false)
+	nodes, err := listAll[model.Node](ctx, a.s.cfg.Store, store.KindNode)
+	if err != nil {
+		return nil, err
+	}
+	vms, err := listAll[model.VM](ctx, a.s.cfg.Store, store.KindVM)
+	if err != nil {
+		return nil, err
+	}
+	return a.s.storageUsage(ctx, c, nodes, vms, false), nil
 }
 
-func (s *Server) storageUsage(ctx context.Context, c model.Cluster, connectedOnly bool) ([]model.StorageUsage, error) {
-	nodes, err := listAll[model.Node](ctx, s.cfg.Store, store.KindNode)
-	if err != nil {
-		return nil, err
-	}
-	vms, err := listAll[model.VM](ctx, s.cfg.Store, store.KindVM)
-	if err != nil {
-		return nil, err
-	}
+// storageUsage is Usage over the nodes and VMs the caller read (a metrics
+// scrape reads them once for every cluster).
+func (s *Server) storageUsage(ctx context.Context, c model.Cluster, nodes []model.Node, vms []model.VM, connectedOnly bool) []model.StorageUsage {
 	out := []model.StorageUsage{}
 	sharedDone := map[string]bool{}
 	for _, n := range nodes {
@@ -253,7 +255,7 @@ func (s *Server) storageUsage(ctx context.Context, c model.Cluster, connectedOnl
 			out = append(out, u)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // usageBackend is the backend of node n for a usage read; with

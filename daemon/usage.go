@@ -72,11 +72,7 @@ func (u usageSource) Inventory(ctx context.Context) (metrics.Inventory, error) {
 		cu := metrics.ClusterUsage{ID: c.ID, Name: c.Name, CPUOvercommit: c.CPUOvercommit,
 			RAMOvercommit: c.RAMOvercommit, DiskOvercommit: c.DiskOvercommit, VMsByState: byState[c.ID]}
 		// A scrape asks only the nodes that are connected already.
-		sus, err := u.s.storageUsage(ctx, c, true)
-		if err != nil {
-			return metrics.Inventory{}, err
-		}
-		for _, su := range sus {
+		for _, su := range u.s.storageUsage(ctx, c, nodes, vms, true) {
 			cu.Storages = append(cu.Storages, metrics.StorageUsage{Storage: su.Storage, Driver: su.Driver, Node: su.Node,
 				Capacity: su.CapacityBytes, Used: su.UsedBytes, Allocated: su.AllocatedBytes, VMs: su.VMs, Err: su.Error})
 		}

@@ -113,7 +113,7 @@ func (f *Flow) backupVM(ctx context.Context, r *tasks.Run) error {
 	if err != nil {
 		return err
 	}
-	src, err := f.vmPool(ctx, vm.NodeID, vm.Storage)
+	src, ex, err := f.poolAndExec(ctx, vm.NodeID, vm.Storage)
 	if err != nil {
 		return err
 	}
@@ -122,10 +122,6 @@ func (f *Flow) backupVM(ctx context.Context, r *tasks.Run) error {
 		return err
 	}
 	n, b, err := f.backend(ctx, vm.NodeID)
-	if err != nil {
-		return err
-	}
-	ex, err := f.nodeExec(ctx, n)
 	if err != nil {
 		return err
 	}
@@ -208,15 +204,7 @@ func (f *Flow) restoreVM(ctx context.Context, r *tasks.Run) error {
 	if err != nil {
 		return err
 	}
-	pool, err := f.vmPool(ctx, vm.NodeID, vm.Storage)
-	if err != nil {
-		return err
-	}
-	n, err := f.node(ctx, vm.NodeID)
-	if err != nil {
-		return err
-	}
-	ex, err := f.nodeExec(ctx, n)
+	pool, ex, err := f.poolAndExec(ctx, vm.NodeID, vm.Storage)
 	if err != nil {
 		return err
 	}
@@ -258,19 +246,11 @@ func (f *Flow) undoRestoreAside(ctx context.Context, raw json.RawMessage) error 
 	if err := json.Unmarshal(raw, &a); err != nil {
 		return err
 	}
-	pool, err := f.vmPool(ctx, a.NodeID, a.Storage)
+	pool, ex, err := f.poolAndExec(ctx, a.NodeID, a.Storage)
 	if err != nil {
 		return err
 	}
 	if _, err := pool.Volume(ctx, VolumeName(a.VMID)); err == nil || !errors.Is(err, virtplane.ErrNotFound) {
-		return err
-	}
-	n, err := f.node(ctx, a.NodeID)
-	if err != nil {
-		return err
-	}
-	ex, err := f.nodeExec(ctx, n)
-	if err != nil {
 		return err
 	}
 	_, err = storage.CopyVolume(ctx, ex, pool, asideVolume(a.VMID), pool, VolumeName(a.VMID))

@@ -377,19 +377,11 @@ func (f *Flow) imageFromVM(ctx context.Context, r *tasks.Run) error {
 	if err != nil {
 		return err
 	}
-	src, err := f.vmPool(ctx, vm.NodeID, vm.Storage)
+	src, ex, err := f.poolAndExec(ctx, vm.NodeID, vm.Storage)
 	if err != nil {
 		return err
 	}
 	images, err := f.nodePool(ctx, vm.NodeID)
-	if err != nil {
-		return err
-	}
-	n, err := f.node(ctx, vm.NodeID)
-	if err != nil {
-		return err
-	}
-	ex, err := f.nodeExec(ctx, n)
 	if err != nil {
 		return err
 	}

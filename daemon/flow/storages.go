@@ -70,6 +70,21 @@ func (f *Flow) vmPool(ctx context.Context, nodeID, storageName string) (storage.
 	return f.storagePool(ctx, n, b, c, ref)
 }
 
+// poolAndExec is the pool of a VM disk in storage storageName on node
+// nodeID and the node's executor, which copies disks there.
+func (f *Flow) poolAndExec(ctx context.Context, nodeID, storageName string) (storage.Pool, storage.Executor, error) {
+	pool, err := f.vmPool(ctx, nodeID, storageName)
+	if err != nil {
+		return nil, nil, err
+	}
+	n, err := f.node(ctx, nodeID)
+	if err != nil {
+		return nil, nil, err
+	}
+	ex, err := f.nodeExec(ctx, n)
+	return pool, ex, err
+}
+
 // chooseStorage picks the storage of a new root disk of size bytes on node
 // nodeID: the first candidate (model.Cluster.StorageCandidates) that has
 // room, its virtual sizes counted against its capacity times its disk
