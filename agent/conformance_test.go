@@ -51,6 +51,9 @@ func TestVMMConformanceFake(t *testing.T) {
 					GuestAgent:           true,
 					GuestIgnoresShutdown: tc.ignore,
 					Rescue:               vmm.RescueSpec{ISO: "/srv/rescue.iso"},
+					ExtraDisk: func(*testing.T) vmm.DiskSource {
+						return vmm.DiskSource{Kind: "file", Path: "/srv/extra.raw", Format: "raw"}
+					},
 					Migration: func(t *testing.T) (vmm.MigrationTarget, vmm.Driver) {
 						peer := vfake.New()
 						d.AddPeer("fake://peer", peer)

@@ -221,3 +221,14 @@ func (f *libvirtFixture) benchSpec(tb testing.TB, name string) vmm.Spec {
 		Boot:  vmm.Boot{Kernel: f.guest.kernel, Initrd: f.guest.initrd, Cmdline: "console=ttyS0"},
 	}
 }
+
+// extraDisk is a small sparse raw file to hotplug.
+func (f *libvirtFixture) extraDisk(t testing.TB) vmm.DiskSource {
+	t.Helper()
+	fh, err := os.CreateTemp(f.dir, "extra-*.raw")
+	require.NoError(t, err)
+	require.NoError(t, fh.Truncate(16<<20))
+	require.NoError(t, fh.Close())
+	require.NoError(t, os.Chmod(fh.Name(), 0o644))
+	return vmm.DiskSource{Kind: "file", Path: fh.Name(), Format: "raw"}
+}

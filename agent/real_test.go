@@ -27,6 +27,7 @@ func TestVMMConformanceLibvirt(t *testing.T) {
 			Prefix:               "vpt-ag-",
 			Templates:            true,
 			Spec:                 func(t *testing.T, name string) vmm.Spec { return f.spec(t, name) },
+			ExtraDisk:            func(t *testing.T) vmm.DiskSource { return f.extraDisk(t) },
 			WaitBooted:           f.console.WaitBooted,
 			Alive:                f.console.Alive,
 			GuestIgnoresShutdown: true, // busybox init has no ACPI handling

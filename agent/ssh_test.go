@@ -59,6 +59,9 @@ func TestConformanceOverSSH(t *testing.T) {
 				Spec:       func(t *testing.T, name string) vmm.Spec { return fakeSpec(name) },
 				GuestAgent: true,
 				Rescue:     vmm.RescueSpec{ISO: "/srv/rescue.iso"},
+				ExtraDisk: func(*testing.T) vmm.DiskSource {
+					return vmm.DiskSource{Kind: "file", Path: "/srv/extra.raw", Format: "raw"}
+				},
 				Migration: func(t *testing.T) (vmm.MigrationTarget, vmm.Driver) {
 					peer := vfake.New()
 					d.AddPeer("fake://peer", peer)

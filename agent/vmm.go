@@ -18,6 +18,7 @@ func vmmCapabilities() map[string]reflect.Type {
 		"Snapshotter":      reflect.TypeFor[vmm.Snapshotter](),
 		"Resizer":          reflect.TypeFor[vmm.Resizer](),
 		"DiskResizer":      reflect.TypeFor[vmm.DiskResizer](),
+		"DiskAttacher":     reflect.TypeFor[vmm.DiskAttacher](),
 		"Limiter":          reflect.TypeFor[vmm.Limiter](),
 		"Rescuer":          reflect.TypeFor[vmm.Rescuer](),
 		"Consoler":         reflect.TypeFor[vmm.Consoler](),
@@ -52,7 +53,12 @@ type (
 		Name, Target string
 		Size         int64
 	}
-	vmLimits struct {
+	vmAttachDisk struct {
+		Name string
+		Disk vmm.Disk
+	}
+	vmDetachDisk struct{ Name, Target string }
+	vmLimits     struct {
 		Name   string
 		Limits vmm.Limits
 	}
@@ -136,6 +142,12 @@ func (s *Server) registerVMM() {
 	}))
 	s.addUnary("vmm/ResizeDisk", vmmDo(s, "DiskResizer", func(ctx context.Context, d vmm.DiskResizer, in vmResizeDisk) error {
 		return d.ResizeDisk(ctx, in.Name, in.Target, in.Size)
+	}))
+	s.addUnary("vmm/AttachDisk", vmmDo(s, "DiskAttacher", func(ctx context.Context, d vmm.DiskAttacher, in vmAttachDisk) error {
+		return d.AttachDisk(ctx, in.Name, in.Disk)
+	}))
+	s.addUnary("vmm/DetachDisk", vmmDo(s, "DiskAttacher", func(ctx context.Context, d vmm.DiskAttacher, in vmDetachDisk) error {
+		return d.DetachDisk(ctx, in.Name, in.Target)
 	}))
 	s.addUnary("vmm/SetLimits", vmmDo(s, "Limiter", func(ctx context.Context, d vmm.Limiter, in vmLimits) error {
 		return d.SetLimits(ctx, in.Name, in.Limits)
@@ -227,6 +239,7 @@ var (
 	_ vmm.Snapshotter        = (*remoteVMM)(nil)
 	_ vmm.Resizer            = (*remoteVMM)(nil)
 	_ vmm.DiskResizer        = (*remoteVMM)(nil)
+	_ vmm.DiskAttacher       = (*remoteVMM)(nil)
 	_ vmm.Limiter            = (*remoteVMM)(nil)
 	_ vmm.Rescuer            = (*remoteVMM)(nil)
 	_ vmm.Consoler           = (*remoteVMM)(nil)
@@ -327,6 +340,14 @@ func (v *remoteVMM) Resize(ctx context.Context, name string, r vmm.Resources) er
 
 func (v *remoteVMM) ResizeDisk(ctx context.Context, name, target string, size int64) error {
 	return v.c.call(ctx, "vmm/ResizeDisk", write, vmResizeDisk{Name: name, Target: target, Size: size}, nil)
+}
+
+func (v *remoteVMM) AttachDisk(ctx context.Context, name string, disk vmm.Disk) error {
+	return v.c.call(ctx, "vmm/AttachDisk", write, vmAttachDisk{Name: name, Disk: disk}, nil)
+}
+
+func (v *remoteVMM) DetachDisk(ctx context.Context, name, target string) error {
+	return v.c.call(ctx, "vmm/DetachDisk", write, vmDetachDisk{Name: name, Target: target}, nil)
 }
 
 func (v *remoteVMM) SetLimits(ctx context.Context, name string, l vmm.Limits) error {

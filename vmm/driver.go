@@ -66,6 +66,21 @@ type DiskResizer interface {
 	ResizeDisk(ctx context.Context, name, target string, size int64) error
 }
 
+// DiskAttacher adds disks to a machine and takes them away, stopped or
+// running: the definition changes, and a running machine's hardware too
+// (hotplug). A disk's data belongs to storage: detaching never deletes it.
+type DiskAttacher interface {
+	// AttachDisk adds disk to the machine. A target the machine already
+	// uses is ErrAlreadyExists; a disk the hypervisor cannot hotplug (a
+	// CD-ROM on a running machine) ErrInvalidArgument.
+	AttachDisk(ctx context.Context, name string, disk Disk) error
+	// DetachDisk removes the disk at target; an unknown target is
+	// ErrNotFound. A running guest must release the device first: one that
+	// does not within the driver's deadline gives ErrTimeout, and the
+	// machine keeps the disk (the definition is left as it was).
+	DetachDisk(ctx context.Context, name, target string) error
+}
+
 // Limiter sets the resource limits of a machine, live when it runs.
 // Weights of 0 are left as they are; every disk and NIC listed in the maps
 // gets exactly the limits given (a zero entry removes its throttles); disks

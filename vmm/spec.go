@@ -233,7 +233,7 @@ func (s Spec) Validate() error {
 	}
 	targets := map[string]bool{}
 	for i, d := range s.Disks {
-		if err := d.validate(fmt.Sprintf("disks[%d]", i)); err != nil {
+		if err := d.Validate(fmt.Sprintf("disks[%d]", i)); err != nil {
 			return err
 		}
 		if targets[d.Target] {
@@ -292,7 +292,9 @@ func CheckPassword(field, p string) error {
 	return nil
 }
 
-func (d Disk) validate(field string) error {
+// Validate checks a disk (its target and source); field prefixes the
+// error message.
+func (d Disk) Validate(field string) error {
 	if !targetRE.MatchString(d.Target) {
 		return invalid("%s.target %q: want vdX, sdX or hdX", field, d.Target)
 	}

@@ -46,6 +46,7 @@ var (
 	_ vmm.Migrator         = (*Node)(nil)
 	_ vmm.MigrationAborter = (*Node)(nil)
 	_ vmm.DiskResizer      = (*Node)(nil)
+	_ vmm.DiskAttacher     = (*Node)(nil)
 )
 
 type record struct {
@@ -199,6 +200,16 @@ func (n *Node) Delete(ctx context.Context, name string) error {
 // Resize changes a machine's resources and records it.
 func (n *Node) Resize(ctx context.Context, name string, r vmm.Resources) error {
 	return n.after(ctx, name, n.Driver.Resize(ctx, name, r))
+}
+
+// AttachDisk adds a disk to a machine and records it.
+func (n *Node) AttachDisk(ctx context.Context, name string, disk vmm.Disk) error {
+	return n.after(ctx, name, n.Driver.AttachDisk(ctx, name, disk))
+}
+
+// DetachDisk removes a disk from a machine and records it.
+func (n *Node) DetachDisk(ctx context.Context, name, target string) error {
+	return n.after(ctx, name, n.Driver.DetachDisk(ctx, name, target))
 }
 
 // AddPeer makes uri a live migration target that moves machines, and their

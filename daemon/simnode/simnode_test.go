@@ -37,6 +37,9 @@ func TestVMMConformance(t *testing.T) {
 		require.NoError(t, err)
 		return vmmtest.Harness{Driver: n, Prefix: "vpt-", Templates: true, Spec: func(t *testing.T, name string) vmm.Spec { return spec(name) },
 			GuestAgent: true, Rescue: vmm.RescueSpec{ISO: "/srv/rescue.iso"},
+			ExtraDisk: func(*testing.T) vmm.DiskSource {
+				return vmm.DiskSource{Kind: "file", Path: "/srv/extra.raw", Format: "raw"}
+			},
 			Migration: func(t *testing.T) (vmm.MigrationTarget, vmm.Driver) {
 				peer, err := simnode.Open(t.Context(), st, "n2")
 				require.NoError(t, err)

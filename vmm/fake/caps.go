@@ -623,3 +623,58 @@ func (d *Driver) Incoming(name string) bool {
 	defer d.mu.Unlock()
 	return d.incoming[name]
 }
+
+// AttachDisk adds a disk to the machine's spec, running or not.
+func (d *Driver) AttachDisk(ctx context.Context, name string, disk vmm.Disk) error {
+	if err := d.enter(ctx, "AttachDisk", name, disk); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	if err := disk.Validate("disk"); err != nil {
+		return err
+	}
+	m, err := d.get(name)
+	if err != nil {
+		return err
+	}
+	if slices.ContainsFunc(m.spec.Disks, func(dk vmm.Disk) bool { return dk.Target == disk.Target }) {
+		return virtplane.Errorf(virtplane.ErrAlreadyExists, "disk %q of vm %q", disk.Target, name)
+	}
+	if disk.CDROM && (m.state == vmm.StateRunning || m.state == vmm.StatePaused) {
+		return virtplane.Errorf(virtplane.ErrInvalidArgument, "disk %q of vm %q: a cdrom drive cannot be hotplugged", disk.Target, name)
+	}
+	s := m.spec
+	s.Disks = append(slices.Clip(s.Disks), disk)
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	m.spec = s
+	return nil
+}
+
+// DetachDisk removes a disk from the machine's spec, running or not; its
+// limits go with it.
+func (d *Driver) DetachDisk(ctx context.Context, name, target string) error {
+	if err := d.enter(ctx, "DetachDisk", name, target); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	m, err := d.get(name)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(m.spec.Disks, func(dk vmm.Disk) bool { return dk.Target == target })
+	if i < 0 {
+		return virtplane.Errorf(virtplane.ErrNotFound, "disk %q of vm %q", target, name)
+	}
+	s := m.spec
+	s.Disks = slices.Delete(slices.Clone(s.Disks), i, i+1)
+	if _, ok := s.Limits.Disks[target]; ok {
+		lim := maps.Clone(s.Limits.Disks)
+		delete(lim, target)
+		s.Limits.Disks = lim
+	}
+	delete(m.diskSizes, target)
+	m.spec = s
+	return nil
+}

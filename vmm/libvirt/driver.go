@@ -102,6 +102,7 @@ var (
 	_ vmm.Snapshotter      = (*Driver)(nil)
 	_ vmm.Resizer          = (*Driver)(nil)
 	_ vmm.DiskResizer      = (*Driver)(nil)
+	_ vmm.DiskAttacher     = (*Driver)(nil)
 	_ vmm.Limiter          = (*Driver)(nil)
 	_ vmm.Rescuer          = (*Driver)(nil)
 	_ vmm.Consoler         = (*Driver)(nil)

@@ -223,3 +223,14 @@ func (f *fixture) spec(t *testing.T, name string) vmm.Spec {
 		Console: vmm.ConsoleSpec{Type: "vnc", Password: "s3cret"},
 	}
 }
+
+// extraDisk is a small sparse raw file to hotplug.
+func (f *fixture) extraDisk(t *testing.T) vmm.DiskSource {
+	t.Helper()
+	fh, err := os.CreateTemp(f.dir, "extra-*.raw")
+	require.NoError(t, err)
+	require.NoError(t, fh.Truncate(16<<20))
+	require.NoError(t, fh.Close())
+	require.NoError(t, os.Chmod(fh.Name(), 0o644))
+	return vmm.DiskSource{Kind: "file", Path: fh.Name(), Format: "raw"}
+}

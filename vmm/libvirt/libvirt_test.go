@@ -28,6 +28,7 @@ func TestConformance(t *testing.T) {
 			Rescue:               vmm.RescueSpec{Kernel: f.guest.kernel, Initrd: f.guest.initrd, Cmdline: "console=ttyS0 vpt.rescue=1"},
 			Migration:            migration(filepath.Join(f.dir, "state")),
 			DiskSize:             64 << 20, // the spec's qcow2 disk
+			ExtraDisk:            f.extraDisk,
 			BootTimeout:          2 * time.Minute,
 		}
 	})

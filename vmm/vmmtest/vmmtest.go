@@ -61,6 +61,10 @@ type Harness struct {
 	// suite grows that disk when the driver claims DiskResizer (0: the
 	// driver does not check sizes against the image, like the fake).
 	DiskSize int64
+	// ExtraDisk returns the source of a small disk, not in Spec, that the
+	// suite attaches to the machine and detaches again (running and
+	// stopped) when the driver claims DiskAttacher; the harness removes it.
+	ExtraDisk func(t *testing.T) vmm.DiskSource
 	// Templates says that the driver applies virtual hardware templates
 	// (vmm.Spec.Template); without, it must refuse a spec with one.
 	Templates bool
@@ -297,6 +301,7 @@ func testLifecycle(t *testing.T, h Harness) {
 		{"Usage", l.usage},
 		{"Limits", l.limits},
 		{"ResizeDisk", l.resizeDisk},
+		{"AttachDisk", l.attachDisk},
 		{"Console", l.console},
 		{"GuestAgent", l.guestAgent},
 		{"Snapshots", l.snapshots},
@@ -702,10 +707,61 @@ func (l *lifecycle) resizeDisk(t *testing.T) {
 	assert.Equal(t, vmm.StateRunning, l.state(t), "the machine keeps running")
 }
 
+// disks returns the targets of the machine's disks.
+func (l *lifecycle) disks(t *testing.T) []string {
+	t.Helper()
+	vm, err := l.d.Get(t.Context(), l.name)
+	require.NoError(t, err)
+	var targets []string
+	for _, d := range vm.Spec.Disks {
+		targets = append(targets, d.Target)
+	}
+	return targets
+}
+
+// attachDisk hotplugs a disk into the running machine and unplugs it.
+func (l *lifecycle) attachDisk(t *testing.T) {
+	a, ok := vmm.As[vmm.DiskAttacher](l.d)
+	if !ok {
+		t.Skip("driver does not implement vmm.DiskAttacher")
+	}
+	require.NotNil(t, l.h.ExtraDisk, "the driver claims DiskAttacher: the harness must give ExtraDisk")
+	ctx := t.Context()
+	extra := vmm.Disk{Target: "vdh", Source: l.h.ExtraDisk(t)}
+	requireClass(t, a.AttachDisk(ctx, l.name, vmm.Disk{Target: "xyz", Source: extra.Source}), virtplane.ErrInvalidArgument, "bad target")
+	requireClass(t, a.AttachDisk(ctx, "vpt-nope", extra), virtplane.ErrNotFound, "unknown machine")
+	if len(l.spec.Disks) > 0 {
+		requireClass(t, a.AttachDisk(ctx, l.name, vmm.Disk{Target: l.spec.Disks[0].Target, Source: extra.Source}), virtplane.ErrAlreadyExists, "a target in use")
+	}
+	before := l.disks(t)
+	require.NoError(t, a.AttachDisk(ctx, l.name, extra))
+	assert.Contains(t, l.disks(t), extra.Target, "attached while running")
+	requireClass(t, a.AttachDisk(ctx, l.name, extra), virtplane.ErrAlreadyExists, "attach twice")
+	assert.Equal(t, vmm.StateRunning, l.state(t), "the machine keeps running")
+
+	requireClass(t, a.DetachDisk(ctx, l.name, "vdz"), virtplane.ErrNotFound, "unknown disk")
+	requireClass(t, a.DetachDisk(ctx, "vpt-nope", extra.Target), virtplane.ErrNotFound, "unknown machine")
+	require.NoError(t, a.DetachDisk(ctx, l.name, extra.Target))
+	assert.Equal(t, before, l.disks(t), "detached while running")
+	requireClass(t, a.DetachDisk(ctx, l.name, extra.Target), virtplane.ErrNotFound, "detach twice")
+	assert.Equal(t, vmm.StateRunning, l.state(t), "the machine keeps running")
+	if l.h.Alive != nil {
+		require.NoError(t, l.h.Alive(ctx, l.d, l.name), "guest makes no progress after the unplug")
+	}
+}
+
 func (l *lifecycle) stopDelete(t *testing.T) {
 	ctx := t.Context()
 	require.NoError(t, l.d.Stop(ctx, l.name))
 	assert.Equal(t, vmm.StateStopped, l.state(t))
+	if a, ok := vmm.As[vmm.DiskAttacher](l.d); ok {
+		extra := vmm.Disk{Target: "vdh", Source: l.h.ExtraDisk(t)}
+		before := l.disks(t)
+		require.NoError(t, a.AttachDisk(ctx, l.name, extra), "attach to a stopped machine")
+		assert.Contains(t, l.disks(t), extra.Target)
+		require.NoError(t, a.DetachDisk(ctx, l.name, extra.Target), "detach from a stopped machine")
+		assert.Equal(t, before, l.disks(t))
+	}
 	if r, ok := vmm.As[vmm.DiskResizer](l.d); ok && len(l.spec.Disks) > 0 {
 		requireClass(t, r.ResizeDisk(ctx, l.name, l.spec.Disks[0].Target, l.h.DiskSize+128<<20), virtplane.ErrConflict, "resize a disk of a stopped machine")
 	}
