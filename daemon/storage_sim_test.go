@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon"
 	"github.com/virtplane/virtplane/daemon/api"
 	"github.com/virtplane/virtplane/daemon/internal/dbtest"
@@ -43,4 +44,33 @@ func TestStoragesOnSimulatedNodes(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, want.storage, vm.Storage, "vm %s", want.name)
 	}
+
+	// Data disks are placed one by one, by their own tags.
+	vm, tk, err := c.CreateVM(ctx, api.VMCreateBody{Name: "data", ClusterID: cl.ID, ImageID: img.ID, PoolID: pool.ID, CPUs: 1, MemoryMiB: 512, DiskGiB: 5,
+		Disks: []api.DiskRequest{{SizeGiB: 2, StorageTags: []string{"ssd"}}, {SizeGiB: 1}}}, "")
+	succeeded(t, c, tk, err)
+	vm, err = c.GetVM(ctx, vm.ID)
+	require.NoError(t, err)
+	require.Len(t, vm.Disks, 2)
+	assert.Equal(t, "local", vm.Storage)
+	assert.Equal(t, "fast", vm.Disks[0].Storage, "vdb asked for ssd")
+	assert.Equal(t, "local", vm.Disks[1].Storage, "vdc: the first enabled storage")
+	usage, err := c.StorageUsage(ctx, cl.ID)
+	require.NoError(t, err)
+	for _, u := range usage {
+		want := map[string]int{"local": 2, "fast": 3}[u.Storage] // VMs with any disk there
+		assert.Equal(t, want, u.VMs, "storage %s", u.Storage)
+	}
+	// A disk no storage has room for fails with the reason of each.
+	tk, err = c.AttachVMDisk(ctx, vm.ID, api.DiskRequest{SizeGiB: 60000})
+	err = taskFailed(t, c, tk, err)
+	assert.ErrorIs(t, err, virtplane.ErrResourceExhausted)
+	assert.Contains(t, err.Error(), "local: ")
+	assert.Contains(t, err.Error(), "fast: ")
+	tk, err = c.AttachVMDisk(ctx, vm.ID, api.DiskRequest{SizeGiB: 1, StorageTags: []string{"ssd"}})
+	succeeded(t, c, tk, err)
+	vm, err = c.GetVM(ctx, vm.ID)
+	require.NoError(t, err)
+	require.Len(t, vm.Disks, 3)
+	assert.Equal(t, "fast", vm.Disks[2].Storage)
 }

@@ -234,7 +234,7 @@ func (s *Server) storageUsage(ctx context.Context, c model.Cluster, nodes []mode
 				sharedDone[ref.Name], u.Node = true, ""
 			}
 			for _, vm := range vms {
-				if vm.ClusterID == c.ID && vm.Storage == ref.Name && (u.Node == "" || vm.NodeID == n.ID) {
+				if vm.ClusterID == c.ID && vm.UsesStorage(ref.Name) && (u.Node == "" || vm.NodeID == n.ID) {
 					u.VMs++
 				}
 			}

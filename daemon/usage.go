@@ -94,7 +94,7 @@ func (u usageSource) Inventory(ctx context.Context) (metrics.Inventory, error) {
 // reached or reports no usage is the error (the VMs are still listed).
 func (u usageSource) node(ctx context.Context, n model.Node, c model.Cluster, vms []model.VM, nu *metrics.NodeUsage) error {
 	for _, vm := range vms {
-		nu.VMs = append(nu.VMs, metrics.VMUsage{ID: vm.ID, Name: vm.Name, State: vm.State, CPUs: vm.CPUs, MemoryMiB: vm.MemoryMiB, DiskGiB: vm.DiskGiB})
+		nu.VMs = append(nu.VMs, metrics.VMUsage{ID: vm.ID, Name: vm.Name, State: vm.State, CPUs: vm.CPUs, MemoryMiB: vm.MemoryMiB, DiskGiB: vm.TotalDiskGiB()})
 	}
 	var d vmm.Driver
 	if strings.HasPrefix(n.Address, "ssh://") {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -19,7 +20,7 @@ type QuotaPatch struct {
 	VMs       *int64 `json:"vms,omitempty" minimum:"-1" doc:"VMs at most; -1: no limit"`
 	VCPUs     *int64 `json:"vcpus,omitempty" minimum:"-1" doc:"vCPUs of all the user's VMs at most; -1: no limit"`
 	MemoryMiB *int64 `json:"memory_mib,omitempty" minimum:"-1" doc:"memory of all the user's VMs at most, MiB; -1: no limit"`
-	DiskGiB   *int64 `json:"disk_gib,omitempty" minimum:"-1" doc:"root disks of all the user's VMs at most, GiB; -1: no limit"`
+	DiskGiB   *int64 `json:"disk_gib,omitempty" minimum:"-1" doc:"disks (root and data) of all the user's VMs at most, GiB; -1: no limit"`
 	Addresses *int64 `json:"addresses,omitempty" minimum:"-1" doc:"IP addresses of all the user's VMs at most; -1: no limit"`
 }
 
@@ -205,16 +206,34 @@ func withQuotaRetry(update func() error) error {
 	return virtplane.Errorf(virtplane.ErrUnavailable, "quota: too many concurrent changes, try again")
 }
 
-// resized is vm with the sizes a resize task asks for.
-func resized(vm model.VM, in flow.VMInput) model.VM {
-	if in.CPUs != 0 {
-		vm.CPUs = in.CPUs
+// grown is vm as a task of kind with input leaves it, for the quota
+// check of what it grows; false when it grows nothing.
+func grown(kind string, vm model.VM, in flow.VMInput) (model.VM, bool) {
+	switch kind {
+	case flow.KindVMResize:
+		if in.CPUs != 0 {
+			vm.CPUs = in.CPUs
+		}
+		if in.MemoryMiB != 0 {
+			vm.MemoryMiB = in.MemoryMiB
+		}
+		if in.DiskGiB != 0 {
+			vm.DiskGiB = in.DiskGiB
+		}
+		return vm, true
+	case flow.KindVMDiskAttach:
+		if in.Disk != nil {
+			vm.Disks = append(slices.Clone(vm.Disks), *in.Disk)
+		}
+		return vm, true
+	case flow.KindVMDiskResize:
+		vm.Disks = slices.Clone(vm.Disks)
+		for i := range vm.Disks {
+			if vm.Disks[i].Target == in.DiskTarget {
+				vm.Disks[i].SizeGiB = in.DiskGiB
+			}
+		}
+		return vm, true
 	}
-	if in.MemoryMiB != 0 {
-		vm.MemoryMiB = in.MemoryMiB
-	}
-	if in.DiskGiB != 0 {
-		vm.DiskGiB = in.DiskGiB
-	}
-	return vm
+	return vm, false
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"maps"
 	"net/http"
-	"slices"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -106,7 +105,7 @@ func storagesInUse(ctx context.Context, tx store.Reader, old, c model.Cluster) e
 		if kept && sameBackend(prev, now) {
 			continue
 		}
-		n, err := countVMs(ctx, tx, func(vm model.VM) bool { return vm.ClusterID == c.ID && vm.Storage == prev.Name })
+		n, err := countVMs(ctx, tx, func(vm model.VM) bool { return vm.ClusterID == c.ID && vm.UsesStorage(prev.Name) })
 		if err != nil {
 			return err
 		}
@@ -121,20 +120,9 @@ func storagesInUse(ctx context.Context, tx store.Reader, old, c model.Cluster) e
 	return nil
 }
 
-// validateDiskStorage checks a create's storage request against its
-// cluster: a named storage exists and is enabled, some enabled storage
-// carries the tags. Whether one has room is the create task's to find.
+// validateDiskStorage checks a create's storage request for the root disk.
 func validateDiskStorage(c model.Cluster, name string, tags []string) error {
-	if slices.Contains(tags, "") {
-		return field("body.storage_tags", virtplane.Errorf(virtplane.ErrInvalidArgument, "an empty tag"))
-	}
-	if c.VirtType == model.VirtLXD && (name != "" || len(tags) > 0) {
-		return field("body.storage", virtplane.Errorf(virtplane.ErrInvalidArgument, "cluster %s is an lxd cluster: containers live in LXD's own storage", c.Name))
-	}
-	if _, _, err := c.StorageCandidates(name, tags); err != nil {
-		return modelField(err)
-	}
-	return nil
+	return validateStorageRequest("body.", c, name, tags)
 }
 
 func (s *Server) registerStorageDrivers() {

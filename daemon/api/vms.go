@@ -31,9 +31,11 @@ type VMCreateBody struct {
 	// default storage, else the first enabled one with room).
 	Storage     string   `json:"storage,omitempty" maxLength:"63" doc:"the cluster storage of the root disk"`
 	StorageTags []string `json:"storage_tags,omitempty" maxItems:"16" doc:"the root disk goes to an enabled storage carrying every one of these tags (the default first, then in the cluster's order) that has room"`
-	SSHKeys     []string `json:"ssh_keys,omitempty" maxItems:"32"`
-	UserData    string   `json:"user_data,omitempty" maxLength:"65536" doc:"cloud-init user data"`
-	Owner       string   `json:"owner,omitempty" doc:"admins may create a VM for another user"`
+	// Disks are data disks beside the root disk: vdb, vdc, ... in order.
+	Disks    []DiskRequest `json:"disks,omitempty" maxItems:"8" doc:"data disks beside the root disk, at vdb, vdc, ... in order; each placed like the root disk, by its storage or tags"`
+	SSHKeys  []string      `json:"ssh_keys,omitempty" maxItems:"32"`
+	UserData string        `json:"user_data,omitempty" maxLength:"65536" doc:"cloud-init user data"`
+	Owner    string        `json:"owner,omitempty" doc:"admins may create a VM for another user"`
 	// Limits are in force from the start: net_mbit shapes the VM's network
 	// port in both directions.
 	Limits model.Limits `json:"limits,omitempty" doc:"limits from the start (net_mbit shapes the network port)"`
@@ -151,6 +153,7 @@ func (s *Server) registerVMs() {
 	s.registerBackups(tags)
 	s.registerImageFromVM(tags)
 	s.registerClones(tags)
+	s.registerDisks(tags)
 }
 
 // registerClones serves full clones of VMs.
@@ -173,6 +176,9 @@ func (s *Server) registerClones(tags []string) {
 		}
 		if src.State != model.VMStopped {
 			return nil, problem(field("path.id", virtplane.Errorf(virtplane.ErrConflict, "vm %s is %s: stop it to clone it", src.ID, src.State)))
+		}
+		if err := flow.RootOnly(src, "cloned"); err != nil {
+			return nil, problem(field("path.id", err))
 		}
 		b := VMCreateBody{Name: in.Body.Name, ClusterID: src.ClusterID, ImageID: src.ImageID, PoolID: src.PoolID, CPUs: src.CPUs,
 			MemoryMiB: src.MemoryMiB, DiskGiB: src.DiskGiB, SSHKeys: src.SSHKeys, Limits: src.Limits, Console: src.Console,
@@ -218,8 +224,8 @@ func (s *Server) submitVM(ctx context.Context, id, kind string, prepare func(mod
 		if err := prepare(vm, &input); err != nil {
 			return err
 		}
-		if kind == flow.KindVMResize {
-			if err := chargeQuota(ctx, tx, &vm, resized(vm, input)); err != nil {
+		if next, grows := grown(kind, vm, input); grows {
+			if err := chargeQuota(ctx, tx, &vm, next); err != nil {
 				return err
 			}
 		}
@@ -331,7 +337,11 @@ func (s *Server) createVMOf(ctx context.Context, in *VMCreateInput, src *model.V
 	if err := validateDiskStorage(cluster, b.Storage, b.StorageTags); err != nil {
 		return nil, problem(err)
 	}
-	if err := b.Limits.Validate(flow.DiskTargets(model.VM{})); err != nil {
+	disks, err := createDisks(cluster, b.Disks)
+	if err != nil {
+		return nil, problem(err)
+	}
+	if err := b.Limits.Validate(flow.DiskTargets(model.VM{Disks: disks})); err != nil {
 		return nil, problem(prefixed("body.limits.", err))
 	}
 	if aa := b.AntiAffinity; aa != nil {
@@ -351,7 +361,7 @@ func (s *Server) createVMOf(ctx context.Context, in *VMCreateInput, src *model.V
 		Console: console, AntiAffinity: b.AntiAffinity,
 		ID: store.NewID(), Name: b.Name, Owner: owner, ClusterID: cluster.ID, ImageID: b.ImageID, PoolID: b.PoolID,
 		CPUs: b.CPUs, MemoryMiB: b.MemoryMiB, DiskGiB: b.DiskGiB, State: model.VMCreating, Addresses: []string{},
-		Storage: b.Storage, StorageTags: b.StorageTags,
+		Storage: b.Storage, StorageTags: b.StorageTags, Disks: disks,
 		Snapshots: []model.Snapshot{}, SSHKeys: b.SSHKeys, Limits: b.Limits, Created: time.Now().UTC(),
 	}
 	if err := s.prepareVMScripts(ctx, &vm, b); err != nil {

@@ -137,3 +137,24 @@ func (c *Client) vmTask(ctx context.Context, op, id string, body any) (api.TaskV
 	err := c.call(ctx, op, []string{id}, nil, body, &out)
 	return out.Task, err
 }
+
+// AttachVMDisk adds a data disk to a VM, stopped or running; the task
+// makes the volume and plugs it in (the VM's disks list it once done).
+func (c *Client) AttachVMDisk(ctx context.Context, vmID string, d api.DiskRequest) (api.TaskView, error) {
+	return c.vmTask(ctx, "attachVMDisk", vmID, d)
+}
+
+// DetachVMDisk removes a VM's data disk at target (vdb, ...) and deletes
+// its volume.
+func (c *Client) DetachVMDisk(ctx context.Context, vmID, target string) (api.TaskView, error) {
+	var out VMTask
+	err := c.call(ctx, "detachVMDisk", []string{vmID, target}, nil, nil, &out)
+	return out.Task, err
+}
+
+// ResizeVMDisk grows a VM's data disk at target to sizeGiB.
+func (c *Client) ResizeVMDisk(ctx context.Context, vmID, target string, sizeGiB int64) (api.TaskView, error) {
+	var out VMTask
+	err := c.call(ctx, "resizeVMDisk", []string{vmID, target}, nil, map[string]int64{"size_gib": sizeGiB}, &out)
+	return out.Task, err
+}

@@ -113,6 +113,9 @@ func (f *Flow) backupVM(ctx context.Context, r *tasks.Run) error {
 	if err != nil {
 		return err
 	}
+	if err := RootOnly(vm, "backed up"); err != nil {
+		return err
+	}
 	src, ex, err := f.poolAndExec(ctx, vm.NodeID, vm.Storage)
 	if err != nil {
 		return err

@@ -94,6 +94,7 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 	}
 	args.NodeID = placement.Node
 	_ = r.Progress(ctx, 20, "placed on node "+placement.Node)
+	var dataDisks []model.Disk
 	// The root disk's storage, before the undos are journaled: the
 	// volume's undo names it. A container's root is its hypervisor's.
 	if err := r.Step(ctx, "choose storage", tasks.NoUndo, func(ctx context.Context) error {
@@ -102,9 +103,15 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 			return err
 		}
 		if _, rooted := vmm.As[vmm.ImageRooted](drv); rooted {
+			if len(vm.Disks) > 0 {
+				return virtplane.Errorf(virtplane.ErrNotImplemented, "node %s keeps containers: data disks are for virtual machines", placement.Node)
+			}
 			return nil
 		}
-		args.Storage, err = f.chooseStorage(ctx, vm, placement.Node, vm.DiskGiB<<30)
+		if args.Storage, err = f.chooseStorage(ctx, vm, placement.Node, vm.DiskGiB<<30); err != nil {
+			return err
+		}
+		dataDisks, err = f.placeDataDisks(ctx, vm, placement.Node)
 		return err
 	}); err != nil {
 		return err
@@ -112,8 +119,12 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 
 	// The undos of the steps below, recorded in one write: each is
 	// idempotent and does nothing for a step that never acted.
-	if err := r.Journal(ctx, tasks.UndoAction(undoAddresses, args), tasks.UndoAction(undoVolume, args),
-		tasks.UndoAction(undoPort, args), tasks.UndoAction(undoDomain, args)); err != nil {
+	undos := []tasks.Undo{tasks.UndoAction(undoAddresses, args), tasks.UndoAction(undoVolume, args)}
+	for _, d := range dataDisks {
+		undos = append(undos, tasks.UndoAction(undoVolume, vmArgs{VMID: vm.ID, ClusterID: vm.ClusterID, NodeID: placement.Node, Storage: d.Storage, Volume: d.Volume}))
+	}
+	undos = append(undos, tasks.UndoAction(undoPort, args), tasks.UndoAction(undoDomain, args))
+	if err := r.Journal(ctx, undos...); err != nil {
 		return err
 	}
 	var addr ipam.Allocation
@@ -164,7 +175,18 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 	} else if disk, err = f.cloneRoot(ctx, r, vm, placement.Node, args.Storage); err != nil {
 		return err
 	} else {
-		spec.Disks = []vmm.Disk{{Target: "vda", Source: vmm.DiskSource(disk.Attachment)}}
+		spec.Disks = []vmm.Disk{{Target: rootTarget, Source: vmm.DiskSource(disk.Attachment)}}
+		for _, d := range dataDisks {
+			if err := r.Step(ctx, fmt.Sprintf("make volume %s (%d GiB) in storage %s", d.Volume, d.SizeGiB, d.Storage), tasks.NoUndo, func(ctx context.Context) error {
+				dd, err := f.makeDataVolume(ctx, placement.Node, d)
+				if err == nil {
+					spec.Disks = append(spec.Disks, dd)
+				}
+				return err
+			}); err != nil {
+				return err
+			}
+		}
 		// A machine's graphics and domain template; containers have neither.
 		spec.Console = consoleSpec(vm)
 		if err := f.applyTemplate(ctx, &spec, in.Template); err != nil {
@@ -206,7 +228,11 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 	}); err != nil {
 		return err
 	}
-	return r.SetResult(vmPatch{State: model.VMRunning, NodeID: placement.Node, Volume: disk.Name, Storage: args.Storage, Addresses: []string{addr.Addr().String()}})
+	p := vmPatch{State: model.VMRunning, NodeID: placement.Node, Volume: disk.Name, Storage: args.Storage, Addresses: []string{addr.Addr().String()}}
+	if len(dataDisks) > 0 {
+		p.Disks = &dataDisks
+	}
+	return r.SetResult(p)
 }
 
 // cloneRoot makes a VM's root disk on its node, in the storage chosen for
@@ -238,6 +264,9 @@ func (f *Flow) cloneRoot(ctx context.Context, r *tasks.Run, vm model.VM, nodeID,
 		err = r.Step(ctx, "copy the disk of vm "+vm.CloneOf, tasks.NoUndo, func(ctx context.Context) error {
 			src, _, err := f.stoppedVM(ctx, vm.CloneOf)
 			if err != nil {
+				return err
+			}
+			if err := RootOnly(src, "cloned"); err != nil {
 				return err
 			}
 			if src.NodeID != nodeID {

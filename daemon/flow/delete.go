@@ -39,7 +39,7 @@ func removeDomain(ctx context.Context, drv vmm.Driver, name string) error {
 	return nil
 }
 
-// deleteVM removes the domain, the network port, the volume, the addresses
+// deleteVM removes the domain, the network port, the volumes, the addresses
 // and the placement; every step is idempotent, so a delete that fails
 // half-way can simply be repeated.
 func (f *Flow) deleteVM(ctx context.Context, r *tasks.Run) error {
@@ -91,6 +91,9 @@ func (f *Flow) deleteVM(ctx context.Context, r *tasks.Run) error {
 		}
 	}
 	if vm.NodeID != "" {
+		if err := f.deleteDataDisks(ctx, r, vm); err != nil {
+			return err
+		}
 		if err := f.deleteBackupsOf(ctx, r, vm); err != nil {
 			return err
 		}

@@ -25,6 +25,8 @@ type vmPatch struct {
 	DiskGiB   int64             `json:"disk_gib,omitempty"`
 	Limits    *model.Limits     `json:"limits,omitempty"`
 	Snapshots *[]model.Snapshot `json:"snapshots,omitempty"`
+	// Disks: the VM's data disks now (all of them).
+	Disks *[]model.Disk `json:"disks,omitempty"`
 	// LimitsApplied: how a limits change took effect (live, next_start).
 	LimitsApplied string `json:"limits_applied,omitempty"`
 	// ClusterID: a migration to another cluster.
@@ -102,6 +104,9 @@ func (f *Flow) finishVM(ctx context.Context, tx store.Tx, t *store.Task) error {
 		}
 		if p.Snapshots != nil {
 			vm.Snapshots = *p.Snapshots
+		}
+		if p.Disks != nil {
+			vm.Disks = *p.Disks
 		}
 		if p.LimitsApplied != "" {
 			vm.LimitsApplied = p.LimitsApplied

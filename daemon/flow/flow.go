@@ -29,6 +29,7 @@
 package flow
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -88,6 +89,11 @@ type VMInput struct {
 	Memory *bool `json:"memory,omitempty"`
 	// Storage is the target storage of a disk move or a backup.
 	Storage string `json:"storage,omitempty"`
+	// Disk is the data disk an attach adds (its target, size and storage
+	// request).
+	Disk *model.Disk `json:"disk,omitempty"`
+	// DiskTarget is the data disk a detach or a disk resize is about.
+	DiskTarget string `json:"disk_target,omitempty"`
 	// BackupID is the backup a restore or a backup delete is about.
 	BackupID string `json:"backup_id,omitempty"`
 	// ClusterID is the target cluster of a migration to another cluster.
@@ -190,6 +196,7 @@ func (f *Flow) Register(e *tasks.Engine) {
 	// stays on its old disk); whether to move again is the caller's call.
 	e.Handle(KindVMDiskMove, tasks.Handler{Run: f.moveDisk, Finish: f.finishVM, Placing: true})
 	f.registerBackups(e)
+	f.registerDisks(e, placing, h)
 	e.Handle(KindImageFromVM, tasks.Handler{Run: f.imageFromVM, Finish: f.finishImage})
 	e.Handle(KindClusterFloodSync, tasks.Handler{Run: f.syncFlood, Retry: true})
 	// Journals written before reservations became volatile undos name this
@@ -221,7 +228,7 @@ func (f *Flow) Register(e *tasks.Engine) {
 		if err != nil {
 			return err
 		}
-		return deleteVolume(ctx, pool, VolumeName(a.VMID))
+		return deleteVolume(ctx, pool, cmp.Or(a.Volume, VolumeName(a.VMID)))
 	})
 	e.OnUndo(undoPort, onNode(f.nodePorts, func(ctx context.Context, ports netport.Ports, a vmArgs) error {
 		return ports.Teardown(ctx, PortName(a.VMID))
@@ -338,13 +345,13 @@ func imageStorage(c model.Cluster) string {
 // onNode makes the undo action of a step that acted on a VM's node through
 // one of the node's backends (hypervisor, storage, ports): a node that is
 // gone took what the step made with it.
-func onNode[B any](open func(context.Context, string) (B, error), act func(context.Context, B, vmArgs) error) tasks.UndoFunc {
+func onNode[B any, A nodeArgs](open func(context.Context, string) (B, error), act func(context.Context, B, A) error) tasks.UndoFunc {
 	return func(ctx context.Context, raw json.RawMessage) error {
-		var a vmArgs
+		var a A
 		if err := json.Unmarshal(raw, &a); err != nil {
 			return err
 		}
-		b, err := open(ctx, a.NodeID)
+		b, err := open(ctx, a.node())
 		if errors.Is(err, virtplane.ErrNotFound) || errors.Is(err, node.ErrNotOffered) {
 			return nil // the node is gone, or never had the part
 		}
@@ -355,6 +362,11 @@ func onNode[B any](open func(context.Context, string) (B, error), act func(conte
 	}
 }
 
+// nodeArgs are undo arguments that name the node the undo acts on.
+type nodeArgs interface{ node() string }
+
+func (a vmArgs) node() string { return a.NodeID }
+
 type vmArgs struct {
 	VMID      string `json:"vm_id"`
 	ClusterID string `json:"cluster_id,omitempty"`
@@ -362,6 +374,9 @@ type vmArgs struct {
 	// Storage is the cluster storage of the VM's disk on NodeID (empty:
 	// the node's own pool).
 	Storage string `json:"storage,omitempty"`
+	// Volume is the volume an undo is about when it is not the VM's root
+	// (a data disk).
+	Volume string `json:"volume,omitempty"`
 }
 
 // DomainName is the hypervisor name of a VM: the vpt- prefix lets

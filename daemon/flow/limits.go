@@ -10,7 +10,7 @@ import (
 )
 
 // DiskTargets are the disks of a VM by device, as the API names them.
-func DiskTargets(model.VM) []string { return []string{rootTarget} }
+func DiskTargets(vm model.VM) []string { return vm.DiskTargets() }
 
 // defaultWeight is the cgroup weight a VM has when it names none: the
 // weight a 0 in the API puts back.

@@ -165,6 +165,9 @@ func (f *Flow) migrate(ctx context.Context, r *tasks.Run) error {
 	if m.shared, err = sharedVolume(ctx, m.dstPool, m.vol, m.dst.Name); err != nil {
 		return err
 	}
+	if err := f.sharedDataDisks(ctx, m); err != nil {
+		return err
+	}
 	if err := f.planPortMove(ctx, m); err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 // rootTarget is the device of a VM's root disk (createVM attaches it there).
-const rootTarget = "vda"
+const rootTarget = model.RootTarget
 
 // undoResources puts a VM's CPU count and memory back.
 const undoResources = "vmm.resize"
@@ -58,7 +58,7 @@ func (f *Flow) resize(ctx context.Context, r *tasks.Run) error {
 	}
 	var grow *diskGrowth
 	if in.DiskGiB != 0 {
-		if grow, err = f.planDiskGrowth(ctx, vm, in.DiskGiB, drv); err != nil {
+		if grow, err = f.planDiskGrowth(ctx, vm, rootDisk(vm), in.DiskGiB, drv); err != nil {
 			return err
 		}
 	}
@@ -91,8 +91,25 @@ type diskGrowth struct {
 	size    int64
 	gib     int64
 	name    string          // the domain
+	target  string          // the disk's device
 	running vmm.DiskResizer // set when the domain runs: the hypervisor is told
 	first   bool            // grow the volume before telling the hypervisor (block devices)
+}
+
+// diskRef is one disk of a VM as a growth sees it.
+type diskRef struct {
+	target, storage, volume string
+	gib                     int64 // its size now
+}
+
+// rootDisk is the root disk of vm.
+func rootDisk(vm model.VM) diskRef {
+	return diskRef{target: rootTarget, storage: vm.Storage, volume: VolumeName(vm.ID), gib: vm.DiskGiB}
+}
+
+// dataDisk is the data disk d of vm.
+func dataDisk(d model.Disk) diskRef {
+	return diskRef{target: d.Target, storage: d.Storage, volume: d.Volume, gib: d.SizeGiB}
 }
 
 // planDiskGrowth checks everything a disk growth needs and decides the
@@ -101,12 +118,12 @@ type diskGrowth struct {
 // fight over the image lock, so storage only grows what QEMU does not
 // hold (a stopped VM's volume) or cannot grow (a block device), the way
 // Proxmox splits the work between its storage plugins and QMP block_resize.
-func (f *Flow) planDiskGrowth(ctx context.Context, vm model.VM, wantGiB int64, drv vmm.Driver) (*diskGrowth, error) {
-	if wantGiB < vm.DiskGiB {
-		return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "disk_gib %d is below the current %d: disks only grow", wantGiB, vm.DiskGiB)
+func (f *Flow) planDiskGrowth(ctx context.Context, vm model.VM, disk diskRef, wantGiB int64, drv vmm.Driver) (*diskGrowth, error) {
+	if wantGiB < disk.gib {
+		return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "disk %s: %d GiB is below the current %d: disks only grow", disk.target, wantGiB, disk.gib)
 	}
 	domain := DomainName(vm.ID)
-	pool, err := f.vmPool(ctx, vm.NodeID, vm.Storage)
+	pool, err := f.vmPool(ctx, vm.NodeID, disk.storage)
 	if err != nil {
 		return nil, err
 	}
@@ -114,13 +131,13 @@ func (f *Flow) planDiskGrowth(ctx context.Context, vm model.VM, wantGiB int64, d
 	if !ok {
 		return nil, virtplane.Errorf(virtplane.ErrNotImplemented, "the node's storage cannot grow volumes")
 	}
-	vol, err := pool.Volume(ctx, VolumeName(vm.ID))
+	vol, err := pool.Volume(ctx, disk.volume)
 	if err != nil {
 		return nil, err
 	}
-	g := &diskGrowth{pool: rz, vols: pool, volume: vol.Name, size: wantGiB << 30, gib: wantGiB, name: domain}
+	g := &diskGrowth{pool: rz, vols: pool, volume: vol.Name, size: wantGiB << 30, gib: wantGiB, name: domain, target: disk.target}
 	if g.size < vol.Capacity {
-		return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "disk_gib %d is below the volume's current %d bytes: disks only grow", wantGiB, vol.Capacity)
+		return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "disk %s: %d GiB is below the volume's current %d bytes: disks only grow", disk.target, wantGiB, vol.Capacity)
 	}
 	d, err := drv.Get(ctx, domain)
 	if err != nil {
@@ -151,8 +168,8 @@ func (g *diskGrowth) run(ctx context.Context, r *tasks.Run) error {
 	if g.running == nil {
 		return nil
 	}
-	if err := r.Step(ctx, fmt.Sprintf("grow disk %s of the running domain", rootTarget), tasks.NoUndo, func(ctx context.Context) error {
-		return g.running.ResizeDisk(ctx, g.name, rootTarget, g.size)
+	if err := r.Step(ctx, fmt.Sprintf("grow disk %s of the running domain", g.target), tasks.NoUndo, func(ctx context.Context) error {
+		return g.running.ResizeDisk(ctx, g.name, g.target, g.size)
 	}); err != nil {
 		return err
 	}

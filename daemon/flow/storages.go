@@ -92,6 +92,12 @@ func (f *Flow) poolAndExec(ctx context.Context, nodeID, storageName string) (sto
 // storages gives "" (the node's own pool). When none has room the error
 // says, storage by storage, why not.
 func (f *Flow) chooseStorage(ctx context.Context, vm model.VM, nodeID string, size int64) (string, error) {
+	return f.chooseStorageFor(ctx, nodeID, vm.Storage, vm.StorageTags, size)
+}
+
+// chooseStorageFor is chooseStorage for a disk that names its storage
+// (name) or the tags its storage must carry.
+func (f *Flow) chooseStorageFor(ctx context.Context, nodeID, name string, tags []string, size int64) (string, error) {
 	n, b, err := f.backend(ctx, nodeID)
 	if err != nil {
 		return "", err
@@ -100,7 +106,7 @@ func (f *Flow) chooseStorage(ctx context.Context, vm model.VM, nodeID string, si
 	if err != nil {
 		return "", err
 	}
-	cands, why, err := c.StorageCandidates(vm.Storage, vm.StorageTags)
+	cands, why, err := c.StorageCandidates(name, tags)
 	if err != nil || len(cands) == 0 {
 		return "", err
 	}

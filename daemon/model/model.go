@@ -462,6 +462,8 @@ type VM struct {
 	// named, or the one placement chose (by StorageTags, default, space).
 	Storage     string   `json:"storage,omitempty" doc:"the cluster storage the root disk is on (empty: the node's own, in a cluster without storages)"`
 	StorageTags []string `json:"storage_tags,omitempty" doc:"tags the root disk's storage had to carry"`
+	// Disks are the VM's data disks, beyond the root disk (vda).
+	Disks []Disk `json:"disks,omitempty" doc:"data disks beyond the root disk (vda): attached at create or later (POST /v1/vms/{id}/disks)"`
 	// CloneOf is the VM whose disk this one's was copied from.
 	CloneOf   string     `json:"clone_of,omitempty" doc:"the VM whose disk was copied into this one's (POST /v1/vms/{id}/clone)"`
 	Limits    Limits     `json:"limits"`

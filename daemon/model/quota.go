@@ -37,7 +37,7 @@ func QuotaUse(vm VM) QuotaAmounts {
 	if vm.State == VMFailed {
 		return QuotaAmounts{}
 	}
-	return QuotaAmounts{VMs: 1, VCPUs: int64(vm.CPUs), MemoryMiB: vm.MemoryMiB, DiskGiB: vm.DiskGiB, Addresses: int64(max(len(vm.Addresses), 1))}
+	return QuotaAmounts{VMs: 1, VCPUs: int64(vm.CPUs), MemoryMiB: vm.MemoryMiB, DiskGiB: vm.TotalDiskGiB(), Addresses: int64(max(len(vm.Addresses), 1))}
 }
 
 // Add returns a + b.
