@@ -507,8 +507,65 @@ func TestStoragesEndToEnd(t *testing.T) {
 	_, err = testenv.WaitConsole(ctx, drv.ConsoleLog(flow.DomainName(twin.ID)), guest.Marker, 2*time.Minute)
 	require.NoError(t, err, "the clone did not boot")
 
-	// Everything goes on delete: domains, RBD image, LUN, backups, and the
-	// bases with the images.
+	// Data disks on the running VM on Ceph: an RBD disk hotplugged (QEMU
+	// opens the image; the live domain lists it), grown live, unplugged
+	// (the guest's kernel releases it) and deleted; a file disk that stays
+	// until the VM's delete. Then, stopped, a disk on the VG: lvm2 here is
+	// metadata only (no device-mapper, no /dev node), so the LV is made
+	// and put in the domain's definition, checked with lvs and the
+	// inactive XML, and not booted from.
+	cephDom := flow.DomainName(onCeph.ID)
+	liveDisks := func() string { return run(t, "virsh", "-c", lv.URI, "domblklist", cephDom) }
+	tk, err = c.AttachVMDisk(ctx, onCeph.ID, api.DiskRequest{SizeGiB: 1, StorageTags: []string{"ssd"}})
+	succeeded(t, c, tk, err)
+	rbdData := flow.DataVolumeName(onCeph.ID, "vdb")
+	dv, err := rbdPool.Volume(ctx, rbdData)
+	require.NoError(t, err, "the data disk's RBD image")
+	assert.EqualValues(t, 1<<30, dv.Capacity)
+	assert.Contains(t, liveDisks(), cph.Pool+"/"+rbdData, "the running domain has the RBD disk")
+	tk, err = c.ResizeVMDisk(ctx, onCeph.ID, "vdb", 2)
+	succeeded(t, c, tk, err)
+	dv, err = rbdPool.Volume(ctx, rbdData)
+	require.NoError(t, err)
+	assert.EqualValues(t, 2<<30, dv.Capacity, "QEMU grew the RBD image of the running guest")
+	tk, err = c.AttachVMDisk(ctx, onCeph.ID, api.DiskRequest{SizeGiB: 1, Storage: "local"})
+	succeeded(t, c, tk, err)
+	fileData, err := localPool.Volume(ctx, flow.DataVolumeName(onCeph.ID, "vdc"))
+	require.NoError(t, err, "the file data disk")
+	assert.Contains(t, liveDisks(), fileData.Attachment.Path)
+	tk, err = c.DetachVMDisk(ctx, onCeph.ID, "vdb")
+	succeeded(t, c, tk, err)
+	assert.NotContains(t, liveDisks(), rbdData, "the guest released the unplugged disk")
+	_, err = rbdPool.Volume(ctx, rbdData)
+	assert.ErrorIs(t, err, virtplane.ErrNotFound, "a detached disk's RBD image stays")
+	_, err = testenv.WaitConsole(ctx, drv.ConsoleLog(cephDom), guest.Marker, time.Minute)
+	require.NoError(t, err, "the guest runs on")
+	tk, err = c.VMAction(ctx, onCeph.ID, "stop")
+	succeeded(t, c, tk, err)
+	tk, err = c.AttachVMDisk(ctx, onCeph.ID, api.DiskRequest{SizeGiB: 1, Storage: "vg"})
+	succeeded(t, c, tk, err)
+	lvNames := func() string {
+		lvs := exec.Command("lvs", "--noheadings", "-o", "lv_name", lvmEnv.VG)
+		lvs.Env = append(os.Environ(), lvmEnv.Env()...)
+		out, err := lvs.CombinedOutput()
+		require.NoError(t, err, string(out))
+		return string(out)
+	}
+	lvData := flow.DataVolumeName(onCeph.ID, "vdb")
+	assert.Contains(t, lvNames(), lvData, "the data disk's LV")
+	inactive := run(t, "virsh", "-c", lv.URI, "dumpxml", "--inactive", cephDom)
+	assert.Contains(t, inactive, "/dev/"+lvmEnv.VG+"/"+lvData, "the definition has the LV")
+	withLV, err := c.GetVM(ctx, onCeph.ID)
+	require.NoError(t, err)
+	require.Len(t, withLV.Disks, 2)
+	assert.Equal(t, "vg", withLV.Disks[1].Storage)
+	tk, err = c.DetachVMDisk(ctx, onCeph.ID, "vdb")
+	succeeded(t, c, tk, err)
+	assert.NotContains(t, lvNames(), lvData, "a detached disk's LV stays")
+	assert.NotContains(t, run(t, "virsh", "-c", lv.URI, "dumpxml", "--inactive", cephDom), lvData)
+
+	// Everything goes on delete: domains, RBD image, LUN, backups, data
+	// disks, and the bases with the images.
 	for _, vm := range []model.VM{onCeph, onLUN, mover, clone, twin} {
 		tk, err := c.DeleteVM(ctx, vm.ID)
 		succeeded(t, c, tk, err)
@@ -542,8 +599,8 @@ func TestStoragesEndToEnd(t *testing.T) {
 // failingCreate is a hypervisor whose next Create fails when fail is set,
 // or hangs until its caller gives up when hang is.
 type failingCreate struct {
-	vmm.Driver
-	fail, hang atomic.Bool
+	*libvirt.Driver // every optional interface of the real driver
+	fail, hang      atomic.Bool
 }
 
 func (d *failingCreate) Create(ctx context.Context, spec vmm.Spec) (vmm.VM, error) {
