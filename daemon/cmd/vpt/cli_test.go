@@ -394,5 +394,15 @@ func TestGoldenStoragesAndBackups(t *testing.T) {
 	c.record("vm", "backup", "list", "web1")
 	c.record("vm", "move-disk", "web1", "local")
 	c.record("vm", "image", "web1", "web1-template", "--wait")
+	// Data disks: with the VM, added, grown and removed.
+	c.record("vm", "create", "--name", "db1", "--cluster", "fra1", "--image", "debian-12", "--pool", "public",
+		"--cpus", "1", "--memory-mib", "1024", "--disk-gib", "10", "--data-disk", "20@bak", "--wait", "-o", "json")
+	c.record("vm", "disk", "add", "db1", "5", "--storage-tag", "backup", "--wait")
+	c.record("vm", "disk", "resize", "db1", "vdc", "8", "--wait")
+	c.record("vm", "disk", "resize", "db1", "vdc", "6")
+	c.record("vm", "disk", "remove", "db1", "vdb", "--wait")
+	c.record("vm", "disk", "list", "db1")
+	c.record("vm", "create", "--name", "db2", "--cluster", "fra1", "--image", "debian-12", "--pool", "public",
+		"--cpus", "1", "--memory-mib", "1024", "--disk-gib", "10", "--data-disk", "x@bak")
 	c.golden("storages")
 }

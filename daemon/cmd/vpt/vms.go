@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -123,6 +124,7 @@ func (a *app) vmCommand() *cobra.Command {
 
 	var b api.VMCreateBody
 	var key, userDataFile string
+	var dataDisks []string
 	var wait bool
 	create := &cobra.Command{
 		Use:   "create --name NAME --cluster CLUSTER --image IMAGE --pool POOL --cpus N --memory-mib N --disk-gib N [--wait]",
@@ -151,6 +153,13 @@ func (a *app) vmCommand() *cobra.Command {
 					return err
 				}
 			}
+			for _, d := range dataDisks {
+				dr, err := parseDataDisk(d)
+				if err != nil {
+					return err
+				}
+				body.Disks = append(body.Disks, dr)
+			}
 			if userDataFile != "" {
 				ud, err := os.ReadFile(userDataFile)
 				if err != nil {
@@ -173,6 +182,9 @@ func (a *app) vmCommand() *cobra.Command {
 	f.IntVar(&b.CPUs, "cpus", 0, "virtual CPUs")
 	f.Int64Var(&b.MemoryMiB, "memory-mib", 0, "memory in MiB")
 	f.Int64Var(&b.DiskGiB, "disk-gib", 0, "disk size in GiB")
+	f.StringVar(&b.Storage, "storage", "", "the cluster storage of the root disk")
+	f.StringArrayVar(&b.StorageTags, "storage-tag", nil, "the root disk's storage carries this tag (repeatable)")
+	f.StringArrayVar(&dataDisks, "data-disk", nil, "a data disk GIB[@STORAGE] at vdb, vdc, ... (repeatable)")
 	f.StringArrayVar(&b.SSHKeys, "ssh-key", nil, "an OpenSSH public key for cloud-init (repeatable)")
 	f.StringVar(&userDataFile, "user-data-file", "", "cloud-init user data from this file")
 	f.StringVar(&b.Owner, "owner", "", "admins: create the VM for this user")
@@ -321,7 +333,48 @@ func (a *app) vmCommand() *cobra.Command {
 					col("CREATED", func(b model.Backup) string { return timestamp(b.Created) }))
 			}),
 		})
-	cmd.AddCommand(list, create, del, start, stop, reboot, resize, limits, rescue, migrate, snap, moveDisk, toImage, backup, &cobra.Command{
+	var diskStorage string
+	var diskTags []string
+	diskAdd := vmTask("add VM GIB [--storage S | --storage-tag T]", "Add a data disk to a VM, stopped or running (at the next free vdX)", 2,
+		func(ctx context.Context, c *client.Client, id string, args []string) (api.TaskView, error) {
+			gib, err := strconv.ParseInt(args[1], 10, 64)
+			if err != nil || gib < 1 {
+				return api.TaskView{}, virtplane.Errorf(virtplane.ErrInvalidArgument, "GIB %q: want a whole number of GiB, at least 1", args[1])
+			}
+			return c.AttachVMDisk(ctx, id, api.DiskRequest{SizeGiB: gib, Storage: diskStorage, StorageTags: diskTags})
+		})
+	diskAdd.Flags().StringVar(&diskStorage, "storage", "", "the cluster storage of the disk")
+	diskAdd.Flags().StringArrayVar(&diskTags, "storage-tag", nil, "the disk's storage carries this tag (repeatable)")
+	disks := &cobra.Command{Use: "disk", Aliases: []string{"disks"}, Short: "A VM's data disks"}
+	disks.AddCommand(diskAdd,
+		vmTask("remove VM TARGET", "Remove a data disk (vdb, ...) from a VM and delete its volume", 2,
+			func(ctx context.Context, c *client.Client, id string, args []string) (api.TaskView, error) {
+				return c.DetachVMDisk(ctx, id, args[1])
+			}),
+		vmTask("resize VM TARGET GIB", "Grow a data disk of a VM", 3,
+			func(ctx context.Context, c *client.Client, id string, args []string) (api.TaskView, error) {
+				gib, err := strconv.ParseInt(args[2], 10, 64)
+				if err != nil || gib < 1 {
+					return api.TaskView{}, virtplane.Errorf(virtplane.ErrInvalidArgument, "GIB %q: want a whole number of GiB, at least 1", args[2])
+				}
+				return c.ResizeVMDisk(ctx, id, args[1], gib)
+			}),
+		&cobra.Command{
+			Use: "list VM", Short: "List a VM's disks, the root first", Args: exactArgs(1, "VM"), ValidArgsFunction: done,
+			RunE: byVM(func(cmd *cobra.Command, c *client.Client, id string) error {
+				vm, err := c.GetVM(cmd.Context(), id)
+				if err != nil {
+					return err
+				}
+				items := append([]model.Disk{{Target: model.RootTarget, SizeGiB: vm.DiskGiB, Storage: vm.Storage, Volume: vm.Volume}}, vm.Disks...)
+				return printList(cmd.OutOrStdout(), a.output, items,
+					col("TARGET", func(d model.Disk) string { return d.Target }),
+					col("SIZE", func(d model.Disk) string { return strconv.FormatInt(d.SizeGiB, 10) + " GiB" }),
+					col("STORAGE", func(d model.Disk) string { return d.Storage }),
+					col("VOLUME", func(d model.Disk) string { return d.Volume }))
+			}),
+		})
+	cmd.AddCommand(list, create, del, start, stop, reboot, resize, limits, rescue, migrate, snap, moveDisk, toImage, backup, disks, &cobra.Command{
 		Use: "get VM", Short: "Show a VM", Args: exactArgs(1, "VM"), ValidArgsFunction: done,
 		RunE: byVM(func(cmd *cobra.Command, c *client.Client, id string) error { return show(cmd, c, id)(cmd.Context()) }),
 	}, &cobra.Command{
@@ -337,4 +390,14 @@ func (a *app) vmCommand() *cobra.Command {
 		}),
 	})
 	return cmd
+}
+
+// parseDataDisk reads a --data-disk GIB[@STORAGE].
+func parseDataDisk(v string) (api.DiskRequest, error) {
+	size, storageName, _ := strings.Cut(v, "@")
+	gib, err := strconv.ParseInt(size, 10, 64)
+	if err != nil || gib < 1 {
+		return api.DiskRequest{}, virtplane.Errorf(virtplane.ErrInvalidArgument, "--data-disk %q: want GIB[@STORAGE], GIB a whole number, at least 1", v)
+	}
+	return api.DiskRequest{SizeGiB: gib, Storage: storageName}, nil
 }
