@@ -483,7 +483,8 @@ resource "virtplane_vm" "db" {
 // Terraform's back is planned again.
 func TestAccInPlace(t *testing.T) {
 	e := newAccEnv(t)
-	before := oneVM("", "  disk_gib = 10\n")
+	var dbID string
+	before := oneVM("", "  disk_gib = 10\n  disk {\n    size_gib = 5\n  }\n")
 	after := strings.NewReplacer(
 		`cpu_overcommit = 4`, `cpu_overcommit = 4
   max_vms        = 50`,
@@ -497,7 +498,8 @@ func TestAccInPlace(t *testing.T) {
   block {
     range = "198.51.100.10-198.51.100.20"
   }`,
-	).Replace(oneVM("", "  disk_gib = 20\n  running = false\n  limits = { net_mbit = 50 }\n"))
+	).Replace(oneVM("", "  disk_gib = 20\n  running = false\n  limits = { net_mbit = 50 }\n"+
+		"  disk {\n    size_gib = 8\n  }\n  disk {\n    size_gib = 3\n    storage  = \"fast\"\n  }\n"))
 	update := func(addrs ...string) []plancheck.PlanCheck {
 		var c []plancheck.PlanCheck
 		for _, a := range addrs {
@@ -509,7 +511,10 @@ func TestAccInPlace(t *testing.T) {
 		ProtoV6ProviderFactories: e.factories(),
 		CheckDestroy:             e.checkNothingLeft,
 		Steps: []resource.TestStep{
-			{Config: e.provider() + before},
+			{Config: e.provider() + before, Check: func(st *terraform.State) error {
+				dbID = st.RootModule().Resources["virtplane_vm.db"].Primary.ID
+				return nil
+			}},
 			{
 				Config: e.provider() + after,
 				ConfigPlanChecks: resource.ConfigPlanChecks{
@@ -535,6 +540,12 @@ func TestAccInPlace(t *testing.T) {
 					if len(vms.Items) != 1 || vms.Items[0].State != "stopped" || vms.Items[0].DiskGiB != 20 || vms.Items[0].Limits.NetMbit != 50 {
 						return fmt.Errorf("vms %+v: want db stopped, 20 GiB, 50 Mbit/s", vms.Items)
 					}
+					if d := vms.Items[0].Disks; len(d) != 2 || d[0].Target != "vdb" || d[0].SizeGiB != 8 || d[1].Target != "vdc" || d[1].SizeGiB != 3 || d[1].Storage != "fast" {
+						return fmt.Errorf("data disks %+v: want vdb grown to 8 GiB, vdc of 3 GiB on fast", d)
+					}
+					if vms.Items[0].ID != dbID {
+						return fmt.Errorf("vm db was replaced: %s, was %s", vms.Items[0].ID, dbID)
+					}
 					return nil
 				},
 			},
@@ -542,6 +553,34 @@ func TestAccInPlace(t *testing.T) {
 				Config:      e.provider() + strings.Replace(after, "disk_gib = 20", "disk_gib = 5", 1),
 				PlanOnly:    true,
 				ExpectError: regexp.MustCompile(`Disks only grow`),
+			},
+			{
+				Config:      e.provider() + strings.Replace(after, "size_gib = 8", "size_gib = 6", 1),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`Disks only grow`),
+			},
+			{
+				Config:      e.provider() + strings.Replace(after, `storage  = "fast"`, `storage  = "slow"`, 1),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`A data disk does not change storage`),
+			},
+			{
+				// The last data disk removed: detached in place.
+				Config: e.provider() + strings.Replace(after, "  disk {\n    size_gib = 3\n    storage  = \"fast\"\n  }\n", "", 1),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply:             update("virtplane_vm.db"),
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				Check: func(*terraform.State) error {
+					vms, err := e.c.ListVMs(context.Background(), client.VMListOptions{})
+					if err != nil {
+						return err
+					}
+					if len(vms.Items) != 1 || len(vms.Items[0].Disks) != 1 || vms.Items[0].Disks[0].Target != "vdb" {
+						return fmt.Errorf("vms %+v: want db with vdb alone", vms.Items)
+					}
+					return nil
+				},
 			},
 			{
 				// Deleted behind Terraform's back: planned and made again.

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/virtplane/virtplane"
@@ -120,4 +121,26 @@ var sshKey = regexp.MustCompile(`^(ssh-|ecdsa-)[^\r\n]*$`)
 func listValue(l []string) types.List {
 	v, _ := types.ListValueFrom(context.Background(), types.StringType, l)
 	return v
+}
+
+// keepKnownState keeps an unconfigured computed string at its prior value
+// once it has one. Unlike stringplanmodifier.UseStateForUnknown, a null
+// prior value (an element new in a nested list: no state yet) leaves the
+// plan unknown, so that the value apply fills in is no surprise to
+// Terraform.
+func keepKnownState() planmodifier.String { return keepKnown{} }
+
+type keepKnown struct{}
+
+func (keepKnown) Description(context.Context) string {
+	return "Once known, the value in state does not change unless configured."
+}
+
+func (k keepKnown) MarkdownDescription(ctx context.Context) string { return k.Description(ctx) }
+
+func (keepKnown) PlanModifyString(_ context.Context, req planmodifier.StringRequest, resp *planmodifier.StringResponse) {
+	if req.StateValue.IsNull() || req.StateValue.IsUnknown() || !req.PlanValue.IsUnknown() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	resp.PlanValue = req.StateValue
 }

@@ -33,6 +33,15 @@ type limitsModel struct {
 	DiskIOPS   types.Int64 `tfsdk:"disk_iops"`
 }
 
+// diskModel is a data disk; its place in the list is its identity (vdb,
+// vdc, ... in order).
+type diskModel struct {
+	SizeGiB types.Int64  `tfsdk:"size_gib"`
+	Storage types.String `tfsdk:"storage"`
+	Target  types.String `tfsdk:"target"`
+	Volume  types.String `tfsdk:"volume"`
+}
+
 type vmModel struct {
 	ID        types.String   `tfsdk:"id"`
 	Name      types.String   `tfsdk:"name"`
@@ -42,6 +51,8 @@ type vmModel struct {
 	CPUs      types.Int64    `tfsdk:"cpus"`
 	MemoryMiB types.Int64    `tfsdk:"memory_mib"`
 	DiskGiB   types.Int64    `tfsdk:"disk_gib"`
+	Storage   types.String   `tfsdk:"storage"`
+	Disks     []diskModel    `tfsdk:"disk"`
 	SSHKeys   []types.String `tfsdk:"ssh_keys"`
 	UserData  types.String   `tfsdk:"user_data"`
 	Owner     types.String   `tfsdk:"owner"`
@@ -63,7 +74,7 @@ func (r *vmResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *r
 	}
 	resp.Schema = schema.Schema{
 		Description: "A virtual machine: placed by the scheduler, addressed from its pool, a linked clone of its image, booted with cloud-init. " +
-			"CPUs, memory, disk growth, limits and the power state change in place; name, cluster, image, pool, owner, SSH keys and user data replace it.",
+			"CPUs, memory, disk growth, data disks added or removed at the end of the list, limits and the power state change in place; name, cluster, image, pool, root storage, owner, SSH keys and user data replace it.",
 		Attributes: map[string]schema.Attribute{
 			"id":         idAttribute(),
 			"name":       nameAttribute("VM", true),
@@ -74,6 +85,8 @@ func (r *vmResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *r
 			"memory_mib": schema.Int64Attribute{Required: true, Description: "Memory in MiB; changes in place.", Validators: []validator.Int64{int64validator.Between(64, 4194304)}},
 			"disk_gib": schema.Int64Attribute{Required: true, Description: "Disk size in GiB; grows in place. Disks never shrink: a smaller value is refused at plan time.",
 				Validators: []validator.Int64{int64validator.Between(1, 65536)}},
+			"storage": schema.StringAttribute{Optional: true, Computed: true, Description: "The cluster storage of the root disk; default the cluster's default storage, else the first with room. A different storage replaces the VM.",
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown(), stringplanmodifier.RequiresReplaceIfConfigured()}},
 			"ssh_keys": schema.ListAttribute{Optional: true, ElementType: types.StringType, Description: "OpenSSH public keys for cloud-init.",
 				Validators:    []validator.List{listvalidator.SizeAtMost(32), listvalidator.ValueStringsAre(stringvalidator.RegexMatches(sshKey, "an OpenSSH public key"))},
 				PlanModifiers: []planmodifier.List{listplanmodifier.RequiresReplace()}},
@@ -98,7 +111,39 @@ func (r *vmResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *r
 			"node_id":   schema.StringAttribute{Computed: true, Description: "Node the VM runs on."},
 			"addresses": schema.ListAttribute{Computed: true, ElementType: types.StringType, Description: "The VM's addresses from its pool."},
 		},
+		Blocks: map[string]schema.Block{
+			"disk": schema.ListNestedBlock{
+				Description: "A data disk beside the root disk, at vdb, vdc, ... in order. Disks added at the end are attached in place, removed from the end detached (their data goes), grown in place; disks never shrink nor change storage.",
+				Validators:  []validator.List{listvalidator.SizeAtMost(model.MaxDataDisks)},
+				NestedObject: schema.NestedBlockObject{Attributes: map[string]schema.Attribute{
+					"size_gib": schema.Int64Attribute{Required: true, Description: "Size in GiB; grows in place.", Validators: []validator.Int64{int64validator.Between(1, 65536)}},
+					"storage": schema.StringAttribute{Optional: true, Computed: true, Description: "The cluster storage of the disk; default as for the root disk.",
+						PlanModifiers: []planmodifier.String{keepKnownState()}},
+					"target": schema.StringAttribute{Computed: true, Description: "The device in the guest (vdb, ...).",
+						PlanModifiers: []planmodifier.String{keepKnownState()}},
+					"volume": schema.StringAttribute{Computed: true, Description: "The disk's volume in its storage.",
+						PlanModifiers: []planmodifier.String{keepKnownState()}},
+				}},
+			},
+		},
 	}
+}
+
+// diskRequests are the data disks of a create.
+func (m vmModel) diskRequests() []api.DiskRequest {
+	var out []api.DiskRequest
+	for _, d := range m.Disks {
+		out = append(out, d.request())
+	}
+	return out
+}
+
+func (d diskModel) request() api.DiskRequest {
+	r := api.DiskRequest{SizeGiB: d.SizeGiB.ValueInt64()}
+	if !d.Storage.IsUnknown() && !d.Storage.IsNull() {
+		r.Storage = d.Storage.ValueString()
+	}
+	return r
 }
 
 func (m limitsModel) limits() model.Limits {
@@ -122,6 +167,11 @@ func vmState(vm model.VM, prior vmModel) vmModel {
 		State: types.StringValue(vm.State), NodeID: strOrNull(vm.NodeID), Addresses: listValue(vm.Addresses)}
 	if len(vm.SSHKeys) > 0 {
 		m.SSHKeys = stringList(vm.SSHKeys)
+	}
+	m.Storage = strOrNull(vm.Storage)
+	for _, d := range vm.Disks {
+		m.Disks = append(m.Disks, diskModel{SizeGiB: types.Int64Value(d.SizeGiB), Storage: strOrNull(d.Storage),
+			Target: types.StringValue(d.Target), Volume: types.StringValue(d.Volume)})
 	}
 	if l := vm.Limits; !l.IsZero() || prior.Limits != nil {
 		opt := func(v int, was types.Int64) types.Int64 {
@@ -154,12 +204,27 @@ func (r *vmResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequ
 	var plan, st vmModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
 	resp.Diagnostics.Append(req.State.Get(ctx, &st)...)
-	if resp.Diagnostics.HasError() || plan.DiskGiB.IsUnknown() {
+	if resp.Diagnostics.HasError() {
 		return
 	}
-	if plan.DiskGiB.ValueInt64() < st.DiskGiB.ValueInt64() {
+	if !plan.DiskGiB.IsUnknown() && plan.DiskGiB.ValueInt64() < st.DiskGiB.ValueInt64() {
 		resp.Diagnostics.AddAttributeError(path.Root("disk_gib"), "Disks only grow",
 			fmt.Sprintf("disk_gib %d is below the VM's %d GiB: shrinking would cut off data the guest wrote", plan.DiskGiB.ValueInt64(), st.DiskGiB.ValueInt64()))
+	}
+	for i, pd := range plan.Disks {
+		if i >= len(st.Disks) {
+			break
+		}
+		sd := st.Disks[i]
+		at := path.Root("disk").AtListIndex(i)
+		if !pd.SizeGiB.IsUnknown() && pd.SizeGiB.ValueInt64() < sd.SizeGiB.ValueInt64() {
+			resp.Diagnostics.AddAttributeError(at.AtName("size_gib"), "Disks only grow",
+				fmt.Sprintf("disk %s: %d GiB is below its %d GiB: shrinking would cut off data the guest wrote", sd.Target.ValueString(), pd.SizeGiB.ValueInt64(), sd.SizeGiB.ValueInt64()))
+		}
+		if !pd.Storage.IsUnknown() && !pd.Storage.IsNull() && !pd.Storage.Equal(sd.Storage) {
+			resp.Diagnostics.AddAttributeError(at.AtName("storage"), "A data disk does not change storage",
+				fmt.Sprintf("disk %s is on storage %s: moving a data disk is not implemented; remove the disk (the last in the list) and add one on %s", sd.Target.ValueString(), sd.Storage.ValueString(), pd.Storage.ValueString()))
+		}
 	}
 }
 
@@ -171,7 +236,10 @@ func (r *vmResource) Create(ctx context.Context, req resource.CreateRequest, res
 	}
 	body := api.VMCreateBody{Name: plan.Name.ValueString(), ClusterID: plan.ClusterID.ValueString(), ImageID: plan.ImageID.ValueString(),
 		PoolID: plan.PoolID.ValueString(), CPUs: int(plan.CPUs.ValueInt64()), MemoryMiB: plan.MemoryMiB.ValueInt64(), DiskGiB: plan.DiskGiB.ValueInt64(),
-		SSHKeys: plainStrings(plan.SSHKeys), UserData: plan.UserData.ValueString(), Limits: plan.limits()}
+		SSHKeys: plainStrings(plan.SSHKeys), UserData: plan.UserData.ValueString(), Limits: plan.limits(), Disks: plan.diskRequests()}
+	if !plan.Storage.IsUnknown() && !plan.Storage.IsNull() {
+		body.Storage = plan.Storage.ValueString()
+	}
 	if !plan.Owner.IsUnknown() {
 		body.Owner = plan.Owner.ValueString()
 	}
@@ -270,6 +338,26 @@ func (r *vmResource) Update(ctx context.Context, req resource.UpdateRequest, res
 	}
 	if ok && (cpus != 0 || mem != 0 || disk != 0) {
 		ok = step("Resizing", func() (api.TaskView, error) { return r.c.ResizeVM(ctx, id, cpus, mem, disk) })
+	}
+	// Data disks by place: the ones past the plan's end go, the plan's
+	// past the state's end come, the others grow.
+	for i := len(plan.Disks); ok && i < len(st.Disks); i++ {
+		target := st.Disks[i].Target.ValueString()
+		ok = step("Removing disk "+target, func() (api.TaskView, error) { return r.c.DetachVMDisk(ctx, id, target) })
+	}
+	for i, pd := range plan.Disks {
+		if !ok {
+			break
+		}
+		if i >= len(st.Disks) {
+			ok = step("Adding a disk", func() (api.TaskView, error) { return r.c.AttachVMDisk(ctx, id, pd.request()) })
+			continue
+		}
+		if sd := st.Disks[i]; pd.SizeGiB.ValueInt64() > sd.SizeGiB.ValueInt64() {
+			ok = step("Growing disk "+sd.Target.ValueString(), func() (api.TaskView, error) {
+				return r.c.ResizeVMDisk(ctx, id, sd.Target.ValueString(), pd.SizeGiB.ValueInt64())
+			})
+		}
 	}
 	if ok && !plan.Running.Equal(st.Running) {
 		if plan.Running.ValueBool() {
