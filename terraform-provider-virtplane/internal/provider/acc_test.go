@@ -96,6 +96,19 @@ resource "virtplane_cluster" "fra1" {
     tags    = ["ssd"]
     options = { no_activation = "true" }
   }
+  storage {
+    name            = "bulk"
+    driver          = "file"
+    path            = "/var/lib/virtplane/bulk"
+    default         = true
+    disk_overcommit = 2
+  }
+  storage {
+    name    = "old"
+    driver  = "file"
+    path    = "/var/lib/virtplane/old"
+    enabled = false
+  }
 }
 resource "virtplane_node" "n" {
   count      = 2
@@ -542,6 +555,16 @@ func TestAccInPlace(t *testing.T) {
 					}
 					if d := vms.Items[0].Disks; len(d) != 2 || d[0].Target != "vdb" || d[0].SizeGiB != 8 || d[1].Target != "vdc" || d[1].SizeGiB != 3 || d[1].Storage != "fast" {
 						return fmt.Errorf("data disks %+v: want vdb grown to 8 GiB, vdc of 3 GiB on fast", d)
+					}
+					if vms.Items[0].Storage != "bulk" || vms.Items[0].Disks[0].Storage != "bulk" {
+						return fmt.Errorf("vm %+v: want root and vdb on the default storage bulk", vms.Items[0])
+					}
+					cls, err := e.c.ListClusters(ctx, client.ListOptions{})
+					if err != nil || len(cls.Items) != 1 {
+						return fmt.Errorf("clusters %+v: %v", cls.Items, err)
+					}
+					if st := cls.Items[0].Storages; len(st) != 3 || !st[1].Default || st[1].DiskOvercommit != 2 || st[2].IsEnabled() {
+						return fmt.Errorf("storages %+v: want bulk the default with overcommit 2, old disabled", st)
 					}
 					if vms.Items[0].ID != dbID {
 						return fmt.Errorf("vm db was replaced: %s, was %s", vms.Items[0].ID, dbID)

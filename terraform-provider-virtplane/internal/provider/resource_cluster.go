@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/float64default"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
@@ -31,6 +32,10 @@ type storageModel struct {
 	Path    types.String            `tfsdk:"path"`
 	Options map[string]types.String `tfsdk:"options"`
 	Tags    []types.String          `tfsdk:"tags"`
+	Default types.Bool              `tfsdk:"default"`
+	Enabled types.Bool              `tfsdk:"enabled"`
+	// DiskOvercommit is null when the cluster's holds.
+	DiskOvercommit types.Float64 `tfsdk:"disk_overcommit"`
 }
 
 type clusterModel struct {
@@ -108,6 +113,12 @@ func (r *clusterResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"options": schema.MapAttribute{Optional: true, ElementType: types.StringType,
 						Description: "The driver's settings (lvm: thin_pool; ceph: conf, user, monitors, secret; san-iscsi: portal, tid, dir)."},
 					"tags": schema.ListAttribute{Optional: true, ElementType: types.StringType, Description: "Labels a disk's storage_tags select by."},
+					"default": schema.BoolAttribute{Optional: true, Computed: true, Default: booldefault.StaticBool(false),
+						Description: "Disks naming neither storage nor tags go here; at most one storage is the default (none: the first enabled)."},
+					"enabled": schema.BoolAttribute{Optional: true, Computed: true, Default: booldefault.StaticBool(true),
+						Description: "false: the storage takes no new disk (its disks stay)."},
+					"disk_overcommit": schema.Float64Attribute{Optional: true, Description: "Virtual size of the disks per byte of capacity (1..16); unset: the cluster's.",
+						Validators: []validator.Float64{float64validator.Between(1, 16)}},
 				}},
 			},
 		},
@@ -120,7 +131,12 @@ func (m clusterModel) body() api.ClusterBody {
 		MaxVMs: int(m.MaxVMs.ValueInt64()), MaxVMsPerNode: int(m.MaxVMsPerNode.ValueInt64()), NetworkMode: m.NetworkMode.ValueString(),
 		Bridge: m.Bridge.ValueString(), VNI: int(m.VNI.ValueInt64())}
 	for _, s := range m.Storages {
-		ref := model.StorageRef{Name: s.Name.ValueString(), Driver: s.Driver.ValueString(), Path: s.Path.ValueString(), Tags: plainStrings(s.Tags)}
+		ref := model.StorageRef{Name: s.Name.ValueString(), Driver: s.Driver.ValueString(), Path: s.Path.ValueString(), Tags: plainStrings(s.Tags),
+			Default: s.Default.ValueBool(), DiskOvercommit: s.DiskOvercommit.ValueFloat64()}
+		if !s.Enabled.IsNull() && !s.Enabled.IsUnknown() && !s.Enabled.ValueBool() {
+			off := false
+			ref.Enabled = &off
+		}
 		for k, v := range s.Options {
 			if ref.Options == nil {
 				ref.Options = map[string]string{}
@@ -141,7 +157,11 @@ func clusterState(c model.Cluster) clusterModel {
 		m.VNI = types.Int64Value(int64(c.VNI))
 	}
 	for _, s := range c.Storages {
-		sm := storageModel{Name: types.StringValue(s.Name), Driver: types.StringValue(s.Driver), Path: strOrNull(s.Path)}
+		sm := storageModel{Name: types.StringValue(s.Name), Driver: types.StringValue(s.Driver), Path: strOrNull(s.Path),
+			Default: types.BoolValue(s.Default), Enabled: types.BoolValue(s.IsEnabled()), DiskOvercommit: types.Float64Null()}
+		if s.DiskOvercommit != 0 {
+			sm.DiskOvercommit = types.Float64Value(s.DiskOvercommit)
+		}
 		if len(s.Tags) > 0 {
 			sm.Tags = stringList(s.Tags)
 		}
