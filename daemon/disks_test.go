@@ -203,3 +203,48 @@ func assertProblem(t *testing.T, err error, status int, field, msg string) {
 	}
 	assert.Contains(t, p.Error(), msg)
 }
+
+// TestCloneFaults: a clone whose create fails after the disk copy (the
+// hypervisor refuses the domain) or at it (the storage refuses the volume)
+// leaves no volume, domain or address behind, and the source as it was:
+// stopped, and free to start.
+func TestCloneFaults(t *testing.T) {
+	e := newEnv(t, dbtest.SQLite(t))
+	ctx := t.Context()
+	succeeded(t, e.alice, e.aliceTask, nil)
+	src := e.aliceVM
+	tk, err := e.alice.VMAction(ctx, src.ID, "stop")
+	succeeded(t, e.alice, tk, err)
+	drv, pool := e.simParts(t, e.node.ID)
+	for _, fault := range []struct {
+		name   string
+		inject func()
+	}{
+		{"the domain is refused after the copy", func() { drv.FailNext("Create", virtplane.Errorf(virtplane.ErrUnavailable, "injected")) }},
+		{"the storage refuses the copy", func() { pool.Fail("Create", virtplane.Errorf(virtplane.ErrUnavailable, "injected")) }},
+	} {
+		t.Run(fault.name, func(t *testing.T) {
+			fault.inject()
+			defer pool.Fail("Create", nil)
+			twin, tk, err := e.alice.CloneVM(ctx, src.ID, "twin", "")
+			assert.ErrorIs(t, taskFailed(t, e.alice, tk, err), virtplane.ErrUnavailable)
+			_, err = pool.Volume(ctx, flow.VolumeName(twin.ID))
+			assert.ErrorIs(t, err, virtplane.ErrNotFound, "the clone's copy was left")
+			_, err = drv.Get(ctx, flow.DomainName(twin.ID))
+			assert.ErrorIs(t, err, virtplane.ErrNotFound, "the clone's domain was left")
+			got, err := e.alice.GetVM(ctx, twin.ID)
+			require.NoError(t, err)
+			assert.Equal(t, model.VMFailed, got.State)
+			assert.Empty(t, got.Addresses, "the clone kept an address")
+			tk, err = e.alice.DeleteVM(ctx, twin.ID)
+			succeeded(t, e.alice, tk, err)
+			s, err := e.alice.GetVM(ctx, src.ID)
+			require.NoError(t, err)
+			assert.Equal(t, model.VMStopped, s.State, "the source changed")
+			_, err = pool.Volume(ctx, flow.VolumeName(src.ID))
+			require.NoError(t, err, "the source's disk")
+		})
+	}
+	tk, err = e.alice.VMAction(ctx, src.ID, "start")
+	succeeded(t, e.alice, tk, err)
+}
