@@ -121,6 +121,7 @@ func TestOrdersSurviveDaemonKills(t *testing.T) {
 }
 
 func ordersSurviveKills(t *testing.T, kills int) {
+	maxKills := kills + 4
 	const orders = 50
 	data := t.TempDir()
 	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
@@ -177,7 +178,24 @@ func ordersSurviveKills(t *testing.T, kills int) {
 	killerDone := make(chan struct{})
 	go func() {
 		defer close(killerDone)
-		for k := range kills {
+		// A kill can land between two tasks (each takes milliseconds on
+		// simulated nodes): until one has interrupted an order, the last
+		// kill is made again, a few times at most.
+		interrupted := func() bool {
+			for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
+				var all client.Page[api.TaskView]
+				if err := client.New(url(), token).Do(ctx, "GET", "/v1/tasks?limit=1000", nil, &all); err == nil {
+					for _, tk := range all.Items {
+						if tk.Attempt > 1 {
+							return true
+						}
+					}
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			return false
+		}
+		for k := 0; k < kills; k++ {
 			delay := time.Duration(50+rng.IntN(300)) * time.Millisecond
 			if k == 0 {
 				delay = time.Duration(20+rng.IntN(150)) * time.Millisecond
@@ -200,6 +218,10 @@ func ordersSurviveKills(t *testing.T, kills int) {
 			d.kill()
 			d = startDaemon(t, data)
 			mu.Unlock()
+			if k == kills-1 && kills < maxKills && !interrupted() {
+				kills++
+				t.Logf("kill %d interrupted no order: one more", k+1)
+			}
 		}
 	}()
 	sendAll(spread)
