@@ -51,6 +51,9 @@ func TestVMMConformanceFake(t *testing.T) {
 					GuestAgent:           true,
 					GuestIgnoresShutdown: tc.ignore,
 					Rescue:               vmm.RescueSpec{ISO: "/srv/rescue.iso"},
+					CopyTarget: func(*testing.T, int64) vmm.DiskSource {
+						return vmm.DiskSource{Kind: "file", Path: "/srv/copy.qcow2", Format: "qcow2"}
+					},
 					ExtraDisk: func(*testing.T) vmm.DiskSource {
 						return vmm.DiskSource{Kind: "file", Path: "/srv/extra.raw", Format: "raw"}
 					},

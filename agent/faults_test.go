@@ -271,7 +271,7 @@ func TestCapabilitiesAreTheNodes(t *testing.T) {
 
 	h, err := full.Hello(t.Context())
 	require.NoError(t, err)
-	assert.Equal(t, []string{"Driver", "Consoler", "DiskAttacher", "DiskResizer", "EventWatcher", "GuestAgent", "IncomingPreparer", "Limiter", "MigrationAborter", "Migrator", "Rescuer", "Resizer", "Snapshotter", "UsageReporter"}, h.Capabilities.VMM)
+	assert.Equal(t, []string{"Driver", "Consoler", "DiskAttacher", "DiskCopier", "DiskResizer", "EventWatcher", "GuestAgent", "IncomingPreparer", "Limiter", "MigrationAborter", "Migrator", "Rescuer", "Resizer", "Snapshotter", "UsageReporter"}, h.Capabilities.VMM)
 	assert.Equal(t, []string{"file"}, h.Capabilities.PoolDrivers)
 	assert.False(t, h.Capabilities.Exec)
 	assert.False(t, h.Capabilities.Upload)

@@ -232,3 +232,19 @@ func (f *libvirtFixture) extraDisk(t testing.TB) vmm.DiskSource {
 	require.NoError(t, os.Chmod(fh.Name(), 0o644))
 	return vmm.DiskSource{Kind: "file", Path: fh.Name(), Format: "raw"}
 }
+
+// copyTarget is an empty qcow2 volume of size bytes (0: as large as the
+// spec's disk).
+func (f *libvirtFixture) copyTarget(t testing.TB, size int64) vmm.DiskSource {
+	t.Helper()
+	fh, err := os.CreateTemp(f.dir, "copy-*.qcow2")
+	require.NoError(t, err)
+	require.NoError(t, fh.Close())
+	if size == 0 {
+		size = 64 << 20 // qcow2's
+	}
+	out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", fh.Name(), strconv.FormatInt(size, 10)).CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.NoError(t, os.Chmod(fh.Name(), 0o644))
+	return vmm.DiskSource{Kind: "file", Path: fh.Name(), Format: "qcow2"}
+}

@@ -28,6 +28,7 @@ func TestVMMConformanceLibvirt(t *testing.T) {
 			Templates:            true,
 			Spec:                 func(t *testing.T, name string) vmm.Spec { return f.spec(t, name) },
 			ExtraDisk:            func(t *testing.T) vmm.DiskSource { return f.extraDisk(t) },
+			CopyTarget:           func(t *testing.T, size int64) vmm.DiskSource { return f.copyTarget(t, size) },
 			WaitBooted:           f.console.WaitBooted,
 			Alive:                f.console.Alive,
 			GuestIgnoresShutdown: true, // busybox init has no ACPI handling

@@ -346,9 +346,13 @@ type done struct{}
 type streamLine struct {
 	Event    *vmm.Event             `json:"event,omitempty"`
 	Progress *vmm.MigrationProgress `json:"progress,omitempty"`
+	Copied   *copied                `json:"copied,omitempty"`
 	Done     bool                   `json:"done,omitempty"`
 	Error    *wireError             `json:"error,omitempty"`
 }
+
+// copied is a disk copy's progress (vmm.DiskCopier).
+type copied struct{ Done, Total int64 }
 
 // stream writes a streamed answer: the header once the method has begun
 // (Start), one JSON line per Send, and a last line with the outcome. A

@@ -19,6 +19,7 @@ func vmmCapabilities() map[string]reflect.Type {
 		"Resizer":          reflect.TypeFor[vmm.Resizer](),
 		"DiskResizer":      reflect.TypeFor[vmm.DiskResizer](),
 		"DiskAttacher":     reflect.TypeFor[vmm.DiskAttacher](),
+		"DiskCopier":       reflect.TypeFor[vmm.DiskCopier](),
 		"Limiter":          reflect.TypeFor[vmm.Limiter](),
 		"Rescuer":          reflect.TypeFor[vmm.Rescuer](),
 		"Consoler":         reflect.TypeFor[vmm.Consoler](),
@@ -58,7 +59,11 @@ type (
 		Disk vmm.Disk
 	}
 	vmDetachDisk struct{ Name, Target string }
-	vmLimits     struct {
+	vmCopyDisk   struct {
+		Name, Target string
+		Dest         vmm.DiskSource
+	}
+	vmLimits struct {
 		Name   string
 		Limits vmm.Limits
 	}
@@ -196,6 +201,21 @@ func (s *Server) registerVMM() {
 		}
 		return m.Migrate(ctx, in.Name, in.Target, func(p vmm.MigrationProgress) { _ = st.Send(streamLine{Progress: &p}) })
 	})
+	// CopyDisk streams its progress, then its outcome.
+	s.addStream("vmm/CopyDisk", func(ctx context.Context, body []byte, st *stream) error {
+		var in vmCopyDisk
+		if err := decodeJSON(body, &in); err != nil {
+			return err
+		}
+		c, err := vmmAs[vmm.DiskCopier](s, "DiskCopier")
+		if err != nil {
+			return err
+		}
+		return c.CopyDisk(ctx, in.Name, in.Target, in.Dest, func(done, total int64) { _ = st.Send(streamLine{Copied: &copied{Done: done, Total: total}}) })
+	})
+	s.addUnary("vmm/AbortDiskCopy", vmmDo(s, "DiskCopier", func(ctx context.Context, d vmm.DiskCopier, in vmDetachDisk) error {
+		return d.AbortDiskCopy(ctx, in.Name, in.Target)
+	}))
 	// Events streams until the caller goes or its deadline passes.
 	s.addStream("vmm/Events", func(ctx context.Context, body []byte, st *stream) error {
 		if err := decodeJSON(body, &noArgs{}); err != nil {
@@ -240,6 +260,7 @@ var (
 	_ vmm.Resizer            = (*remoteVMM)(nil)
 	_ vmm.DiskResizer        = (*remoteVMM)(nil)
 	_ vmm.DiskAttacher       = (*remoteVMM)(nil)
+	_ vmm.DiskCopier         = (*remoteVMM)(nil)
 	_ vmm.Limiter            = (*remoteVMM)(nil)
 	_ vmm.Rescuer            = (*remoteVMM)(nil)
 	_ vmm.Consoler           = (*remoteVMM)(nil)
@@ -399,6 +420,29 @@ func (v *remoteVMM) Migrate(ctx context.Context, name string, target vmm.Migrati
 			progress(*l.Progress)
 		}
 	})
+}
+
+// CopyDisk returns once the machine runs on dest. When the connection
+// drops during the copy, the outcome is unknown to this side
+// (ErrUnavailable): the caller looks at the machine's disk, and abandons
+// the copy (AbortDiskCopy) if it has not switched.
+func (v *remoteVMM) CopyDisk(ctx context.Context, name, target string, dest vmm.DiskSource, progress func(done, total int64)) error {
+	resp, sctx, cancel, err := v.c.openStream(ctx, "vmm/CopyDisk", true, vmCopyDisk{Name: name, Target: target, Dest: dest})
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer resp.Body.Close()
+	return v.c.readStream(sctx, "vmm/CopyDisk", resp.Body, func(l streamLine) {
+		if l.Copied != nil && progress != nil {
+			progress(l.Copied.Done, l.Copied.Total)
+		}
+	})
+}
+
+func (v *remoteVMM) AbortDiskCopy(ctx context.Context, name, target string) error {
+	// Idempotent by its contract: safe to send again.
+	return v.c.call(ctx, "vmm/AbortDiskCopy", read, vmDetachDisk{Name: name, Target: target}, nil)
 }
 
 func (v *remoteVMM) AbortMigration(ctx context.Context, name string) error {

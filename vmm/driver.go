@@ -81,6 +81,24 @@ type DiskAttacher interface {
 	DetachDisk(ctx context.Context, name, target string) error
 }
 
+// DiskCopier moves a disk of a running machine to another source while
+// the guest runs: the hypervisor mirrors the disk into the new source,
+// keeps the two in step, and switches the machine over once they are
+// (libvirt's block copy). The old source is left as it was, for the
+// caller to remove.
+type DiskCopier interface {
+	// CopyDisk mirrors the disk at target into dest, an existing volume at
+	// least as large, and switches the machine to it; progress (which may
+	// be nil) hears the bytes copied and to copy. On any error, the context's
+	// end included, the copy is abandoned and the machine stays on its old
+	// source. A machine that does not run is ErrConflict; an unknown target
+	// ErrNotFound.
+	CopyDisk(ctx context.Context, name, target string, dest DiskSource, progress func(done, total int64)) error
+	// AbortDiskCopy abandons a copy of the disk at target that a caller
+	// that is gone left running; no copy is not an error.
+	AbortDiskCopy(ctx context.Context, name, target string) error
+}
+
 // Limiter sets the resource limits of a machine, live when it runs.
 // Weights of 0 are left as they are; every disk and NIC listed in the maps
 // gets exactly the limits given (a zero entry removes its throttles); disks

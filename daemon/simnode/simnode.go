@@ -47,6 +47,7 @@ var (
 	_ vmm.MigrationAborter = (*Node)(nil)
 	_ vmm.DiskResizer      = (*Node)(nil)
 	_ vmm.DiskAttacher     = (*Node)(nil)
+	_ vmm.DiskCopier       = (*Node)(nil)
 )
 
 type record struct {
@@ -210,6 +211,11 @@ func (n *Node) AttachDisk(ctx context.Context, name string, disk vmm.Disk) error
 // DetachDisk removes a disk from a machine and records it.
 func (n *Node) DetachDisk(ctx context.Context, name, target string) error {
 	return n.after(ctx, name, n.Driver.DetachDisk(ctx, name, target))
+}
+
+// CopyDisk switches a machine's disk to dest and records it.
+func (n *Node) CopyDisk(ctx context.Context, name, target string, dest vmm.DiskSource, progress func(done, total int64)) error {
+	return n.after(ctx, name, n.Driver.CopyDisk(ctx, name, target, dest, progress))
 }
 
 // AddPeer makes uri a live migration target that moves machines, and their

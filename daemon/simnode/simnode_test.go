@@ -37,6 +37,9 @@ func TestVMMConformance(t *testing.T) {
 		require.NoError(t, err)
 		return vmmtest.Harness{Driver: n, Prefix: "vpt-", Templates: true, Spec: func(t *testing.T, name string) vmm.Spec { return spec(name) },
 			GuestAgent: true, Rescue: vmm.RescueSpec{ISO: "/srv/rescue.iso"},
+			CopyTarget: func(*testing.T, int64) vmm.DiskSource {
+				return vmm.DiskSource{Kind: "file", Path: "/srv/copy.qcow2", Format: "qcow2"}
+			},
 			ExtraDisk: func(*testing.T) vmm.DiskSource {
 				return vmm.DiskSource{Kind: "file", Path: "/srv/extra.raw", Format: "raw"}
 			},

@@ -678,3 +678,44 @@ func (d *Driver) DetachDisk(ctx context.Context, name, target string) error {
 	m.spec = s
 	return nil
 }
+
+// CopyDisk switches a running machine's disk to dest at once (the fake
+// has no data to mirror), reporting the copy done.
+func (d *Driver) CopyDisk(ctx context.Context, name, target string, dest vmm.DiskSource, progress func(done, total int64)) error {
+	if err := d.enter(ctx, "CopyDisk", name, dest); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	if err := dest.Validate("dest"); err != nil {
+		return err
+	}
+	m, err := d.get(name)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(m.spec.Disks, func(dk vmm.Disk) bool { return dk.Target == target })
+	if i < 0 {
+		return virtplane.Errorf(virtplane.ErrNotFound, "disk %q of vm %q", target, name)
+	}
+	if m.state != vmm.StateRunning && m.state != vmm.StatePaused {
+		return conflict(name, m.state, "copy a disk")
+	}
+	s := m.spec
+	s.Disks = slices.Clone(s.Disks)
+	s.Disks[i].Source = dest
+	m.spec = s
+	if progress != nil {
+		progress(1, 1)
+	}
+	return nil
+}
+
+// AbortDiskCopy has nothing to abandon: the fake's copies end at once.
+func (d *Driver) AbortDiskCopy(ctx context.Context, name, target string) error {
+	if err := d.enter(ctx, "AbortDiskCopy", name, target); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	_, err := d.get(name)
+	return err
+}

@@ -71,6 +71,7 @@ var (
 	_ vmm.Resizer          = (*Driver)(nil)
 	_ vmm.DiskResizer      = (*Driver)(nil)
 	_ vmm.DiskAttacher     = (*Driver)(nil)
+	_ vmm.DiskCopier       = (*Driver)(nil)
 	_ vmm.Limiter          = (*Driver)(nil)
 	_ vmm.Rescuer          = (*Driver)(nil)
 	_ vmm.Consoler         = (*Driver)(nil)

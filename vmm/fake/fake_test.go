@@ -42,6 +42,9 @@ func TestConformance(t *testing.T) {
 					Spec:       func(t *testing.T, name string) vmm.Spec { return spec(name) },
 					GuestAgent: true,
 					Rescue:     vmm.RescueSpec{ISO: "/srv/rescue.iso"},
+					CopyTarget: func(*testing.T, int64) vmm.DiskSource {
+						return vmm.DiskSource{Kind: "file", Path: "/srv/copy.qcow2", Format: "qcow2"}
+					},
 					ExtraDisk: func(*testing.T) vmm.DiskSource {
 						return vmm.DiskSource{Kind: "file", Path: "/srv/extra.raw", Format: "raw"}
 					},

@@ -29,6 +29,7 @@ func TestConformance(t *testing.T) {
 			Migration:            migration(filepath.Join(f.dir, "state")),
 			DiskSize:             64 << 20, // the spec's qcow2 disk
 			ExtraDisk:            f.extraDisk,
+			CopyTarget:           f.copyTarget,
 			BootTimeout:          2 * time.Minute,
 		}
 	})

@@ -65,6 +65,11 @@ type Harness struct {
 	// suite attaches to the machine and detaches again (running and
 	// stopped) when the driver claims DiskAttacher; the harness removes it.
 	ExtraDisk func(t *testing.T) vmm.DiskSource
+	// CopyTarget returns the source of an empty volume of size bytes (0:
+	// as large as the first disk of Spec), which the suite moves that disk
+	// of the running machine to (and back) when the driver claims
+	// DiskCopier.
+	CopyTarget func(t *testing.T, size int64) vmm.DiskSource
 	// Templates says that the driver applies virtual hardware templates
 	// (vmm.Spec.Template); without, it must refuse a spec with one.
 	Templates bool
@@ -224,6 +229,9 @@ type lifecycle struct {
 	d    vmm.Driver
 	name string
 	spec vmm.Spec
+	// diskSize is the size of the first disk once ResizeDisk grew it (0:
+	// as Spec made it).
+	diskSize int64
 }
 
 func (l *lifecycle) state(t *testing.T) vmm.State {
@@ -302,6 +310,7 @@ func testLifecycle(t *testing.T, h Harness) {
 		{"Limits", l.limits},
 		{"ResizeDisk", l.resizeDisk},
 		{"AttachDisk", l.attachDisk},
+		{"CopyDisk", l.copyDisk},
 		{"Console", l.console},
 		{"GuestAgent", l.guestAgent},
 		{"Snapshots", l.snapshots},
@@ -702,6 +711,9 @@ func (l *lifecycle) resizeDisk(t *testing.T) {
 	requireClass(t, r.ResizeDisk(ctx, l.name, "vdz", grown), virtplane.ErrNotFound, "unknown disk")
 	requireClass(t, r.ResizeDisk(ctx, "vpt-nope", target, grown), virtplane.ErrNotFound, "unknown machine")
 	require.NoError(t, r.ResizeDisk(ctx, l.name, target, grown))
+	if l.h.DiskSize > 0 {
+		l.diskSize = grown
+	}
 	require.NoError(t, r.ResizeDisk(ctx, l.name, target, grown), "the current size again")
 	requireClass(t, r.ResizeDisk(ctx, l.name, target, grown-32<<20), virtplane.ErrInvalidArgument, "disks only grow")
 	assert.Equal(t, vmm.StateRunning, l.state(t), "the machine keeps running")
@@ -750,10 +762,63 @@ func (l *lifecycle) attachDisk(t *testing.T) {
 	}
 }
 
+// source returns the source of the machine's disk at target.
+func (l *lifecycle) source(t *testing.T, target string) vmm.DiskSource {
+	t.Helper()
+	vm, err := l.d.Get(t.Context(), l.name)
+	require.NoError(t, err)
+	for _, d := range vm.Spec.Disks {
+		if d.Target == target {
+			return d.Source
+		}
+	}
+	t.Fatalf("machine %s has no disk %s", l.name, target)
+	return vmm.DiskSource{}
+}
+
+// copyDisk moves the first disk of the running machine to another volume
+// and back, the guest running on.
+func (l *lifecycle) copyDisk(t *testing.T) {
+	c, ok := vmm.As[vmm.DiskCopier](l.d)
+	if !ok {
+		t.Skip("driver does not implement vmm.DiskCopier")
+	}
+	require.NotNil(t, l.h.CopyTarget, "the driver claims DiskCopier: the harness must give CopyTarget")
+	if len(l.spec.Disks) == 0 {
+		t.Skip("the harness spec has no disk")
+	}
+	ctx := t.Context()
+	target := l.spec.Disks[0].Target
+	orig := l.source(t, target)
+	dest := l.h.CopyTarget(t, l.diskSize)
+	requireClass(t, c.CopyDisk(ctx, "vpt-nope", target, dest, nil), virtplane.ErrNotFound, "unknown machine")
+	requireClass(t, c.CopyDisk(ctx, l.name, "vdz", dest, nil), virtplane.ErrNotFound, "unknown disk")
+	reports := 0
+	require.NoError(t, c.CopyDisk(ctx, l.name, target, dest, func(done, total int64) {
+		reports++
+		assert.LessOrEqual(t, done, total)
+	}))
+	assert.Positive(t, reports, "no progress reported")
+	assert.Equal(t, dest.Path+dest.URL+dest.Image, l.source(t, target).Path+l.source(t, target).URL+l.source(t, target).Image, "the disk is on the copy")
+	assert.Equal(t, vmm.StateRunning, l.state(t), "the machine keeps running")
+	if l.h.Alive != nil {
+		require.NoError(t, l.h.Alive(ctx, l.d, l.name), "guest makes no progress on the copy")
+	}
+	require.NoError(t, c.AbortDiskCopy(ctx, l.name, target), "no copy runs: nothing to abandon")
+	require.NoError(t, c.CopyDisk(ctx, l.name, target, orig, nil), "back to the first volume")
+	assert.Equal(t, orig.Path+orig.URL+orig.Image, l.source(t, target).Path+l.source(t, target).URL+l.source(t, target).Image)
+	if l.h.Alive != nil {
+		require.NoError(t, l.h.Alive(ctx, l.d, l.name), "guest makes no progress after the copy back")
+	}
+}
+
 func (l *lifecycle) stopDelete(t *testing.T) {
 	ctx := t.Context()
 	require.NoError(t, l.d.Stop(ctx, l.name))
 	assert.Equal(t, vmm.StateStopped, l.state(t))
+	if c, ok := vmm.As[vmm.DiskCopier](l.d); ok && len(l.spec.Disks) > 0 {
+		requireClass(t, c.CopyDisk(ctx, l.name, l.spec.Disks[0].Target, l.h.CopyTarget(t, l.diskSize), nil), virtplane.ErrConflict, "copy a disk of a stopped machine")
+	}
 	if a, ok := vmm.As[vmm.DiskAttacher](l.d); ok {
 		extra := vmm.Disk{Target: "vdh", Source: l.h.ExtraDisk(t)}
 		before := l.disks(t)
