@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"sync"
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/model"
@@ -48,11 +49,28 @@ func (s *Server) simKind() node.Kind {
 				return nil, err
 			}
 			own := func(context.Context) (storage.Pool, error) { return pool, nil }
+			named := struct {
+				mu    sync.Mutex
+				pools map[string]*simnode.Storage
+			}{pools: map[string]*simnode.Storage{}}
 			return &node.Backend{
 				Simulated: true, VMM: drv, Ports: ports, Exec: simnode.Executor{}, Facts: facts, Handle: drv,
-				// A simulated node has one pool, whatever its cluster's storages.
+				// A simulated node has a pool of its own and one per storage
+				// of its cluster, each kept in the store.
 				OwnPool: own,
-				Pool:    func(ctx context.Context, _ model.StorageRef) (storage.Pool, error) { return own(ctx) },
+				Pool: func(ctx context.Context, ref model.StorageRef) (storage.Pool, error) {
+					named.mu.Lock()
+					defer named.mu.Unlock()
+					if p, ok := named.pools[ref.Name]; ok {
+						return p, nil
+					}
+					p, err := simnode.OpenNamedStorage(ctx, s.cfg.SimStore, t.Node.ID, ref.Name)
+					if err != nil {
+						return nil, err
+					}
+					named.pools[ref.Name] = p
+					return p, nil
+				},
 				MigrateTo: func(_ context.Context, dst *node.Backend) (vmm.MigrationTarget, error) {
 					peer, ok := dst.Handle.(*simnode.Node)
 					if !ok {

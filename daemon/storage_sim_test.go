@@ -9,8 +9,11 @@ import (
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon"
 	"github.com/virtplane/virtplane/daemon/api"
+	"github.com/virtplane/virtplane/daemon/flow"
 	"github.com/virtplane/virtplane/daemon/internal/dbtest"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/daemon/simnode"
+	"github.com/virtplane/virtplane/vmm"
 )
 
 // TestStoragesOnSimulatedNodes: a simulated node simulates every storage of
@@ -73,4 +76,67 @@ func TestStoragesOnSimulatedNodes(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, vm.Disks, 3)
 	assert.Equal(t, "fast", vm.Disks[2].Storage)
+}
+
+// TestLiveDiskMoveOnSimulatedNodes: a running VM's disk moves to another
+// storage with the VM running; a copy the hypervisor fails leaves it on its
+// old disk with nothing on the new storage.
+func TestLiveDiskMoveOnSimulatedNodes(t *testing.T) {
+	ctx := t.Context()
+	srv, err := daemon.New(daemon.Config{Store: dbtest.SQLite(t), Instance: "sim-live-move", DataDir: t.TempDir()})
+	require.NoError(t, err)
+	c := serveAdmin(t, srv)
+	cl, err := c.CreateCluster(ctx, api.ClusterBody{Name: "s", Storages: []model.StorageRef{
+		{Name: "local", Driver: "file", Path: "/var/lib/virtplane/local"},
+		{Name: "other", Driver: "lvm", Path: "vgother", Options: map[string]string{"no_activation": "true"}},
+	}})
+	require.NoError(t, err)
+	nd, err := c.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: "sim1", Address: "sim", Cores: 8, MemoryMiB: 16384, DiskGiB: 100})
+	require.NoError(t, err)
+	pool, err := c.CreatePool(ctx, api.PoolBody{Name: "p", ClusterIDs: []string{cl.ID}, Blocks: []api.BlockBody{{Range: "192.0.2.0/24"}}})
+	require.NoError(t, err)
+	img, err := c.CreateImage(ctx, api.ImageBody{Name: "i", OSType: "linux", Source: "/var/lib/images/i.qcow2", Format: "qcow2"})
+	require.NoError(t, err)
+	vm, tk, err := c.CreateVM(ctx, api.VMCreateBody{Name: "mover", ClusterID: cl.ID, ImageID: img.ID, PoolID: pool.ID, CPUs: 1, MemoryMiB: 512, DiskGiB: 5, Storage: "local"}, "")
+	succeeded(t, c, tk, err)
+	drvAny, err := srv.Flow.NodeDriver(ctx, nd.ID)
+	require.NoError(t, err)
+	drv := drvAny.(*simnode.Node)
+	dom := flow.DomainName(vm.ID)
+	root := func() vmm.Disk {
+		d, err := drv.Get(ctx, dom)
+		require.NoError(t, err)
+		require.Equal(t, vmm.StateRunning, d.State, "the VM keeps running")
+		return d.Spec.Disks[0]
+	}
+	before := root().Source.Path
+	usage := func() map[string]int {
+		u, err := c.StorageUsage(ctx, cl.ID)
+		require.NoError(t, err)
+		out := map[string]int{}
+		for _, x := range u {
+			out[x.Storage] = x.VMs
+		}
+		return out
+	}
+
+	drv.FailNext("CopyDisk", virtplane.Errorf(virtplane.ErrUnavailable, "injected"))
+	tk, err = c.MoveVMDisk(ctx, vm.ID, "other")
+	assert.ErrorIs(t, taskFailed(t, c, tk, err), virtplane.ErrUnavailable)
+	assert.Equal(t, before, root().Source.Path, "a failed copy moved the disk")
+	got, err := c.GetVM(ctx, vm.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "local", got.Storage)
+
+	tk, err = c.MoveVMDisk(ctx, vm.ID, "other")
+	succeeded(t, c, tk, err)
+	got, err = c.GetVM(ctx, vm.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "other", got.Storage)
+	assert.Equal(t, model.VMRunning, got.State)
+	assert.NotEqual(t, before, root().Source.Path, "the running disk is on the new volume")
+	assert.Equal(t, map[string]int{"local": 0, "other": 1}, usage())
+	tk, err = c.MoveVMDisk(ctx, vm.ID, "local")
+	succeeded(t, c, tk, err)
+	assert.Equal(t, map[string]int{"local": 1, "other": 0}, usage())
 }

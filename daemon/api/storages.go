@@ -171,8 +171,8 @@ func (s *Server) registerDiskMoves(tags []string) {
 	}
 	huma.Register(s.api, huma.Operation{
 		OperationID: "moveVMDisk", Method: http.MethodPost, Path: "/v1/vms/{id}/disk/move", Tags: tags, DefaultStatus: http.StatusAccepted,
-		Summary:     "Move a stopped VM's disk to another storage of its cluster (admin)",
-		Description: "A task: the disk is copied, the VM defined again on the copy, the old disk removed; a failure, or a daemon stopped half-way, leaves the VM on its old disk. The VM must be stopped and have no snapshots.",
+		Summary:     "Move a VM's root disk to another storage of its cluster, live when it runs (admin)",
+		Description: "A task. A stopped VM's disk is copied and the VM defined again on the copy; a running VM's is mirrored by the hypervisor (libvirt's block copy) into an empty volume while the guest runs, and the VM switched to it once in step (progress in the task). Then the old disk is removed. A failure, or a daemon stopped half-way, leaves the VM on its old disk. The VM must have no snapshots.",
 	}, func(ctx context.Context, in *moveDisk) (*VMTaskOutput, error) {
 		if err := requireAdmin(ctx); err != nil {
 			return nil, problem(err)
@@ -210,8 +210,8 @@ func validateDiskMove(c model.Cluster, vm model.VM, target string) error {
 		return field("body.storage", virtplane.Errorf(virtplane.ErrInvalidArgument, "storage %s: the disk of vm %s is there already", target, vm.ID))
 	case !st.IsEnabled():
 		return field("body.storage", virtplane.Errorf(virtplane.ErrConflict, "storage %s is disabled: it takes no new disk", target))
-	case vm.State != model.VMStopped:
-		return field("path.id", virtplane.Errorf(virtplane.ErrConflict, "vm %s is %s: stop it to move its disk (a live move is not implemented)", vm.ID, vm.State))
+	case vm.State != model.VMStopped && vm.State != model.VMRunning:
+		return field("path.id", virtplane.Errorf(virtplane.ErrConflict, "vm %s is %s: disks move of running (live) or stopped VMs", vm.ID, vm.State))
 	case len(vm.Snapshots) > 0:
 		return field("path.id", virtplane.Errorf(virtplane.ErrConflict, "vm %s has snapshots, which stay with the old disk: delete them first", vm.ID))
 	}

@@ -29,8 +29,8 @@ func (c *Client) StorageUsage(ctx context.Context, clusterID string) ([]model.St
 	return out.Items, err
 }
 
-// MoveVMDisk moves a stopped VM's disk to another storage of its cluster
-// (admin); the task does it.
+// MoveVMDisk moves a VM's root disk to another storage of its cluster, live
+// when the VM runs (admin); the task does it.
 func (c *Client) MoveVMDisk(ctx context.Context, vmID, storage string) (api.TaskView, error) {
 	return c.vmTask(ctx, "moveVMDisk", vmID, map[string]string{"storage": storage})
 }

@@ -2,6 +2,8 @@ package flow
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/model"
@@ -13,13 +15,14 @@ import (
 // KindVMDiskMove moves a VM's root disk to another storage of its cluster.
 const KindVMDiskMove = "vm.disk.move"
 
-// moveDisk moves a stopped VM's root disk to the storage in.Storage on the
-// same node: a full copy there (qemu-img convert, whatever the two
+// moveDisk moves a VM's root disk to the storage in.Storage on the same
+// node. A stopped VM's disk is copied (qemu-img convert, whatever the two
 // backends), the domain defined again on the copy, then the old disk
-// removed. Every step before the last has its undo, so a failure or a
-// daemon killed half-way leaves the VM on its old disk and nothing on the
-// new storage. A running VM is refused: moving it live needs libvirt's
-// block copy, which is not done yet.
+// removed; a running VM's is mirrored into an empty volume there by the
+// hypervisor (vmm.DiskCopier, libvirt's block copy) while the guest runs,
+// then the old disk removed. Every step before the last has its undo, so a
+// failure or a daemon killed half-way leaves the VM on its old disk and
+// nothing on the new storage.
 func (f *Flow) moveDisk(ctx context.Context, r *tasks.Run) error {
 	var in VMInput
 	if err := r.Input(&in); err != nil {
@@ -51,8 +54,12 @@ func (f *Flow) moveDisk(ctx context.Context, r *tasks.Run) error {
 	if err != nil {
 		return err
 	}
+	var copier vmm.DiskCopier
 	if d.State != vmm.StateStopped {
-		return virtplane.Errorf(virtplane.ErrConflict, "vm %s is %s: stop it to move its disk (a live move, libvirt's block copy, is not implemented)", vm.ID, d.State)
+		var ok bool
+		if copier, ok = vmm.As[vmm.DiskCopier](drv); !ok || d.State != vmm.StateRunning {
+			return virtplane.Errorf(virtplane.ErrConflict, "vm %s is %s on a hypervisor that cannot move its disk live: stop it to move the disk", vm.ID, d.State)
+		}
 	}
 	src, err := f.vmPool(ctx, vm.NodeID, vm.Storage)
 	if err != nil {
@@ -72,6 +79,12 @@ func (f *Flow) moveDisk(ctx context.Context, r *tasks.Run) error {
 		}
 		return err
 	}
+	at := func(storageName string) vmArgs {
+		return vmArgs{VMID: vm.ID, ClusterID: vm.ClusterID, NodeID: vm.NodeID, Storage: storageName}
+	}
+	if copier != nil {
+		return f.moveDiskLive(ctx, r, copier, vol, src, dst, in.Storage, at)
+	}
 	ex, err := f.nodeExec(ctx, n)
 	if err != nil {
 		return err
@@ -79,9 +92,6 @@ func (f *Flow) moveDisk(ctx context.Context, r *tasks.Run) error {
 	ci, err := f.cloudInitAgain(ctx, vm)
 	if err != nil {
 		return err
-	}
-	at := func(storageName string) vmArgs {
-		return vmArgs{VMID: vm.ID, ClusterID: vm.ClusterID, NodeID: vm.NodeID, Storage: storageName}
 	}
 	var dv storage.Volume
 	_ = r.Progress(ctx, 10, "copying the disk to storage "+in.Storage)
@@ -111,4 +121,92 @@ func (f *Flow) moveDisk(ctx context.Context, r *tasks.Run) error {
 		return err
 	}
 	return r.SetResult(vmPatch{Storage: in.Storage, State: model.VMStopped})
+}
+
+// undoCopy puts a running VM's disk back on its old volume after a live
+// move: the copy job abandoned if one runs, and a domain that switched
+// already mirrored back (the old volume is only deleted once nothing can
+// fail any more).
+const undoCopy = "vmm.copy-disk-back"
+
+type copyArgs struct {
+	vmArgs
+	Target string         `json:"target"`
+	Old    vmm.DiskSource `json:"old"`
+	New    vmm.DiskSource `json:"new"`
+}
+
+// sameSource says whether two disk sources are the same volume.
+func sameSource(a, b vmm.DiskSource) bool {
+	return a.Kind == b.Kind && a.Path == b.Path && a.URL == b.URL && a.Pool == b.Pool && a.Image == b.Image
+}
+
+func (f *Flow) undoCopyDisk(ctx context.Context, drv vmm.Driver, a copyArgs) error {
+	c, ok := vmm.As[vmm.DiskCopier](drv)
+	if !ok {
+		return nil // never copied here
+	}
+	name := DomainName(a.VMID)
+	if err := c.AbortDiskCopy(ctx, name, a.Target); err != nil {
+		if errors.Is(err, virtplane.ErrNotFound) {
+			return nil // the domain is gone
+		}
+		return err
+	}
+	d, err := drv.Get(ctx, name)
+	if errors.Is(err, virtplane.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, dk := range d.Spec.Disks {
+		if dk.Target != a.Target || !sameSource(dk.Source, a.New) {
+			continue
+		}
+		if d.State != vmm.StateRunning && d.State != vmm.StatePaused {
+			return virtplane.Errorf(virtplane.ErrConflict, "vm %s stopped on the moved disk before the move was undone: start it to mirror the disk back", a.VMID)
+		}
+		return c.CopyDisk(ctx, name, a.Target, a.Old, nil)
+	}
+	return nil
+}
+
+// moveDiskLive mirrors a running VM's root disk into an empty volume of
+// the same size in dst and switches the VM to it, then deletes the old one.
+func (f *Flow) moveDiskLive(ctx context.Context, r *tasks.Run, copier vmm.DiskCopier, vol storage.Volume, src, dst storage.Pool, to string, at func(string) vmArgs) error {
+	a := at(to)
+	name := DomainName(a.VMID)
+	var dv storage.Volume
+	if err := r.Step(ctx, "make an empty volume on storage "+to, tasks.UndoAction(undoVolume, a), func(ctx context.Context) error {
+		var err error
+		dv, err = createLike(ctx, dst, vol)
+		return err
+	}); err != nil {
+		return err
+	}
+	undo := copyArgs{vmArgs: a, Target: rootTarget, Old: vmm.DiskSource(vol.Attachment), New: vmm.DiskSource(dv.Attachment)}
+	_ = r.Progress(ctx, 10, "mirroring the disk to storage "+to)
+	last := -1
+	if err := r.Step(ctx, "mirror the running disk to storage "+to, tasks.UndoAction(undoCopy, undo), func(ctx context.Context) error {
+		return copier.CopyDisk(ctx, name, rootTarget, undo.New, func(done, total int64) {
+			if total <= 0 {
+				return
+			}
+			// 10..90 %, one report per percent step.
+			if p := 10 + int(80*done/total); p != last {
+				last = p
+				_ = r.Progress(ctx, p, fmt.Sprintf("mirrored %d of %d MiB", done>>20, total>>20))
+			}
+		})
+	}); err != nil {
+		return err
+	}
+	_ = r.Progress(ctx, 90, "running on storage "+to)
+	if err := r.Step(ctx, "delete the disk on the old storage", tasks.NoUndo, func(ctx context.Context) error {
+		return deleteVolume(ctx, src, vol.Name)
+	}); err != nil {
+		return err
+	}
+	return r.SetResult(vmPatch{Storage: to, State: model.VMRunning})
 }

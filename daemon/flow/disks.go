@@ -53,6 +53,7 @@ func (f *Flow) registerDisks(e *tasks.Engine, placing, h func(func(context.Conte
 		}
 		return nil
 	}))
+	e.OnUndo(undoCopy, onNode(f.nodeDriver, f.undoCopyDisk))
 	e.OnUndo(undoDetach, onNode(f.nodeDriver, func(ctx context.Context, drv vmm.Driver, a diskArgs) error {
 		att, ok := vmm.As[vmm.DiskAttacher](drv)
 		if !ok {

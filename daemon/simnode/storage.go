@@ -33,7 +33,18 @@ type volumeRecord struct {
 // OpenStorage returns the storage pool of simulated node nodeID with the
 // volumes recorded for it in st (nil: a pool in memory only).
 func OpenStorage(ctx context.Context, st store.Store, nodeID string) (*Storage, error) {
-	s := &Storage{Pool: storagefake.New("sim-"+nodeID, nil), st: st, parent: "storage/" + nodeID}
+	return openStorage(ctx, st, "sim-"+nodeID, "storage/"+nodeID)
+}
+
+// OpenNamedStorage returns the pool of the cluster storage name on
+// simulated node nodeID: a pool of its own, so that disks move between a
+// simulated node's storages as between a real one's.
+func OpenNamedStorage(ctx context.Context, st store.Store, nodeID, name string) (*Storage, error) {
+	return openStorage(ctx, st, "sim-"+nodeID+"-"+name, "storage/"+nodeID+"@"+name)
+}
+
+func openStorage(ctx context.Context, st store.Store, poolName, parent string) (*Storage, error) {
+	s := &Storage{Pool: storagefake.New(poolName, nil), st: st, parent: parent}
 	if st == nil {
 		return s, nil
 	}

@@ -296,7 +296,7 @@ func (a *app) vmCommand() *cobra.Command {
 			return f(cmd, c, id)
 		}
 	}
-	moveDisk := vmTask("move-disk VM STORAGE", "Move a stopped VM's disk to another storage of its cluster (admin)", 2,
+	moveDisk := vmTask("move-disk VM STORAGE", "Move a VM's root disk to another storage of its cluster, live when it runs (admin)", 2,
 		func(ctx context.Context, c *client.Client, id string, args []string) (api.TaskView, error) {
 			return c.MoveVMDisk(ctx, id, args[1])
 		})
