@@ -3,6 +3,7 @@ package testenv
 import (
 	"os"
 	"os/exec"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -57,4 +58,21 @@ func MarkedGuestDisk(t testing.TB, g Guest, path, marker string, offset int64) {
 	require.NoError(t, f.Close())
 	out, err = exec.Command("qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, path).CombinedOutput()
 	require.NoError(t, err, string(out))
+}
+
+// EmptyDisk makes an empty disk image of size bytes in dir, readable by
+// QEMU: a sparse raw file, or a qcow2 image made by qemu-img.
+func EmptyDisk(t testing.TB, dir, format string, size int64) string {
+	t.Helper()
+	f, err := os.CreateTemp(dir, "disk-*."+format)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	if format == "raw" {
+		require.NoError(t, os.Truncate(f.Name(), size))
+	} else {
+		out, err := exec.Command("qemu-img", "create", "-q", "-f", format, f.Name(), strconv.FormatInt(size, 10)).CombinedOutput()
+		require.NoError(t, err, string(out))
+	}
+	require.NoError(t, os.Chmod(f.Name(), 0o644))
+	return f.Name()
 }

@@ -3,6 +3,7 @@ package libvirt_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -226,27 +227,11 @@ func (f *fixture) spec(t *testing.T, name string) vmm.Spec {
 
 // extraDisk is a small sparse raw file to hotplug.
 func (f *fixture) extraDisk(t *testing.T) vmm.DiskSource {
-	t.Helper()
-	fh, err := os.CreateTemp(f.dir, "extra-*.raw")
-	require.NoError(t, err)
-	require.NoError(t, fh.Truncate(16<<20))
-	require.NoError(t, fh.Close())
-	require.NoError(t, os.Chmod(fh.Name(), 0o644))
-	return vmm.DiskSource{Kind: "file", Path: fh.Name(), Format: "raw"}
+	return vmm.DiskSource{Kind: "file", Path: testenv.EmptyDisk(t, f.dir, "raw", 16<<20), Format: "raw"}
 }
 
 // copyTarget is an empty qcow2 volume of size bytes (0: as large as the
-// spec's disk).
+// spec's disk, 64 MiB).
 func (f *fixture) copyTarget(t *testing.T, size int64) vmm.DiskSource {
-	t.Helper()
-	fh, err := os.CreateTemp(f.dir, "copy-*.qcow2")
-	require.NoError(t, err)
-	require.NoError(t, fh.Close())
-	if size == 0 {
-		size = 64 << 20 // qcow2's
-	}
-	out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", fh.Name(), strconv.FormatInt(size, 10)).CombinedOutput()
-	require.NoError(t, err, string(out))
-	require.NoError(t, os.Chmod(fh.Name(), 0o644))
-	return vmm.DiskSource{Kind: "file", Path: fh.Name(), Format: "qcow2"}
+	return vmm.DiskSource{Kind: "file", Path: testenv.EmptyDisk(t, f.dir, "qcow2", cmp.Or(size, 64<<20)), Format: "qcow2"}
 }
