@@ -9,10 +9,13 @@ import (
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon"
 	"github.com/virtplane/virtplane/daemon/api"
+	"github.com/virtplane/virtplane/daemon/client"
 	"github.com/virtplane/virtplane/daemon/flow"
 	"github.com/virtplane/virtplane/daemon/internal/dbtest"
 	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/daemon/simnode"
+	"github.com/virtplane/virtplane/daemon/store"
+	"github.com/virtplane/virtplane/storage"
 	"github.com/virtplane/virtplane/vmm"
 )
 
@@ -139,4 +142,63 @@ func TestLiveDiskMoveOnSimulatedNodes(t *testing.T) {
 	tk, err = c.MoveVMDisk(ctx, vm.ID, "local")
 	succeeded(t, c, tk, err)
 	assert.Equal(t, map[string]int{"local": 1, "other": 0}, usage())
+}
+
+// TestHalfCopiedBaseIsCopiedAgain: a base volume of an image found in a
+// storage without the record a whole copy leaves (a create a crash cut
+// short mid-copy) is deleted and copied again before a VM is cloned from it.
+func TestHalfCopiedBaseIsCopiedAgain(t *testing.T) {
+	ctx := t.Context()
+	st := dbtest.SQLite(t)
+	srv, err := daemon.New(daemon.Config{Store: st, Instance: "sim-bases", DataDir: t.TempDir()})
+	require.NoError(t, err)
+	c := serveAdmin(t, srv)
+	fast := model.StorageRef{Name: "fast", Driver: "lvm", Path: "vgfast", Options: map[string]string{"no_activation": "true", "thin_pool": "tp"}}
+	cl, err := c.CreateCluster(ctx, api.ClusterBody{Name: "s", Storages: []model.StorageRef{{Name: "local", Driver: "file", Path: "/var/lib/virtplane/local"}, fast}})
+	require.NoError(t, err)
+	nd, err := c.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: "sim1", Address: "sim", Cores: 8, MemoryMiB: 16384, DiskGiB: 100})
+	require.NoError(t, err)
+	pool, err := c.CreatePool(ctx, api.PoolBody{Name: "p", ClusterIDs: []string{cl.ID}, Blocks: []api.BlockBody{{Range: "192.0.2.0/24"}}})
+	require.NoError(t, err)
+	img, err := c.CreateImage(ctx, api.ImageBody{Name: "i", OSType: "linux", Source: "/var/lib/images/i.qcow2", Format: "qcow2"})
+	require.NoError(t, err)
+	b, err := srv.Backend(ctx, nd, cl)
+	require.NoError(t, err)
+	fastPool, err := srv.Flow.OpenStorage(ctx, nd, b, cl, fast)
+	require.NoError(t, err)
+	base := flow.ImageVolume(img.ID)
+	_, err = fastPool.Create(ctx, storage.VolumeSpec{Name: base, Size: 1 << 20}) // the half copy
+	require.NoError(t, err)
+
+	vm, tk, err := c.CreateVM(ctx, api.VMCreateBody{Name: "on-fast", ClusterID: cl.ID, ImageID: img.ID, PoolID: pool.ID, CPUs: 1, MemoryMiB: 512, DiskGiB: 5, Storage: "fast"}, "")
+	succeeded(t, c, tk, err)
+	v, err := fastPool.Volume(ctx, base)
+	require.NoError(t, err)
+	assert.NotEqualValues(t, 1<<20, v.Capacity, "the half copy was cloned from")
+	own, err := fastPool.Volume(ctx, flow.VolumeName(vm.ID))
+	require.NoError(t, err)
+	assert.Equal(t, base, own.Parent)
+	recs, err := st.ListObjects(ctx, store.KindImageBase, store.ListOptions{Parent: img.ID})
+	require.NoError(t, err)
+	assert.Len(t, recs, 1, "the whole copy is recorded")
+
+	// A second VM clones the recorded base as it is.
+	_, tk, err = c.CreateVM(ctx, api.VMCreateBody{Name: "again", ClusterID: cl.ID, ImageID: img.ID, PoolID: pool.ID, CPUs: 1, MemoryMiB: 512, DiskGiB: 5, Storage: "fast"}, "")
+	succeeded(t, c, tk, err)
+	// The records go with the image.
+	for _, name := range []string{"on-fast", "again"} {
+		vms, err := c.ListVMs(ctx, client.VMListOptions{})
+		require.NoError(t, err)
+		for _, x := range vms.Items {
+			if x.Name == name {
+				tk, err := c.DeleteVM(ctx, x.ID)
+				succeeded(t, c, tk, err)
+			}
+		}
+	}
+	tk, err = c.DeleteImage(ctx, img.ID)
+	succeeded(t, c, tk, err)
+	recs, err = st.ListObjects(ctx, store.KindImageBase, store.ListOptions{Parent: img.ID})
+	require.NoError(t, err)
+	assert.Empty(t, recs)
 }

@@ -301,7 +301,11 @@ func (f *Flow) cloneRoot(ctx context.Context, r *tasks.Run, vm model.VM, nodeID,
 			disk, err = storage.CopyVolumeSized(ctx, b.Exec, images, base.Name, pool, VolumeName(vm.ID), max(want, base.Capacity))
 			return err
 		}
-		if err := f.baseIn(ctx, b.Exec, images, pool, same, vm.ImageID); err != nil {
+		baseNode := nodeID
+		if ref, ok := c.Storage(storageName); ok && f.IsShared(b, ref.Driver) {
+			baseNode = "" // one base for the cluster
+		}
+		if err := f.baseIn(ctx, b.Exec, images, pool, same, baseNode, storageName, vm.ImageID); err != nil {
 			return err
 		}
 		var err error

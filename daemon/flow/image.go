@@ -448,6 +448,15 @@ func (f *Flow) finishImage(ctx context.Context, tx store.Tx, t *store.Task) erro
 	ok := t.State == store.TaskSucceeded
 	switch {
 	case ok && t.Kind == KindImageDelete:
+		bases, err := tx.ListObjects(ctx, store.KindImageBase, store.ListOptions{Parent: img.ID})
+		if err != nil {
+			return err
+		}
+		for _, b := range bases {
+			if err := tx.DeleteObject(ctx, store.KindImageBase, b.ID, 0); err != nil && !errors.Is(err, virtplane.ErrNotFound) {
+				return err
+			}
+		}
 		return tx.DeleteObject(ctx, store.KindImage, img.ID, 0)
 	case ok:
 		var p imagePatch

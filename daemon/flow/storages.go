@@ -1,15 +1,18 @@
 package flow
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/daemon/node"
+	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/storage"
 )
 
@@ -179,7 +182,11 @@ func (l *imageLocks) lock(key string) func() {
 
 // baseIn makes sure pool holds the image's base volume, copying it from
 // the node's image pool (where imports put it) when pool is another one.
-func (f *Flow) baseIn(ctx context.Context, ex storage.Executor, images, pool storage.Pool, same bool, imageID string) error {
+// A copy is recorded (store.KindImageBase) once whole: a base volume
+// found without its record is a copy a crashed daemon left half done,
+// deleted and copied again. (One that linked clones depend on was whole:
+// it only predates the records, and gets one.)
+func (f *Flow) baseIn(ctx context.Context, ex storage.Executor, images, pool storage.Pool, same bool, nodeID, storageName, imageID string) error {
 	if same {
 		return f.ensureImage(ctx, pool, imageID)
 	}
@@ -189,20 +196,51 @@ func (f *Flow) baseIn(ctx context.Context, ex storage.Executor, images, pool sto
 	}
 	defer f.images.lock(info.Name + "/" + imageID)()
 	name := ImageVolume(imageID)
-	if _, err := pool.Volume(ctx, name); err == nil || !errors.Is(err, virtplane.ErrNotFound) {
+	key := baseKey(nodeID, storageName, imageID)
+	whole := func() error { return f.recordBase(ctx, key, imageID) }
+	if v, err := pool.Volume(ctx, name); err == nil {
+		if _, err := f.cfg.Store.GetObject(ctx, store.KindImageBase, key); err == nil || !errors.Is(err, virtplane.ErrNotFound) {
+			return err
+		}
+		// Two storages may be one backend: then this is the image's own
+		// base, which imports make whole.
+		if iv, err := images.Volume(ctx, name); err == nil && reflect.DeepEqual(iv.Attachment, v.Attachment) {
+			return whole()
+		}
+		switch err := pool.Delete(ctx, name); {
+		case errors.Is(err, virtplane.ErrConflict):
+			return whole() // clones depend on it: it was whole
+		case err != nil && !errors.Is(err, virtplane.ErrNotFound):
+			return fmt.Errorf("delete the half copied base of image %s in storage %s: %w", imageID, storageName, err)
+		}
+	} else if !errors.Is(err, virtplane.ErrNotFound) {
 		return err
 	}
 	if err := f.ensureImage(ctx, images, imageID); err != nil {
 		return err
 	}
-	// Two storages may be one backend (a simulated node has one pool for
-	// all): the base may be there now.
-	if _, err := pool.Volume(ctx, name); err == nil || !errors.Is(err, virtplane.ErrNotFound) {
-		return err
-	}
 	if ex == nil {
 		return virtplane.Errorf(virtplane.ErrNotImplemented, "the node has no storage command executor to copy image %s into storage %s", imageID, info.Name)
 	}
-	_, err = storage.CopyVolume(ctx, ex, images, name, pool, name)
+	if _, err := storage.CopyVolume(ctx, ex, images, name, pool, name); err != nil {
+		return err
+	}
+	return whole()
+}
+
+// baseKey names the record of an image's base in a storage: of the node,
+// or, for a shared storage (nodeID empty), of the cluster.
+func baseKey(nodeID, storageName, imageID string) string {
+	return cmp.Or(nodeID, "shared") + "/" + storageName + "/" + imageID
+}
+
+// recordBase records a whole base copy; recorded already is fine.
+func (f *Flow) recordBase(ctx context.Context, key, imageID string) error {
+	err := f.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		return tx.CreateObject(ctx, &store.Object{Kind: store.KindImageBase, ID: key, Name: key, Parent: imageID, Data: []byte("{}")})
+	})
+	if errors.Is(err, virtplane.ErrAlreadyExists) {
+		return nil
+	}
 	return err
 }

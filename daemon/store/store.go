@@ -45,6 +45,10 @@ const (
 	KindQuota         Kind = "quota"  // a user's limits, ID the user's
 	KindAudit         Kind = "audit"  // one entry of the audit log
 	KindBackup        Kind = "backup" // a VM's disk backup, Parent the VM
+	// KindImageBase records that an image's base was copied whole into a
+	// storage (Parent the image): a base volume without one is a copy a
+	// crash cut short.
+	KindImageBase Kind = "image-base"
 )
 
 // Object is one stored document. Name is unique within (Kind, Parent).
