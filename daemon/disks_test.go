@@ -248,3 +248,39 @@ func TestCloneFaults(t *testing.T) {
 	tk, err = e.alice.VMAction(ctx, src.ID, "start")
 	succeeded(t, e.alice, tk, err)
 }
+
+// TestCloneWithDataDisks: a full clone copies the source's data disks too,
+// each into a volume of its own at the same target and size.
+func TestCloneWithDataDisks(t *testing.T) {
+	e := newEnv(t, dbtest.SQLite(t))
+	ctx := t.Context()
+	succeeded(t, e.alice, e.aliceTask, nil)
+	body := e.vmBody("src")
+	body.Disks = []api.DiskRequest{{SizeGiB: 2}, {SizeGiB: 3}}
+	src, tk, err := e.alice.CreateVM(ctx, body, "")
+	succeeded(t, e.alice, tk, err)
+	tk, err = e.alice.VMAction(ctx, src.ID, "stop")
+	succeeded(t, e.alice, tk, err)
+	drv, pool := e.simParts(t, e.node.ID)
+	twin, tk, err := e.alice.CloneVM(ctx, src.ID, "twin", "")
+	succeeded(t, e.alice, tk, err)
+	twin, err = e.alice.GetVM(ctx, twin.ID)
+	require.NoError(t, err)
+	require.Len(t, twin.Disks, 2)
+	for i, d := range twin.Disks {
+		assert.Equal(t, []string{"vdb", "vdc"}[i], d.Target)
+		assert.Equal(t, flow.DataVolumeName(twin.ID, d.Target), d.Volume)
+		v, err := pool.Volume(ctx, d.Volume)
+		require.NoError(t, err, "the clone's %s", d.Target)
+		assert.EqualValues(t, d.SizeGiB<<30, v.Capacity)
+		assert.Empty(t, v.Parent, "a full copy")
+	}
+	dom, err := drv.Get(ctx, flow.DomainName(twin.ID))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"vda", "vdb", "vdc"}, targets(dom))
+	// The source keeps its own.
+	for _, d := range []string{"vdb", "vdc"} {
+		_, err := pool.Volume(ctx, flow.DataVolumeName(src.ID, d))
+		require.NoError(t, err)
+	}
+}

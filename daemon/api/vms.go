@@ -167,8 +167,8 @@ func (s *Server) registerClones(tags []string) {
 	}
 	huma.Register(s.api, huma.Operation{
 		OperationID: "cloneVM", Method: http.MethodPost, Path: "/v1/vms/{id}/clone", Tags: tags, DefaultStatus: http.StatusAccepted,
-		Summary:     "Make a new VM with a full copy of a stopped VM's disk",
-		Description: "A create (vm.create) whose disk is a full, independent copy of the source's, in the source's storage on the source's node; the new VM has its own name, address and cloud-init identity. Quotas count it like any create.",
+		Summary:     "Make a new VM with a full copy of a stopped VM's disks",
+		Description: "A create (vm.create) whose disks are full, independent copies of the source's (root and data disks), in the source's storages on the source's node; the new VM has its own name, address and cloud-init identity. Quotas count it like any create.",
 	}, func(ctx context.Context, in *clone) (*VMTaskOutput, error) {
 		src, _, err := s.vm(ctx, s.st, in.ID)
 		if err != nil {
@@ -177,12 +177,12 @@ func (s *Server) registerClones(tags []string) {
 		if src.State != model.VMStopped {
 			return nil, problem(field("path.id", virtplane.Errorf(virtplane.ErrConflict, "vm %s is %s: stop it to clone it", src.ID, src.State)))
 		}
-		if err := flow.RootOnly(src, "cloned"); err != nil {
-			return nil, problem(field("path.id", err))
-		}
 		b := VMCreateBody{Name: in.Body.Name, ClusterID: src.ClusterID, ImageID: src.ImageID, PoolID: src.PoolID, CPUs: src.CPUs,
 			MemoryMiB: src.MemoryMiB, DiskGiB: src.DiskGiB, SSHKeys: src.SSHKeys, Limits: src.Limits, Console: src.Console,
 			Storage: src.Storage, Tags: src.Tags, Owner: src.Owner, AntiAffinity: src.AntiAffinity}
+		for _, d := range src.Disks { // each copied, in its storage
+			b.Disks = append(b.Disks, DiskRequest{SizeGiB: d.SizeGiB, Storage: d.Storage})
+		}
 		return s.createVMOf(ctx, &VMCreateInput{IdempotencyKey: in.IdempotencyKey, Body: b}, &src)
 	})
 }

@@ -178,7 +178,7 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 		spec.Disks = []vmm.Disk{{Target: rootTarget, Source: vmm.DiskSource(disk.Attachment)}}
 		for _, d := range dataDisks {
 			if err := r.Step(ctx, fmt.Sprintf("make volume %s (%d GiB) in storage %s", d.Volume, d.SizeGiB, d.Storage), tasks.NoUndo, func(ctx context.Context) error {
-				dd, err := f.makeDataVolume(ctx, placement.Node, d)
+				dd, err := f.makeDataVolume(ctx, placement.Node, d, vm.CloneOf)
 				if err == nil {
 					spec.Disks = append(spec.Disks, dd)
 				}
@@ -266,8 +266,8 @@ func (f *Flow) cloneRoot(ctx context.Context, r *tasks.Run, vm model.VM, nodeID,
 			if err != nil {
 				return err
 			}
-			if err := RootOnly(src, "cloned"); err != nil {
-				return err
+			if !sameDisks(src, vm) {
+				return virtplane.Errorf(virtplane.ErrConflict, "vm %s changed its data disks meanwhile: clone it again", src.ID)
 			}
 			if src.NodeID != nodeID {
 				return virtplane.Errorf(virtplane.ErrConflict, "vm %s moved to node %s meanwhile", src.ID, src.NodeID)

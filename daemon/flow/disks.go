@@ -89,18 +89,58 @@ func (f *Flow) placeDataDisks(ctx context.Context, vm model.VM, nodeID string) (
 	return out, nil
 }
 
-// makeDataVolume makes the empty volume of a data disk and returns the
-// disk as the hypervisor takes it.
-func (f *Flow) makeDataVolume(ctx context.Context, nodeID string, d model.Disk) (vmm.Disk, error) {
-	pool, err := f.vmPool(ctx, nodeID, d.Storage)
-	if err != nil {
-		return vmm.Disk{}, err
+// makeDataVolume makes the volume of a data disk, empty, or, for a clone
+// of the VM cloneOf, a full copy of that VM's disk at the same target;
+// it returns the disk as the hypervisor takes it.
+func (f *Flow) makeDataVolume(ctx context.Context, nodeID string, d model.Disk, cloneOf string) (vmm.Disk, error) {
+	var pool storage.Pool
+	var vol storage.Volume
+	var err error
+	if cloneOf == "" {
+		if pool, err = f.vmPool(ctx, nodeID, d.Storage); err == nil {
+			vol, err = pool.Create(ctx, storage.VolumeSpec{Name: d.Volume, Size: d.SizeGiB << 30})
+		}
+	} else {
+		var ex storage.Executor // copies need the node's commands
+		if pool, ex, err = f.poolAndExec(ctx, nodeID, d.Storage); err == nil {
+			vol, err = f.copyDataDisk(ctx, ex, nodeID, cloneOf, d, pool)
+		}
 	}
-	vol, err := pool.Create(ctx, storage.VolumeSpec{Name: d.Volume, Size: d.SizeGiB << 30})
 	if err != nil {
 		return vmm.Disk{}, err
 	}
 	return vmm.Disk{Target: d.Target, Source: vmm.DiskSource(vol.Attachment)}, nil
+}
+
+// copyDataDisk copies the disk at d.Target of the stopped VM srcID into
+// pool as d's volume.
+func (f *Flow) copyDataDisk(ctx context.Context, ex storage.Executor, nodeID, srcID string, d model.Disk, pool storage.Pool) (storage.Volume, error) {
+	src, _, err := f.stoppedVM(ctx, srcID)
+	if err != nil {
+		return storage.Volume{}, err
+	}
+	sd, ok := src.DataDisk(d.Target)
+	if !ok || src.NodeID != nodeID {
+		return storage.Volume{}, virtplane.Errorf(virtplane.ErrConflict, "vm %s changed its disks or node meanwhile: clone it again", src.ID)
+	}
+	from, err := f.vmPool(ctx, nodeID, sd.Storage)
+	if err != nil {
+		return storage.Volume{}, err
+	}
+	return storage.CopyVolumeSized(ctx, ex, from, sd.Volume, pool, d.Volume, d.SizeGiB<<30)
+}
+
+// sameDisks says whether a clone asks for the data disks its source has.
+func sameDisks(src, clone model.VM) bool {
+	if len(src.Disks) != len(clone.Disks) {
+		return false
+	}
+	for i, d := range src.Disks {
+		if c := clone.Disks[i]; c.Target != d.Target || c.SizeGiB != d.SizeGiB {
+			return false
+		}
+	}
+	return true
 }
 
 // attachDisk adds a data disk to a VM, stopped or running: an empty volume
@@ -134,7 +174,7 @@ func (f *Flow) attachDisk(ctx context.Context, r *tasks.Run) error {
 	args := vmArgs{VMID: vm.ID, ClusterID: vm.ClusterID, NodeID: vm.NodeID, Storage: d.Storage, Volume: d.Volume}
 	var disk vmm.Disk
 	if err := r.Step(ctx, fmt.Sprintf("make volume %s (%d GiB) in storage %s", d.Volume, d.SizeGiB, d.Storage), tasks.UndoAction(undoVolume, args), func(ctx context.Context) error {
-		disk, err = f.makeDataVolume(ctx, vm.NodeID, d)
+		disk, err = f.makeDataVolume(ctx, vm.NodeID, d, "")
 		return err
 	}); err != nil {
 		return err
@@ -245,7 +285,7 @@ func (f *Flow) resizeDisk(ctx context.Context, r *tasks.Run) error {
 	return r.SetResult(vmPatch{Disks: &disks})
 }
 
-// RootOnly refuses what copies only a VM's root disk (a backup, a clone)
+// RootOnly refuses what copies only a VM's root disk (a backup)
 // for a VM with data disks, whose data would be left out.
 func RootOnly(vm model.VM, what string) error {
 	if len(vm.Disks) == 0 {
