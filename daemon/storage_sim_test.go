@@ -202,3 +202,73 @@ func TestHalfCopiedBaseIsCopiedAgain(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, recs)
 }
+
+// TestBackupsWithDataDisks: a backup holds the data disks too and a
+// restore puts them all back; a restore failing at a data disk brings back
+// every disk it had set aside, the root's included.
+func TestBackupsWithDataDisks(t *testing.T) {
+	ctx := t.Context()
+	srv, err := daemon.New(daemon.Config{Store: dbtest.SQLite(t), Instance: "sim-backups", DataDir: t.TempDir()})
+	require.NoError(t, err)
+	c := serveAdmin(t, srv)
+	fast := model.StorageRef{Name: "fast", Driver: "lvm", Path: "vgfast", Options: map[string]string{"no_activation": "true"}}
+	local := model.StorageRef{Name: "local", Driver: "file", Path: "/var/lib/virtplane/local"}
+	bak := model.StorageRef{Name: "bak", Driver: "lvm", Path: "vgbak", Options: map[string]string{"no_activation": "true"}}
+	cl, err := c.CreateCluster(ctx, api.ClusterBody{Name: "s", Storages: []model.StorageRef{local, fast, bak}})
+	require.NoError(t, err)
+	nd, err := c.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: "sim1", Address: "sim", Cores: 8, MemoryMiB: 16384, DiskGiB: 100})
+	require.NoError(t, err)
+	pool, err := c.CreatePool(ctx, api.PoolBody{Name: "p", ClusterIDs: []string{cl.ID}, Blocks: []api.BlockBody{{Range: "192.0.2.0/24"}}})
+	require.NoError(t, err)
+	img, err := c.CreateImage(ctx, api.ImageBody{Name: "i", OSType: "linux", Source: "/var/lib/images/i.qcow2", Format: "qcow2"})
+	require.NoError(t, err)
+	vm, tk, err := c.CreateVM(ctx, api.VMCreateBody{Name: "db", ClusterID: cl.ID, ImageID: img.ID, PoolID: pool.ID, CPUs: 1, MemoryMiB: 512, DiskGiB: 5,
+		Storage: "local", Disks: []api.DiskRequest{{SizeGiB: 2, Storage: "fast"}}}, "")
+	succeeded(t, c, tk, err)
+	tk, err = c.VMAction(ctx, vm.ID, "stop")
+	succeeded(t, c, tk, err)
+	b, err := srv.Backend(ctx, nd, cl)
+	require.NoError(t, err)
+	pools := map[string]*simnode.Storage{}
+	for _, ref := range []model.StorageRef{local, fast, bak} {
+		p, err := srv.Flow.OpenStorage(ctx, nd, b, cl, ref)
+		require.NoError(t, err)
+		pools[ref.Name] = p.(*simnode.Storage)
+	}
+	names := func(name string) []string {
+		vols, err := pools[name].List(ctx)
+		require.NoError(t, err)
+		var out []string
+		for _, v := range vols {
+			out = append(out, v.Name)
+		}
+		return out
+	}
+
+	tk, err = c.BackupVM(ctx, vm.ID, "bak")
+	succeeded(t, c, tk, err)
+	backups, err := c.ListBackups(ctx, vm.ID)
+	require.NoError(t, err)
+	require.Len(t, backups, 1)
+	bk := backups[0]
+	require.Len(t, bk.Disks, 1)
+	assert.Equal(t, "vdb", bk.Disks[0].Target)
+	assert.ElementsMatch(t, []string{bk.Volume, bk.Disks[0].Volume}, names("bak"), "both copies in the backup storage")
+
+	localBefore, fastBefore := names("local"), names("fast")
+	pools["fast"].Fail("Create", virtplane.Errorf(virtplane.ErrUnavailable, "injected"))
+	tk, err = c.RestoreBackup(ctx, vm.ID, bk.ID)
+	assert.ErrorIs(t, taskFailed(t, c, tk, err), virtplane.ErrUnavailable)
+	pools["fast"].Fail("Create", nil)
+	assert.Equal(t, localBefore, names("local"), "the root disk is back, nothing set aside is left")
+	assert.Equal(t, fastBefore, names("fast"), "the data disk is back, nothing set aside is left")
+
+	tk, err = c.RestoreBackup(ctx, vm.ID, bk.ID)
+	succeeded(t, c, tk, err)
+	assert.Equal(t, localBefore, names("local"))
+	assert.Equal(t, fastBefore, names("fast"))
+
+	tk, err = c.DeleteBackup(ctx, vm.ID, bk.ID)
+	succeeded(t, c, tk, err)
+	assert.Empty(t, names("bak"), "the backup's copies are gone")
+}

@@ -52,9 +52,6 @@ func (s *Server) registerBackups(tags []string) {
 			if now.State != model.VMStopped {
 				return field("path.id", virtplane.Errorf(virtplane.ErrConflict, "vm %s is %s: stop it to back it up", now.ID, now.State))
 			}
-			if err := flow.RootOnly(now, "backed up"); err != nil {
-				return field("path.id", err)
-			}
 			input.Storage = in.Body.Storage
 			return nil
 		})

@@ -72,9 +72,20 @@ func (f *Flow) deleteBackupsOf(ctx context.Context, r *tasks.Run, vm model.VM) e
 			if err != nil {
 				return err
 			}
-			return deleteVolume(ctx, pool, bk.Volume)
+			return deleteBackupVolumes(ctx, pool, bk)
 		})
 	})
+}
+
+// deleteBackupVolumes removes the copies of a backup: the root disk's and
+// the data disks'.
+func deleteBackupVolumes(ctx context.Context, pool storage.Pool, bk model.Backup) error {
+	for _, d := range bk.Disks {
+		if err := deleteVolume(ctx, pool, d.Volume); err != nil {
+			return err
+		}
+	}
+	return deleteVolume(ctx, pool, bk.Volume)
 }
 
 // stoppedVM loads a VM for a backup or a restore, which copy its disk: it
@@ -113,9 +124,6 @@ func (f *Flow) backupVM(ctx context.Context, r *tasks.Run) error {
 	if err != nil {
 		return err
 	}
-	if err := RootOnly(vm, "backed up"); err != nil {
-		return err
-	}
 	src, ex, err := f.poolAndExec(ctx, vm.NodeID, vm.Storage)
 	if err != nil {
 		return err
@@ -145,6 +153,22 @@ func (f *Flow) backupVM(ctx context.Context, r *tasks.Run) error {
 		return err
 	}); err != nil {
 		return err
+	}
+	for _, d := range vm.Disks {
+		bd := model.BackupDisk{Target: d.Target, Volume: bk.Volume + "-" + d.Target, SizeGiB: d.SizeGiB}
+		dat := at
+		dat.VMID = bd.Volume
+		if err := r.Step(ctx, "copy disk "+d.Target+" to storage "+in.Storage, tasks.UndoAction(undoBackupVolume, dat), func(ctx context.Context) error {
+			from, err := f.vmPool(ctx, vm.NodeID, d.Storage)
+			if err != nil {
+				return err
+			}
+			_, err = storage.CopyVolume(ctx, ex, from, d.Volume, dst, bd.Volume)
+			return err
+		}); err != nil {
+			return err
+		}
+		bk.Disks = append(bk.Disks, bd)
 	}
 	return r.SetResult(backupResult{Backup: bk})
 }
@@ -207,43 +231,92 @@ func (f *Flow) restoreVM(ctx context.Context, r *tasks.Run) error {
 	if err != nil {
 		return err
 	}
-	pool, ex, err := f.poolAndExec(ctx, vm.NodeID, vm.Storage)
-	if err != nil {
-		return err
+	// Every data disk the backup holds must still be there, at least as
+	// large: checked before anything changes.
+	for _, bd := range bk.Disks {
+		if d, ok := vm.DataDisk(bd.Target); !ok || d.SizeGiB < bd.SizeGiB {
+			return virtplane.Errorf(virtplane.ErrConflict, "backup %s holds data disk %s of %d GiB, which vm %s no longer has at that size: attach one before the restore", bk.ID, bd.Target, bd.SizeGiB, vm.ID)
+		}
 	}
-	root, aside := VolumeName(vm.ID), asideVolume(vm.ID)
-	args := vmArgs{VMID: vm.ID, ClusterID: vm.ClusterID, NodeID: vm.NodeID, Storage: vm.Storage}
-	asideArgs := args
-	asideArgs.VMID = aside
-	if err := r.Step(ctx, "set the disk aside", tasks.UndoAction(undoBackupVolume, asideArgs), func(ctx context.Context) error {
-		_, err := storage.CopyVolume(ctx, ex, pool, root, pool, aside)
-		return err
-	}); err != nil {
-		return err
+	targets := []restoreTarget{{volume: VolumeName(vm.ID), aside: asideVolume(vm.ID), storage: vm.Storage, size: vm.DiskGiB << 30, from: bk.Volume}}
+	for _, bd := range bk.Disks {
+		d, _ := vm.DataDisk(bd.Target)
+		targets = append(targets, restoreTarget{target: d.Target, volume: d.Volume, aside: d.Volume + "-aside", storage: d.Storage, size: d.SizeGiB << 30, from: bd.Volume})
 	}
-	_ = r.Progress(ctx, 40, "disk set aside")
-	if err := r.Step(ctx, "remove the disk", tasks.UndoAction(undoRestoreAside, args), func(ctx context.Context) error {
-		return deleteVolume(ctx, pool, root)
-	}); err != nil {
-		return err
-	}
-	if err := r.Step(ctx, "copy the backup in", tasks.UndoAction(undoVolume, args), func(ctx context.Context) error {
-		_, err := storage.CopyVolumeSized(ctx, ex, from, bk.Volume, pool, root, vm.DiskGiB<<30)
-		return err
-	}); err != nil {
-		return err
+	for _, t := range targets {
+		if err := f.restoreDisk(ctx, r, vm, from, t); err != nil {
+			return err
+		}
 	}
 	_ = r.Progress(ctx, 90, "backup copied in")
-	if err := r.Step(ctx, "remove the old disk", tasks.NoUndo, func(ctx context.Context) error {
-		return deleteVolume(ctx, pool, aside)
-	}); err != nil {
-		return err
+	// Only once every disk is back may the old ones go: until then a
+	// failure brings them all back.
+	for _, t := range targets {
+		if err := r.Step(ctx, "remove the old "+t.what(), tasks.NoUndo, func(ctx context.Context) error {
+			pool, err := f.vmPool(ctx, vm.NodeID, t.storage)
+			if err != nil {
+				return err
+			}
+			return deleteVolume(ctx, pool, t.aside)
+		}); err != nil {
+			return err
+		}
 	}
 	return r.SetResult(vmPatch{State: model.VMStopped})
 }
 
+// restoreTarget is one disk a restore puts a backup's copy into.
+type restoreTarget struct {
+	target        string // "" for the root disk
+	volume, aside string // the disk's volume, and where it is set aside
+	storage       string
+	size          int64
+	from          string // the copy in the backup
+}
+
+func (t restoreTarget) what() string {
+	if t.target == "" {
+		return "disk"
+	}
+	return "disk " + t.target
+}
+
+// restoreDisk puts one copy of a backup back as a disk: the disk set
+// aside, removed, the copy copied in; a failure brings the disk back
+// (restoreVM removes the aside once all are in).
+func (f *Flow) restoreDisk(ctx context.Context, r *tasks.Run, vm model.VM, from storage.Pool, t restoreTarget) error {
+	pool, ex, err := f.poolAndExec(ctx, vm.NodeID, t.storage)
+	if err != nil {
+		return err
+	}
+	what := "the " + t.what()
+	args := vmArgs{VMID: vm.ID, ClusterID: vm.ClusterID, NodeID: vm.NodeID, Storage: t.storage}
+	if t.target != "" {
+		args.Volume = t.volume
+	}
+	asideArgs := args
+	asideArgs.VMID, asideArgs.Volume = t.aside, ""
+	if err := r.Step(ctx, "set "+what+" aside", tasks.UndoAction(undoBackupVolume, asideArgs), func(ctx context.Context) error {
+		_, err := storage.CopyVolume(ctx, ex, pool, t.volume, pool, t.aside)
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := r.Step(ctx, "remove "+what, tasks.UndoAction(undoRestoreAside, args), func(ctx context.Context) error {
+		return deleteVolume(ctx, pool, t.volume)
+	}); err != nil {
+		return err
+	}
+	return r.Step(ctx, "copy the backup of "+what+" in", tasks.UndoAction(undoVolume, args), func(ctx context.Context) error {
+		_, err := storage.CopyVolumeSized(ctx, ex, from, t.from, pool, t.volume, t.size)
+		return err
+	})
+}
+
 // undoRestoreAside copies the disk a restore set aside back in place, when
 // the VM has none (the restore removed it and did not copy the backup in).
+// vmArgs.Volume names a data disk's volume (aside: that name with
+// "-aside"); empty, the root disk.
 func (f *Flow) undoRestoreAside(ctx context.Context, raw json.RawMessage) error {
 	var a vmArgs
 	if err := json.Unmarshal(raw, &a); err != nil {
@@ -253,10 +326,14 @@ func (f *Flow) undoRestoreAside(ctx context.Context, raw json.RawMessage) error 
 	if err != nil {
 		return err
 	}
-	if _, err := pool.Volume(ctx, VolumeName(a.VMID)); err == nil || !errors.Is(err, virtplane.ErrNotFound) {
+	volume, aside := VolumeName(a.VMID), asideVolume(a.VMID)
+	if a.Volume != "" {
+		volume, aside = a.Volume, a.Volume+"-aside"
+	}
+	if _, err := pool.Volume(ctx, volume); err == nil || !errors.Is(err, virtplane.ErrNotFound) {
 		return err
 	}
-	_, err = storage.CopyVolume(ctx, ex, pool, asideVolume(a.VMID), pool, VolumeName(a.VMID))
+	_, err = storage.CopyVolume(ctx, ex, pool, aside, pool, volume)
 	return err
 }
 
@@ -282,7 +359,7 @@ func (f *Flow) deleteBackup(ctx context.Context, r *tasks.Run) error {
 		if err != nil {
 			return err
 		}
-		return deleteVolume(ctx, pool, bk.Volume)
+		return deleteBackupVolumes(ctx, pool, bk)
 	})
 }
 

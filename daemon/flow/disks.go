@@ -285,15 +285,6 @@ func (f *Flow) resizeDisk(ctx context.Context, r *tasks.Run) error {
 	return r.SetResult(vmPatch{Disks: &disks})
 }
 
-// RootOnly refuses what copies only a VM's root disk (a backup)
-// for a VM with data disks, whose data would be left out.
-func RootOnly(vm model.VM, what string) error {
-	if len(vm.Disks) == 0 {
-		return nil
-	}
-	return virtplane.Errorf(virtplane.ErrNotImplemented, "vm %s has %d data disks: only VMs with a root disk alone are %s so far (detach the data disks first)", vm.ID, len(vm.Disks), what)
-}
-
 // deleteDataDisks deletes the volumes of a VM's data disks (the domain is
 // gone by then); each step is idempotent.
 func (f *Flow) deleteDataDisks(ctx context.Context, r *tasks.Run, vm model.VM) error {

@@ -102,11 +102,20 @@ type Backup struct {
 	Storage string `json:"storage" doc:"the cluster storage that holds it"`
 	// NodeID is the node whose local storage holds it; empty for a shared
 	// storage.
-	NodeID  string    `json:"node_id,omitempty" doc:"the node of a local storage that holds it; empty for a shared storage"`
-	Volume  string    `json:"volume" doc:"its volume in the storage"`
-	DiskGiB int64     `json:"disk_gib" doc:"the size of the disk it copies"`
-	TaskID  string    `json:"task_id" doc:"the task that took it"`
-	Created time.Time `json:"created"`
+	NodeID  string `json:"node_id,omitempty" doc:"the node of a local storage that holds it; empty for a shared storage"`
+	Volume  string `json:"volume" doc:"its volume in the storage"`
+	DiskGiB int64  `json:"disk_gib" doc:"the size of the disk it copies"`
+	// Disks are the copies of the VM's data disks, in the same storage.
+	Disks   []BackupDisk `json:"disks,omitempty" doc:"copies of the VM's data disks, beside the root disk's"`
+	TaskID  string       `json:"task_id" doc:"the task that took it"`
+	Created time.Time    `json:"created"`
+}
+
+// BackupDisk is the copy of one data disk in a backup.
+type BackupDisk struct {
+	Target  string `json:"target"`
+	Volume  string `json:"volume"`
+	SizeGiB int64  `json:"size_gib"`
 }
 
 // StorageUsage is the space of one cluster storage on one node (a local
