@@ -100,7 +100,8 @@ func TestLiveDiskMoveOnSimulatedNodes(t *testing.T) {
 	require.NoError(t, err)
 	img, err := c.CreateImage(ctx, api.ImageBody{Name: "i", OSType: "linux", Source: "/var/lib/images/i.qcow2", Format: "qcow2"})
 	require.NoError(t, err)
-	vm, tk, err := c.CreateVM(ctx, api.VMCreateBody{Name: "mover", ClusterID: cl.ID, ImageID: img.ID, PoolID: pool.ID, CPUs: 1, MemoryMiB: 512, DiskGiB: 5, Storage: "local"}, "")
+	vm, tk, err := c.CreateVM(ctx, api.VMCreateBody{Name: "mover", ClusterID: cl.ID, ImageID: img.ID, PoolID: pool.ID, CPUs: 1, MemoryMiB: 512, DiskGiB: 5, Storage: "local",
+		Disks: []api.DiskRequest{{SizeGiB: 1, Storage: "local"}}}, "")
 	succeeded(t, c, tk, err)
 	drvAny, err := srv.Flow.NodeDriver(ctx, nd.ID)
 	require.NoError(t, err)
@@ -138,9 +139,40 @@ func TestLiveDiskMoveOnSimulatedNodes(t *testing.T) {
 	assert.Equal(t, "other", got.Storage)
 	assert.Equal(t, model.VMRunning, got.State)
 	assert.NotEqual(t, before, root().Source.Path, "the running disk is on the new volume")
-	assert.Equal(t, map[string]int{"local": 0, "other": 1}, usage())
+	assert.Equal(t, map[string]int{"local": 1, "other": 1}, usage(), "the data disk stays on local")
 	tk, err = c.MoveVMDisk(ctx, vm.ID, "local")
 	succeeded(t, c, tk, err)
+
+	// A data disk moves too, live and cold.
+	data := func() vmm.Disk {
+		d, err := drv.Get(ctx, dom)
+		require.NoError(t, err)
+		return d.Spec.Disks[1]
+	}
+	dataBefore := data().Source.Path
+	tk, err = c.MoveVMDataDisk(ctx, vm.ID, "vdb", "other")
+	succeeded(t, c, tk, err)
+	got, err = c.GetVM(ctx, vm.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "local", got.Storage, "the root disk stays")
+	assert.Equal(t, "other", got.Disks[0].Storage)
+	assert.NotEqual(t, dataBefore, data().Source.Path)
+	assert.Equal(t, before, root().Source.Path, "the root disk stays")
+	assert.Equal(t, map[string]int{"local": 1, "other": 1}, usage())
+	_, err = c.MoveVMDataDisk(ctx, vm.ID, "vdb", "other")
+	assertProblem(t, err, 422, "body.storage", "there already")
+	_, err = c.MoveVMDataDisk(ctx, vm.ID, "vdq", "other")
+	assertProblem(t, err, 404, "body.disk", "no disk vdq")
+	tk, err = c.VMAction(ctx, vm.ID, "stop")
+	succeeded(t, c, tk, err)
+	tk, err = c.MoveVMDataDisk(ctx, vm.ID, "vdb", "local")
+	succeeded(t, c, tk, err)
+	got, err = c.GetVM(ctx, vm.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "local", got.Disks[0].Storage)
+	d, err := drv.Get(ctx, dom)
+	require.NoError(t, err)
+	assert.Equal(t, dataBefore, d.Spec.Disks[1].Source.Path, "back on the first storage, defined again cold")
 	assert.Equal(t, map[string]int{"local": 1, "other": 0}, usage())
 }
 

@@ -167,6 +167,7 @@ func (s *Server) registerDiskMoves(tags []string) {
 		IDInput
 		Body struct {
 			Storage string `json:"storage" minLength:"1" maxLength:"63" doc:"the storage of the VM's cluster the disk goes to"`
+			Disk    string `json:"disk,omitempty" pattern:"^vd[a-z]$" doc:"the disk that moves: vda (the root disk, the default) or a data disk"`
 		}
 	}
 	huma.Register(s.api, huma.Operation{
@@ -185,14 +186,14 @@ func (s *Server) registerDiskMoves(tags []string) {
 		if err != nil {
 			return nil, problem(err)
 		}
-		if err := validateDiskMove(c, vm, in.Body.Storage); err != nil {
+		if err := validateDiskMove(c, vm, in.Body.Disk, in.Body.Storage); err != nil {
 			return nil, problem(err)
 		}
 		return s.submitVM(ctx, in.ID, flow.KindVMDiskMove, func(now model.VM, input *flow.VMInput) error {
 			if now.Storage != vm.Storage || now.State != vm.State {
 				return field("path.id", virtplane.Errorf(virtplane.ErrConflict, "vm %s changed meanwhile: send the move again", vm.ID))
 			}
-			input.Storage = in.Body.Storage
+			input.Storage, input.DiskTarget = in.Body.Storage, in.Body.Disk
 			return nil
 		})
 	})
@@ -201,13 +202,21 @@ func (s *Server) registerDiskMoves(tags []string) {
 // validateDiskMove checks a move of vm's disk to storage target of its
 // cluster c: a stopped VM without snapshots, an enabled storage that is
 // not the disk's own.
-func validateDiskMove(c model.Cluster, vm model.VM, target string) error {
+func validateDiskMove(c model.Cluster, vm model.VM, disk, target string) error {
 	st, ok := c.Storage(target)
+	from := vm.Storage
+	if disk != "" && disk != model.RootTarget {
+		d, found := vm.DataDisk(disk)
+		if !found {
+			return field("body.disk", virtplane.Errorf(virtplane.ErrNotFound, "vm %s has no disk %s", vm.ID, disk))
+		}
+		from = d.Storage
+	}
 	switch {
 	case !ok:
 		return field("body.storage", virtplane.Errorf(virtplane.ErrNotFound, "storage %q: cluster %s has no storage of that name", target, c.Name))
-	case target == vm.Storage:
-		return field("body.storage", virtplane.Errorf(virtplane.ErrInvalidArgument, "storage %s: the disk of vm %s is there already", target, vm.ID))
+	case target == from:
+		return field("body.storage", virtplane.Errorf(virtplane.ErrInvalidArgument, "storage %s: that disk of vm %s is there already", target, vm.ID))
 	case !st.IsEnabled():
 		return field("body.storage", virtplane.Errorf(virtplane.ErrConflict, "storage %s is disabled: it takes no new disk", target))
 	case vm.State != model.VMStopped && vm.State != model.VMRunning:

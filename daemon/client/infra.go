@@ -35,6 +35,12 @@ func (c *Client) MoveVMDisk(ctx context.Context, vmID, storage string) (api.Task
 	return c.vmTask(ctx, "moveVMDisk", vmID, map[string]string{"storage": storage})
 }
 
+// MoveVMDataDisk moves a VM's disk at target (vdb, ...; vda: the root
+// disk) to another storage of its cluster, live when the VM runs (admin).
+func (c *Client) MoveVMDataDisk(ctx context.Context, vmID, target, storage string) (api.TaskView, error) {
+	return c.vmTask(ctx, "moveVMDisk", vmID, map[string]string{"storage": storage, "disk": target})
+}
+
 // BackupVM backs a stopped VM's disk up into a storage of its cluster; the
 // backup is listed once the task succeeded (its ID is the task's).
 func (c *Client) BackupVM(ctx context.Context, vmID, storage string) (api.TaskView, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/model"
@@ -35,8 +36,16 @@ func (f *Flow) moveDisk(ctx context.Context, r *tasks.Run) error {
 	if vm.NodeID == "" {
 		return virtplane.Errorf(virtplane.ErrConflict, "vm %s is on no node", vm.ID)
 	}
-	if in.Storage == "" || in.Storage == vm.Storage {
-		return virtplane.Errorf(virtplane.ErrInvalidArgument, "storage %q: the disk of vm %s is there already", in.Storage, vm.ID)
+	disk := rootDisk(vm)
+	if in.DiskTarget != "" && in.DiskTarget != rootTarget {
+		d, ok := vm.DataDisk(in.DiskTarget)
+		if !ok {
+			return virtplane.Errorf(virtplane.ErrNotFound, "disk %s of vm %s", in.DiskTarget, vm.ID)
+		}
+		disk = dataDisk(d)
+	}
+	if in.Storage == "" || in.Storage == disk.storage {
+		return virtplane.Errorf(virtplane.ErrInvalidArgument, "storage %q: disk %s of vm %s is there already", in.Storage, disk.target, vm.ID)
 	}
 	if len(vm.Snapshots) > 0 {
 		return virtplane.Errorf(virtplane.ErrConflict, "vm %s has %d snapshots, which stay with the old disk: delete them before the move", vm.ID, len(vm.Snapshots))
@@ -61,7 +70,7 @@ func (f *Flow) moveDisk(ctx context.Context, r *tasks.Run) error {
 			return virtplane.Errorf(virtplane.ErrConflict, "vm %s is %s on a hypervisor that cannot move its disk live: stop it to move the disk", vm.ID, d.State)
 		}
 	}
-	src, err := f.vmPool(ctx, vm.NodeID, vm.Storage)
+	src, err := f.vmPool(ctx, vm.NodeID, disk.storage)
 	if err != nil {
 		return err
 	}
@@ -69,21 +78,36 @@ func (f *Flow) moveDisk(ctx context.Context, r *tasks.Run) error {
 	if err != nil {
 		return err
 	}
-	vol, err := src.Volume(ctx, VolumeName(vm.ID))
+	vol, err := src.Volume(ctx, disk.volume)
 	if err != nil {
 		return err
 	}
 	if same, err := sharedVolume(ctx, dst, vol, n.Name); err != nil || same {
 		if err == nil {
-			err = virtplane.Errorf(virtplane.ErrInvalidArgument, "storage %s holds the disk of vm %s already (the same backend as %s)", in.Storage, vm.ID, vm.Storage)
+			err = virtplane.Errorf(virtplane.ErrInvalidArgument, "storage %s holds disk %s of vm %s already (the same backend as %s)", in.Storage, disk.target, vm.ID, disk.storage)
 		}
 		return err
 	}
 	at := func(storageName string) vmArgs {
-		return vmArgs{VMID: vm.ID, ClusterID: vm.ClusterID, NodeID: vm.NodeID, Storage: storageName}
+		a := vmArgs{VMID: vm.ID, ClusterID: vm.ClusterID, NodeID: vm.NodeID, Storage: storageName}
+		if disk.target != rootTarget {
+			a.Volume = disk.volume
+		}
+		return a
+	}
+	// What the VM record says once the disk is there.
+	moved := vmPatch{Storage: in.Storage}
+	if disk.target != rootTarget {
+		disks := slices.Clone(vm.Disks)
+		for i := range disks {
+			if disks[i].Target == disk.target {
+				disks[i].Storage = in.Storage
+			}
+		}
+		moved = vmPatch{Disks: &disks}
 	}
 	if copier != nil {
-		return f.moveDiskLive(ctx, r, copier, vol, src, dst, in.Storage, at)
+		return f.moveDiskLive(ctx, r, copier, vol, src, dst, in.Storage, disk.target, at, moved)
 	}
 	ex, err := f.nodeExec(ctx, n)
 	if err != nil {
@@ -104,13 +128,13 @@ func (f *Flow) moveDisk(ctx context.Context, r *tasks.Run) error {
 	_ = r.Progress(ctx, 80, "disk copied")
 	srcSpec := d.Spec
 	srcSpec.CloudInit = ci
-	if err := r.Step(ctx, "undefine with the old disk", tasks.UndoAction(undoRedefine, redefineArgs{vmArgs: at(vm.Storage), Spec: srcSpec}), func(ctx context.Context) error {
+	if err := r.Step(ctx, "undefine with the old disk", tasks.UndoAction(undoRedefine, redefineArgs{vmArgs: at(disk.storage), Spec: srcSpec}), func(ctx context.Context) error {
 		return removeDomain(ctx, drv, name)
 	}); err != nil {
 		return err
 	}
 	if err := r.Step(ctx, "define with the disk on storage "+in.Storage, tasks.UndoAction(undoDomain, at(in.Storage)), func(ctx context.Context) error {
-		_, err := drv.Create(ctx, withRoot(srcSpec, dv.Attachment))
+		_, err := drv.Create(ctx, withDisk(srcSpec, disk.target, dv.Attachment))
 		return err
 	}); err != nil {
 		return err
@@ -120,7 +144,8 @@ func (f *Flow) moveDisk(ctx context.Context, r *tasks.Run) error {
 	}); err != nil {
 		return err
 	}
-	return r.SetResult(vmPatch{Storage: in.Storage, State: model.VMStopped})
+	moved.State = model.VMStopped
+	return r.SetResult(moved)
 }
 
 // undoCopy puts a running VM's disk back on its old volume after a live
@@ -174,7 +199,7 @@ func (f *Flow) undoCopyDisk(ctx context.Context, drv vmm.Driver, a copyArgs) err
 
 // moveDiskLive mirrors a running VM's root disk into an empty volume of
 // the same size in dst and switches the VM to it, then deletes the old one.
-func (f *Flow) moveDiskLive(ctx context.Context, r *tasks.Run, copier vmm.DiskCopier, vol storage.Volume, src, dst storage.Pool, to string, at func(string) vmArgs) error {
+func (f *Flow) moveDiskLive(ctx context.Context, r *tasks.Run, copier vmm.DiskCopier, vol storage.Volume, src, dst storage.Pool, to, target string, at func(string) vmArgs, moved vmPatch) error {
 	a := at(to)
 	name := DomainName(a.VMID)
 	var dv storage.Volume
@@ -185,11 +210,11 @@ func (f *Flow) moveDiskLive(ctx context.Context, r *tasks.Run, copier vmm.DiskCo
 	}); err != nil {
 		return err
 	}
-	undo := copyArgs{vmArgs: a, Target: rootTarget, Old: vmm.DiskSource(vol.Attachment), New: vmm.DiskSource(dv.Attachment)}
+	undo := copyArgs{vmArgs: a, Target: target, Old: vmm.DiskSource(vol.Attachment), New: vmm.DiskSource(dv.Attachment)}
 	_ = r.Progress(ctx, 10, "mirroring the disk to storage "+to)
 	last := -1
 	if err := r.Step(ctx, "mirror the running disk to storage "+to, tasks.UndoAction(undoCopy, undo), func(ctx context.Context) error {
-		return copier.CopyDisk(ctx, name, rootTarget, undo.New, func(done, total int64) {
+		return copier.CopyDisk(ctx, name, target, undo.New, func(done, total int64) {
 			if total <= 0 {
 				return
 			}
@@ -208,5 +233,6 @@ func (f *Flow) moveDiskLive(ctx context.Context, r *tasks.Run, copier vmm.DiskCo
 	}); err != nil {
 		return err
 	}
-	return r.SetResult(vmPatch{Storage: to, State: model.VMRunning})
+	moved.State = model.VMRunning
+	return r.SetResult(moved)
 }

@@ -319,9 +319,14 @@ func (f *Flow) targetStorage(ctx context.Context, vm model.VM, dst model.Node) (
 
 // withRoot returns spec with its root disk on source.
 func withRoot(spec vmm.Spec, source storage.Attachment) vmm.Spec {
+	return withDisk(spec, rootTarget, source)
+}
+
+// withDisk returns spec with its disk at target on source.
+func withDisk(spec vmm.Spec, target string, source storage.Attachment) vmm.Spec {
 	spec.Disks = append([]vmm.Disk(nil), spec.Disks...)
 	for i := range spec.Disks {
-		if spec.Disks[i].Target == rootTarget {
+		if spec.Disks[i].Target == target {
 			spec.Disks[i].Source = vmm.DiskSource(source)
 		}
 	}

@@ -296,10 +296,15 @@ func (a *app) vmCommand() *cobra.Command {
 			return f(cmd, c, id)
 		}
 	}
-	moveDisk := vmTask("move-disk VM STORAGE", "Move a VM's root disk to another storage of its cluster, live when it runs (admin)", 2,
+	var moveTarget string
+	moveDisk := vmTask("move-disk VM STORAGE [--disk vdX]", "Move a VM's root disk to another storage of its cluster, live when it runs (admin)", 2,
 		func(ctx context.Context, c *client.Client, id string, args []string) (api.TaskView, error) {
+			if moveTarget != "" {
+				return c.MoveVMDataDisk(ctx, id, moveTarget, args[1])
+			}
 			return c.MoveVMDisk(ctx, id, args[1])
 		})
+	moveDisk.Flags().StringVar(&moveTarget, "disk", "", "the disk that moves (vdb, ...); default the root disk")
 	toImage := vmTask("image VM NAME", "Make an image of a stopped VM's disk (admin)", 2,
 		func(ctx context.Context, c *client.Client, id string, args []string) (api.TaskView, error) {
 			_, tv, err := c.ImageFromVM(ctx, id, args[1])
