@@ -205,7 +205,10 @@ func (s *Server) registerDiskMoves(tags []string) {
 func validateDiskMove(c model.Cluster, vm model.VM, disk, target string) error {
 	st, ok := c.Storage(target)
 	from := vm.Storage
-	if disk != "" && disk != model.RootTarget {
+	if disk == "" {
+		disk = model.RootTarget
+	}
+	if disk != model.RootTarget {
 		d, found := vm.DataDisk(disk)
 		if !found {
 			return field("body.disk", virtplane.Errorf(virtplane.ErrNotFound, "vm %s has no disk %s", vm.ID, disk))
@@ -216,7 +219,7 @@ func validateDiskMove(c model.Cluster, vm model.VM, disk, target string) error {
 	case !ok:
 		return field("body.storage", virtplane.Errorf(virtplane.ErrNotFound, "storage %q: cluster %s has no storage of that name", target, c.Name))
 	case target == from:
-		return field("body.storage", virtplane.Errorf(virtplane.ErrInvalidArgument, "storage %s: that disk of vm %s is there already", target, vm.ID))
+		return field("body.storage", virtplane.Errorf(virtplane.ErrInvalidArgument, "storage %s: disk %s of vm %s is there already", target, disk, vm.ID))
 	case !st.IsEnabled():
 		return field("body.storage", virtplane.Errorf(virtplane.ErrConflict, "storage %s is disabled: it takes no new disk", target))
 	case vm.State != model.VMStopped && vm.State != model.VMRunning:
