@@ -40,6 +40,9 @@ func (s *Server) simKind() node.Kind {
 			if err != nil {
 				return nil, err
 			}
+			for method, d := range s.cfg.SimLatency {
+				drv.SetLatency(method, d)
+			}
 			pool, err := simnode.OpenStorage(ctx, s.cfg.SimStore, t.Node.ID)
 			if err != nil {
 				return nil, err

@@ -103,6 +103,11 @@ type Config struct {
 	// not used): they forget their machines when the daemon stops. For
 	// measuring the daemon alone, without the nodes' own bookkeeping.
 	SimInMemory bool
+	// SimLatency makes the hypervisor of simulated nodes take this long
+	// for a call of each method named (vmm method names: "CopyDisk",
+	// "Migrate", ...): a slow hypervisor for load tests and demos, and
+	// for the crash tests that kill the daemon in the middle of a call.
+	SimLatency map[string]time.Duration
 	// ConsoleDial reaches a node's console port for the console proxy;
 	// default: the node's own dial (node.Backend.Dial; a kind without one
 	// has no console).

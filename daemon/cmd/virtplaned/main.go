@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"syscall"
 	"time"
 
@@ -35,6 +36,7 @@ import (
 	"github.com/virtplane/virtplane/storage"
 	"github.com/virtplane/virtplane/storage/file"
 	"github.com/virtplane/virtplane/vmm"
+	vmmfake "github.com/virtplane/virtplane/vmm/fake"
 	"github.com/virtplane/virtplane/vmm/libvirt"
 	"github.com/virtplane/virtplane/vmm/lxd"
 )
@@ -64,6 +66,9 @@ type Config struct {
 	// one, stopped, before they take its tasks over (Go duration; 30s).
 	TaskLease    string `json:"task_lease"`
 	ShutdownWait string `json:"shutdown_wait"`
+	// SimLatency slows the hypervisor of simulated nodes down: a Go
+	// duration per vmm method ({"CopyDisk": "5s"}).
+	SimLatency map[string]string `json:"sim_latency"`
 	// SSHKeyFile is the key the daemon logs in to ssh:// nodes with
 	// (default: one it makes in the data directory); SSHKnownHostsFile
 	// holds host keys of nodes recorded without a pinned one.
@@ -275,6 +280,9 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 			return virtplane.Errorf(virtplane.ErrUnavailable, "this binary's path: %v", err)
 		}
 	}
+	if dcfg.SimLatency, err = simLatency(cfg.SimLatency); err != nil {
+		return err
+	}
 	if cfg.TaskLease != "" {
 		d, err := time.ParseDuration(cfg.TaskLease)
 		if err != nil || d <= 0 {
@@ -333,4 +341,25 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// simLatency reads the sim_latency setting: durations by the name of a
+// method of the simulated hypervisor.
+func simLatency(in map[string]string) (map[string]time.Duration, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	methods := reflect.TypeFor[*vmmfake.Driver]()
+	out := map[string]time.Duration{}
+	for m, v := range in {
+		if _, ok := methods.MethodByName(m); !ok {
+			return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "sim_latency: %q is no method of the simulated hypervisor (vmm method names: Create, Start, CopyDisk, ...)", m)
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "sim_latency.%s: %q is not a duration", m, v)
+		}
+		out[m] = d
+	}
+	return out, nil
 }
