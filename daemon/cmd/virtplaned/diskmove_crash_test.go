@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ import (
 )
 
 // TestDiskMoveSurvivesDaemonKill: the daemon is killed with SIGKILL while
-// it moves a running VM's disk live (the simulated hypervisor takes 30 s
+// it moves a running VM's disk live (the simulated hypervisor takes 5 s
 // for the copy: sim_latency); started again, it rolls the move back — the
 // VM runs on its old disk, nothing is left on the new storage — and the
 // same move then succeeds.
@@ -29,7 +30,7 @@ func TestDiskMoveSurvivesDaemonKill(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 	conf := filepath.Join(t.TempDir(), "virtplaned.json")
-	require.NoError(t, os.WriteFile(conf, []byte(`{"sim_latency": {"CopyDisk": "30s"}}`), 0o644))
+	require.NoError(t, os.WriteFile(conf, []byte(`{"sim_latency": {"CopyDisk": "5s"}}`), 0o644))
 	args := "serve --config " + conf + " --data " + data + " --listen 127.0.0.1:0 --node sim --instance kill-move --admin-password admin-password"
 	d := startDaemonArgs(t, "", args)
 	t.Cleanup(func() { d.kill() })
@@ -59,13 +60,20 @@ func TestDiskMoveSurvivesDaemonKill(t *testing.T) {
 	tk, err = c.MoveVMDisk(ctx, vm.ID, "other")
 	require.NoError(t, err)
 	deadline := time.Now().Add(time.Minute)
+	// Into the copy: its step is in the task's log.
 	for {
-		cur, err := c.GetTask(ctx, tk.ID)
-		require.NoError(t, err)
-		if strings.HasPrefix(cur.Message, "mirroring") {
+		var log client.Page[struct {
+			Line string `json:"line"`
+		}]
+		require.NoError(t, c.Do(ctx, "GET", "/v1/tasks/"+tk.ID+"/log", nil, &log))
+		if slices.ContainsFunc(log.Items, func(l struct {
+			Line string `json:"line"`
+		}) bool {
+			return strings.Contains(l.Line, "mirror the running disk")
+		}) {
 			break
 		}
-		require.True(t, time.Now().Before(deadline), "the move did not reach its copy within a minute: %s %s", cur.State, cur.Message)
+		require.True(t, time.Now().Before(deadline), "the move did not reach its copy within a minute: %+v", log.Items)
 		time.Sleep(10 * time.Millisecond)
 	}
 	d.kill()
