@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/api"
 	"github.com/virtplane/virtplane/daemon/client"
 	"github.com/virtplane/virtplane/daemon/flow"
@@ -120,4 +121,14 @@ func volumesIn(t *testing.T, data, storageName string) []string {
 		}
 	}
 	return out
+}
+
+func TestSimLatencySetting(t *testing.T) {
+	got, err := simLatency(map[string]string{"CopyDisk": "5s", "Start": "250ms"})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]time.Duration{"CopyDisk": 5 * time.Second, "Start": 250 * time.Millisecond}, got)
+	_, err = simLatency(map[string]string{"Frobnicate": "1s"})
+	assert.ErrorIs(t, err, virtplane.ErrInvalidArgument, "no such method")
+	_, err = simLatency(map[string]string{"Start": "soon"})
+	assert.ErrorIs(t, err, virtplane.ErrInvalidArgument, "no duration")
 }
