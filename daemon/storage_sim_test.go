@@ -25,20 +25,9 @@ import (
 // create failed so before).
 func TestStoragesOnSimulatedNodes(t *testing.T) {
 	ctx := t.Context()
-	srv, err := daemon.New(daemon.Config{Store: dbtest.SQLite(t), Instance: "sim-storages", DataDir: t.TempDir()})
-	require.NoError(t, err)
-	c := serveAdmin(t, srv)
-	cl, err := c.CreateCluster(ctx, api.ClusterBody{Name: "s", Storages: []model.StorageRef{
-		{Name: "local", Driver: "file", Path: "/var/lib/virtplane/local"},
-		{Name: "fast", Driver: "lvm", Path: "vgfast", Tags: []string{"ssd"}, Options: map[string]string{"no_activation": "true"}},
-	}})
-	require.NoError(t, err)
-	_, err = c.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: "sim1", Address: "sim", Cores: 8, MemoryMiB: 16384, DiskGiB: 100})
-	require.NoError(t, err)
-	pool, err := c.CreatePool(ctx, api.PoolBody{Name: "p", ClusterIDs: []string{cl.ID}, Blocks: []api.BlockBody{{Range: "192.0.2.0/24"}}})
-	require.NoError(t, err)
-	img, err := c.CreateImage(ctx, api.ImageBody{Name: "i", OSType: "linux", Source: "/var/lib/images/i.qcow2", Format: "qcow2"})
-	require.NoError(t, err)
+	e := newSimStorages(t, dbtest.SQLite(t), model.StorageRef{Name: "local", Driver: "file", Path: "/var/lib/virtplane/local"},
+		model.StorageRef{Name: "fast", Driver: "lvm", Path: "vgfast", Tags: []string{"ssd"}, Options: map[string]string{"no_activation": "true"}})
+	c, cl, pool, img := e.c, e.cl, e.pool, e.img
 	for _, want := range []struct{ name, storage string }{{"on-ssd", "fast"}, {"plain", "local"}, {"again", "fast"}} {
 		var tags []string
 		if want.storage == "fast" {
@@ -86,20 +75,9 @@ func TestStoragesOnSimulatedNodes(t *testing.T) {
 // old disk with nothing on the new storage.
 func TestLiveDiskMoveOnSimulatedNodes(t *testing.T) {
 	ctx := t.Context()
-	srv, err := daemon.New(daemon.Config{Store: dbtest.SQLite(t), Instance: "sim-live-move", DataDir: t.TempDir()})
-	require.NoError(t, err)
-	c := serveAdmin(t, srv)
-	cl, err := c.CreateCluster(ctx, api.ClusterBody{Name: "s", Storages: []model.StorageRef{
-		{Name: "local", Driver: "file", Path: "/var/lib/virtplane/local"},
-		{Name: "other", Driver: "lvm", Path: "vgother", Options: map[string]string{"no_activation": "true"}},
-	}})
-	require.NoError(t, err)
-	nd, err := c.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: "sim1", Address: "sim", Cores: 8, MemoryMiB: 16384, DiskGiB: 100})
-	require.NoError(t, err)
-	pool, err := c.CreatePool(ctx, api.PoolBody{Name: "p", ClusterIDs: []string{cl.ID}, Blocks: []api.BlockBody{{Range: "192.0.2.0/24"}}})
-	require.NoError(t, err)
-	img, err := c.CreateImage(ctx, api.ImageBody{Name: "i", OSType: "linux", Source: "/var/lib/images/i.qcow2", Format: "qcow2"})
-	require.NoError(t, err)
+	e := newSimStorages(t, dbtest.SQLite(t), model.StorageRef{Name: "local", Driver: "file", Path: "/var/lib/virtplane/local"},
+		model.StorageRef{Name: "other", Driver: "lvm", Path: "vgother", Options: map[string]string{"no_activation": "true"}})
+	srv, c, cl, nd, pool, img := e.srv, e.c, e.cl, e.nd, e.pool, e.img
 	vm, tk, err := c.CreateVM(ctx, api.VMCreateBody{Name: "mover", ClusterID: cl.ID, ImageID: img.ID, PoolID: pool.ID, CPUs: 1, MemoryMiB: 512, DiskGiB: 5, Storage: "local",
 		Disks: []api.DiskRequest{{SizeGiB: 1, Storage: "local"}}}, "")
 	succeeded(t, c, tk, err)
@@ -182,18 +160,9 @@ func TestLiveDiskMoveOnSimulatedNodes(t *testing.T) {
 func TestHalfCopiedBaseIsCopiedAgain(t *testing.T) {
 	ctx := t.Context()
 	st := dbtest.SQLite(t)
-	srv, err := daemon.New(daemon.Config{Store: st, Instance: "sim-bases", DataDir: t.TempDir()})
-	require.NoError(t, err)
-	c := serveAdmin(t, srv)
 	fast := model.StorageRef{Name: "fast", Driver: "lvm", Path: "vgfast", Options: map[string]string{"no_activation": "true", "thin_pool": "tp"}}
-	cl, err := c.CreateCluster(ctx, api.ClusterBody{Name: "s", Storages: []model.StorageRef{{Name: "local", Driver: "file", Path: "/var/lib/virtplane/local"}, fast}})
-	require.NoError(t, err)
-	nd, err := c.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: "sim1", Address: "sim", Cores: 8, MemoryMiB: 16384, DiskGiB: 100})
-	require.NoError(t, err)
-	pool, err := c.CreatePool(ctx, api.PoolBody{Name: "p", ClusterIDs: []string{cl.ID}, Blocks: []api.BlockBody{{Range: "192.0.2.0/24"}}})
-	require.NoError(t, err)
-	img, err := c.CreateImage(ctx, api.ImageBody{Name: "i", OSType: "linux", Source: "/var/lib/images/i.qcow2", Format: "qcow2"})
-	require.NoError(t, err)
+	e := newSimStorages(t, st, model.StorageRef{Name: "local", Driver: "file", Path: "/var/lib/virtplane/local"}, fast)
+	srv, c, cl, nd, pool, img := e.srv, e.c, e.cl, e.nd, e.pool, e.img
 	b, err := srv.Backend(ctx, nd, cl)
 	require.NoError(t, err)
 	fastPool, err := srv.Flow.OpenStorage(ctx, nd, b, cl, fast)
@@ -240,20 +209,11 @@ func TestHalfCopiedBaseIsCopiedAgain(t *testing.T) {
 // every disk it had set aside, the root's included.
 func TestBackupsWithDataDisks(t *testing.T) {
 	ctx := t.Context()
-	srv, err := daemon.New(daemon.Config{Store: dbtest.SQLite(t), Instance: "sim-backups", DataDir: t.TempDir()})
-	require.NoError(t, err)
-	c := serveAdmin(t, srv)
 	fast := model.StorageRef{Name: "fast", Driver: "lvm", Path: "vgfast", Options: map[string]string{"no_activation": "true"}}
 	local := model.StorageRef{Name: "local", Driver: "file", Path: "/var/lib/virtplane/local"}
 	bak := model.StorageRef{Name: "bak", Driver: "lvm", Path: "vgbak", Options: map[string]string{"no_activation": "true"}}
-	cl, err := c.CreateCluster(ctx, api.ClusterBody{Name: "s", Storages: []model.StorageRef{local, fast, bak}})
-	require.NoError(t, err)
-	nd, err := c.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: "sim1", Address: "sim", Cores: 8, MemoryMiB: 16384, DiskGiB: 100})
-	require.NoError(t, err)
-	pool, err := c.CreatePool(ctx, api.PoolBody{Name: "p", ClusterIDs: []string{cl.ID}, Blocks: []api.BlockBody{{Range: "192.0.2.0/24"}}})
-	require.NoError(t, err)
-	img, err := c.CreateImage(ctx, api.ImageBody{Name: "i", OSType: "linux", Source: "/var/lib/images/i.qcow2", Format: "qcow2"})
-	require.NoError(t, err)
+	e := newSimStorages(t, dbtest.SQLite(t), local, fast, bak)
+	srv, c, cl, nd, pool, img := e.srv, e.c, e.cl, e.nd, e.pool, e.img
 	vm, tk, err := c.CreateVM(ctx, api.VMCreateBody{Name: "db", ClusterID: cl.ID, ImageID: img.ID, PoolID: pool.ID, CPUs: 1, MemoryMiB: 512, DiskGiB: 5,
 		Storage: "local", Disks: []api.DiskRequest{{SizeGiB: 2, Storage: "fast"}}}, "")
 	succeeded(t, c, tk, err)
@@ -303,4 +263,32 @@ func TestBackupsWithDataDisks(t *testing.T) {
 	tk, err = c.DeleteBackup(ctx, vm.ID, bk.ID)
 	succeeded(t, c, tk, err)
 	assert.Empty(t, names("bak"), "the backup's copies are gone")
+}
+
+// simStorages is a daemon with one cluster of the given storages, one
+// simulated node, an IP pool and an image.
+type simStorages struct {
+	srv  *daemon.Server
+	c    *client.Client
+	cl   model.Cluster
+	nd   model.Node
+	pool model.IPPool
+	img  model.Image
+}
+
+func newSimStorages(t *testing.T, st store.Store, storages ...model.StorageRef) simStorages {
+	t.Helper()
+	ctx := t.Context()
+	srv, err := daemon.New(daemon.Config{Store: st, Instance: "sim-" + t.Name(), DataDir: t.TempDir()})
+	require.NoError(t, err)
+	e := simStorages{srv: srv, c: serveAdmin(t, srv)}
+	e.cl, err = e.c.CreateCluster(ctx, api.ClusterBody{Name: "s", Storages: storages})
+	require.NoError(t, err)
+	e.nd, err = e.c.AddNode(ctx, api.NodeBody{ClusterID: e.cl.ID, Name: "sim1", Address: "sim", Cores: 8, MemoryMiB: 16384, DiskGiB: 100})
+	require.NoError(t, err)
+	e.pool, err = e.c.CreatePool(ctx, api.PoolBody{Name: "p", ClusterIDs: []string{e.cl.ID}, Blocks: []api.BlockBody{{Range: "192.0.2.0/24"}}})
+	require.NoError(t, err)
+	e.img, err = e.c.CreateImage(ctx, api.ImageBody{Name: "i", OSType: "linux", Source: "/var/lib/images/i.qcow2", Format: "qcow2"})
+	require.NoError(t, err)
+	return e
 }
