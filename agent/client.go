@@ -39,12 +39,15 @@ type ClientConfig struct {
 // Client is a controller's connection to one node's agent. Its VMM, Pool,
 // Ports and Exec values are the node's drivers, and pass the same
 // conformance suites. It connects on first use, keeps a few connections
-// open, and dials anew after a connection dropped or the agent restarted;
-// reads that failed on the way are retried once. Safe for concurrent use.
+// open for reads, and dials anew after a connection dropped or the agent
+// restarted; reads that failed on the way are retried once. Calls that
+// change something go on a connection of their own (see roundTrip). Safe
+// for concurrent use.
 type Client struct {
 	cfg  ClientConfig
 	log  *slog.Logger
-	tr   *http.Transport
+	tr   *http.Transport // reads: connections kept open
+	once *http.Transport // changes: a new connection each
 	life context.Context // canceled by Close
 	stop context.CancelFunc
 
@@ -72,15 +75,16 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.life, c.stop = context.WithCancel(context.Background())
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		conn, err := cfg.Dial(ctx)
+		if err == nil {
+			c.dials.Add(1)
+			c.log.Debug("agent: connected", "node", cfg.Node)
+		}
+		return conn, err
+	}
 	c.tr = &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			conn, err := cfg.Dial(ctx)
-			if err == nil {
-				c.dials.Add(1)
-				c.log.Debug("agent: connected", "node", cfg.Node)
-			}
-			return conn, err
-		},
+		DialContext:         dial,
 		MaxIdleConns:        16,
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     5 * time.Minute,
@@ -89,6 +93,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		ExpectContinueTimeout: 10 * time.Second,
 		ForceAttemptHTTP2:     false,
 	}
+	c.once = &http.Transport{DialContext: dial, DisableKeepAlives: true, DisableCompression: true, ExpectContinueTimeout: 10 * time.Second}
 	return c, nil
 }
 
@@ -97,6 +102,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 func (c *Client) Close() error {
 	c.stop()
 	c.tr.CloseIdleConnections()
+	c.once.CloseIdleConnections()
 	return nil
 }
 
@@ -169,12 +175,24 @@ func (c *Client) request(ctx context.Context, httpMethod, path string, body io.R
 }
 
 // roundTrip sends req and returns a 200 answer, or the error the agent or
-// the way to it gave.
-func (c *Client) roundTrip(ctx context.Context, method string, req *http.Request) (*http.Response, error) {
+// the way to it gave. A read (idempotent) may go on a connection kept
+// open; a change goes on a new one. A kept connection can lead to an agent
+// that died since it was last used: through SSH the node's sshd closes
+// the channel some milliseconds after the agent's socket went away, and a
+// request sent in between is lost in a way that looks the same as an
+// agent dying while it worked on it. A read is simply sent again; a
+// change could not tell, so it dials: a dead agent is then refused at
+// once (and started again by a Dial that does that) and only an agent
+// dying in the middle of the call leaves its outcome unknown.
+func (c *Client) roundTrip(ctx context.Context, method string, req *http.Request, idempotent bool) (*http.Response, error) {
 	if c.life.Err() != nil {
 		return nil, c.lost(ctx, method, errors.New("closed"))
 	}
-	resp, err := c.tr.RoundTrip(req)
+	tr := c.once
+	if idempotent {
+		tr = c.tr
+	}
+	resp, err := tr.RoundTrip(req)
 	if err != nil {
 		return nil, c.lost(ctx, method, err)
 	}
@@ -217,7 +235,7 @@ func (c *Client) call(ctx context.Context, method string, idempotent bool, in, o
 		return virtplane.Errorf(virtplane.ErrInvalidArgument, "%s: %s: encoding the request: %v", c.prefix(), method, err)
 	}
 	for attempt := 0; ; attempt++ {
-		err := c.callOnce(ctx, method, body, out)
+		err := c.callOnce(ctx, method, idempotent, body, out)
 		var ce *callError
 		if err != nil && idempotent && attempt == 0 && errors.As(err, &ce) && ce.transport && ctx.Err() == nil {
 			c.log.Info("agent: retrying a read after a lost connection", "node", c.cfg.Node, "method", method, "err", err)
@@ -227,13 +245,13 @@ func (c *Client) call(ctx context.Context, method string, idempotent bool, in, o
 	}
 }
 
-func (c *Client) callOnce(ctx context.Context, method string, body []byte, out any) error {
+func (c *Client) callOnce(ctx context.Context, method string, idempotent bool, body []byte, out any) error {
 	req, err := c.request(ctx, http.MethodPost, method, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.roundTrip(ctx, method, req)
+	resp, err := c.roundTrip(ctx, method, req, idempotent)
 	if err != nil {
 		return err
 	}
@@ -266,7 +284,9 @@ func (c *Client) openStream(ctx context.Context, method string, bounded bool, in
 		return nil, nil, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.roundTrip(ctx, method, req)
+	// Streams are changes (a migration, a copy) or hold their connection
+	// for long (events): each has its own.
+	resp, err := c.roundTrip(ctx, method, req, false)
 	if err != nil {
 		cancel()
 		return nil, nil, nil, err
@@ -387,7 +407,11 @@ func (c *Client) Extra(ctx context.Context, service, httpMethod, path string, bo
 		cancel()
 		return nil, err
 	}
-	resp, err := c.tr.RoundTrip(req)
+	tr := c.once // see roundTrip
+	if httpMethod == http.MethodGet || httpMethod == http.MethodHead {
+		tr = c.tr
+	}
+	resp, err := tr.RoundTrip(req)
 	if err != nil {
 		cancel()
 		return nil, c.lost(ctx, "x/"+service, err)

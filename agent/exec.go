@@ -238,7 +238,7 @@ func (e remoteExec) stream(ctx context.Context, cmd storage.Command, stdout, std
 			}
 		}()
 	}
-	resp, err := e.c.roundTrip(ctx, method, req)
+	resp, err := e.c.roundTrip(ctx, method, req, false)
 	if err != nil {
 		return err
 	}

@@ -179,7 +179,7 @@ func (c *Client) Upload(ctx context.Context, name string, r io.Reader, size int6
 		}
 	}
 	defer bodyDone()
-	resp, err := c.roundTrip(ctx, method, req)
+	resp, err := c.roundTrip(ctx, method, req, false)
 	if err != nil {
 		if bodyDone() && counted.eof && counted.n < size {
 			return "", virtplane.Errorf(virtplane.ErrInvalidArgument, "%s: upload %s: the reader ended after %d of %d bytes", c.prefix(), name, counted.n, size)
