@@ -33,6 +33,7 @@ func TestVMMConformanceLibvirt(t *testing.T) {
 			Alive:                f.console.Alive,
 			GuestIgnoresShutdown: true, // busybox init has no ACPI handling
 			NoLiveNICLimits:      true, // this kernel has no sfq qdisc and no tc police
+			NoIOWeight:           !testenv.HostHasIOWeight(),
 			Rescue:               vmm.RescueSpec{Kernel: f.guest.kernel, Initrd: f.guest.initrd, Cmdline: "console=ttyS0 vpt.rescue=1"},
 			Migration: func(t *testing.T) (vmm.MigrationTarget, vmm.Driver) {
 				h := testenv.StartLibvirtHost(t, "vpt-ag-peer", "10.238", 0)

@@ -414,3 +414,21 @@ func RequireLDAP(t testing.TB) LDAP {
 	})
 	return LDAP{URL: kv["URL"], LDAPSURL: kv["LDAPS_URL"], Base: kv["BASE"], AdminDN: kv["ADMIN_DN"], AdminPassword: kv["ADMIN_PASSWORD"], CA: kv["CA"]}
 }
+
+// HostHasIOWeight says whether this host's cgroups weigh block I/O (what
+// an IO weight of a VM needs): cgroup v1's blkio with CFQ or BFQ
+// (blkio.weight, blkio.bfq.weight), cgroup v2's io.weight or io.bfq.weight
+// in a child group. Conformance harnesses set NoIOWeight from it: the
+// scheduler is the host's choice, not the driver's.
+func HostHasIOWeight() bool {
+	for _, pattern := range []string{
+		"/sys/fs/cgroup/blkio/blkio.weight", "/sys/fs/cgroup/blkio/blkio.bfq.weight",
+		"/sys/fs/cgroup/blkio/*/blkio.weight", "/sys/fs/cgroup/blkio/*/blkio.bfq.weight",
+		"/sys/fs/cgroup/*/io.weight", "/sys/fs/cgroup/*/io.bfq.weight",
+	} {
+		if m, _ := filepath.Glob(pattern); len(m) > 0 {
+			return true
+		}
+	}
+	return false
+}

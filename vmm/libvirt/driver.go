@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -273,6 +274,13 @@ func classify(op string, err error, lv *golibvirt.Libvirt) error {
 	}
 	var le golibvirt.Error
 	if errors.As(err, &le) {
+		if strings.Contains(le.Message, "valid only for bfq or cfq scheduler") {
+			// An IO weight on a host whose block I/O scheduler has no
+			// weights (cgroup v1 blkio without CFQ/BFQ, cgroup v2 without
+			// io.weight): libvirt says "operation invalid", but no state of
+			// the domain would make it valid; this host cannot do it.
+			return fmt.Errorf("libvirt: %s: %s (this host's block I/O scheduler has no weights: load bfq): %w", op, le.Message, virtplane.ErrNotImplemented)
+		}
 		class := classOf(golibvirt.ErrorNumber(le.Code))
 		if class != nil {
 			return fmt.Errorf("libvirt: %s: %s: %w", op, le.Message, class)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/virtplane/virtplane/internal/testenv"
 	"github.com/virtplane/virtplane/vmm"
 	"github.com/virtplane/virtplane/vmm/vmmtest"
 )
@@ -25,6 +26,7 @@ func TestConformance(t *testing.T) {
 			GuestIgnoresShutdown: true, // busybox init has no ACPI handling
 			GuestAgent:           false,
 			NoLiveNICLimits:      true, // this kernel has no sfq qdisc and no tc police
+			NoIOWeight:           !testenv.HostHasIOWeight(),
 			Rescue:               vmm.RescueSpec{Kernel: f.guest.kernel, Initrd: f.guest.initrd, Cmdline: "console=ttyS0 vpt.rescue=1"},
 			Migration:            migration(filepath.Join(f.dir, "state")),
 			DiskSize:             64 << 20, // the spec's qcow2 disk

@@ -58,16 +58,20 @@ func (d *Driver) SetLimits(ctx context.Context, name string, l vmm.Limits) error
 	// NIC bandwidth goes first: it is what a host is likeliest to refuse
 	// (missing tc qdiscs), and nothing else has changed by then.
 	for m, nl := range l.NICs {
-		params := []golibvirt.TypedParam{
-			typed("inbound.average", *golibvirt.NewTypedParamValueUint(uint32(min(nl.InboundKiBs, 1<<32-1)))),
-			typed("outbound.average", *golibvirt.NewTypedParamValueUint(uint32(min(nl.OutboundKiBs, 1<<32-1)))),
-		}
-		if err := do(ctx, d, "set bandwidth of "+name+"/"+m, true, func(lv *golibvirt.Libvirt) error {
-			return lv.DomainSetInterfaceParameters(dom, strings.ToLower(m), params, flags)
-		}); err != nil {
+		if err := d.setNICLimits(ctx, dom, name, m, nl, flags); err != nil {
 			if strings.Contains(err.Error(), "qdisc kind is unknown") {
 				return virtplane.Errorf(virtplane.ErrNotImplemented, "bandwidth of %s/%s: the host kernel lacks the tc qdiscs libvirt shapes with (%v)", name, m, err)
 			}
+			return err
+		}
+	}
+	// The IO weight next: a host without a weighing I/O scheduler refuses
+	// it, and then the NICs get their bandwidth back.
+	if l.IOWeight > 0 {
+		if err := do(ctx, d, "set io weight of "+name, true, func(lv *golibvirt.Libvirt) error {
+			return lv.DomainSetBlkioParameters(dom, []golibvirt.TypedParam{typed("weight", *golibvirt.NewTypedParamValueUint(uint32(l.IOWeight)))}, flags)
+		}); err != nil {
+			d.restoreNICLimits(context.WithoutCancel(ctx), dom, name, l, vm.Spec.Limits, flags)
 			return err
 		}
 	}
@@ -80,13 +84,6 @@ func (d *Driver) SetLimits(ctx context.Context, name string, l vmm.Limits) error
 	}
 	if l.CPUCapPercent > 0 {
 		if err := d.setCPUCap(ctx, dom, name, l.CPUCapPercent, flags); err != nil {
-			return err
-		}
-	}
-	if l.IOWeight > 0 {
-		if err := do(ctx, d, "set io weight of "+name, true, func(lv *golibvirt.Libvirt) error {
-			return lv.DomainSetBlkioParameters(dom, []golibvirt.TypedParam{typed("weight", *golibvirt.NewTypedParamValueUint(uint32(l.IOWeight)))}, flags)
-		}); err != nil {
 			return err
 		}
 	}
@@ -130,4 +127,24 @@ func (d *Driver) setCPUCap(ctx context.Context, dom golibvirt.Domain, name strin
 		}
 	}
 	return set(uint32(golibvirt.DomainAffectConfig), 0, 0)
+}
+
+// setNICLimits sets the bandwidth of the NIC with MAC m.
+func (d *Driver) setNICLimits(ctx context.Context, dom golibvirt.Domain, name, m string, nl vmm.NICLimits, flags uint32) error {
+	params := []golibvirt.TypedParam{
+		typed("inbound.average", *golibvirt.NewTypedParamValueUint(uint32(min(nl.InboundKiBs, 1<<32-1)))),
+		typed("outbound.average", *golibvirt.NewTypedParamValueUint(uint32(min(nl.OutboundKiBs, 1<<32-1)))),
+	}
+	return do(ctx, d, "set bandwidth of "+name+"/"+m, true, func(lv *golibvirt.Libvirt) error {
+		return lv.DomainSetInterfaceParameters(dom, strings.ToLower(m), params, flags)
+	})
+}
+
+// restoreNICLimits gives the NICs that l changed the bandwidth they had
+// (was), after a later part of SetLimits was refused. Best effort: the
+// refusal is what the caller hears.
+func (d *Driver) restoreNICLimits(ctx context.Context, dom golibvirt.Domain, name string, l, was vmm.Limits, flags uint32) {
+	for m := range l.NICs {
+		_ = d.setNICLimits(ctx, dom, name, m, was.NICs[strings.ToLower(m)], flags)
+	}
 }
