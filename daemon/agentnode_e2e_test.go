@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -53,8 +54,10 @@ func buildAgent(t *testing.T, dir string) string {
 // agent, which serves the node's libvirtd, file pool, ports and commands.
 // VMs boot on every node from linked clones of an image the daemon
 // uploaded through the agent, read their seeds, and one migrates live
-// between two nodes while its guest keeps ticking; an agent killed with
-// SIGKILL comes back on the next call; deleting everything leaves nothing.
+// between two nodes while its guest keeps ticking; the web console of a VM
+// opens through the daemon's proxy; an agent killed with SIGKILL comes back
+// on the next call, also when killed in the middle of creates; deleting
+// everything leaves nothing.
 func TestEndToEndAgentNodes(t *testing.T) {
 	lv := testenv.RequireLibvirt(t)
 	guest := testenv.RequireGuest(t)
@@ -212,6 +215,16 @@ func TestEndToEndAgentNodes(t *testing.T) {
 		assert.NotContains(t, rootLinks, flow.PortName(vm.ID), "the root namespace got a link")
 	}
 
+	// The web console of a VM on an agent node: the daemon's proxy reaches
+	// the VNC server QEMU opened on the node's loopback through its SSH
+	// connection; the customer gets a ticket, never the node's address.
+	tkt, err := c.ConsoleTicket(ctx, vms[0].ID)
+	require.NoError(t, err)
+	assert.NotContains(t, tkt.PageURL+tkt.WebSocketURL, hosts[where[vms[0].NodeID]].SSH.Addr)
+	desktop, err := rfbClient(ctx, c.Base(), tkt.WebSocketURL)
+	require.NoError(t, err, "the console of a VM on an ssh:// node")
+	assert.Contains(t, desktop, flow.DomainName(vms[0].ID), "QEMU's VNC server of that VM answered")
+
 	// An agent killed with SIGKILL: the next call starts it again.
 	first := hosts[where[vms[0].NodeID]]
 	pid := agentPID(t, nodeLib(first, "agent.pid"))
@@ -225,6 +238,96 @@ func TestEndToEndAgentNodes(t *testing.T) {
 	got, err := c.GetVM(ctx, vms[0].ID)
 	require.NoError(t, err)
 	assert.Equal(t, model.VMRunning, got.State)
+
+	// Agents killed with SIGKILL in the middle of creates, each at another
+	// step: every create finishes or rolls back, a rolled-back one leaves
+	// nothing on its node, and three more creates then succeed.
+	points := []string{"clone image", "prepare network port", "start domain"}
+	type killed struct {
+		vm    model.VM
+		task  api.TaskView
+		point string
+	}
+	var ks []killed
+	for i, point := range points {
+		vm, tk, err := c.CreateVM(ctx, api.VMCreateBody{Name: "agent-kill-" + strconv.Itoa(i), ClusterID: cl.ID, ImageID: img.ID, PoolID: ipPool.ID,
+			CPUs: 1, MemoryMiB: 128, DiskGiB: 1}, "agent-kill-"+strconv.Itoa(i))
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			for _, d := range drivers {
+				_ = d.Stop(context.Background(), flow.DomainName(vm.ID))
+				_ = d.Delete(context.Background(), flow.DomainName(vm.ID))
+			}
+		})
+		ks = append(ks, killed{vm: vm, task: tk, point: point})
+	}
+	kills := make(chan string, len(ks))
+	for _, k := range ks {
+		go func() {
+			// The kill lands once the task's live message names the step
+			// (its calls to the agent are then about to start, under way
+			// or just done).
+			deadline := time.Now().Add(time.Minute)
+			for time.Now().Before(deadline) {
+				tk, err := c.GetTask(ctx, k.task.ID)
+				at := err == nil && strings.Contains(tk.Message, k.point)
+				vm, err := c.GetVM(ctx, k.vm.ID)
+				if at && err == nil && vm.NodeID != "" {
+					h := hosts[where[vm.NodeID]]
+					b, _ := os.ReadFile(nodeLib(h, "agent.pid"))
+					pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+					if pid > 0 && syscall.Kill(pid, syscall.SIGKILL) == nil {
+						kills <- fmt.Sprintf("%s: agent %d of %s killed at %q", k.vm.Name, pid, h.Name, k.point)
+					} else {
+						kills <- fmt.Sprintf("%s: agent of %s already gone at %q", k.vm.Name, h.Name, k.point)
+					}
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			kills <- k.vm.Name + ": the task never reached " + strconv.Quote(k.point)
+		}()
+	}
+	for range ks {
+		t.Log(<-kills)
+	}
+	for _, k := range ks {
+		wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+		tk, err := c.WaitTask(wctx, k.task.ID)
+		cancel()
+		require.NoError(t, err, "%s: the create did not end in 3 minutes after its agent was killed", k.vm.Name)
+		vm, err := c.GetVM(ctx, k.vm.ID)
+		require.NoError(t, err)
+		i := where[vm.NodeID]
+		_, derr := drivers[i].Get(ctx, flow.DomainName(vm.ID))
+		if lines, err := c.GetTaskLog(ctx, k.task.ID); err == nil {
+			for _, l := range lines {
+				t.Logf("%s task: %s", vm.Name, l.Line)
+			}
+		}
+		if terr := client.TaskError(tk); terr != nil {
+			t.Logf("%s (killed at %q): rolled back: %v", vm.Name, k.point, terr)
+			assert.Equal(t, model.VMFailed, vm.State)
+			assert.ErrorIs(t, derr, virtplane.ErrNotFound, "%s: a rolled-back create left its domain on %s", vm.Name, hosts[i].Name)
+			assert.NotContains(t, inNode(t, hosts[i], "ip", "-br", "link"), flow.PortName(vm.ID), "%s: a rolled-back create left its port", vm.Name)
+			pool, err := srv.Flow.NodePool(ctx, vm.NodeID)
+			require.NoError(t, err)
+			_, err = pool.Volume(ctx, flow.VolumeName(vm.ID))
+			assert.ErrorIs(t, err, virtplane.ErrNotFound, "%s: a rolled-back create left its volume", vm.Name)
+		} else {
+			t.Logf("%s (killed at %q): finished", vm.Name, k.point)
+			assert.Equal(t, model.VMRunning, vm.State)
+			assert.NoError(t, derr, "%s: the domain of a finished create is on %s", vm.Name, hosts[i].Name)
+		}
+		vms = append(vms, vm)
+	}
+	for i := range hosts {
+		vm, tk, err := c.CreateVM(ctx, api.VMCreateBody{Name: "agent-after-" + strconv.Itoa(i), ClusterID: cl.ID, ImageID: img.ID, PoolID: ipPool.ID,
+			CPUs: 1, MemoryMiB: 128, DiskGiB: 1}, "agent-after-"+strconv.Itoa(i))
+		require.NoError(t, err)
+		succeeded(t, c, tk, err)
+		vms = append(vms, vm)
+	}
 
 	// Live migration between two agent nodes: the disk is mirrored into
 	// the target's own pool, the guest keeps ticking without a reboot.
