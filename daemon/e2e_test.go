@@ -133,7 +133,7 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, guest testenv.Guest, st store.St
 	require.NoError(t, err)
 
 	vm, task, err := c.CreateVM(ctx, api.VMCreateBody{Name: "e2e-vm", ClusterID: cl.ID, ImageID: img.ID, PoolID: ipPool.ID, CPUs: 1, MemoryMiB: 192, DiskGiB: 1,
-		Limits: model.Limits{NetMbit: 10}}, "e2e-1")
+		Limits: model.Limits{NetMbit: 10, BlockInPorts: []string{"23/tcp"}, BlockOutPorts: []string{"25/tcp", "6000-6010/udp"}}}, "e2e-1")
 	require.NoError(t, err)
 	tap := flow.PortName(vm.ID)
 	t.Cleanup(func() {
@@ -176,6 +176,14 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, guest testenv.Guest, st store.St
 	table := run(t, "nft", "list", "table", "netdev", "vpt-"+tap)
 	assert.Contains(t, table, vm.Addresses[0])
 	assert.Contains(t, table, "0x"+strings.TrimLeft(strings.ReplaceAll(netport.MAC(vm.ID), ":", ""), "0"))
+	// The port policy: blocked ports from the VM (its ingress chain) and
+	// towards it (egress), as nft lists them.
+	fromVM, toVM, ok := strings.Cut(table, "chain to-vm")
+	require.True(t, ok, table)
+	assert.Contains(t, fromVM, "tcp dport 25-25 drop")
+	assert.Contains(t, fromVM, "udp dport 6000-6010 drop")
+	assert.Contains(t, toVM, "tcp dport 23-23 drop")
+	assert.NotContains(t, toVM, "dport 25", table)
 	assert.Contains(t, run(t, "tc", "class", "show", "dev", tap), "rate 10Mbit")
 	assert.Contains(t, run(t, "tc", "qdisc", "show", "dev", shaping.IFBName(tap)), "rate 10Mbit")
 	vol, err := pool.Volume(ctx, flow.VolumeName(vm.ID))

@@ -185,8 +185,9 @@ func (s *Server) SetupFirstNode(ctx context.Context, address string) error {
 	}
 	first := model.Node{ID: store.NewID(), ClusterID: c.ID, Name: address + "1", Address: addr.Raw, State: model.NodeActive,
 		Cores: facts.Cores, MemoryMiB: facts.MemoryMiB, DiskGiB: facts.DiskGiB, Created: time.Now().UTC()}
+	rng, gw, excluded := defaultPoolBlock(hostNetworks())
 	pool := model.IPPool{ID: store.NewID(), Name: "default", ClusterIDs: []string{c.ID},
-		Blocks: []model.IPBlock{{ID: "b1", Range: "192.0.2.0/24", Gateway: "192.0.2.1"}}, Created: time.Now().UTC()}
+		Blocks: []model.IPBlock{{ID: "b1", Range: rng, Gateway: gw, Family: "ipv4", Excluded: excluded}}, Created: time.Now().UTC()}
 	img := model.Image{ID: store.NewID(), Name: "debian-12", OSType: "linux", Source: "/var/lib/virtplane/images/debian-12.qcow2", Format: "qcow2", State: model.ImageRegistered, Created: time.Now().UTC()}
 	b, err := s.Backend(ctx, first, c)
 	if err != nil {
@@ -213,7 +214,7 @@ func (s *Server) SetupFirstNode(ctx context.Context, address string) error {
 		}
 	}
 	if s.IPAM != nil {
-		blk, err := ipam.ParseBlock(ipam.BlockSpec{ID: "b1", Range: "192.0.2.0/24", Gateway: "192.0.2.1"})
+		blk, err := ipam.ParseBlock(ipam.BlockSpec{ID: "b1", Range: rng, Gateway: gw, Excluded: excluded})
 		if err != nil {
 			return err
 		}

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -26,25 +25,93 @@ type PoolBody struct {
 
 // BlockBody is a block of addresses.
 type BlockBody struct {
-	Range   string `json:"range" doc:"CIDR (192.0.2.0/24) or first-last range" minLength:"1"`
-	Gateway string `json:"gateway,omitempty"`
+	Range    string   `json:"range" doc:"CIDR (192.0.2.0/24; no host bits set) or first-last range, IPv4 or IPv6" minLength:"1"`
+	Gateway  string   `json:"gateway,omitempty" doc:"the router address inside the range; never handed out"`
+	Excluded []string `json:"excluded,omitempty" maxItems:"1024" doc:"addresses, CIDRs or first-last ranges inside the range that are never handed out (a router's second address, a host's own)"`
+	Reserved []string `json:"reserved,omitempty" maxItems:"1024" doc:"addresses inside the range handed out only when a VM create asks for them by address"`
 }
 
-func (b BlockBody) validate(loc string) error {
-	if _, err := netip.ParsePrefix(b.Range); err != nil {
-		first, last, ok := strings.Cut(b.Range, "-")
-		_, e1 := netip.ParseAddr(strings.TrimSpace(first))
-		_, e2 := netip.ParseAddr(strings.TrimSpace(last))
-		if !ok || e1 != nil || e2 != nil {
-			return field(loc+".range", virtplane.Errorf(virtplane.ErrInvalidArgument, "range %q: a CIDR or first-last", b.Range))
+// parseBlock checks the block as IPAM will hold it (the library's own
+// parser: one family, no host bits set, gateway, exclusions and
+// reservations inside the range) and returns it as the pool records it,
+// errors naming the field at loc. Done whether or not the daemon runs an
+// IPAM, so that what the API accepts does not depend on it.
+func (b BlockBody) parseBlock(loc, id string) (model.IPBlock, ipam.Block, error) {
+	// Part by part, so that the error names the part at fault.
+	type part struct {
+		at   string
+		spec ipam.BlockSpec
+	}
+	if _, _, err := ipam.ParseRange(b.Range); err != nil {
+		return model.IPBlock{}, ipam.Block{}, field(loc+".range", err)
+	}
+	parts := []part{{loc + ".gateway", ipam.BlockSpec{Range: b.Range, Gateway: b.Gateway}}}
+	for i, e := range b.Excluded {
+		parts = append(parts, part{loc + ".excluded[" + itoa(i) + "]", ipam.BlockSpec{Range: b.Range, Excluded: []string{e}}})
+	}
+	for i, r := range b.Reserved {
+		parts = append(parts, part{loc + ".reserved[" + itoa(i) + "]", ipam.BlockSpec{Range: b.Range, Reserved: []string{r}}})
+	}
+	for _, p := range parts {
+		if _, err := ipam.ParseBlock(p.spec); err != nil {
+			return model.IPBlock{}, ipam.Block{}, field(p.at, err)
 		}
 	}
-	if b.Gateway != "" {
-		if _, err := netip.ParseAddr(b.Gateway); err != nil {
-			return field(loc+".gateway", virtplane.Errorf(virtplane.ErrInvalidArgument, "gateway %q is not an address", b.Gateway))
+	blk, err := ipam.ParseBlock(ipam.BlockSpec{ID: id, Range: b.Range, Gateway: b.Gateway, Excluded: b.Excluded, Reserved: b.Reserved})
+	if err != nil {
+		return model.IPBlock{}, ipam.Block{}, field(loc, err)
+	}
+	family := "ipv6"
+	if blk.Range.From().Is4() {
+		family = "ipv4"
+	}
+	return model.IPBlock{ID: id, Range: b.Range, Gateway: b.Gateway, Family: family, Excluded: b.Excluded, Reserved: b.Reserved}, blk, nil
+}
+
+// ipamBlock is the IPAM block of a block the pool records (validated when
+// it was added).
+func ipamBlock(b model.IPBlock) (ipam.Block, error) {
+	return ipam.ParseBlock(ipam.BlockSpec{ID: b.ID, Range: b.Range, Gateway: b.Gateway, Excluded: b.Excluded, Reserved: b.Reserved})
+}
+
+// addressOfPool checks that a requested address can come from the pool:
+// inside one of its blocks, not its gateway, not excluded. Whether another
+// VM holds it is IPAM's answer when the create allocates it.
+func addressOfPool(pool model.IPPool, s string) error {
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return virtplane.Errorf(virtplane.ErrInvalidArgument, "address %q is not an IP address", s)
+	}
+	a = a.Unmap()
+	for _, b := range pool.Blocks {
+		blk, err := ipamBlock(b)
+		if err != nil || !blk.Range.Contains(a) {
+			continue
+		}
+		if a == blk.Gateway {
+			return virtplane.Errorf(virtplane.ErrInvalidArgument, "address %s is the gateway of block %s", a, b.Range)
+		}
+		if c := blk.CIDR; c.IsValid() && a.Is4() && c.Bits() < 31 && (a == blk.Range.From() || a == blk.Range.To()) {
+			return virtplane.Errorf(virtplane.ErrInvalidArgument, "address %s is the network or broadcast address of block %s", a, b.Range)
+		}
+		for _, e := range blk.Excluded {
+			if e.Contains(a) {
+				return virtplane.Errorf(virtplane.ErrInvalidArgument, "address %s is excluded from block %s (%s)", a, b.Range, e)
+			}
+		}
+		return nil
+	}
+	return virtplane.Errorf(virtplane.ErrInvalidArgument, "address %s is in no block of pool %s", a, pool.Name)
+}
+
+// overlapping says which of blocks (index) the block overlaps, or -1.
+func overlapping(blk ipam.Block, blocks []ipam.Block) int {
+	for i, o := range blocks {
+		if blk.Range.Overlaps(o.Range) {
+			return i
 		}
 	}
-	return nil
+	return -1
 }
 
 func (s *Server) registerPools() {
@@ -81,21 +148,20 @@ func (s *Server) registerPools() {
 		if p.ClusterIDs == nil {
 			p.ClusterIDs = []string{}
 		}
+		ip := ipam.Pool{ID: p.ID, Clusters: p.ClusterIDs}
 		for i, b := range in.Body.Blocks {
-			if err := b.validate("body.blocks[" + itoa(i) + "]"); err != nil {
+			loc := "body.blocks[" + itoa(i) + "]"
+			mb, blk, err := b.parseBlock(loc, store.NewID())
+			if err != nil {
 				return nil, problem(err)
 			}
-			p.Blocks = append(p.Blocks, model.IPBlock{ID: store.NewID(), Range: b.Range, Gateway: b.Gateway})
+			if j := overlapping(blk, ip.Blocks); j >= 0 {
+				return nil, problem(field(loc+".range", virtplane.Errorf(virtplane.ErrInvalidArgument, "block %s overlaps body.blocks[%d] (%s)", b.Range, j, p.Blocks[j].Range)))
+			}
+			p.Blocks = append(p.Blocks, mb)
+			ip.Blocks = append(ip.Blocks, blk)
 		}
 		if s.cfg.IPAM != nil {
-			ip := ipam.Pool{ID: p.ID, Clusters: p.ClusterIDs}
-			for i, b := range p.Blocks {
-				blk, err := ipam.ParseBlock(ipam.BlockSpec{ID: b.ID, Range: b.Range, Gateway: b.Gateway})
-				if err != nil {
-					return nil, problem(field("body.blocks["+itoa(i)+"]", err))
-				}
-				ip.Blocks = append(ip.Blocks, blk)
-			}
 			if _, err := s.cfg.IPAM.CreatePool(ctx, ip); err != nil {
 				return nil, problem(field("body.blocks", err))
 			}
@@ -131,20 +197,23 @@ func (s *Server) registerPools() {
 		if err := requireAdmin(ctx); err != nil {
 			return nil, problem(err)
 		}
-		if err := in.Body.validate("body"); err != nil {
+		b, blk, err := in.Body.parseBlock("body", store.NewID())
+		if err != nil {
 			return nil, problem(err)
 		}
 		// IPAM first, outside the store transaction: on SQLite both share
 		// the one writer connection.
-		b := model.IPBlock{ID: store.NewID(), Range: in.Body.Range, Gateway: in.Body.Gateway}
-		if _, _, err := getObject[model.IPPool](ctx, s.st, store.KindPool, in.ID, "path.id"); err != nil {
+		pool, _, err := getObject[model.IPPool](ctx, s.st, store.KindPool, in.ID, "path.id")
+		if err != nil {
 			return nil, problem(err)
 		}
-		if s.cfg.IPAM != nil {
-			blk, err := ipam.ParseBlock(ipam.BlockSpec{ID: b.ID, Range: b.Range, Gateway: b.Gateway})
-			if err != nil {
-				return nil, problem(field("body.range", err))
+		for _, o := range pool.Blocks {
+			ob, err := ipamBlock(o)
+			if err == nil && overlapping(blk, []ipam.Block{ob}) == 0 {
+				return nil, problem(field("body.range", virtplane.Errorf(virtplane.ErrConflict, "block %s overlaps block %s (%s) of the pool", b.Range, o.ID, o.Range)))
 			}
+		}
+		if s.cfg.IPAM != nil {
 			if _, err := s.cfg.IPAM.AddBlock(ctx, in.ID, blk); err != nil {
 				return nil, problem(field("body.range", err))
 			}

@@ -77,12 +77,27 @@ func (s *Server) registerVMOps(tags []string) {
 	huma.Register(s.api, huma.Operation{
 		OperationID: "setVMLimits", Method: http.MethodPut, Path: "/v1/vms/{id}/limits", Tags: tags, DefaultStatus: http.StatusAccepted,
 		Summary: "Set a VM's CPU, disk and network limits",
-		Description: "Starts a vm.limits task. The VM gets exactly the limits given (what is left out is removed): a CPU cap (cpu_percent of its vCPUs) and weights (cpu_weight, io_weight) through the hypervisor, IOPS and bytes/s per disk, network limits per direction on its port. " +
+		Description: "Starts a vm.limits task. The VM gets exactly the limits given (what is left out is removed): a CPU cap (cpu_percent of its vCPUs) and weights (cpu_weight, io_weight) through the hypervisor, IOPS and bytes/s per disk, network limits per direction, blocked TCP/UDP ports (block_in_ports, block_out_ports) and, in routed clusters, a connection cap (max_connections) on its port. " +
 			"On a running VM they take effect live; on a stopped one at its next start. The VM's limits_applied says which.",
 	}, func(ctx context.Context, in *struct {
 		IDInput
 		Body model.Limits
 	}) (*VMTaskOutput, error) {
+		if in.Body.MaxConnections > 0 {
+			// The cluster's network mode decides whether a connection cap
+			// holds; read before the write transaction.
+			vm, _, err := s.vm(ctx, s.st, in.ID)
+			if err != nil {
+				return nil, problem(err)
+			}
+			c, _, err := getObject[model.Cluster](ctx, s.st, store.KindCluster, vm.ClusterID, "path.id")
+			if err != nil {
+				return nil, problem(err)
+			}
+			if err := in.Body.ValidateForNetwork(c.NetworkMode); err != nil {
+				return nil, problem(prefixed("body.", err))
+			}
+		}
 		return s.submitVM(ctx, in.ID, flow.KindVMLimits, func(vm model.VM, input *flow.VMInput) error {
 			if err := in.Body.Validate(flow.DiskTargets(vm)); err != nil {
 				return prefixed("body.", err)

@@ -45,6 +45,9 @@ type VMCreateBody struct {
 	AntiAffinity *model.AntiAffinity `json:"anti_affinity,omitempty" doc:"keep the VM off the nodes of its group's other members (groups are the owner's)"`
 	TemplateID   string              `json:"template_id,omitempty" doc:"domain template (default: the cluster's, else the built-in one)"`
 	Tags         []string            `json:"tags,omitempty" maxItems:"32" doc:"tags scripts select VMs by"`
+	// Address is the admin's choice of address (VMmanager's "IP address"
+	// field of a VM create).
+	Address string `json:"address,omitempty" maxLength:"45" doc:"the address the VM gets, from a block of its pool (admins only; the way to hand out a reserved address); default: the next free one"`
 	// Script runs on the VM once it is up (VMmanager's script on create).
 	Script *scriptrun.OnCreate `json:"script,omitempty" doc:"a script to run on the VM once its create succeeded (a script.run task after the create's); with mail_result its result and notice go to the VM's owner"`
 }
@@ -334,6 +337,14 @@ func (s *Server) createVMOf(ctx context.Context, in *VMCreateInput, src *model.V
 	if !slices.Contains(pool.ClusterIDs, cluster.ID) {
 		return nil, problem(field("body.pool_id", virtplane.Errorf(virtplane.ErrInvalidArgument, "pool %s is not attached to cluster %s", pool.ID, cluster.ID)))
 	}
+	if b.Address != "" {
+		if !p.Admin() {
+			return nil, problem(field("body.address", virtplane.Errorf(virtplane.ErrPermissionDenied, "only admins choose a VM's address")))
+		}
+		if err := addressOfPool(pool, b.Address); err != nil {
+			return nil, problem(field("body.address", err))
+		}
+	}
 	if err := validateDiskStorage(cluster, b.Storage, b.StorageTags); err != nil {
 		return nil, problem(err)
 	}
@@ -342,6 +353,9 @@ func (s *Server) createVMOf(ctx context.Context, in *VMCreateInput, src *model.V
 		return nil, problem(err)
 	}
 	if err := b.Limits.Validate(flow.DiskTargets(model.VM{Disks: disks})); err != nil {
+		return nil, problem(prefixed("body.limits.", err))
+	}
+	if err := b.Limits.ValidateForNetwork(cluster.NetworkMode); err != nil {
 		return nil, problem(prefixed("body.limits.", err))
 	}
 	if aa := b.AntiAffinity; aa != nil {
@@ -369,7 +383,7 @@ func (s *Server) createVMOf(ctx context.Context, in *VMCreateInput, src *model.V
 	}
 	sub := tasks.Submission{
 		ID: store.NewID(), Kind: flow.KindVMCreate, Owner: owner, Target: "vm/" + vm.ID, Resources: []string{"vm/" + vm.ID},
-		Input: flow.VMInput{VMID: vm.ID, UserData: b.UserData, Template: tpl}, IdempotencyKey: in.IdempotencyKey,
+		Input: flow.VMInput{VMID: vm.ID, UserData: b.UserData, Template: tpl, Address: b.Address}, IdempotencyKey: in.IdempotencyKey,
 	}
 	if src != nil {
 		// The source is locked for the copy: it cannot start meanwhile.

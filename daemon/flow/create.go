@@ -130,7 +130,14 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 	var addr ipam.Allocation
 	if err := r.Step(ctx, "allocate address", tasks.NoUndo, func(ctx context.Context) error {
 		var err error
-		addr, err = f.cfg.IPAM.Allocate(ctx, vm.PoolID, ipam.Request{Owner: ipam.Owner{VM: vm.ID, Interface: "eth0"}})
+		req := ipam.Request{Owner: ipam.Owner{VM: vm.ID, Interface: "eth0"}}
+		if in.Address != "" {
+			// Checked by the API; parsed again for a task of an older daemon.
+			if req.Addr, err = netip.ParseAddr(in.Address); err != nil {
+				return virtplane.Errorf(virtplane.ErrInvalidArgument, "address %q: %v", in.Address, err)
+			}
+		}
+		addr, err = f.cfg.IPAM.Allocate(ctx, vm.PoolID, req)
 		return err
 	}); err != nil {
 		return err

@@ -84,6 +84,9 @@ type VMInput struct {
 	Force     bool          `json:"force,omitempty"`
 	// TimeoutSec bounds a graceful shutdown (shutdown, reboot).
 	TimeoutSec int `json:"timeout_sec,omitempty"`
+	// Address is the address a create asked for (an admin's choice, the
+	// way to hand out a reserved address); empty takes the next free one.
+	Address string `json:"address,omitempty"`
 	// Memory chooses the kind of a snapshot: nil takes memory of a
 	// running VM and disks only of a stopped one.
 	Memory *bool `json:"memory,omitempty"`

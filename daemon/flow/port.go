@@ -92,8 +92,17 @@ func portSpec(vm model.VM, c model.Cluster, node model.Node, nodes []model.Node,
 		s = netport.ForVM(vm.ID, bridge, ips)
 		s.Mode = netport.ModeBridge
 	}
-	s.InKbit, s.OutKbit = uint64(vm.Limits.NetIn())*1000, uint64(vm.Limits.NetOut())*1000
+	setPortPolicy(&s, vm.Limits)
 	return s.Normalize(), nil
+}
+
+// setPortPolicy gives a port the network part of a VM's limits: the
+// shaping (net_in_mbit what the VM receives, net_out_mbit what it sends)
+// and the port policy (blocked ports, the connection cap).
+func setPortPolicy(s *netport.Spec, l model.Limits) {
+	s.InKbit, s.OutKbit = uint64(l.NetIn())*1000, uint64(l.NetOut())*1000
+	s.BlockIn, s.BlockOut = model.PortRanges(l.BlockInPorts), model.PortRanges(l.BlockOutPorts)
+	s.MaxConnections = l.MaxConnections
 }
 
 // clusterNodes returns the nodes of a cluster, for a VXLAN port's flood
@@ -205,7 +214,7 @@ func (f *Flow) withPortLimits(run func(context.Context, *tasks.Run) error) func(
 		if in.Limits != nil {
 			l = *in.Limits
 		}
-		port.InKbit, port.OutKbit = uint64(l.NetIn())*1000, uint64(l.NetOut())*1000
+		setPortPolicy(&port, l)
 		return r.Step(ctx, "shape network port", tasks.NoUndo, func(ctx context.Context) error {
 			return ports.Setup(ctx, port)
 		})

@@ -2,8 +2,11 @@ package model
 
 import (
 	"maps"
+	"slices"
+	"strconv"
 
 	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/network/firewall"
 )
 
 // Limits caps what a VM may use beyond its size.
@@ -24,6 +27,14 @@ type Limits struct {
 	DiskIOPS int `json:"disk_iops,omitempty" minimum:"0" doc:"read and write IOPS limit of each disk not named in disks"`
 	// Disks throttles named disks (by device: vda).
 	Disks map[string]DiskLimits `json:"disks,omitempty" doc:"per-disk throttles by device name (vda)"`
+	// BlockInPorts and BlockOutPorts are the port policy of the VM's
+	// network port (firewall.PortRange as text): TCP/UDP destination ports
+	// dropped towards the VM and from it (outbound SMTP, say).
+	BlockInPorts  []string `json:"block_in_ports,omitempty" maxItems:"64" doc:"TCP/UDP ports dropped towards the VM: 25/tcp, 6000-6010/udp"`
+	BlockOutPorts []string `json:"block_out_ports,omitempty" maxItems:"64" doc:"TCP/UDP destination ports dropped from the VM: 25/tcp, 6000-6010/udp"`
+	// MaxConnections caps the VM's concurrent connections (conntrack) on
+	// the node's forwarding path, which only routed traffic takes.
+	MaxConnections int `json:"max_connections,omitempty" minimum:"0" maximum:"1000000" doc:"cap of the VM's concurrent connections, 0 for none; routed clusters only (bridged traffic does not pass the node's forwarding path)"`
 }
 
 // DiskLimits throttles one disk; 0 is unlimited.
@@ -55,13 +66,23 @@ func (l Limits) Validate(targets []string) error {
 		name string
 		v    int
 	}{{"cpu_percent", l.CPUPercent}, {"cpu_weight", l.CPUWeight}, {"io_weight", l.IOWeight}, {"net_mbit", l.NetMbit},
-		{"net_in_mbit", l.NetInMbit}, {"net_out_mbit", l.NetOutMbit}, {"disk_iops", l.DiskIOPS}} {
+		{"net_in_mbit", l.NetInMbit}, {"net_out_mbit", l.NetOutMbit}, {"disk_iops", l.DiskIOPS}, {"max_connections", l.MaxConnections}} {
 		if v.v < 0 {
 			return invalidField(v.name, "%d: want ≥ 0", v.v)
 		}
 	}
 	if l.CPUPercent > 100 {
 		return invalidField("cpu_percent", "%d: want 0-100", l.CPUPercent)
+	}
+	for _, list := range []struct {
+		name   string
+		ranges []string
+	}{{"block_in_ports", l.BlockInPorts}, {"block_out_ports", l.BlockOutPorts}} {
+		for i, r := range list.ranges {
+			if _, err := firewall.ParsePortRange(r); err != nil {
+				return &FieldError{Field: list.name + "[" + strconv.Itoa(i) + "]", Err: err}
+			}
+		}
 	}
 	for t, d := range l.Disks {
 		known := false
@@ -84,7 +105,34 @@ func (l Limits) Equal(o Limits) bool {
 	of := func(x Limits) scalars {
 		return scalars{x.CPUPercent, x.CPUWeight, x.IOWeight, x.NetMbit, x.NetInMbit, x.NetOutMbit, x.DiskIOPS}
 	}
-	return of(l) == of(o) && len(l.Disks) == len(o.Disks) && maps.Equal(l.Disks, o.Disks)
+	return of(l) == of(o) && len(l.Disks) == len(o.Disks) && maps.Equal(l.Disks, o.Disks) &&
+		slices.Equal(l.BlockInPorts, o.BlockInPorts) && slices.Equal(l.BlockOutPorts, o.BlockOutPorts) && l.MaxConnections == o.MaxConnections
+}
+
+// ValidateForNetwork checks the port policy against the cluster's network
+// mode: a connection cap is enforced on the node's forwarding path, which
+// bridged and VxLAN traffic does not take; accepting it there would be a
+// limit that does nothing.
+func (l Limits) ValidateForNetwork(mode string) error {
+	if mode == "" {
+		mode = NetworkBridge
+	}
+	if l.MaxConnections > 0 && mode != NetworkRouted {
+		return &FieldError{Field: "max_connections", Err: virtplane.Errorf(virtplane.ErrNotImplemented,
+			"max_connections %d: enforced in routed clusters only; in a %q cluster the VM's traffic is bridged past the node's forwarding path", l.MaxConnections, mode)}
+	}
+	return nil
+}
+
+// PortRanges parses ranges validated by Validate.
+func PortRanges(ranges []string) []firewall.PortRange {
+	var out []firewall.PortRange
+	for _, r := range ranges {
+		if pr, err := firewall.ParsePortRange(r); err == nil {
+			out = append(out, pr)
+		}
+	}
+	return out
 }
 
 // IsZero reports whether l sets no limit.

@@ -363,6 +363,10 @@ type IPBlock struct {
 	ID      string `json:"id"`
 	Range   string `json:"range" doc:"CIDR or first-last range"`
 	Gateway string `json:"gateway,omitempty"`
+	// Family follows from Range; it is stored so that lists can show it.
+	Family   string   `json:"family" enum:"ipv4,ipv6" readOnly:"true" doc:"the address family of the range"`
+	Excluded []string `json:"excluded,omitempty" doc:"addresses, CIDRs or first-last ranges inside the block that are never handed out"`
+	Reserved []string `json:"reserved,omitempty" doc:"addresses handed out only when a VM create asks for them (address)"`
 }
 
 // IPPool is a set of address blocks attached to clusters.

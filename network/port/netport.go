@@ -62,6 +62,9 @@ type Spec struct {
 	// towards the VM and from it.
 	BlockIn  []firewall.PortRange `json:"block_in,omitempty"`
 	BlockOut []firewall.PortRange `json:"block_out,omitempty"`
+	// MaxConnections caps the VM's concurrent connections through the
+	// host's forwarding path (firewall.Policy.MaxConnections); 0 is none.
+	MaxConnections int `json:"max_connections,omitempty"`
 	// InKbit limits what the VM receives, OutKbit what it sends, in kbit/s;
 	// 0 is unlimited.
 	InKbit  uint64 `json:"in_kbit,omitempty"`
@@ -268,7 +271,7 @@ func validUnderlay(a netip.Addr) bool {
 // Policy is the port's firewall policy.
 func (s Spec) Policy() firewall.Policy {
 	mac, _ := net.ParseMAC(s.MAC)
-	p := firewall.Policy{Port: s.Name, MAC: mac, BlockIn: s.BlockIn, BlockOut: s.BlockOut}
+	p := firewall.Policy{Port: s.Name, MAC: mac, BlockIn: s.BlockIn, BlockOut: s.BlockOut, MaxConnections: s.MaxConnections}
 	for _, a := range s.Addresses {
 		if a.Is4() {
 			p.IPv4 = append(p.IPv4, a)
@@ -290,7 +293,7 @@ func (s Spec) Equal(o Spec) bool {
 	return a.Name == b.Name && a.VMID == b.VMID && a.MAC == b.MAC && a.Mode == b.Mode && a.Bridge == b.Bridge &&
 		a.GatewayV4 == b.GatewayV4 && a.GatewayV6 == b.GatewayV6 && a.VXLAN.equal(b.VXLAN) &&
 		slices.Equal(a.Addresses, b.Addresses) && slices.Equal(a.BlockIn, b.BlockIn) && slices.Equal(a.BlockOut, b.BlockOut) &&
-		a.InKbit == b.InKbit && a.OutKbit == b.OutKbit
+		a.InKbit == b.InKbit && a.OutKbit == b.OutKbit && a.MaxConnections == b.MaxConnections
 }
 
 func (v *VXLAN) equal(o *VXLAN) bool {
