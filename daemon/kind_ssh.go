@@ -45,6 +45,7 @@ func (s *Server) sshKind() node.Kind {
 		},
 		Prepare: s.prepareSSH,
 		Open:    s.openSSH,
+		Remote:  true,
 	}
 }
 

@@ -62,6 +62,18 @@ func (s *Server) Backend(ctx context.Context, n model.Node, c model.Cluster) (*n
 	return b, nil
 }
 
+// remoteNode says whether n is of a kind that dials another machine
+// (node.Kind.Remote). An address no kind reads is not remote: opening it
+// fails without dialing anything.
+func (s *Server) remoteNode(n model.Node) bool {
+	addr, err := s.kinds.Parse("address", n.Address)
+	if err != nil {
+		return false
+	}
+	k, err := s.kinds.Kind(addr.Kind)
+	return err == nil && k.Remote
+}
+
 // forget drops the backend of a removed node.
 func (s *Server) forget(nodeID string) {
 	s.mu.Lock()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/flow"
@@ -97,7 +96,7 @@ func (u usageSource) node(ctx context.Context, n model.Node, c model.Cluster, vm
 		nu.VMs = append(nu.VMs, metrics.VMUsage{ID: vm.ID, Name: vm.Name, State: vm.State, CPUs: vm.CPUs, MemoryMiB: vm.MemoryMiB, DiskGiB: vm.TotalDiskGiB()})
 	}
 	var d vmm.Driver
-	if strings.HasPrefix(n.Address, "ssh://") {
+	if u.s.remoteNode(n) {
 		// A scrape does not dial a remote node; it reports one already open.
 		u.s.mu.Lock()
 		e, ok := u.s.backends[n.ID]

@@ -1,20 +1,25 @@
 package daemon_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon"
 	"github.com/virtplane/virtplane/daemon/api"
 	"github.com/virtplane/virtplane/daemon/client"
 	"github.com/virtplane/virtplane/daemon/internal/dbtest"
+	"github.com/virtplane/virtplane/daemon/node"
 )
 
 func scrape(t *testing.T, url string) string {
@@ -98,4 +103,35 @@ func TestRequestMetricsCodes(t *testing.T) {
 	text := scrape(t, c.BaseURL())
 	assert.Equal(t, 1.0, sample(t, text, `virtplane_api_request_duration_seconds_count{code="200",operation="listClusters"}`))
 	assert.Equal(t, 1.0, sample(t, text, `virtplane_api_request_duration_seconds_count{code="404",operation="getVM"}`))
+}
+
+// TestUsageScrapeDoesNotDialRemoteNodes: a node of a kind that dials
+// another machine (node.Kind.Remote, as ssh:// is) is reported by a
+// scrape only once it is open; the scrape itself opens nothing and shows
+// the node down.
+func TestUsageScrapeDoesNotDialRemoteNodes(t *testing.T) {
+	var opens atomic.Int32
+	far := node.Kind{
+		Name: "far", Forms: "far://NAME", Remote: true,
+		Parse: func(_, raw string) (any, string, bool, error) { return nil, "", strings.HasPrefix(raw, "far://"), nil },
+		Prepare: func(context.Context, string, node.Address, string, node.Credentials) (node.Facts, error) {
+			return node.Facts{Cores: 2, MemoryMiB: 2048, DiskGiB: 20, Hostname: "far"}, nil
+		},
+		Open: func(context.Context, node.Target) (*node.Backend, error) {
+			opens.Add(1)
+			return nil, virtplane.Errorf(virtplane.ErrUnavailable, "far away")
+		},
+	}
+	srv, err := daemon.New(daemon.Config{Store: dbtest.SQLite(t), Instance: "usage", DataDir: t.TempDir(), NodeKinds: []node.Kind{far}})
+	require.NoError(t, err)
+	c := serveAdmin(t, srv)
+	ctx := t.Context()
+	cl, err := c.CreateCluster(ctx, api.ClusterBody{Name: "fra", VirtType: "kvm", Strategy: "even", CPUOvercommit: 1, RAMOvercommit: 1, DiskOvercommit: 1, NetworkMode: "bridge"})
+	require.NoError(t, err)
+	n, err := c.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: "far1", Address: "far://one"})
+	require.NoError(t, err)
+	before := opens.Load()
+	text := scrape(t, c.BaseURL())
+	assert.Equal(t, 0.0, sample(t, text, `virtplane_node_usage_up{cluster="fra",node="far1",node_id="`+n.ID+`"}`))
+	assert.Equal(t, before, opens.Load(), "the scrape dialed the remote node")
 }

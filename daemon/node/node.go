@@ -122,6 +122,11 @@ type Kind struct {
 	Prepare func(ctx context.Context, name string, addr Address, virtType string, cred Credentials) (Facts, error)
 	// Open opens a recorded node of this kind.
 	Open func(ctx context.Context, t Target) (*Backend, error)
+	// Remote is true for a kind whose Open dials another machine (SSH,
+	// the node's agent): a metrics scrape then reports the node only
+	// when it is already open instead of dialing, so that a scrape of many
+	// nodes stays a read of what the daemon knows.
+	Remote bool
 }
 
 // Kinds is the set of registered node kinds.
