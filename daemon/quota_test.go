@@ -125,3 +125,72 @@ func TestQuotaHoldsUnderConcurrentCreates(t *testing.T) {
 		})
 	}
 }
+
+// TestQuotaEveryResource: each amount a quota counts refuses on its own:
+// memory, disk (root and data disks) and addresses at create, memory and
+// disk on resize and clone, each a 403 naming its limit, with nothing made.
+func TestQuotaEveryResource(t *testing.T) {
+	e := newEnv(t, dbtest.SQLite(t))
+	ctx := t.Context()
+	// alice holds one VM: 1 vCPU, 512 MiB, 5 GiB, 1 address.
+	set := func(p api.QuotaPatch) {
+		t.Helper()
+		// PUT replaces the whole quota: what p leaves out is unlimited.
+		_, err := e.admin.PutQuota(ctx, e.aliceID, p)
+		require.NoError(t, err)
+	}
+	count := func() int {
+		t.Helper()
+		var vms client.Page[model.VM]
+		require.NoError(t, e.alice.Do(ctx, "GET", "/v1/vms", nil, &vms))
+		return len(vms.Items)
+	}
+	big := func(f func(*api.VMCreateBody)) api.VMCreateBody {
+		b := e.vmBody("next")
+		f(&b)
+		return b
+	}
+	for _, tc := range []struct {
+		name  string
+		quota api.QuotaPatch
+		body  api.VMCreateBody
+		field string
+	}{
+		{"memory", api.QuotaPatch{MemoryMiB: ptr[int64](1024)}, big(func(b *api.VMCreateBody) { b.MemoryMiB = 1024 }), "quota.memory_mib"},
+		{"root disk", api.QuotaPatch{DiskGiB: ptr[int64](10)}, big(func(b *api.VMCreateBody) { b.DiskGiB = 6 }), "quota.disk_gib"},
+		{"data disk", api.QuotaPatch{DiskGiB: ptr[int64](10)}, big(func(b *api.VMCreateBody) { b.DiskGiB = 1; b.Disks = []api.DiskRequest{{SizeGiB: 5}} }), "quota.disk_gib"},
+		{"addresses", api.QuotaPatch{Addresses: ptr[int64](1)}, e.vmBody("next"), "quota.addresses"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			set(tc.quota)
+			before := count()
+			_, _, err := e.alice.CreateVM(ctx, tc.body, "")
+			wantProblem(t, err, 403, tc.field)
+			assert.Equal(t, before, count(), "the refused create left no VM")
+		})
+	}
+	// What fits exactly is let through.
+	set(api.QuotaPatch{MemoryMiB: ptr[int64](1024), DiskGiB: ptr[int64](10), Addresses: ptr[int64](2)})
+	fits, tk, err := e.alice.CreateVM(ctx, e.vmBody("fits"), "")
+	require.NoError(t, err)
+	tk, err = e.alice.WaitTask(ctx, tk.ID)
+	require.NoError(t, err)
+	require.NoError(t, client.TaskError(tk))
+	// Now at every limit: growing memory or disk, or a clone, is refused.
+	_, err = e.alice.ResizeVM(ctx, fits.ID, 0, 1024, 0)
+	wantProblem(t, err, 403, "quota.memory_mib")
+	_, err = e.alice.ResizeVM(ctx, fits.ID, 0, 0, 6)
+	wantProblem(t, err, 403, "quota.disk_gib")
+	stop, err := e.alice.StopVM(ctx, fits.ID)
+	require.NoError(t, err)
+	_, err = e.alice.WaitTask(ctx, stop.ID)
+	require.NoError(t, err)
+	_, _, err = e.alice.CloneVM(ctx, fits.ID, "copy", "")
+	var p *client.Problem
+	require.ErrorAs(t, err, &p)
+	assert.Equal(t, 403, p.Status, p.Error())
+	assert.Contains(t, p.Field(), "quota.", "a clone counts like a create")
+	q, err := e.alice.Quota(ctx, e.aliceID)
+	require.NoError(t, err)
+	assert.Equal(t, model.QuotaAmounts{VMs: 2, VCPUs: 2, MemoryMiB: 1024, DiskGiB: 10, Addresses: 2}, q.Usage, "nothing refused was counted")
+}
