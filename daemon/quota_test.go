@@ -135,8 +135,11 @@ func TestQuotaEveryResource(t *testing.T) {
 	// alice holds one VM: 1 vCPU, 512 MiB, 5 GiB, 1 address.
 	set := func(p api.QuotaPatch) {
 		t.Helper()
-		// PUT replaces the whole quota: what p leaves out is unlimited.
-		_, err := e.admin.PutQuota(ctx, e.aliceID, p)
+		// Only the limits sent change: lift all, then set p's.
+		none := ptr[int64](model.NoLimit)
+		_, err := e.admin.PutQuota(ctx, e.aliceID, api.QuotaPatch{VMs: none, VCPUs: none, MemoryMiB: none, DiskGiB: none, Addresses: none})
+		require.NoError(t, err)
+		_, err = e.admin.SetQuota(ctx, e.aliceID, p)
 		require.NoError(t, err)
 	}
 	count := func() int {
