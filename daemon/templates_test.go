@@ -45,6 +45,8 @@ func TestDomainTemplates(t *testing.T) {
 	tpl, err = e.admin.UpdateTemplate(ctx, tpl.ID, api.TemplateBody{Name: "legacy", Machine: "pc", NICModel: "rtl8139"})
 	require.NoError(t, err)
 	assert.Equal(t, 2, tpl.Version, "a change is a new version")
+	assert.Empty(t, tpl.Override, "PUT is a full replacement (as the OpenAPI description says): the override left out is gone")
+	assert.Equal(t, "rtl8139", tpl.NICModel)
 
 	_, err = e.admin.SetClusterTemplate(ctx, e.cluster.ID, tpl.ID)
 	require.NoError(t, err)

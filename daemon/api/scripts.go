@@ -92,6 +92,7 @@ func (s *Server) registerScripts() {
 	huma.Register(s.api, huma.Operation{
 		OperationID: "updateScript", Method: http.MethodPut, Path: "/v1/scripts/{id}", Tags: tags,
 		Summary: "Change a script (its owner or an admin; built-ins cannot change)", MaxBodyBytes: maxScriptRequest,
+		Description: "A full replacement: the script becomes exactly the body sent (name, description, kind, body, parameters, visibility, targets, notice), and a field left out takes its default (as at create), not its old value. Its runs keep their records.",
 	}, func(ctx context.Context, in *struct {
 		IDInput
 		Body scriptrun.ScriptBody

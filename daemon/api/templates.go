@@ -103,7 +103,8 @@ func (s *Server) registerTemplates() {
 	})
 	huma.Register(s.api, huma.Operation{
 		OperationID: "updateTemplate", Method: http.MethodPut, Path: "/v1/templates/{id}", Tags: tags,
-		Summary: "Change a domain template (admin): a new version, for VMs defined from now on",
+		Summary:     "Change a domain template (admin): a new version, for VMs defined from now on",
+		Description: "A full replacement: the template becomes exactly the body sent, and a field left out takes its default (as at create), not its old value. Read it first to change one field.",
 	}, func(ctx context.Context, in *struct {
 		IDInput
 		Body TemplateBody
