@@ -67,7 +67,7 @@ func rootCommand(e env) *cobra.Command {
 	}
 	root.AddCommand(a.loginCommand(), a.contextCommand(), a.clusterCommand(), a.nodeCommand(), a.poolCommand(),
 		a.imageCommand(), a.vmCommand(), a.templateCommand(), a.storageCommand(), a.taskCommand(), a.eventsCommand(), a.userCommand(),
-		a.tokenCommand(), a.whoamiCommand())
+		a.auditCommand(), a.tokenCommand(), a.whoamiCommand())
 	return root
 }
 
