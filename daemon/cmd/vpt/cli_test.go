@@ -390,6 +390,25 @@ func TestCompletion(t *testing.T) {
 	assert.Contains(t, out, "test")
 	_, out, _ = c.vpt("__complete", "-o", "")
 	assert.Contains(t, out, "yaml")
+	// The names of the newer groups, in arguments and flags.
+	c.must("template", "create", "--name", "small")
+	c.must("script", "var", "create", "--name", "SITE", "--value", "fra")
+	_, out, _ = c.vpt("__complete", "template", "get", "")
+	assert.Contains(t, out, "small")
+	_, out, _ = c.vpt("__complete", "cluster", "template", "fra1", "")
+	assert.Contains(t, out, "small")
+	_, out, _ = c.vpt("__complete", "cluster", "rescue", "fra1", "--iso", "")
+	assert.Contains(t, out, "debian-12")
+	_, out, _ = c.vpt("__complete", "script", "run", "")
+	assert.Contains(t, out, "dbaas")
+	_, out, _ = c.vpt("__complete", "script", "run", "dbaas", "--node", "")
+	assert.Contains(t, out, "n1")
+	_, out, _ = c.vpt("__complete", "script", "var", "get", "")
+	assert.Contains(t, out, "SITE")
+	_, out, _ = c.vpt("__complete", "node", "tags", "")
+	assert.Contains(t, out, "n2")
+	_, out, _ = c.vpt("__complete", "notify", "subscription", "create", "--channel", "")
+	assert.Contains(t, out, "webhook")
 }
 
 func TestGoldenStoragesAndBackups(t *testing.T) {
