@@ -212,7 +212,7 @@ func (a *app) whoamiCommand() *cobra.Command {
 }
 
 func (a *app) userCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "user", Aliases: []string{"users"}, Short: "Users (admins)"}
+	cmd := &cobra.Command{Use: "user", Aliases: []string{"users"}, Short: "Users (admins), their email and quota"}
 	byUser := func(f func(cmd *cobra.Command, args []string, c *client.Client, id string) error) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
