@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,7 +64,12 @@ func (c *cli) vpt(args ...string) (int, string, string) {
 		return ""
 	}}
 	if args[0] != "__complete" { // its last argument is the word to complete
-		args = append(args, "--poll", "10ms")
+		// before a "--": what follows it is not vpt's
+		at := slices.Index(args, "--")
+		if at < 0 {
+			at = len(args)
+		}
+		args = slices.Concat(args[:at], []string{"--poll", "10ms"}, args[at:])
 	}
 	code := run(ctx, args, e)
 	c.stdin = ""
@@ -100,6 +106,11 @@ var (
 	tokenPattern = regexp.MustCompile(`vpt_[A-Za-z0-9_-]+`)
 	// the per-VM script keys (public, but new for every VM)
 	sshKeyPattern = regexp.MustCompile(`ssh-ed25519 [A-Za-z0-9+/=]+`)
+	// console tickets and webhook secrets
+	ticketPattern  = regexp.MustCompile(`vptc_[A-Za-z0-9_-]+`)
+	whsecPattern   = regexp.MustCompile(`whsec_[0-9a-f]+`)
+	macPattern     = regexp.MustCompile(`\b[0-9a-f]{2}(:[0-9a-f]{2}){5}\b`)
+	durationMSJSON = regexp.MustCompile(`"duration_ms": \d+`)
 )
 
 // normalize replaces what changes from run to run (IDs, times, token
@@ -124,6 +135,10 @@ func (c *cli) normalize(s string) string {
 	})
 	s = tokenPattern.ReplaceAllString(s, "vpt_<secret>")
 	s = sshKeyPattern.ReplaceAllString(s, "ssh-ed25519 <key>")
+	s = ticketPattern.ReplaceAllString(s, "vptc_<ticket>")
+	s = whsecPattern.ReplaceAllString(s, "whsec_<secret>")
+	s = macPattern.ReplaceAllString(s, "<mac____________>")
+	s = durationMSJSON.ReplaceAllString(s, `"duration_ms": <ms>`)
 	lines := strings.Split(s, "\n")
 	for i := range lines {
 		lines[i] = strings.TrimRight(lines[i], " ")
@@ -375,6 +390,25 @@ func TestCompletion(t *testing.T) {
 	assert.Contains(t, out, "test")
 	_, out, _ = c.vpt("__complete", "-o", "")
 	assert.Contains(t, out, "yaml")
+	// The names of the newer groups, in arguments and flags.
+	c.must("template", "create", "--name", "small")
+	c.must("script", "var", "create", "--name", "SITE", "--value", "fra")
+	_, out, _ = c.vpt("__complete", "template", "get", "")
+	assert.Contains(t, out, "small")
+	_, out, _ = c.vpt("__complete", "cluster", "template", "fra1", "")
+	assert.Contains(t, out, "small")
+	_, out, _ = c.vpt("__complete", "cluster", "rescue", "fra1", "--iso", "")
+	assert.Contains(t, out, "debian-12")
+	_, out, _ = c.vpt("__complete", "script", "run", "")
+	assert.Contains(t, out, "dbaas")
+	_, out, _ = c.vpt("__complete", "script", "run", "dbaas", "--node", "")
+	assert.Contains(t, out, "n1")
+	_, out, _ = c.vpt("__complete", "script", "var", "get", "")
+	assert.Contains(t, out, "SITE")
+	_, out, _ = c.vpt("__complete", "node", "tags", "")
+	assert.Contains(t, out, "n2")
+	_, out, _ = c.vpt("__complete", "notify", "subscription", "create", "--channel", "")
+	assert.Contains(t, out, "webhook")
 }
 
 func TestGoldenStoragesAndBackups(t *testing.T) {

@@ -184,6 +184,35 @@ func (a *app) clusterCommand() *cobra.Command {
 	update := &cobra.Command{
 		Use: "update CLUSTER [flags]", Short: "Change a cluster's settings (the flags given; the rest stays)", Args: exactArgs(1, "CLUSTER"), ValidArgsFunction: done,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var p api.ClusterPatch
+			f := cmd.Flags()
+			for name, apply := range map[string]func(){
+				"name":             func() { p.Name = &upd.Name },
+				"virt-type":        func() { p.VirtType = &upd.VirtType },
+				"strategy":         func() { p.Strategy = &upd.Strategy },
+				"cpu-overcommit":   func() { p.CPUOvercommit = &upd.CPUOvercommit },
+				"ram-overcommit":   func() { p.RAMOvercommit = &upd.RAMOvercommit },
+				"disk-overcommit":  func() { p.DiskOvercommit = &upd.DiskOvercommit },
+				"max-vms":          func() { p.MaxVMs = &upd.MaxVMs },
+				"max-vms-per-node": func() { p.MaxVMsPerNode = &upd.MaxVMsPerNode },
+				"network-mode":     func() { p.NetworkMode = &upd.NetworkMode },
+				"bridge":           func() { p.Bridge = &upd.Bridge },
+				"vni":              func() { p.VNI = &upd.VNI },
+			} {
+				if f.Changed(name) {
+					apply()
+				}
+			}
+			if f.Changed("storage") {
+				st, err := parseStorages(updStorages)
+				if err != nil {
+					return err
+				}
+				if st == nil {
+					st = []model.StorageRef{}
+				}
+				p.Storages = &st
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
@@ -192,34 +221,41 @@ func (a *app) clusterCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cur, err := c.GetCluster(cmd.Context(), id)
+			cl, err := c.PatchCluster(cmd.Context(), id, p)
 			if err != nil {
 				return err
 			}
-			b := api.ClusterBody{Name: cur.Name, VirtType: cur.VirtType, Strategy: cur.Strategy, CPUOvercommit: cur.CPUOvercommit,
-				RAMOvercommit: cur.RAMOvercommit, DiskOvercommit: cur.DiskOvercommit, MaxVMs: cur.MaxVMs, MaxVMsPerNode: cur.MaxVMsPerNode,
-				NetworkMode: cur.NetworkMode, Bridge: cur.Bridge, VNI: cur.VNI, Storages: cur.Storages}
-			f := cmd.Flags()
-			set := func(name string, apply func()) {
-				if f.Changed(name) {
-					apply()
-				}
+			return printOne(cmd.OutOrStdout(), a.output, cl, clusterCols()...)
+		},
+	}
+	clusterFlags(update, &upd, &updStorages)
+	var file string
+	replace := &cobra.Command{
+		Use:   "replace CLUSTER --file FILE|-",
+		Short: "Set all of a cluster's settings from a JSON or YAML file (the form of cluster get -o yaml)",
+		Long: "Set all of a cluster's settings from a JSON or YAML file, such as vpt cluster get CLUSTER -o yaml wrote and\n" +
+			"an editor changed. The fields the daemon keeps itself (id, created, rescue, template_id) are ignored;\n" +
+			"any other unknown field is an error.",
+		Args: exactArgs(1, "CLUSTER"), ValidArgsFunction: done,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := need(cmd, "file"); err != nil {
+				return err
 			}
-			set("name", func() { b.Name = upd.Name })
-			set("virt-type", func() { b.VirtType = upd.VirtType })
-			set("strategy", func() { b.Strategy = upd.Strategy })
-			set("cpu-overcommit", func() { b.CPUOvercommit = upd.CPUOvercommit })
-			set("ram-overcommit", func() { b.RAMOvercommit = upd.RAMOvercommit })
-			set("disk-overcommit", func() { b.DiskOvercommit = upd.DiskOvercommit })
-			set("max-vms", func() { b.MaxVMs = upd.MaxVMs })
-			set("max-vms-per-node", func() { b.MaxVMsPerNode = upd.MaxVMsPerNode })
-			set("network-mode", func() { b.NetworkMode = upd.NetworkMode })
-			set("bridge", func() { b.Bridge = upd.Bridge })
-			set("vni", func() { b.VNI = upd.VNI })
-			if f.Changed("storage") {
-				if b.Storages, err = parseStorages(updStorages); err != nil {
-					return err
-				}
+			text, err := a.readInput("file", file)
+			if err != nil {
+				return err
+			}
+			var b api.ClusterBody
+			if err := decodeSettings("file", text, &b, "id", "created", "rescue", "template_id"); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			id, err := clusterID(cmd.Context(), c, args[0])
+			if err != nil {
+				return err
 			}
 			cl, err := c.UpdateCluster(cmd.Context(), id, b)
 			if err != nil {
@@ -228,7 +264,7 @@ func (a *app) clusterCommand() *cobra.Command {
 			return printOne(cmd.OutOrStdout(), a.output, cl, clusterCols()...)
 		},
 	}
-	clusterFlags(update, &upd, &updStorages)
+	replace.Flags().StringVarP(&file, "file", "f", "", "the settings, JSON or YAML; - reads stdin")
 	var wait bool
 	sync := &cobra.Command{
 		Use: "vxlan-sync CLUSTER", Short: "Bring the flood lists of a vxlan cluster's VMs to its nodes", Args: exactArgs(1, "CLUSTER"), ValidArgsFunction: done,
@@ -249,9 +285,223 @@ func (a *app) clusterCommand() *cobra.Command {
 		},
 	}
 	addWait(sync, &wait)
-	cmd.AddCommand(create, update, sync)
+	cmd.AddCommand(create, update, replace, sync, a.rebalanceCommand(done), a.rescueCommand(done), a.clusterTemplateCommand(done))
 	return cmd
 }
+
+// byCluster runs f on the cluster named by the first argument.
+func (a *app) byCluster(f func(cmd *cobra.Command, args []string, c *client.Client, id string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		id, err := clusterID(cmd.Context(), c, args[0])
+		if err != nil {
+			return err
+		}
+		return f(cmd, args, c, id)
+	}
+}
+
+func (a *app) rebalanceCommand(done cobra.CompletionFunc) *cobra.Command {
+	var b api.RebalanceBody
+	var plan, wait bool
+	cmd := &cobra.Command{
+		Use:   "rebalance CLUSTER [--plan] [--threshold 0.1] [--max-moves N] [--wait]",
+		Short: "Even out a cluster's load by live migrations; with --plan only show the scheduler's plan",
+		Args:  exactArgs(1, "CLUSTER"), ValidArgsFunction: done,
+		PreRunE: func(cmd *cobra.Command, args []string) error { return excludes(cmd, "plan", "wait") },
+		RunE: a.byCluster(func(cmd *cobra.Command, _ []string, c *client.Client, id string) error {
+			if !plan {
+				tv, err := c.Rebalance(cmd.Context(), id, b)
+				if err != nil {
+					return err
+				}
+				return a.taskResult(cmd, c, tv, wait, nil)
+			}
+			p, err := c.PlanRebalance(cmd.Context(), id, b)
+			if err != nil {
+				return err
+			}
+			if a.output != "table" {
+				return printOne(cmd.OutOrStdout(), a.output, p)
+			}
+			reached := "reached"
+			if !p.Reached {
+				reached = "not reached"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "imbalance %.2f -> %.2f in %d move(s): threshold %s\n", p.Before, p.After, len(p.Moves), reached)
+			if len(p.Moves) == 0 {
+				return nil
+			}
+			return printList(cmd.OutOrStdout(), a.output, p.Moves,
+				col("VM", func(m api.MoveView) string { return m.VM }),
+				col("FROM", func(m api.MoveView) string { return m.From }),
+				col("TO", func(m api.MoveView) string { return m.To }))
+		}),
+	}
+	f := cmd.Flags()
+	f.BoolVar(&plan, "plan", false, "show the plan (moves, imbalance before and after) and change nothing")
+	f.Float64Var(&b.Threshold, "threshold", 0, "the imbalance to get under (0.1: the most and least loaded nodes within 10 points); 0: as even as the moves allow")
+	f.IntVar(&b.MaxMoves, "max-moves", 0, "migrations at most (0: no bound)")
+	addWait(cmd, &wait)
+	return cmd
+}
+
+// clusterWith are the columns of a cluster and one more.
+func clusterWith(header string, value func(model.Cluster) string) []column[model.Cluster] {
+	return []column[model.Cluster]{
+		col("ID", func(c model.Cluster) string { return c.ID }),
+		col("NAME", func(c model.Cluster) string { return c.Name }),
+		col(header, value),
+	}
+}
+
+func (a *app) rescueCommand(done cobra.CompletionFunc) *cobra.Command {
+	var r model.RescueImage
+	var none bool
+	cmd := &cobra.Command{
+		Use:   "rescue CLUSTER (--kernel PATH [--initrd PATH] [--cmdline TEXT] | --iso IMAGE | --none)",
+		Short: "Set the image a cluster's VMs boot in rescue mode: a kernel the nodes have, or an ISO image",
+		Args:  exactArgs(1, "CLUSTER"), ValidArgsFunction: done,
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			given := cmd.Flags().Changed("kernel") || cmd.Flags().Changed("initrd") || cmd.Flags().Changed("cmdline") || cmd.Flags().Changed("iso")
+			switch {
+			case none && given:
+				return usageError{fmt.Errorf("%s: --none takes no other flag", cmd.CommandPath())}
+			case !none && !given:
+				return usageError{fmt.Errorf("%s: give --kernel, --iso or --none", cmd.CommandPath())}
+			}
+			return nil
+		},
+		RunE: a.byCluster(func(cmd *cobra.Command, _ []string, c *client.Client, id string) error {
+			body := r
+			if body.ISOImageID != "" {
+				var err error
+				if body.ISOImageID, err = imageID(cmd.Context(), c, r.ISOImageID); err != nil {
+					return err
+				}
+			}
+			cl, err := c.SetClusterRescue(cmd.Context(), id, body)
+			if err != nil {
+				return err
+			}
+			return printOne(cmd.OutOrStdout(), a.output, cl, clusterWith("RESCUE", func(c model.Cluster) string {
+				switch {
+				case c.Rescue == nil:
+					return ""
+				case c.Rescue.ISOImageID != "":
+					return "iso " + c.Rescue.ISOImageID
+				}
+				return strings.TrimSpace("kernel " + c.Rescue.Kernel + " " + c.Rescue.Cmdline)
+			})...)
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&r.Kernel, "kernel", "", "absolute path of the rescue kernel on the nodes")
+	f.StringVar(&r.Initrd, "initrd", "", "absolute path of its initrd on the nodes")
+	f.StringVar(&r.Cmdline, "cmdline", "", "the kernel's command line")
+	f.StringVar(&r.ISOImageID, "iso", "", "an image (format raw) holding a bootable ISO")
+	f.BoolVar(&none, "none", false, "remove the rescue image")
+	_ = cmd.RegisterFlagCompletionFunc("iso", complete(a, listImages, func(i model.Image) string { return i.Name }))
+	return cmd
+}
+
+func (a *app) clusterTemplateCommand(done cobra.CompletionFunc) *cobra.Command {
+	var none bool
+	cmd := &cobra.Command{
+		Use:   "template CLUSTER TEMPLATE | --none",
+		Short: "Set the domain template of a cluster's new VMs (--none: the built-in one)",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if none {
+				return exactArgs(1, "CLUSTER")(cmd, args)
+			}
+			return exactArgs(2, "CLUSTER", "TEMPLATE")(cmd, args)
+		},
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, s string) ([]string, cobra.ShellCompDirective) {
+			if len(args) == 1 {
+				return complete(a, listTemplates, func(t model.DomainTemplate) string { return t.Name })(cmd, args, s)
+			}
+			return done(cmd, args, s)
+		},
+		RunE: a.byCluster(func(cmd *cobra.Command, args []string, c *client.Client, id string) error {
+			tid := ""
+			if !none {
+				var err error
+				if tid, err = templateID(cmd.Context(), c, args[1]); err != nil {
+					return err
+				}
+			}
+			cl, err := c.SetClusterTemplate(cmd.Context(), id, tid)
+			if err != nil {
+				return err
+			}
+			return printOne(cmd.OutOrStdout(), a.output, cl, clusterWith("TEMPLATE", func(c model.Cluster) string { return c.TemplateID })...)
+		}),
+	}
+	cmd.Flags().BoolVar(&none, "none", false, "new VMs get the built-in template")
+	return cmd
+}
+
+func (a *app) storageCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "storage", Aliases: []string{"storages"}, Short: "Storage drivers, and the space of a cluster's storages (admins)"}
+	cmd.AddCommand(&cobra.Command{
+		Use: "drivers", Short: "List the storage drivers a cluster storage may use, with their options (*: required)", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			items, err := c.StorageDrivers(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return printList(cmd.OutOrStdout(), a.output, items,
+				col("NAME", func(d model.StorageDriver) string { return d.Name }),
+				col("SHARED", func(d model.StorageDriver) string { return strconv.FormatBool(d.Shared) }),
+				col("PATH", func(d model.StorageDriver) string { return d.Path }),
+				col("OPTIONS", func(d model.StorageDriver) string {
+					var s []string
+					for _, o := range d.Options {
+						n := o.Name
+						if o.Required {
+							n += "*"
+						}
+						s = append(s, n)
+					}
+					return join(s)
+				}))
+		},
+	}, &cobra.Command{
+		Use: "usage CLUSTER", Short: "The space of a cluster's storages, per node for local ones", Args: exactArgs(1, "CLUSTER"),
+		ValidArgsFunction: complete(a, listClusters, func(c model.Cluster) string { return c.Name }),
+		RunE: a.byCluster(func(cmd *cobra.Command, _ []string, c *client.Client, id string) error {
+			items, err := c.StorageUsage(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			return printList(cmd.OutOrStdout(), a.output, items,
+				col("STORAGE", func(u model.StorageUsage) string { return u.Storage }),
+				col("DRIVER", func(u model.StorageUsage) string { return u.Driver }),
+				col("NODE", func(u model.StorageUsage) string { return u.Node }),
+				col("CAPACITY", func(u model.StorageUsage) string {
+					if u.CapacityBytes == 0 {
+						return "" // the backend does not say
+					}
+					return bytesText(u.CapacityBytes)
+				}),
+				col("USED", func(u model.StorageUsage) string { return bytesText(u.UsedBytes) }),
+				col("ALLOCATED", func(u model.StorageUsage) string { return bytesText(u.AllocatedBytes) }),
+				col("VMS", func(u model.StorageUsage) string { return itoa(u.VMs) }),
+				col("ERROR", func(u model.StorageUsage) string { return u.Error }))
+		}),
+	})
+	return cmd
+}
+
+// bytesText writes a size in GiB with one decimal.
+func bytesText(n int64) string { return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30)) }
 
 func nodeCols() []column[model.Node] {
 	return []column[model.Node]{
@@ -364,7 +614,28 @@ func (a *app) nodeCommand() *cobra.Command {
 			})(cmd, args)
 		},
 	}
-	cmd.AddCommand(list, add, maint, vtep, &cobra.Command{
+	var noTags bool
+	tags := &cobra.Command{
+		Use: "tags NODE TAG... | --none", Short: "Set a node's tags (they replace the current ones; scripts select nodes by them)", Args: minArgs(1, "NODE", "TAG..."), ValidArgsFunction: done,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tags, err := tagArgs(cmd, args, noTags)
+			if err != nil {
+				return err
+			}
+			return byNode(func(cmd *cobra.Command, c *client.Client, id string) error {
+				n, err := c.SetNodeTags(cmd.Context(), id, tags)
+				if err != nil {
+					return err
+				}
+				return printOne(cmd.OutOrStdout(), a.output, n,
+					col("ID", func(n model.Node) string { return n.ID }),
+					col("NAME", func(n model.Node) string { return n.Name }),
+					col("TAGS", func(n model.Node) string { return join(n.Tags) }))
+			})(cmd, args)
+		},
+	}
+	tags.Flags().BoolVar(&noTags, "none", false, "remove every tag")
+	cmd.AddCommand(list, add, maint, vtep, tags, &cobra.Command{
 		Use: "get NODE", Short: "Show a node", Args: exactArgs(1, "NODE"), ValidArgsFunction: done,
 		RunE: byNode(func(cmd *cobra.Command, c *client.Client, id string) error {
 			n, err := c.GetNode(cmd.Context(), id)

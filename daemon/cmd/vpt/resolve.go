@@ -72,8 +72,15 @@ func vmID(ctx context.Context, c *client.Client, ref string) (string, error) {
 }
 
 func userID(ctx context.Context, c *client.Client, ref string) (string, error) {
-	return resolve(ctx, "user", ref, c.GetUser, c.ListUsers,
+	id, err := resolve(ctx, "user", ref, c.GetUser, c.ListUsers,
 		func(v model.User) string { return v.ID }, func(v model.User) string { return v.Name })
+	if errors.Is(err, virtplane.ErrPermissionDenied) {
+		// Who may not list users may still name themselves.
+		if me, merr := c.Me(ctx); merr == nil && me.Name == ref {
+			return me.ID, nil
+		}
+	}
+	return id, err
 }
 
 // complete lists the names of a kind for shell completion.
@@ -93,6 +100,14 @@ func complete[T any](a *app, list func(*client.Client, context.Context) ([]T, er
 		}
 		return out, cobra.ShellCompDirectiveNoFileComp
 	}
+}
+
+// atLeastOne reports a --limit below 1 as a usage error.
+func atLeastOne(cmd *cobra.Command, flag string, v int) error {
+	if v < 1 {
+		return usageError{fmt.Errorf("%s: --%s %d: at least 1", cmd.CommandPath(), flag, v)}
+	}
+	return nil
 }
 
 // need reports a missing required flag as a usage error.

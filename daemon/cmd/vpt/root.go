@@ -66,7 +66,8 @@ func rootCommand(e env) *cobra.Command {
 		return usageError{fmt.Errorf("--output %q: table, json or yaml", a.output)}
 	}
 	root.AddCommand(a.loginCommand(), a.contextCommand(), a.clusterCommand(), a.nodeCommand(), a.poolCommand(),
-		a.imageCommand(), a.vmCommand(), a.taskCommand(), a.eventsCommand(), a.userCommand(), a.tokenCommand(), a.whoamiCommand())
+		a.imageCommand(), a.vmCommand(), a.templateCommand(), a.storageCommand(), a.scriptCommand(), a.notifyCommand(), a.taskCommand(), a.eventsCommand(), a.userCommand(),
+		a.auditCommand(), a.tokenCommand(), a.whoamiCommand())
 	return root
 }
 

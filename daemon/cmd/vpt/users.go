@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/daemon/api"
 	"github.com/virtplane/virtplane/daemon/client"
 	"github.com/virtplane/virtplane/daemon/model"
 )
@@ -211,7 +212,7 @@ func (a *app) whoamiCommand() *cobra.Command {
 }
 
 func (a *app) userCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "user", Aliases: []string{"users"}, Short: "Users (admins)"}
+	cmd := &cobra.Command{Use: "user", Aliases: []string{"users"}, Short: "Users (admins), their email and quota"}
 	byUser := func(f func(cmd *cobra.Command, args []string, c *client.Client, id string) error) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
@@ -257,7 +258,17 @@ func (a *app) userCommand() *cobra.Command {
 	create.Flags().StringVar(&password, "password", "", "password (prefer --password-stdin)")
 	create.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from the first line of stdin")
 	create.Flags().StringVar(&role, "role", "user", "user or admin")
-	cmd.AddCommand(create, &cobra.Command{
+	email := &cobra.Command{
+		Use: "email USER ADDRESS", Short: "Set where a user's mails go (empty: none)", Args: exactArgs(2, "USER", "ADDRESS"),
+		RunE: byUser(func(cmd *cobra.Command, args []string, c *client.Client, id string) error {
+			u, err := c.SetUserEmail(cmd.Context(), id, args[1])
+			if err != nil {
+				return err
+			}
+			return printOne(cmd.OutOrStdout(), a.output, u, append(userCols(), col("EMAIL", func(u model.User) string { return u.Email }))...)
+		}),
+	}
+	cmd.AddCommand(create, email, a.quotaCommand(byUser), &cobra.Command{
 		Use: "list", Short: "List users", Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
@@ -289,6 +300,158 @@ func (a *app) userCommand() *cobra.Command {
 			return nil
 		}),
 	})
+	return cmd
+}
+
+// quotaRow is one limit of a quota in a table.
+type quotaRow struct {
+	Resource    string
+	Used, Limit int64
+}
+
+func (a *app) printQuota(cmd *cobra.Command, q model.Quota) error {
+	if a.output != "table" {
+		return printOne(cmd.OutOrStdout(), a.output, q)
+	}
+	rows := []quotaRow{
+		{"vms", q.Usage.VMs, q.Limits.VMs},
+		{"vcpus", q.Usage.VCPUs, q.Limits.VCPUs},
+		{"memory_mib", q.Usage.MemoryMiB, q.Limits.MemoryMiB},
+		{"disk_gib", q.Usage.DiskGiB, q.Limits.DiskGiB},
+		{"addresses", q.Usage.Addresses, q.Limits.Addresses},
+	}
+	return printList(cmd.OutOrStdout(), a.output, rows,
+		col("RESOURCE", func(r quotaRow) string { return r.Resource }),
+		col("USED", func(r quotaRow) string { return itoa(r.Used) }),
+		col("LIMIT", func(r quotaRow) string {
+			if r.Limit == model.NoLimit {
+				return "none"
+			}
+			return itoa(r.Limit)
+		}))
+}
+
+// quotaFlags binds the limits of a quota to flags.
+func quotaFlags(cmd *cobra.Command, l *model.QuotaAmounts) {
+	f := cmd.Flags()
+	f.Int64Var(&l.VMs, "vms", 0, "VMs at most (-1: no limit)")
+	f.Int64Var(&l.VCPUs, "vcpus", 0, "vCPUs of all the user's VMs at most (-1: no limit)")
+	f.Int64Var(&l.MemoryMiB, "memory-mib", 0, "memory of all the user's VMs at most, MiB (-1: no limit)")
+	f.Int64Var(&l.DiskGiB, "disk-gib", 0, "disks of all the user's VMs at most, GiB (-1: no limit)")
+	f.Int64Var(&l.Addresses, "addresses", 0, "IP addresses of all the user's VMs at most (-1: no limit)")
+}
+
+// quotaPatch is the patch of the limit flags given; with all, the limits
+// not given are sent as none.
+func quotaPatch(cmd *cobra.Command, l model.QuotaAmounts, all bool) api.QuotaPatch {
+	var p api.QuotaPatch
+	for _, x := range []struct {
+		flag  string
+		value int64
+		dst   **int64
+	}{
+		{"vms", l.VMs, &p.VMs}, {"vcpus", l.VCPUs, &p.VCPUs}, {"memory-mib", l.MemoryMiB, &p.MemoryMiB},
+		{"disk-gib", l.DiskGiB, &p.DiskGiB}, {"addresses", l.Addresses, &p.Addresses},
+	} {
+		switch {
+		case cmd.Flags().Changed(x.flag):
+			v := x.value
+			*x.dst = &v
+		case all:
+			v := int64(model.NoLimit)
+			*x.dst = &v
+		}
+	}
+	return p
+}
+
+func (a *app) quotaCommand(byUser func(func(*cobra.Command, []string, *client.Client, string) error) func(*cobra.Command, []string) error) *cobra.Command {
+	cmd := &cobra.Command{Use: "quota", Short: "A user's quota: the limits of their VMs and what they use"}
+	var set, patch model.QuotaAmounts
+	setCmd := &cobra.Command{
+		Use: "set USER [--vms N] [--vcpus N] [--memory-mib N] [--disk-gib N] [--addresses N]", Args: exactArgs(1, "USER"),
+		Short: "Set a user's quota: the limits given, the others none (PUT)",
+		RunE: byUser(func(cmd *cobra.Command, _ []string, c *client.Client, id string) error {
+			q, err := c.PutQuota(cmd.Context(), id, quotaPatch(cmd, set, true))
+			if err != nil {
+				return err
+			}
+			return a.printQuota(cmd, q)
+		}),
+	}
+	quotaFlags(setCmd, &set)
+	patchCmd := &cobra.Command{
+		Use: "patch USER [--vms N] [--vcpus N] [--memory-mib N] [--disk-gib N] [--addresses N]", Args: exactArgs(1, "USER"),
+		Short: "Change the limits given of a user's quota; the others stay (PATCH)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if p := quotaPatch(cmd, patch, false); p == (api.QuotaPatch{}) {
+				return usageError{fmt.Errorf("%s: give a limit to change", cmd.CommandPath())}
+			}
+			return byUser(func(cmd *cobra.Command, _ []string, c *client.Client, id string) error {
+				q, err := c.SetQuota(cmd.Context(), id, quotaPatch(cmd, patch, false))
+				if err != nil {
+					return err
+				}
+				return a.printQuota(cmd, q)
+			})(cmd, args)
+		},
+	}
+	quotaFlags(patchCmd, &patch)
+	cmd.AddCommand(setCmd, patchCmd, &cobra.Command{
+		Use: "get USER", Short: "Show a user's quota and what their VMs use of it", Args: exactArgs(1, "USER"),
+		RunE: byUser(func(cmd *cobra.Command, _ []string, c *client.Client, id string) error {
+			q, err := c.Quota(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			return a.printQuota(cmd, q)
+		}),
+	})
+	return cmd
+}
+
+func (a *app) auditCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "audit", Short: "The audit log: every mutating call (admins)"}
+	var actor, target, after string
+	var limit int
+	list := &cobra.Command{
+		Use: "list [--actor USER] [--target ID] [--limit N] [--after ID]", Short: "List audit entries, oldest first", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := atLeastOne(cmd, "limit", limit); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			actorID := ""
+			if actor != "" {
+				if actorID, err = userID(cmd.Context(), c, actor); err != nil {
+					return err
+				}
+			}
+			p, err := c.AuditLog(cmd.Context(), actorID, target, after, limit)
+			if err != nil {
+				return err
+			}
+			if p.Next != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "more entries: --after %s\n", p.Next)
+			}
+			return printList(cmd.OutOrStdout(), a.output, p.Items,
+				col("AT", func(e api.AuditEntry) string { return timestamp(e.At) }),
+				col("ACTOR", func(e api.AuditEntry) string { return e.Actor }),
+				col("OPERATION", func(e api.AuditEntry) string { return e.Operation }),
+				col("METHOD", func(e api.AuditEntry) string { return e.Method }),
+				col("PATH", func(e api.AuditEntry) string { return e.Path }),
+				col("STATUS", func(e api.AuditEntry) string { return itoa(e.Status) }))
+		},
+	}
+	f := list.Flags()
+	f.StringVar(&actor, "actor", "", "only the calls of this user")
+	f.StringVar(&target, "target", "", "only the calls on the object of this ID")
+	f.IntVar(&limit, "limit", 100, "entries at most")
+	f.StringVar(&after, "after", "", "the entries after this one (the ID a previous list printed on stderr)")
+	cmd.AddCommand(list)
 	return cmd
 }
 

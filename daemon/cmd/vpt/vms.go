@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -262,7 +263,10 @@ func (a *app) vmCommand() *cobra.Command {
 	snapDelete := vmTask("delete VM NAME", "Delete a snapshot", 2, func(ctx context.Context, c *client.Client, id string, args []string) (api.TaskView, error) {
 		return c.DeleteSnapshot(ctx, id, args[1])
 	})
-	snap.AddCommand(snapCreate, snapDelete, &cobra.Command{
+	snapRevert := vmTask("revert VM NAME", "Return a VM to a snapshot", 2, func(ctx context.Context, c *client.Client, id string, args []string) (api.TaskView, error) {
+		return c.RevertSnapshot(ctx, id, args[1])
+	})
+	snap.AddCommand(snapCreate, snapDelete, snapRevert, &cobra.Command{
 		Use: "list VM", Short: "List a VM's snapshots", Args: exactArgs(1, "VM"), ValidArgsFunction: done,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
@@ -379,12 +383,77 @@ func (a *app) vmCommand() *cobra.Command {
 					col("VOLUME", func(d model.Disk) string { return d.Volume }))
 			}),
 		})
-	cmd.AddCommand(list, create, del, start, stop, reboot, resize, limits, rescue, migrate, snap, moveDisk, toImage, backup, disks, &cobra.Command{
-		Use: "get VM", Short: "Show a VM", Args: exactArgs(1, "VM"), ValidArgsFunction: done,
-		RunE: byVM(func(cmd *cobra.Command, c *client.Client, id string) error { return show(cmd, c, id)(cmd.Context()) }),
-	}, &cobra.Command{
-		Use: "console VM", Short: "How to reach a VM's console", Args: exactArgs(1, "VM"), ValidArgsFunction: done,
+	var grace time.Duration
+	var force bool
+	shutdown := vmTask("shutdown VM [--grace 60s] [--force=false]", "Shut a VM down gracefully (ACPI), powering it off when it does not stop in time", 1,
+		func(ctx context.Context, c *client.Client, id string, _ []string) (api.TaskView, error) {
+			return c.ShutdownVM(ctx, id, shutdownBody(grace, force))
+		})
+	shutdown.Flags().DurationVar(&grace, "grace", 0, "how long the guest may take to stop (whole seconds; 0: the daemon's 60 s)")
+	shutdown.Flags().BoolVar(&force, "force", true, "power the VM off when it does not stop in time; --force=false fails the task instead")
+	shutdown.PreRunE = func(cmd *cobra.Command, args []string) error {
+		_, err := seconds("grace", grace)
+		return err
+	}
+	suspend := vmTask("suspend VM", "Pause a running VM's CPUs (its memory stays)", 1, func(ctx context.Context, c *client.Client, id string, _ []string) (api.TaskView, error) {
+		return c.SuspendVM(ctx, id)
+	})
+	resume := vmTask("resume VM", "Continue a suspended VM", 1, func(ctx context.Context, c *client.Client, id string, _ []string) (api.TaskView, error) {
+		return c.ResumeVM(ctx, id)
+	})
+	reset := vmTask("reset VM", "Reset a running VM at once (the reset button)", 1, func(ctx context.Context, c *client.Client, id string, _ []string) (api.TaskView, error) {
+		return c.ResetVM(ctx, id)
+	})
+	// clone shows the new VM once its task is done: start keeps it.
+	var cloneKey string
+	var cloned model.VM
+	var cloneClient *client.Client
+	clone := vmTaskThen("clone VM NAME [--idempotency-key KEY]", "Make a new VM with a full copy of a stopped VM's disk", 2,
+		func(ctx context.Context, c *client.Client, id string, args []string) (api.TaskView, error) {
+			vm, tv, err := c.CloneVM(ctx, id, args[1], cloneKey)
+			cloned, cloneClient = vm, c
+			return tv, err
+		}, func(cmd *cobra.Command, args []string) func(context.Context) error {
+			return show(cmd, cloneClient, cloned.ID)
+		})
+	clone.Flags().StringVar(&cloneKey, "idempotency-key", "", "a key of your choice: repeating the command with it returns the first clone")
+	var noTags bool
+	tags := &cobra.Command{
+		Use: "tags VM TAG... | --none", Short: "Set a VM's tags (they replace the current ones; scripts select VMs by them)", Args: minArgs(1, "VM", "TAG..."), ValidArgsFunction: done,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tags, err := tagArgs(cmd, args, noTags)
+			if err != nil {
+				return err
+			}
+			return byVM(func(cmd *cobra.Command, c *client.Client, id string) error {
+				vm, err := c.SetVMTags(cmd.Context(), id, tags)
+				if err != nil {
+					return err
+				}
+				return printOne(cmd.OutOrStdout(), a.output, vm,
+					col("ID", func(v model.VM) string { return v.ID }),
+					col("NAME", func(v model.VM) string { return v.Name }),
+					col("TAGS", func(v model.VM) string { return join(v.Tags) }))
+			})(cmd, args)
+		},
+	}
+	tags.Flags().BoolVar(&noTags, "none", false, "remove every tag")
+	var ticket bool
+	console := &cobra.Command{
+		Use: "console VM [--ticket]", Short: "How to reach a VM's console; with --ticket a single-use URL of its web console", Args: exactArgs(1, "VM"), ValidArgsFunction: done,
 		RunE: byVM(func(cmd *cobra.Command, c *client.Client, id string) error {
+			if ticket {
+				t, err := c.ConsoleTicket(cmd.Context(), id)
+				if err != nil {
+					return err
+				}
+				t.PageURL = c.BaseURL() + t.PageURL
+				t.WebSocketURL = "ws" + strings.TrimPrefix(c.BaseURL(), "http") + t.WebSocketURL
+				return printOne(cmd.OutOrStdout(), a.output, t,
+					col("TYPE", func(t api.ConsoleTicketView) string { return t.Type }),
+					col("EXPIRES", func(t api.ConsoleTicketView) string { return timestamp(t.Expires) }),
+					col("URL", func(t api.ConsoleTicketView) string { return t.PageURL }))
+			}
 			ci, err := c.GetVMConsole(cmd.Context(), id)
 			if err != nil {
 				return err
@@ -392,6 +461,113 @@ func (a *app) vmCommand() *cobra.Command {
 			return printOne(cmd.OutOrStdout(), a.output, ci,
 				col("TYPE", func(c model.ConsoleInfo) string { return c.Type }),
 				col("OPEN", func(c model.ConsoleInfo) string { return strconv.FormatBool(c.Open) }))
+		}),
+	}
+	console.Flags().BoolVar(&ticket, "ticket", false, "issue a ticket (it works once, for you, within its expiry) and print the console's URL")
+	get := &cobra.Command{
+		Use: "get VM", Short: "Show a VM", Args: exactArgs(1, "VM"), ValidArgsFunction: done,
+		RunE: byVM(func(cmd *cobra.Command, c *client.Client, id string) error { return show(cmd, c, id)(cmd.Context()) }),
+	}
+	cmd.AddCommand(list, create, get, del, start, stop, reboot, shutdown, suspend, resume, reset, resize, limits, rescue, migrate, clone, tags, console,
+		snap, moveDisk, toImage, backup, disks, a.guestCommand(done))
+	return cmd
+}
+
+// shutdownBody is the body of a shutdown: nil for the defaults.
+func shutdownBody(grace time.Duration, force bool) *api.ShutdownBody {
+	if grace == 0 && force {
+		return nil
+	}
+	b := &api.ShutdownBody{TimeoutSec: int(grace / time.Second)}
+	if !force {
+		b.Force = &force
+	}
+	return b
+}
+
+// guestCommand is vm guest: what a VM's guest agent does.
+func (a *app) guestCommand(done cobra.CompletionFunc) *cobra.Command {
+	cmd := &cobra.Command{Use: "guest", Short: "A VM's guest agent: its interfaces, commands, passwords"}
+	byVM := func(f func(cmd *cobra.Command, args []string, c *client.Client, id string) error) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			id, err := vmID(cmd.Context(), c, args[0])
+			if err != nil {
+				return err
+			}
+			return f(cmd, args, c, id)
+		}
+	}
+	var timeout time.Duration
+	exec := &cobra.Command{
+		Use:   "exec VM [--exec-timeout 30s] -- PROGRAM [ARG...]",
+		Short: "Run a program in a VM through its guest agent (not a shell line); its output goes to stdout and stderr",
+		Long: "Run a program in a VM through its guest agent. With -o table its stdout and stderr are written as they\n" +
+			"came and a non-zero exit code fails vpt (exit 1); with -o json|yaml the result (exit_code, stdout, stderr) is printed.",
+		Args: minArgs(2, "VM", "PROGRAM", "[ARG...]"), ValidArgsFunction: done,
+		RunE: byVM(func(cmd *cobra.Command, args []string, c *client.Client, id string) error {
+			sec, err := seconds("exec-timeout", timeout)
+			if err != nil {
+				return err
+			}
+			r, err := c.GuestExec(cmd.Context(), id, api.GuestExecBody{Argv: args[1:], TimeoutSec: sec})
+			if err != nil {
+				return err
+			}
+			if a.output != "table" {
+				return printOne(cmd.OutOrStdout(), a.output, r)
+			}
+			fmt.Fprint(cmd.OutOrStdout(), r.Stdout)
+			fmt.Fprint(cmd.ErrOrStderr(), r.Stderr)
+			if r.ExitCode != 0 {
+				return fmt.Errorf("%s exited with %d", args[1], r.ExitCode)
+			}
+			return nil
+		}),
+	}
+	exec.Flags().DurationVar(&timeout, "exec-timeout", 0, "how long to wait for the program (whole seconds; 0: the daemon's 30 s)")
+	var password string
+	var passwordStdin bool
+	setPassword := &cobra.Command{
+		Use: "set-password VM USER --password-stdin", Short: "Set a guest user's password through the guest agent", Args: exactArgs(2, "VM", "USER"), ValidArgsFunction: done,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := excludes(cmd, "password", "password-stdin"); err != nil {
+				return err
+			}
+			if passwordStdin {
+				var err error
+				if password, err = a.readSecret(); err != nil {
+					return err
+				}
+			}
+			if password == "" {
+				return usageError{fmt.Errorf("%s: give --password-stdin (or --password)", cmd.CommandPath())}
+			}
+			return byVM(func(cmd *cobra.Command, args []string, c *client.Client, id string) error {
+				if err := c.SetGuestPassword(cmd.Context(), id, args[1], password); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "password of %s on vm %s set\n", args[1], args[0])
+				return nil
+			})(cmd, args)
+		},
+	}
+	setPassword.Flags().StringVar(&password, "password", "", "the password (visible to other users of this host: prefer --password-stdin)")
+	setPassword.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from the first line of stdin")
+	cmd.AddCommand(exec, setPassword, &cobra.Command{
+		Use: "interfaces VM", Short: "A VM's network interfaces and addresses as its guest agent reports them", Args: exactArgs(1, "VM"), ValidArgsFunction: done,
+		RunE: byVM(func(cmd *cobra.Command, _ []string, c *client.Client, id string) error {
+			items, err := c.GuestInterfaces(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			return printList(cmd.OutOrStdout(), a.output, items,
+				col("NAME", func(i api.GuestInterfaceView) string { return i.Name }),
+				col("MAC", func(i api.GuestInterfaceView) string { return i.MAC }),
+				col("ADDRESSES", func(i api.GuestInterfaceView) string { return join(i.Addresses) }))
 		}),
 	})
 	return cmd
