@@ -45,12 +45,13 @@ func (b BlockBody) parseBlock(loc, id string) (model.IPBlock, ipam.Block, error)
 	if _, _, err := ipam.ParseRange(b.Range); err != nil {
 		return model.IPBlock{}, ipam.Block{}, field(loc+".range", err)
 	}
-	parts := []part{{loc + ".gateway", ipam.BlockSpec{Range: b.Range, Gateway: b.Gateway}}}
+	// Each part's check names the block by its range (its ID is new).
+	parts := []part{{loc + ".gateway", ipam.BlockSpec{ID: b.Range, Range: b.Range, Gateway: b.Gateway}}}
 	for i, e := range b.Excluded {
-		parts = append(parts, part{loc + ".excluded[" + itoa(i) + "]", ipam.BlockSpec{Range: b.Range, Excluded: []string{e}}})
+		parts = append(parts, part{loc + ".excluded[" + itoa(i) + "]", ipam.BlockSpec{ID: b.Range, Range: b.Range, Excluded: []string{e}}})
 	}
 	for i, r := range b.Reserved {
-		parts = append(parts, part{loc + ".reserved[" + itoa(i) + "]", ipam.BlockSpec{Range: b.Range, Reserved: []string{r}}})
+		parts = append(parts, part{loc + ".reserved[" + itoa(i) + "]", ipam.BlockSpec{ID: b.Range, Range: b.Range, Reserved: []string{r}}})
 	}
 	for _, p := range parts {
 		if _, err := ipam.ParseBlock(p.spec); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/api"
 	"github.com/virtplane/virtplane/daemon/client"
 	"github.com/virtplane/virtplane/daemon/model"
@@ -669,6 +670,12 @@ func poolCols() []column[model.IPPool] {
 				if b.Gateway != "" {
 					x += " gw " + b.Gateway
 				}
+				if len(b.Excluded) > 0 {
+					x += " exclude " + strings.Join(b.Excluded, "|")
+				}
+				if len(b.Reserved) > 0 {
+					x += " reserve " + strings.Join(b.Reserved, "|")
+				}
 				s = append(s, x)
 			}
 			return strings.Join(s, "; ")
@@ -681,10 +688,43 @@ func listPools(c *client.Client, ctx context.Context) ([]model.IPPool, error) {
 	return p.Items, err
 }
 
-// parseBlock reads RANGE[,GATEWAY].
-func parseBlock(s string) api.BlockBody {
-	r, gw, _ := strings.Cut(s, ",")
-	return api.BlockBody{Range: strings.TrimSpace(r), Gateway: strings.TrimSpace(gw)}
+// parseBlock reads RANGE[,GATEWAY][,exclude=A|B-C...][,reserve=A|B...]:
+// the gateway by position or as gw=, exclusions (addresses, CIDRs or
+// ranges) and reservations separated by "|". The daemon checks every
+// part; a key vpt does not know is refused here, not dropped.
+func parseBlock(s string) (api.BlockBody, error) {
+	parts := strings.Split(s, ",")
+	b := api.BlockBody{Range: strings.TrimSpace(parts[0])}
+	for i, p := range parts[1:] {
+		p = strings.TrimSpace(p)
+		key, val, ok := strings.Cut(p, "=")
+		if !ok {
+			if i != 0 {
+				return api.BlockBody{}, virtplane.Errorf(virtplane.ErrInvalidArgument, "block %q: %q: after the gateway, give gw=, exclude= or reserve=", s, p)
+			}
+			key, val = "gw", p
+		}
+		list := func() []string {
+			var out []string
+			for _, v := range strings.Split(val, "|") {
+				if v = strings.TrimSpace(v); v != "" {
+					out = append(out, v)
+				}
+			}
+			return out
+		}
+		switch key {
+		case "gw", "gateway":
+			b.Gateway = strings.TrimSpace(val)
+		case "exclude":
+			b.Excluded = append(b.Excluded, list()...)
+		case "reserve":
+			b.Reserved = append(b.Reserved, list()...)
+		default:
+			return api.BlockBody{}, virtplane.Errorf(virtplane.ErrInvalidArgument, "block %q: unknown key %q: want gw, exclude or reserve", s, key)
+		}
+	}
+	return b, nil
 }
 
 func (a *app) poolCommand() *cobra.Command {
@@ -706,7 +746,7 @@ func (a *app) poolCommand() *cobra.Command {
 	var name string
 	var clusters, blocks []string
 	create := &cobra.Command{
-		Use: "create --name NAME --cluster CLUSTER --block RANGE[,GATEWAY]", Short: "Create an IP pool", Args: exactArgs(0),
+		Use: "create --name NAME --cluster CLUSTER --block RANGE[,GATEWAY][,exclude=A|B-C][,reserve=A|B]", Short: "Create an IP pool", Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := need(cmd, "name"); err != nil {
 				return err
@@ -724,7 +764,11 @@ func (a *app) poolCommand() *cobra.Command {
 				b.ClusterIDs = append(b.ClusterIDs, id)
 			}
 			for _, bl := range blocks {
-				b.Blocks = append(b.Blocks, parseBlock(bl))
+				blk, err := parseBlock(bl)
+				if err != nil {
+					return err
+				}
+				b.Blocks = append(b.Blocks, blk)
 			}
 			p, err := c.CreatePool(cmd.Context(), b)
 			if err != nil {
@@ -735,7 +779,7 @@ func (a *app) poolCommand() *cobra.Command {
 	}
 	create.Flags().StringVar(&name, "name", "", "pool name")
 	create.Flags().StringArrayVar(&clusters, "cluster", nil, "a cluster whose VMs take addresses from the pool (repeatable)")
-	create.Flags().StringArrayVar(&blocks, "block", nil, "a block RANGE[,GATEWAY]: a CIDR or first-last (repeatable)")
+	create.Flags().StringArrayVar(&blocks, "block", nil, "a block RANGE[,GATEWAY][,exclude=A|B-C][,reserve=A|B]: a CIDR or first-last, its gateway, addresses never handed out, addresses handed out only when a create names them (repeatable)")
 	cmd.AddCommand(create, &cobra.Command{
 		Use: "list", Short: "List IP pools", Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -759,9 +803,13 @@ func (a *app) poolCommand() *cobra.Command {
 			return printOne(cmd.OutOrStdout(), a.output, p, poolCols()...)
 		}),
 	}, &cobra.Command{
-		Use: "add-block POOL RANGE[,GATEWAY]", Short: "Add a block of addresses to a pool", Args: exactArgs(2, "POOL", "RANGE[,GATEWAY]"), ValidArgsFunction: done,
+		Use: "add-block POOL RANGE[,GATEWAY][,exclude=A|B-C][,reserve=A|B]", Short: "Add a block of addresses to a pool", Args: exactArgs(2, "POOL", "BLOCK"), ValidArgsFunction: done,
 		RunE: byPool(func(cmd *cobra.Command, args []string, c *client.Client, id string) error {
-			p, err := c.AddPoolBlock(cmd.Context(), id, parseBlock(args[1]))
+			blk, err := parseBlock(args[1])
+			if err != nil {
+				return err
+			}
+			p, err := c.AddPoolBlock(cmd.Context(), id, blk)
 			if err != nil {
 				return err
 			}

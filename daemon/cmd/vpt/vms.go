@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/api"
@@ -189,9 +190,8 @@ func (a *app) vmCommand() *cobra.Command {
 	f.StringArrayVar(&b.SSHKeys, "ssh-key", nil, "an OpenSSH public key for cloud-init (repeatable)")
 	f.StringVar(&userDataFile, "user-data-file", "", "cloud-init user data from this file")
 	f.StringVar(&b.Owner, "owner", "", "admins: create the VM for this user")
-	f.IntVar(&b.Limits.CPUPercent, "cpu-limit", 0, "CPU limit in percent (0: none)")
-	f.IntVar(&b.Limits.NetMbit, "net-mbit", 0, "network limit in Mbit/s (0: none)")
-	f.IntVar(&b.Limits.DiskIOPS, "disk-iops", 0, "disk IOPS limit (0: none)")
+	f.StringVar(&b.Address, "address", "", "admins: the VM's address, from a block of its pool (a reserved one too)")
+	limitFlags(f, &b.Limits)
 	f.StringVar(&key, "idempotency-key", "", "a key of your choice: repeating the command with it returns the first VM")
 	addWait(create, &wait)
 	for flag, fn := range map[string]cobra.CompletionFunc{
@@ -229,13 +229,11 @@ func (a *app) vmCommand() *cobra.Command {
 	resize.Flags().Int64Var(&mem, "memory-mib", 0, "memory in MiB")
 	resize.Flags().Int64Var(&disk, "disk-gib", 0, "disk size in GiB (disks only grow)")
 	var lim model.Limits
-	limits := vmTask("limits VM [--cpu-limit P] [--net-mbit N] [--disk-iops N]", "Set a VM's limits (the flags not given become none)", 1,
+	limits := vmTask("limits VM [LIMIT FLAGS]", "Set a VM's limits and port policy (the flags not given become none)", 1,
 		func(ctx context.Context, c *client.Client, id string, _ []string) (api.TaskView, error) {
 			return c.SetVMLimits(ctx, id, lim)
 		})
-	limits.Flags().IntVar(&lim.CPUPercent, "cpu-limit", 0, "CPU limit in percent")
-	limits.Flags().IntVar(&lim.NetMbit, "net-mbit", 0, "network limit in Mbit/s")
-	limits.Flags().IntVar(&lim.DiskIOPS, "disk-iops", 0, "disk IOPS limit")
+	limitFlags(limits.Flags(), &lim)
 	var rescueOff bool
 	rescue := vmTask("rescue VM [--off]", "Boot a VM into rescue mode, or with --off back to its disk", 1,
 		func(ctx context.Context, c *client.Client, id string, _ []string) (api.TaskView, error) {
@@ -581,4 +579,20 @@ func parseDataDisk(v string) (api.DiskRequest, error) {
 		return api.DiskRequest{}, virtplane.Errorf(virtplane.ErrInvalidArgument, "--data-disk %q: want GIB[@STORAGE], GIB a whole number, at least 1", v)
 	}
 	return api.DiskRequest{SizeGiB: gib, Storage: storageName}, nil
+}
+
+// limitFlags binds the flags of a VM's limits (model.Limits), the same for
+// a create and a limits change; per-disk throttles are the API's
+// (limits.disks) only.
+func limitFlags(f *pflag.FlagSet, l *model.Limits) {
+	f.IntVar(&l.CPUPercent, "cpu-limit", 0, "CPU cap in percent of the VM's vCPUs (0: none)")
+	f.IntVar(&l.CPUWeight, "cpu-weight", 0, "CPU share against the node's other VMs, 1-10000 (0: default)")
+	f.IntVar(&l.IOWeight, "io-weight", 0, "disk IO share, 1-10000 (0: default; needs a host with BFQ or CFQ)")
+	f.IntVar(&l.NetMbit, "net-mbit", 0, "network limit in both directions, Mbit/s (0: none)")
+	f.IntVar(&l.NetInMbit, "net-in-mbit", 0, "limit of what the VM receives, Mbit/s (instead of --net-mbit)")
+	f.IntVar(&l.NetOutMbit, "net-out-mbit", 0, "limit of what the VM sends, Mbit/s (instead of --net-mbit)")
+	f.IntVar(&l.DiskIOPS, "disk-iops", 0, "read and write IOPS limit of each disk (0: none)")
+	f.StringArrayVar(&l.BlockInPorts, "block-in", nil, "drop TCP/UDP traffic to the VM on PORT[-LAST]/tcp|udp (repeatable)")
+	f.StringArrayVar(&l.BlockOutPorts, "block-out", nil, "drop TCP/UDP traffic from the VM to PORT[-LAST]/tcp|udp, say 25/tcp (repeatable)")
+	f.IntVar(&l.MaxConnections, "max-connections", 0, "cap of the VM's concurrent connections (routed clusters; 0: none)")
 }
