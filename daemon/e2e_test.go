@@ -91,7 +91,7 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, guest testenv.Guest, st store.St
 	require.NoError(t, err)
 	node, err := c.AddNode(ctx, api.NodeBody{ClusterID: cl.ID, Name: "local1", Address: "local", Cores: 2, MemoryMiB: 4096, DiskGiB: 20})
 	require.NoError(t, err)
-	ipPool, err := c.CreatePool(ctx, api.PoolBody{Name: "e2e", ClusterIDs: []string{cl.ID}, Blocks: []api.BlockBody{{Range: "198.51.100.0/28", Gateway: "198.51.100.1"}}})
+	ipPool, err := c.CreatePool(ctx, api.PoolBody{Name: "e2e", ClusterIDs: []string{cl.ID}, Blocks: []api.BlockBody{{Range: "198.51.100.0/28", Gateway: "198.51.100.1"}, {Range: "2001:db8:e2e::/64", Gateway: "2001:db8:e2e::1"}}})
 	require.NoError(t, err)
 	// The OS image: the test guest's bootable disk on the daemon's host,
 	// and a blank disk served over HTTP on loopback.
@@ -133,7 +133,7 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, guest testenv.Guest, st store.St
 	require.NoError(t, err)
 
 	vm, task, err := c.CreateVM(ctx, api.VMCreateBody{Name: "e2e-vm", ClusterID: cl.ID, ImageID: img.ID, PoolID: ipPool.ID, CPUs: 1, MemoryMiB: 192, DiskGiB: 1,
-		Limits: model.Limits{NetMbit: 10, BlockInPorts: []string{"23/tcp"}, BlockOutPorts: []string{"25/tcp", "6000-6010/udp"}}}, "e2e-1")
+		DualStack: true, Limits: model.Limits{NetMbit: 10, BlockInPorts: []string{"23/tcp"}, BlockOutPorts: []string{"25/tcp", "6000-6010/udp"}}}, "e2e-1")
 	require.NoError(t, err)
 	tap := flow.PortName(vm.ID)
 	t.Cleanup(func() {
@@ -153,8 +153,9 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, guest testenv.Guest, st store.St
 	require.NoError(t, err)
 	assert.Equal(t, model.VMRunning, vm.State)
 	assert.Equal(t, node.ID, vm.NodeID)
-	require.Len(t, vm.Addresses, 1)
+	require.Len(t, vm.Addresses, 2, "dual stack")
 	assert.True(t, netip.MustParsePrefix("198.51.100.0/28").Contains(netip.MustParseAddr(vm.Addresses[0])), vm.Addresses[0])
+	assert.True(t, netip.MustParsePrefix("2001:db8:e2e::/64").Contains(netip.MustParseAddr(vm.Addresses[1])), vm.Addresses[1])
 
 	dom, err := drv.Get(ctx, flow.DomainName(vm.ID))
 	require.NoError(t, err)
@@ -164,7 +165,10 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, guest testenv.Guest, st store.St
 	require.NoError(t, err, "the guest did not boot and read its seed")
 	assert.Contains(t, console, guest.Marker)
 	assert.Contains(t, testenv.GuestSeed(console, "meta-data"), "local-hostname: e2e-vm")
-	assert.Contains(t, strings.Join(testenv.GuestSeed(console, "network-config"), "\n"), vm.Addresses[0]+"/28", "the address the guest was given")
+	netcfg := strings.Join(testenv.GuestSeed(console, "network-config"), "\n")
+	assert.Contains(t, netcfg, "addresses: ["+vm.Addresses[0]+"/28, "+vm.Addresses[1]+"/64]", "the addresses the guest was given, both families")
+	assert.Contains(t, netcfg, "gateway4: 198.51.100.1")
+	assert.Contains(t, netcfg, "gateway6: 2001:db8:e2e::1")
 	require.Len(t, dom.Spec.NICs, 1)
 	assert.Equal(t, tap, dom.Spec.NICs[0].Tap)
 	assert.Equal(t, netport.MAC(vm.ID), dom.Spec.NICs[0].MAC)
@@ -175,6 +179,7 @@ func endToEnd(t *testing.T, lv testenv.Libvirt, guest testenv.Guest, st store.St
 	assert.Contains(t, run(t, "ip", "link", "show", tap), "master "+bridge)
 	table := run(t, "nft", "list", "table", "netdev", "vpt-"+tap)
 	assert.Contains(t, table, vm.Addresses[0])
+	assert.Contains(t, table, vm.Addresses[1], "the VM may send from its IPv6 address")
 	assert.Contains(t, table, "0x"+strings.TrimLeft(strings.ReplaceAll(netport.MAC(vm.ID), ":", ""), "0"))
 	// The port policy: blocked ports from the VM (its ingress chain) and
 	// towards it (egress), as nft lists them.

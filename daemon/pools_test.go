@@ -108,7 +108,7 @@ func TestPoolExclusionsAndReservations(t *testing.T) {
 	assert.Equal(t, []string{"198.51.100.6"}, got)
 	got, err = create(e.alice, "a3", "")
 	require.NoError(t, err)
-	assert.Equal(t, []string{"2001:db8::"}, got, "the IPv4 block is full (.7 is its broadcast address); the next block serves")
+	assert.Equal(t, []string{"2001:db8::1"}, got, "the IPv4 block is full (.7 is its broadcast address); the next block serves, past its Subnet-Router anycast address")
 
 	_, err = create(e.alice, "a4", "198.51.100.4")
 	var p *client.Problem
@@ -118,7 +118,7 @@ func TestPoolExclusionsAndReservations(t *testing.T) {
 
 	for _, tc := range []struct{ address, why string }{
 		{"198.51.100.2", "excluded"}, {"198.51.100.1", "gateway"}, {"198.51.100.7", "broadcast"},
-		{"203.0.113.5", "in no block"}, {"not-an-address", "not an IP address"},
+		{"203.0.113.5", "in no block"}, {"not-an-address", "not an IP address"}, {"2001:db8::", "Subnet-Router anycast"},
 	} {
 		_, err = create(e.admin, "refused", tc.address)
 		require.ErrorAs(t, err, &p, tc.address)

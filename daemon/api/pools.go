@@ -95,6 +95,9 @@ func addressOfPool(pool model.IPPool, s string) error {
 		if c := blk.CIDR; c.IsValid() && a.Is4() && c.Bits() < 31 && (a == blk.Range.From() || a == blk.Range.To()) {
 			return virtplane.Errorf(virtplane.ErrInvalidArgument, "address %s is the network or broadcast address of block %s", a, b.Range)
 		}
+		if c := blk.CIDR; c.IsValid() && a.Is6() && c.Bits() < 127 && a == blk.Range.From() {
+			return virtplane.Errorf(virtplane.ErrInvalidArgument, "address %s is the Subnet-Router anycast address of block %s", a, b.Range)
+		}
 		for _, e := range blk.Excluded {
 			if e.Contains(a) {
 				return virtplane.Errorf(virtplane.ErrInvalidArgument, "address %s is excluded from block %s (%s)", a, b.Range, e)
@@ -103,6 +106,27 @@ func addressOfPool(pool model.IPPool, s string) error {
 		return nil
 	}
 	return virtplane.Errorf(virtplane.ErrInvalidArgument, "address %s is in no block of pool %s", a, pool.Name)
+}
+
+// dualStackPool checks that a dual-stack VM can have its two addresses:
+// the pool has a block of each family, and the cluster's network mode
+// carries IPv6.
+func dualStackPool(pool model.IPPool, c model.Cluster) error {
+	if c.NetworkMode == model.NetworkRouted {
+		return virtplane.Errorf(virtplane.ErrNotImplemented, "dual stack in routed cluster %s: routed IPv6 is not implemented (network/routing needs an IPv4 gateway)", c.Name)
+	}
+	has := map[bool]bool{}
+	for _, b := range pool.Blocks {
+		if blk, err := ipamBlock(b); err == nil {
+			has[blk.Range.From().Is4()] = true
+		}
+	}
+	for is4, fam := range map[bool]string{true: "IPv4", false: "IPv6"} {
+		if !has[is4] {
+			return virtplane.Errorf(virtplane.ErrInvalidArgument, "dual stack: pool %s has no %s block", pool.Name, fam)
+		}
+	}
+	return nil
 }
 
 // overlapping says which of blocks (index) the block overlaps, or -1.

@@ -48,6 +48,8 @@ type VMCreateBody struct {
 	// Address is the admin's choice of address (VMmanager's "IP address"
 	// field of a VM create).
 	Address string `json:"address,omitempty" maxLength:"45" doc:"the address the VM gets, from a block of its pool (admins only; the way to hand out a reserved address); default: the next free one"`
+	// DualStack asks for an address of each family.
+	DualStack bool `json:"dual_stack,omitempty" doc:"an IPv4 and an IPv6 address from the pool (it needs a block of each), both in the guest's cloud-init; address, when given, is the one of its family. Not in routed clusters (routed IPv6 is not implemented)"`
 	// Script runs on the VM once it is up (VMmanager's script on create).
 	Script *scriptrun.OnCreate `json:"script,omitempty" doc:"a script to run on the VM once its create succeeded (a script.run task after the create's); with mail_result its result and notice go to the VM's owner"`
 }
@@ -337,6 +339,11 @@ func (s *Server) createVMOf(ctx context.Context, in *VMCreateInput, src *model.V
 	if !slices.Contains(pool.ClusterIDs, cluster.ID) {
 		return nil, problem(field("body.pool_id", virtplane.Errorf(virtplane.ErrInvalidArgument, "pool %s is not attached to cluster %s", pool.ID, cluster.ID)))
 	}
+	if b.DualStack {
+		if err := dualStackPool(pool, cluster); err != nil {
+			return nil, problem(field("body.dual_stack", err))
+		}
+	}
 	if b.Address != "" {
 		if !p.Admin() {
 			return nil, problem(field("body.address", virtplane.Errorf(virtplane.ErrPermissionDenied, "only admins choose a VM's address")))
@@ -374,7 +381,7 @@ func (s *Server) createVMOf(ctx context.Context, in *VMCreateInput, src *model.V
 	vm := model.VM{
 		Console: console, AntiAffinity: b.AntiAffinity,
 		ID: store.NewID(), Name: b.Name, Owner: owner, ClusterID: cluster.ID, ImageID: b.ImageID, PoolID: b.PoolID,
-		CPUs: b.CPUs, MemoryMiB: b.MemoryMiB, DiskGiB: b.DiskGiB, State: model.VMCreating, Addresses: []string{},
+		CPUs: b.CPUs, MemoryMiB: b.MemoryMiB, DiskGiB: b.DiskGiB, State: model.VMCreating, Addresses: []string{}, DualStack: b.DualStack,
 		Storage: b.Storage, StorageTags: b.StorageTags, Disks: disks,
 		Snapshots: []model.Snapshot{}, SSHKeys: b.SSHKeys, Limits: b.Limits, Created: time.Now().UTC(),
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/virtplane/virtplane/network/ipam"
@@ -127,22 +128,15 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 	if err := r.Journal(ctx, undos...); err != nil {
 		return err
 	}
-	var addr ipam.Allocation
+	var addrs []ipam.Allocation
 	if err := r.Step(ctx, "allocate address", tasks.NoUndo, func(ctx context.Context) error {
 		var err error
-		req := ipam.Request{Owner: ipam.Owner{VM: vm.ID, Interface: "eth0"}}
-		if in.Address != "" {
-			// Checked by the API; parsed again for a task of an older daemon.
-			if req.Addr, err = netip.ParseAddr(in.Address); err != nil {
-				return virtplane.Errorf(virtplane.ErrInvalidArgument, "address %q: %v", in.Address, err)
-			}
-		}
-		addr, err = f.cfg.IPAM.Allocate(ctx, vm.PoolID, req)
+		addrs, err = f.allocate(ctx, vm, in.Address)
 		return err
 	}); err != nil {
 		return err
 	}
-	_ = r.Progress(ctx, 40, "address "+addr.Prefix.String())
+	_ = r.Progress(ctx, 40, "address "+allocationsString(addrs))
 
 	// The port is known before the disk is made: a cluster or node whose
 	// network settings cannot give the VM a port fails the create here.
@@ -158,7 +152,7 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 	if err != nil {
 		return err
 	}
-	port, err := portSpec(vm, cluster, node, nodes, addr)
+	port, err := portSpec(vm, cluster, node, nodes, addrs...)
 	if err != nil {
 		return err
 	}
@@ -216,7 +210,7 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 	}
 	_ = r.Progress(ctx, 70, port.String())
 
-	spec.CloudInit = cloudInit(vm, in.UserData, addr, port.Mode)
+	spec.CloudInit = cloudInit(vm, in.UserData, addrs, port.Mode)
 	spec.NICs = []vmm.NIC{nic(port)}
 	if err := r.Step(ctx, "define domain", tasks.NoUndo, func(ctx context.Context) error {
 		_, err := drv.Create(ctx, spec)
@@ -235,7 +229,7 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 	}); err != nil {
 		return err
 	}
-	p := vmPatch{State: model.VMRunning, NodeID: placement.Node, Volume: disk.Name, Storage: args.Storage, Addresses: []string{addr.Addr().String()}}
+	p := vmPatch{State: model.VMRunning, NodeID: placement.Node, Volume: disk.Name, Storage: args.Storage, Addresses: addressStrings(addrs)}
 	if len(dataDisks) > 0 {
 		p.Disks = &dataDisks
 	}
@@ -331,11 +325,58 @@ func (f *Flow) cloneRoot(ctx context.Context, r *tasks.Run, vm model.VM, nodeID,
 	return disk, err
 }
 
-// cloudInit gives the guest its name, keys and static address. A routed
+// allocate takes the VM's addresses from its pool: one of any family, or
+// with DualStack one IPv4 and one IPv6, IPv4 first. asked (an admin's
+// choice) is the address of its family. Each is the VM's (owner), so the
+// create's undo releases them all.
+func (f *Flow) allocate(ctx context.Context, vm model.VM, asked string) ([]ipam.Allocation, error) {
+	var want netip.Addr
+	if asked != "" {
+		var err error
+		// Checked by the API; parsed again for a task of an older daemon.
+		if want, err = netip.ParseAddr(asked); err != nil {
+			return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "address %q: %v", asked, err)
+		}
+	}
+	reqs := []ipam.Request{{Owner: ipam.Owner{VM: vm.ID, Interface: "eth0"}, Addr: want}}
+	if vm.DualStack {
+		reqs = []ipam.Request{
+			{Owner: ipam.Owner{VM: vm.ID, Interface: "eth0"}, Family: ipam.IPv4},
+			{Owner: ipam.Owner{VM: vm.ID, Interface: "eth0"}, Family: ipam.IPv6},
+		}
+		if want.IsValid() {
+			reqs[map[bool]int{true: 0, false: 1}[want.Unmap().Is4()]].Addr = want
+		}
+	}
+	var out []ipam.Allocation
+	for _, req := range reqs {
+		a, err := f.cfg.IPAM.Allocate(ctx, vm.PoolID, req)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func allocationsString(as []ipam.Allocation) string {
+	return strings.Join(addressStrings(as), ", ")
+}
+
+func addressStrings(as []ipam.Allocation) []string {
+	out := make([]string, 0, len(as))
+	for _, a := range as {
+		out = append(out, a.Addr().String())
+	}
+	return out
+}
+
+// cloudInit gives the guest its name, keys and static addresses (one, or
+// an IPv4 and an IPv6 one), each family with its block's gateway. A routed
 // guest gets its address alone (a /32 or /128) and its gateway on-link:
 // every packet goes to the host, which holds the gateway on the tap and
 // routes; neighbours in the block are not on the guest's link.
-func cloudInit(vm model.VM, userData string, a ipam.Allocation, mode string) *vmm.CloudInit {
+func cloudInit(vm model.VM, userData string, addrs []ipam.Allocation, mode string) *vmm.CloudInit {
 	meta := fmt.Sprintf("instance-id: %s\nlocal-hostname: %s\n", vm.ID, vm.Name)
 	if keys := vm.AuthorizedKeys(); len(keys) > 0 {
 		meta += "public-keys:\n"
@@ -343,19 +384,27 @@ func cloudInit(vm model.VM, userData string, a ipam.Allocation, mode string) *vm
 			meta += "  - " + k + "\n"
 		}
 	}
-	routed := mode == netport.ModeRouted && a.Gateway.IsValid()
-	addr := hostPrefix(a)
-	if routed {
-		addr = a.Prefix.String()
+	var list, routes, gateways []string
+	for _, a := range addrs {
+		routed := mode == netport.ModeRouted && a.Gateway.IsValid()
+		addr := hostPrefix(a)
+		if routed {
+			addr = a.Prefix.String()
+		}
+		list = append(list, addr)
+		switch {
+		case routed:
+			def := map[bool]string{true: "0.0.0.0/0", false: "::/0"}[a.Gateway.Is4()]
+			routes = append(routes, "      - {to: "+def+", via: "+a.Gateway.String()+", on-link: true}\n")
+		case a.Gateway.IsValid():
+			gateways = append(gateways, "    gateway"+map[bool]string{true: "4", false: "6"}[a.Gateway.Is4()]+": "+a.Gateway.String()+"\n")
+		}
 	}
-	netcfg := fmt.Sprintf("version: 2\nethernets:\n  eth0:\n    match: {name: \"e*\"}\n    addresses: [%s]\n", addr)
-	switch {
-	case routed:
-		def := map[bool]string{true: "0.0.0.0/0", false: "::/0"}[a.Gateway.Is4()]
-		netcfg += "    routes:\n      - {to: " + def + ", via: " + a.Gateway.String() + ", on-link: true}\n"
-	case a.Gateway.IsValid():
-		netcfg += "    gateway" + map[bool]string{true: "4", false: "6"}[a.Gateway.Is4()] + ": " + a.Gateway.String() + "\n"
+	netcfg := fmt.Sprintf("version: 2\nethernets:\n  eth0:\n    match: {name: \"e*\"}\n    addresses: [%s]\n", strings.Join(list, ", "))
+	if len(routes) > 0 {
+		netcfg += "    routes:\n" + strings.Join(routes, "")
 	}
+	netcfg += strings.Join(gateways, "")
 	if userData == "" {
 		userData = "#cloud-config\n"
 	}

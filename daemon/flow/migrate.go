@@ -541,7 +541,11 @@ func (f *Flow) cloudInitAgain(ctx context.Context, vm model.VM) (*vmm.CloudInit,
 	if err != nil {
 		return nil, err
 	}
-	return cloudInit(vm, userData, allocs[0], c.NetworkMode), nil
+	// IPv4 first, as the create wrote them.
+	slices.SortStableFunc(allocs, func(a, b ipam.Allocation) int {
+		return cmp.Compare(map[bool]int{true: 0, false: 1}[a.Addr().Is4()], map[bool]int{true: 0, false: 1}[b.Addr().Is4()])
+	})
+	return cloudInit(vm, userData, allocs, c.NetworkMode), nil
 }
 
 // undoRedefine defines a domain again where it was undefined; a domain

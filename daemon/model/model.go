@@ -470,7 +470,9 @@ type VM struct {
 	DiskGiB   int64    `json:"disk_gib"`
 	State     string   `json:"state"`
 	Addresses []string `json:"addresses"`
-	Volume    string   `json:"volume,omitempty" doc:"the VM's disk volume in the node's storage"`
+	// DualStack VMs hold an IPv4 and an IPv6 address of their pool.
+	DualStack bool   `json:"dual_stack,omitempty" doc:"the VM holds an IPv4 and an IPv6 address of its pool"`
+	Volume    string `json:"volume,omitempty" doc:"the VM's disk volume in the node's storage"`
 	// Storage is the cluster storage of the root disk: the one the create
 	// named, or the one placement chose (by StorageTags, default, space).
 	Storage     string   `json:"storage,omitempty" doc:"the cluster storage the root disk is on (empty: the node's own, in a cluster without storages)"`

@@ -32,12 +32,17 @@ type Quota struct {
 }
 
 // QuotaUse is what one VM counts against its owner's quota. A failed VM
-// holds nothing; one that is being created counts the address it will get.
+// holds nothing; one that is being created counts the addresses it will get
+// (two for a dual-stack VM).
 func QuotaUse(vm VM) QuotaAmounts {
 	if vm.State == VMFailed {
 		return QuotaAmounts{}
 	}
-	return QuotaAmounts{VMs: 1, VCPUs: int64(vm.CPUs), MemoryMiB: vm.MemoryMiB, DiskGiB: vm.TotalDiskGiB(), Addresses: int64(max(len(vm.Addresses), 1))}
+	want := 1
+	if vm.DualStack {
+		want = 2
+	}
+	return QuotaAmounts{VMs: 1, VCPUs: int64(vm.CPUs), MemoryMiB: vm.MemoryMiB, DiskGiB: vm.TotalDiskGiB(), Addresses: int64(max(len(vm.Addresses), want))}
 }
 
 // Add returns a + b.

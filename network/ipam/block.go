@@ -35,8 +35,9 @@ type Block struct {
 	// VM out of a /48). It needs a CIDR block.
 	PrefixLen int
 	// KeepNetworkBroadcast allows the network and broadcast addresses of an
-	// IPv4 CIDR block, which are excluded by default (they are always allowed
-	// in /31 and /32 blocks, RFC 3021).
+	// IPv4 CIDR block and the Subnet-Router anycast address (the all-zero
+	// one) of an IPv6 CIDR block, which are excluded by default (they are
+	// always allowed in /31, /32, /127 and /128 blocks, RFC 3021 and 6164).
 	KeepNetworkBroadcast bool
 }
 

@@ -114,7 +114,7 @@ func TestSparseBlock(t *testing.T) {
 		require.True(t, ok)
 		got = append(got, b.unitPrefix(off).Addr().String())
 	}
-	assert.Equal(t, []string{"2001:db8::", "2001:db8::1:1", "2001:db8::1:2"}, got)
+	assert.Equal(t, []string{"2001:db8::1:1", "2001:db8::1:2", "2001:db8::1:3"}, got, "not :: (Subnet-Router anycast), the gateway, the excluded or the reserved")
 	require.NoError(t, st.take(b.lastOffset()))
 	assert.ErrorIs(t, st.take(b.offsetOf(netip.MustParseAddr("2001:db8::5"))), virtplane.ErrInvalidArgument)
 	assert.ErrorIs(t, st.take(b.lastOffset()), virtplane.ErrConflict)
@@ -141,4 +141,23 @@ func TestBitmapNextClear(t *testing.T) {
 		off, _ = bm.nextClear(1)
 		assert.Equal(t, last, off)
 	}
+}
+
+// The all-zero address of an IPv6 subnet is its Subnet-Router anycast
+// address (RFC 4291 2.6.1): never handed out, but in /127 and /128 blocks
+// (RFC 6164) or with KeepNetworkBroadcast.
+func TestIPv6SubnetRouterAnycastExcluded(t *testing.T) {
+	first := func(spec BlockSpec) string {
+		t.Helper()
+		b, err := ParseBlock(spec)
+		require.NoError(t, err)
+		off, ok := newBlockState(b, 0).nextAny()
+		require.True(t, ok)
+		return b.unitPrefix(off).Addr().String()
+	}
+	assert.Equal(t, "2001:db8::1", first(BlockSpec{Range: "2001:db8::/120"}))
+	assert.Equal(t, "2001:db8::1", first(BlockSpec{Range: "2001:db8::/64"}), "sparse too")
+	assert.Equal(t, "2001:db8::", first(BlockSpec{Range: "2001:db8::/127"}))
+	assert.Equal(t, "2001:db8::", first(BlockSpec{Range: "2001:db8::/120", KeepNetworkBroadcast: true}))
+	assert.Equal(t, "2001:db8::", first(BlockSpec{Range: "2001:db8::-2001:db8::9"}), "a range is no subnet")
 }

@@ -37,6 +37,9 @@ func newModelBlock(t *rapid.T, spec ipam.BlockSpec) modelBlock {
 		m.excluded[b.Range.From()] = true
 		m.excluded[b.Range.To()] = true
 	}
+	if b.CIDR.IsValid() && b.CIDR.Addr().Is6() && b.CIDR.Bits() <= 126 {
+		m.excluded[b.Range.From()] = true // Subnet-Router anycast
+	}
 	if b.Gateway.IsValid() {
 		m.excluded[b.Gateway] = true
 	}

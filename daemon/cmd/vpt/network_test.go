@@ -21,6 +21,7 @@ func TestGoldenPoolBlocksAndPortPolicy(t *testing.T) {
 	c.record(append(vm, "--name", "next", "--wait")...)
 	c.record(append(vm, "--name", "kept", "--address", "198.51.100.4", "--wait")...)
 	c.record(append(vm, "--name", "excluded", "--address", "198.51.100.2")...)
+	c.record(append(vm, "--name", "dual", "--dual-stack", "--wait")...)
 	c.record(append(vm, "--name", "mail", "--block-out", "25/tcp", "--block-out", "465/tcp", "--block-in", "6000-6010/udp", "--net-in-mbit", "50", "--net-out-mbit", "10", "--wait")...)
 	c.record("vm", "get", "mail", "-o", "yaml")
 	c.record("vm", "limits", "mail", "--block-out", "25", "--wait")

@@ -191,6 +191,7 @@ func (a *app) vmCommand() *cobra.Command {
 	f.StringVar(&userDataFile, "user-data-file", "", "cloud-init user data from this file")
 	f.StringVar(&b.Owner, "owner", "", "admins: create the VM for this user")
 	f.StringVar(&b.Address, "address", "", "admins: the VM's address, from a block of its pool (a reserved one too)")
+	f.BoolVar(&b.DualStack, "dual-stack", false, "an IPv4 and an IPv6 address from the pool")
 	limitFlags(f, &b.Limits)
 	f.StringVar(&key, "idempotency-key", "", "a key of your choice: repeating the command with it returns the first VM")
 	addWait(create, &wait)

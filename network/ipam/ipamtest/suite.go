@@ -481,7 +481,7 @@ func testManagerDelegation(t *testing.T, s ipam.Store) {
 	assert.Equal(t, "2001:db8:1:2::/64", p2.Prefix.String())
 	a6, err := m.Allocate(ctx, "v6", ipam.Request{Owner: o, Family: ipam.IPv6})
 	require.NoError(t, err)
-	assert.Equal(t, "2001:db8:2::/128", a6.Prefix.String())
+	assert.Equal(t, "2001:db8:2::2/128", a6.Prefix.String(), "past the Subnet-Router anycast address (::) and the gateway (::1)")
 	a4, err := m.Allocate(ctx, "v6", ipam.Request{Owner: o, Family: ipam.IPv4})
 	require.NoError(t, err)
 	assert.Equal(t, "10.9.0.1/32", a4.Prefix.String())
