@@ -18,6 +18,11 @@ import (
 const startLibvirtHost = `set -e
 D=$1
 hostname $2
+# The host's name resolves without DNS (none is reachable from here):
+# libvirt looks its own hostname up on both ends of every migration, and an
+# unresolvable one cost each migration the resolver's timeouts (about 50 s).
+printf '127.0.0.1 localhost\n::1 localhost\n127.0.1.1 %s\n' "$2" > $D/hosts
+mount --bind $D/hosts /etc/hosts
 for p in etc:/etc/libvirt run:/run/libvirt lib:/var/lib/libvirt log:/var/log/libvirt cache:/var/cache/libvirt; do
   mkdir -p ${p#*:}; mount --bind $D/${p%%:*} ${p#*:}
 done
