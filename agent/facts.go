@@ -3,11 +3,14 @@ package agent
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -19,6 +22,10 @@ import (
 // operator.
 type Facts struct {
 	Hostname string `json:"hostname"`
+	// HostnameUnresolved says why the node's own hostname does not resolve
+	// on the node (empty: it does). libvirt looks it up on both ends of
+	// every live migration, so each one waits out the resolver's timeouts.
+	HostnameUnresolved string `json:"hostname_unresolved,omitempty"`
 	// Kernel is the kernel release (uname -r), Arch the machine (uname -m).
 	Kernel string `json:"kernel"`
 	Arch   string `json:"arch"`
@@ -47,7 +54,7 @@ type PoolFacts struct {
 // ReadHostFacts reads this host's identity, CPUs and memory (from the
 // kernel: uname, /proc/meminfo); it leaves Pools and the hypervisor
 // versions empty.
-func ReadHostFacts(context.Context) (Facts, error) {
+func ReadHostFacts(ctx context.Context) (Facts, error) {
 	var f Facts
 	var err error
 	if f.Hostname, err = os.Hostname(); err != nil {
@@ -57,6 +64,7 @@ func ReadHostFacts(context.Context) (Facts, error) {
 	if err := unix.Uname(&u); err != nil {
 		return Facts{}, virtplane.Errorf(virtplane.ErrUnavailable, "facts: uname: %v", err)
 	}
+	f.HostnameUnresolved = checkHostname(ctx, net.DefaultResolver, f.Hostname)
 	f.Kernel, f.Arch = unix.ByteSliceToString(u.Release[:]), unix.ByteSliceToString(u.Machine[:])
 	f.Cores = runtime.NumCPU()
 	mem, err := os.Open("/proc/meminfo")
@@ -68,6 +76,27 @@ func ReadHostFacts(context.Context) (Facts, error) {
 		return Facts{}, err
 	}
 	return f, nil
+}
+
+// hostResolver is what checkHostname asks (*net.Resolver).
+type hostResolver interface {
+	LookupHost(ctx context.Context, host string) ([]string, error)
+}
+
+// checkHostname says why name does not resolve, or "" when it does. The
+// lookup gets two seconds: a resolver that takes longer is the problem
+// this reports.
+func checkHostname(ctx context.Context, r hostResolver, name string) string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	addrs, err := r.LookupHost(ctx, name)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("hostname %q does not resolve on the node (%v); add it to /etc/hosts, or every live migration waits out the resolver", name, err)
+	case len(addrs) == 0:
+		return fmt.Sprintf("hostname %q resolves to no address on the node; add it to /etc/hosts", name)
+	}
+	return ""
 }
 
 // memTotal reads MemTotal from /proc/meminfo text.

@@ -129,6 +129,11 @@ func TestEndToEndAgentNodes(t *testing.T) {
 
 	// The nodes: a by password (host key pinned on first use), b and c by
 	// key with the fingerprint given.
+	// c's hostname does not resolve on c while it is added (its /etc/hosts
+	// is the host's hosts file): the node is taken, with a warning.
+	hostsFile := filepath.Join(hosts[2].Dir, "hosts")
+	resolving := readFile(t, hostsFile)
+	require.NoError(t, os.WriteFile(hostsFile, []byte("127.0.0.1 localhost\n"), 0o644))
 	nodes := make([]model.Node, len(hosts))
 	for i, h := range hosts {
 		body := api.NodeBody{ClusterID: cl.ID, Name: h.Name, Address: address(h)}
@@ -149,6 +154,11 @@ func TestEndToEndAgentNodes(t *testing.T) {
 		assert.Contains(t, keys, "virtplaned", "the daemon's key is installed on %s", h.Name)
 		assert.FileExists(t, nodeLib(h, "bin", "virtplaned"), "the agent is installed on %s", h.Name)
 	}
+	require.NoError(t, os.WriteFile(hostsFile, []byte(resolving), 0o644))
+	assert.Empty(t, nodes[0].Warnings)
+	assert.Empty(t, nodes[1].Warnings)
+	require.Len(t, nodes[2].Warnings, 1, "c's hostname did not resolve")
+	assert.Contains(t, nodes[2].Warnings[0], `hostname "`+hosts[2].Name+`" does not resolve`)
 	_, err = os.Stat(filepath.Join(dir, "data", "ssh", "id_ed25519"))
 	require.NoError(t, err, "the daemon made its key in its data directory")
 

@@ -267,6 +267,9 @@ func agentFacts(ctx context.Context, cl *agent.Client) (node.Facts, error) {
 		return node.Facts{}, err
 	}
 	f := node.Facts{Cores: af.Cores, MemoryMiB: af.MemoryBytes >> 20, Hostname: af.Hostname, AgentVersion: h.Version}
+	if af.HostnameUnresolved != "" {
+		f.Warnings = append(f.Warnings, af.HostnameUnresolved)
+	}
 	for _, p := range af.Pools {
 		if p.Name == "local" {
 			f.DiskGiB = p.Capacity >> 30

@@ -54,6 +54,9 @@ type Facts struct {
 	// Nominal says the capacity is a default, not read from hardware (a
 	// simulated node): an operator may set any.
 	Nominal bool
+	// Warnings are what is wrong with the node without keeping it out (a
+	// hostname that does not resolve): shown to the operator on the node.
+	Warnings []string
 }
 
 // Credentials are what the operator gives once to add a node (VMmanager's

@@ -23,6 +23,10 @@ hostname $2
 # unresolvable one cost each migration the resolver's timeouts (about 50 s).
 printf '127.0.0.1 localhost\n::1 localhost\n127.0.1.1 %s\n' "$2" > $D/hosts
 mount --bind $D/hosts /etc/hosts
+# And nothing a host looks up leaves the machine: its resolver is loopback,
+# where nothing answers.
+printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' > $D/resolv.conf
+mount --bind $D/resolv.conf /etc/resolv.conf
 for p in etc:/etc/libvirt run:/run/libvirt lib:/var/lib/libvirt log:/var/log/libvirt cache:/var/cache/libvirt; do
   mkdir -p ${p#*:}; mount --bind $D/${p%%:*} ${p#*:}
 done
