@@ -217,9 +217,15 @@ func (s *Server) excludeAddresses(ctx context.Context, pool model.IPPool, addrs 
 			if i < 0 {
 				return virtplane.Errorf(virtplane.ErrConflict, "address %s: its block left pool %s during the check", a, p.ID)
 			}
-			if !slices.Contains(p.Blocks[i].Excluded, a.String()) {
-				p.Blocks[i].Excluded = append(p.Blocks[i].Excluded, a.String())
+			b := &p.Blocks[i]
+			if !slices.Contains(b.Excluded, a.String()) {
+				b.Excluded = append(b.Excluded, a.String())
 			}
+			// IPAM drops a reservation of an address it excludes.
+			b.Reserved = slices.DeleteFunc(b.Reserved, func(r string) bool {
+				ra, err := netip.ParseAddr(r)
+				return err == nil && ra.Unmap() == a
+			})
 		}
 		return nil
 	})
