@@ -1,4 +1,4 @@
-package ipam_test
+package ipamtest
 
 import (
 	"net/netip"
@@ -16,11 +16,12 @@ import (
 // An excluded address is never handed out again, by next-free or by
 // explicit request, and the exclusion is stored with the block: a second
 // manager on the store sees it. An allocated address is refused, all or
-// nothing; a released one (cooling down) loses its state.
-func TestExcludeKeepsAddressesOut(t *testing.T) {
+// nothing; a released one (cooling down) loses its state: it does not
+// come back when its cooldown would have ended.
+func testManagerExclude(t *testing.T, store ipam.Store) {
 	ctx := t.Context()
-	store := ipam.NewMemoryStore()
-	m, err := ipam.New(ipam.Config{Store: store}, ipam.WithCooldown(time.Hour))
+	now := time.Now()
+	m, err := ipam.New(ipam.Config{Store: store}, ipam.WithCooldown(time.Hour), ipam.WithClock(func() time.Time { return now }))
 	require.NoError(t, err)
 	b, err := ipam.ParseBlock(ipam.BlockSpec{ID: "b1", Range: "10.0.0.0/29"}) // .1-.6 usable
 	require.NoError(t, err)
@@ -50,10 +51,11 @@ func TestExcludeKeepsAddressesOut(t *testing.T) {
 	_, err = m.Lookup(ctx, "p", cooling.Addr())
 	assert.ErrorIs(t, err, virtplane.ErrNotFound)
 
-	for _, mgr := range []*ipam.Manager{m, mustManager(t, store)} {
+	for _, mgr := range []*ipam.Manager{m, mustExcludeManager(t, store)} {
 		_, err = mgr.Allocate(ctx, "p", ipam.Request{Owner: ipam.Owner{VM: "vm3"}, Addr: addr("10.0.0.3")})
 		assert.ErrorIs(t, err, virtplane.ErrInvalidArgument)
 	}
+	now = now.Add(2 * time.Hour) // the released address's cooldown would be over
 	var got []netip.Addr
 	for {
 		a, err := m.Allocate(ctx, "p", ipam.Request{Owner: ipam.Owner{VM: "vm4"}, Tags: map[string]string{"n": "x"}})
@@ -72,7 +74,7 @@ func TestExcludeKeepsAddressesOut(t *testing.T) {
 	assert.Equal(t, addr("10.0.0.3"), a.Addr(), "an unexcluded address is free again")
 }
 
-func mustManager(t *testing.T, s ipam.Store) *ipam.Manager {
+func mustExcludeManager(t *testing.T, s ipam.Store) *ipam.Manager {
 	t.Helper()
 	m, err := ipam.New(ipam.Config{Store: s}, ipam.WithCooldown(time.Hour))
 	require.NoError(t, err)
