@@ -1,13 +1,18 @@
 package api
 
 import (
+	"context"
 	"errors"
+	"net"
 	"net/netip"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/virtplane/virtplane"
 	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/network/ipam/dnsbl"
 )
@@ -58,4 +63,71 @@ func TestDNSBLTargets(t *testing.T) {
 	var fe *FieldError
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, "body.addresses[1]", fe.Location)
+}
+
+// slowResolver answers NXDOMAIN after a while and records how many
+// queries it had in flight at most.
+type slowResolver struct {
+	mu             sync.Mutex
+	inFlight, most int
+}
+
+func (r *slowResolver) LookupNetIP(ctx context.Context, _, host string) ([]netip.Addr, error) {
+	r.mu.Lock()
+	r.inFlight++
+	r.most = max(r.most, r.inFlight)
+	r.mu.Unlock()
+	defer func() { r.mu.Lock(); r.inFlight--; r.mu.Unlock() }()
+	select {
+	case <-time.After(5 * time.Millisecond):
+	case <-ctx.Done():
+		return nil, &net.DNSError{Err: ctx.Err().Error(), Name: host}
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+func (r *slowResolver) LookupTXT(context.Context, string) ([]string, error) { return nil, nil }
+
+// A check of many addresses has at most dnsblParallel addresses (times
+// the zones) in flight, and stops with the request's context.
+func TestCheckDNSBLIsBounded(t *testing.T) {
+	r := &slowResolver{}
+	c, err := dnsbl.New(dnsbl.Config{Resolver: r, Zones: []string{"bl.test", "bl2.test"}})
+	require.NoError(t, err)
+	var targets []dnsblTarget
+	for i := range 64 {
+		targets = append(targets, dnsblTarget{addr: netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})})
+	}
+	for _, o := range checkDNSBL(t.Context(), c, targets) {
+		require.NoError(t, o.err)
+	}
+	assert.LessOrEqual(t, r.most, dnsblParallel*2)
+	assert.Greater(t, r.most, 2, "addresses are checked in parallel")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for _, o := range checkDNSBL(ctx, c, targets[:4]) {
+		assert.ErrorIs(t, o.err, virtplane.ErrCanceled)
+	}
+}
+
+// More than maxDNSBLAddresses is refused: naming body.addresses when some
+// were asked, the pool (path.id) when the held ones alone are too many.
+func TestDNSBLTargetsAreBounded(t *testing.T) {
+	pool := model.IPPool{ID: "p", Name: "p", Blocks: []model.IPBlock{{ID: "b", Range: "10.0.0.0/16"}}}
+	held := map[netip.Addr]string{}
+	for i := range maxDNSBLAddresses + 1 {
+		held[netip.AddrFrom4([4]byte{10, 0, byte(i / 200), byte(i%200 + 1)})] = "vm"
+	}
+	_, err := dnsblTargets(pool, held, nil)
+	var fe *FieldError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "path.id", fe.Location)
+	assert.ErrorIs(t, err, virtplane.ErrInvalidArgument)
+	delete(held, netip.AddrFrom4([4]byte{10, 0, 0, 1}))
+	_, err = dnsblTargets(pool, held, nil)
+	require.NoError(t, err, "256 is allowed")
+	_, err = dnsblTargets(pool, held, []string{"10.0.9.9"})
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "body.addresses", fe.Location)
 }
