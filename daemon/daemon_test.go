@@ -163,6 +163,7 @@ func (e *env) rbacCases() []rbacCase {
 		{"addPoolBlock", "POST", "/v1/ippools/" + e.pool.ID + "/blocks", api.BlockBody{Range: "198.51.100.0/24"}, true},
 		{"removePoolBlock", "DELETE", "/v1/ippools/" + e.pool.ID + "/blocks/" + e.pool.Blocks[0].ID, nil, true},
 		{"deletePool", "DELETE", "/v1/ippools/" + e.pool.ID, nil, true},
+		{"checkPoolDNSBL", "POST", "/v1/ippools/" + e.pool.ID + "/dnsbl-check", api.DNSBLCheckBody{ExcludeListed: true}, true},
 		{"listImages", "GET", "/v1/images", nil, false},
 		{"getImage", "GET", "/v1/images/" + e.image.ID, nil, false},
 		{"createImage", "POST", "/v1/images", api.ImageBody{Name: "evil", OSType: "linux", Source: "/x", Format: "qcow2"}, true},

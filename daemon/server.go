@@ -133,6 +133,9 @@ type Config struct {
 	// Scripts and Notify configure script runs and notifications (scripts.go).
 	Scripts ScriptsConfig
 	Notify  NotifyConfig
+	// DNSBL configures the DNS blocklist check of pools' addresses
+	// (dnsbl.go); without zones the check answers ErrNotImplemented.
+	DNSBL DNSBLConfig
 }
 
 // Server is one daemon: store, task engine, API, events and metrics.
@@ -338,11 +341,15 @@ func New(cfg Config) (*Server, error) {
 	if err := s.scriptServices(); err != nil {
 		return nil, err
 	}
+	checker, err := cfg.DNSBL.checker()
+	if err != nil {
+		return nil, err
+	}
 	s.API, err = api.New(api.Config{
 		Store: cfg.Store, Tasks: eng, Auth: s.Auth, Events: s.Events, Metrics: s.Metrics,
 		Version: cfg.Version, IPAM: s.IPAM, Invalidate: s.Flow.Invalidate, Nodes: nodeAdmin{s}, Storages: storageAdmin{s},
 		Backend: s.Flow, Console: consoles{s}, CheckOverride: s.checkOverride, ConsoleTicketTTL: cfg.ConsoleTicketTTL,
-		Scripts: s.Scripts, Notify: s.Notify,
+		Scripts: s.Scripts, Notify: s.Notify, DNSBL: checker,
 	})
 	if err != nil {
 		return nil, err

@@ -23,6 +23,7 @@ import (
 	"github.com/virtplane/virtplane/daemon/store"
 	"github.com/virtplane/virtplane/daemon/tasks"
 	"github.com/virtplane/virtplane/network/ipam"
+	"github.com/virtplane/virtplane/network/ipam/dnsbl"
 	"github.com/virtplane/virtplane/scheduler"
 	"github.com/virtplane/virtplane/vmm"
 )
@@ -64,6 +65,9 @@ type Config struct {
 	// notifications; nil answers their endpoints with ErrNotImplemented.
 	Scripts *scriptrun.Service
 	Notify  *notify.Service
+	// DNSBL checks pools' addresses against DNS blocklists; nil (no zones
+	// configured) answers the check with ErrNotImplemented.
+	DNSBL *dnsbl.Checker
 }
 
 // NodeAdmin is what adding and removing nodes needs from the daemon: the
@@ -134,6 +138,7 @@ func New(cfg Config) (*Server, error) {
 	s.registerStorageDrivers()
 	s.registerNodes()
 	s.registerPools()
+	s.registerDNSBL()
 	s.registerImages()
 	s.registerVMs()
 	s.registerTasks()

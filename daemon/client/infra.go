@@ -209,6 +209,15 @@ func (c *Client) RemovePoolBlock(ctx context.Context, id, blockID string) error 
 	return c.call(ctx, "removePoolBlock", []string{id, blockID}, nil, nil, nil)
 }
 
+// CheckPoolDNSBL checks the addresses VMs hold in a pool, and those b
+// names, against the daemon's DNS blocklists; with b.ExcludeListed the
+// listed ones no VM holds are excluded from their blocks (admin).
+func (c *Client) CheckPoolDNSBL(ctx context.Context, id string, b api.DNSBLCheckBody) (api.DNSBLReport, error) {
+	var out api.DNSBLReport
+	err := c.call(ctx, "checkPoolDNSBL", []string{id}, nil, b, &out)
+	return out, err
+}
+
 // DeletePool deletes a pool no VM uses (admin).
 func (c *Client) DeletePool(ctx context.Context, id string) error {
 	return c.call(ctx, "deletePool", []string{id}, nil, nil, nil)

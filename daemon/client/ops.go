@@ -81,6 +81,7 @@ func Operations() []Op {
 		{"addPoolBlock", "POST", "/v1/ippools/{id}/blocks", "AddPoolBlock"},
 		{"removePoolBlock", "DELETE", "/v1/ippools/{id}/blocks/{block}", "RemovePoolBlock"},
 		{"deletePool", "DELETE", "/v1/ippools/{id}", "DeletePool"},
+		{"checkPoolDNSBL", "POST", "/v1/ippools/{id}/dnsbl-check", "CheckPoolDNSBL"},
 		// images
 		{"listImages", "GET", "/v1/images", "ListImages"},
 		{"getImage", "GET", "/v1/images/{id}", "GetImage"},

@@ -92,6 +92,8 @@ type Config struct {
 	DemoImage string `json:"demo_image"`
 	// LDAP signs directory users in (ldap.go).
 	LDAP *LDAPConfig `json:"ldap,omitempty"`
+	// DNSBL is the blocklists pools' addresses are checked against (dnsbl.go).
+	DNSBL *DNSBLConfig `json:"dnsbl,omitempty"`
 	// Scripts and notifications (notify.go).
 	Scripts ScriptsFile `json:"scripts"`
 	Notify  NotifyFile  `json:"notify"`
@@ -291,6 +293,9 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		dcfg.TaskLease = d
 	}
 	if err := applyLDAP(&dcfg, cfg.LDAP); err != nil {
+		return err
+	}
+	if err := applyDNSBL(&dcfg, cfg.DNSBL); err != nil {
 		return err
 	}
 	srv, err := daemon.New(dcfg)

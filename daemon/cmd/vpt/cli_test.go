@@ -35,8 +35,13 @@ type cli struct {
 	ids        map[string]string
 }
 
-func newCLI(t *testing.T) *cli {
-	srv, err := daemon.New(daemon.Config{Store: dbtest.SQLite(t), Instance: "vpt-test", DataDir: t.TempDir()})
+func newCLI(t *testing.T) *cli { return newCLIWith(t, daemon.Config{}) }
+
+// newCLIWith is newCLI on a daemon of cfg (its store, instance and data
+// directory the test's own).
+func newCLIWith(t *testing.T, cfg daemon.Config) *cli {
+	cfg.Store, cfg.Instance, cfg.DataDir = dbtest.SQLite(t), "vpt-test", t.TempDir()
+	srv, err := daemon.New(cfg)
 	require.NoError(t, err)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -727,6 +727,65 @@ func parseBlock(s string) (api.BlockBody, error) {
 	return b, nil
 }
 
+func dnsblCols() []column[api.DNSBLAddress] {
+	yes := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "no"
+	}
+	return []column[api.DNSBLAddress]{
+		col("ADDRESS", func(d api.DNSBLAddress) string { return d.Address }),
+		col("VM", func(d api.DNSBLAddress) string { return d.VM }),
+		col("LISTED", func(d api.DNSBLAddress) string { return yes(d.Listed) }),
+		col("LISTINGS", func(d api.DNSBLAddress) string {
+			var s []string
+			for _, l := range d.Listings {
+				x := l.Zone + " " + strings.Join(l.Codes, "|")
+				if l.Reason != "" {
+					x += " (" + l.Reason + ")"
+				}
+				s = append(s, x)
+			}
+			return strings.Join(s, "; ")
+		}),
+		col("ERRORS", func(d api.DNSBLAddress) string {
+			var s []string
+			for _, e := range d.Errors {
+				s = append(s, e.Error)
+			}
+			return strings.Join(s, "; ")
+		}),
+		col("EXCLUDED", func(d api.DNSBLAddress) string { return yes(d.Excluded) }),
+	}
+}
+
+// poolDNSBLCommand is pool dnsbl-check: a table of the addresses, the
+// whole report with -o json or yaml.
+func (a *app) poolDNSBLCommand(byPool func(func(*cobra.Command, []string, *client.Client, string) error) func(*cobra.Command, []string) error, done cobra.CompletionFunc) *cobra.Command {
+	var body api.DNSBLCheckBody
+	cmd := &cobra.Command{
+		Use: "dnsbl-check POOL [--address A ...] [--exclude-listed]", Short: "Check the addresses VMs hold in a pool, and others, against the daemon's DNS blocklists",
+		Args: exactArgs(1, "POOL"), ValidArgsFunction: done,
+		RunE: byPool(func(cmd *cobra.Command, _ []string, c *client.Client, id string) error {
+			rep, err := c.CheckPoolDNSBL(cmd.Context(), id, body)
+			if err != nil {
+				return err
+			}
+			switch a.output {
+			case "json":
+				return printJSON(cmd.OutOrStdout(), rep)
+			case "yaml":
+				return printYAML(cmd.OutOrStdout(), rep)
+			}
+			return printList(cmd.OutOrStdout(), a.output, rep.Addresses, dnsblCols()...)
+		}),
+	}
+	cmd.Flags().StringArrayVar(&body.Addresses, "address", nil, "an address of the pool to check besides those VMs hold (repeatable)")
+	cmd.Flags().BoolVar(&body.ExcludeListed, "exclude-listed", false, "exclude the listed addresses no VM holds from their blocks, so that they are never handed out")
+	return cmd
+}
+
 func (a *app) poolCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "pool", Aliases: []string{"pools", "ippool"}, Short: "IP pools: blocks of addresses VMs take theirs from"}
 	done := complete(a, listPools, func(p model.IPPool) string { return p.Name })
@@ -834,7 +893,7 @@ func (a *app) poolCommand() *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "block %s removed from pool %s\n", args[1], args[0])
 			return nil
 		}),
-	}, &cobra.Command{
+	}, a.poolDNSBLCommand(byPool, done), &cobra.Command{
 		Use: "delete POOL", Short: "Delete a pool no VM uses", Args: exactArgs(1, "POOL"), ValidArgsFunction: done,
 		RunE: byPool(func(cmd *cobra.Command, args []string, c *client.Client, id string) error {
 			if err := c.DeletePool(cmd.Context(), id); err != nil {

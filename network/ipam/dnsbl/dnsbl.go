@@ -41,6 +41,9 @@ type Checker struct {
 	reasons  bool
 }
 
+// Zones returns the zones the checker asks, normalized, in order.
+func (c *Checker) Zones() []string { return slices.Clone(c.zones) }
+
 // New validates the zones and returns a Checker.
 func New(cfg Config, opts ...Option) (*Checker, error) {
 	if cfg.Resolver == nil {
@@ -178,12 +181,50 @@ func (c *Checker) Check(ctx context.Context, addr netip.Addr) (Result, error) {
 	return res, nil
 }
 
+// ZoneError is the failure of one zone's query: Check joins one per
+// failed zone, so that a caller can say which zones did not answer
+// (ZoneErrors) rather than only that some did not.
+type ZoneError struct {
+	Zone string
+	Err  error
+}
+
+func (e *ZoneError) Error() string { return e.Err.Error() }
+
+func (e *ZoneError) Unwrap() error { return e.Err }
+
+// ZoneErrors returns the per-zone failures in an error of Check, in the
+// order of the configured zones; errors of another kind are not in it.
+func ZoneErrors(err error) []*ZoneError {
+	if ze, ok := err.(*ZoneError); ok {
+		return []*ZoneError{ze}
+	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return nil
+	}
+	var out []*ZoneError
+	for _, e := range j.Unwrap() {
+		out = append(out, ZoneErrors(e)...)
+	}
+	return out
+}
+
+// checkZone is lookupZone with its error tagged with the zone.
+func (c *Checker) checkZone(ctx context.Context, addr netip.Addr, zone string) (*Listing, error) {
+	l, err := c.lookupZone(ctx, addr, zone)
+	if err != nil {
+		return nil, &ZoneError{Zone: zone, Err: err}
+	}
+	return l, nil
+}
+
 func isNotFound(err error) bool {
 	var de *net.DNSError
 	return errors.As(err, &de) && de.IsNotFound
 }
 
-func (c *Checker) checkZone(ctx context.Context, addr netip.Addr, zone string) (*Listing, error) {
+func (c *Checker) lookupZone(ctx context.Context, addr netip.Addr, zone string) (*Listing, error) {
 	name := QueryName(addr, zone)
 	codes, err := c.resolver.LookupNetIP(ctx, "ip4", name)
 	if err != nil {

@@ -99,3 +99,33 @@ func ExampleChecker_Check() {
 	// 192.0.2.99 listed by bl.example: spam source
 	// 192.0.2.100 clean
 }
+
+// ZoneErrors names the zones that failed, each with its own error, so a
+// report can tell a refused zone from a listing one.
+func TestZoneErrorsNameTheFailedZones(t *testing.T) {
+	r := dnsbl.NewFakeResolver()
+	r.SetA("2.0.0.127.bl.test", netip.MustParseAddr("127.0.0.2"))
+	r.SetA("2.0.0.127.bl2.test", netip.MustParseAddr("127.255.255.254"))
+	boom := errors.New("boom")
+	r.FailWith(func(name string) error {
+		if name == "2.0.0.127.bl3.test." {
+			return boom
+		}
+		return nil
+	})
+	c, err := dnsbl.New(dnsbl.Config{Resolver: r, Zones: []string{"bl.test", "BL2.test.", "bl3.test"}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"bl.test", "bl2.test", "bl3.test"}, c.Zones())
+	res, err := c.Check(t.Context(), netip.MustParseAddr("127.0.0.2"))
+	require.Error(t, err)
+	assert.True(t, res.Listed())
+	zes := dnsbl.ZoneErrors(err)
+	require.Len(t, zes, 2)
+	assert.Equal(t, "bl2.test", zes[0].Zone)
+	assert.ErrorIs(t, zes[0], virtplane.ErrUnavailable)
+	assert.ErrorContains(t, zes[0], "refused")
+	assert.Equal(t, "bl3.test", zes[1].Zone)
+	assert.ErrorIs(t, zes[1], boom)
+	assert.Nil(t, dnsbl.ZoneErrors(nil))
+	assert.Nil(t, dnsbl.ZoneErrors(boom))
+}

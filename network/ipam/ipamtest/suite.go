@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("ManagerCooldown", func(t *testing.T) { testManagerCooldown(t, newStore(t)) })
 	t.Run("ManagerPrefixDelegation", func(t *testing.T) { testManagerDelegation(t, newStore(t)) })
 	t.Run("ManagerBlocks", func(t *testing.T) { testManagerBlocks(t, newStore(t)) })
+	t.Run("ManagerExclude", func(t *testing.T) { testManagerExclude(t, newStore(t)) })
 	t.Run("TwoManagersShareStore", func(t *testing.T) { testTwoManagers(t, newStore(t)) })
 	t.Run("Concurrent10000", func(t *testing.T) { testConcurrent(t, newStore(t), 10000) })
 }
