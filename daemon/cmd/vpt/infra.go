@@ -514,6 +514,9 @@ func nodeCols() []column[model.Node] {
 		col("CORES", func(n model.Node) string { return itoa(n.Cores) }),
 		col("MEMORY_MIB", func(n model.Node) string { return itoa(n.MemoryMiB) }),
 		col("DISK_GIB", func(n model.Node) string { return itoa(n.DiskGiB) }),
+		// What the daemon found wrong when it added the node (a hostname
+		// that does not resolve there): counted here, said in full by -o.
+		col("WARNINGS", func(n model.Node) string { return itoa(len(n.Warnings)) }),
 	}
 }
 
