@@ -132,14 +132,10 @@ func (a *app) deliveriesCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if p.Next != "" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "more deliveries: --after %s\n", p.Next)
-			}
-			return printList(cmd.OutOrStdout(), a.output, p.Items, deliveryCols()...)
+			return printPage(cmd, a.output, "deliveries", p, deliveryCols()...)
 		},
 	}
-	cmd.Flags().IntVar(&limit, "limit", 100, "deliveries at most")
-	cmd.Flags().StringVar(&after, "after", "", "the deliveries after this one (the ID a previous list printed on stderr)")
+	pageFlags(cmd, &after, &limit, "deliveries")
 	return cmd
 }
 

@@ -8,9 +8,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/daemon/client"
 )
 
 // column is one column of a table of T.
@@ -128,3 +130,19 @@ func timestamp(t time.Time) string {
 }
 
 func join(s []string) string { return strings.Join(s, ",") }
+
+// pageFlags binds the --limit and --after of a paged list of noun (runs,
+// deliveries, entries).
+func pageFlags(cmd *cobra.Command, after *string, limit *int, noun string) {
+	cmd.Flags().IntVar(limit, "limit", 100, noun+" at most")
+	cmd.Flags().StringVar(after, "after", "", "the "+noun+" after this one (the ID a previous list printed on stderr)")
+}
+
+// printPage prints one page of a list, and on stderr the --after that asks
+// for the next one.
+func printPage[T any](cmd *cobra.Command, format, noun string, p client.Page[T], cols ...column[T]) error {
+	if p.Next != "" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "more %s: --after %s\n", noun, p.Next)
+	}
+	return printList(cmd.OutOrStdout(), format, p.Items, cols...)
+}

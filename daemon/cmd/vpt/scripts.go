@@ -494,14 +494,10 @@ func (a *app) runsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if p.Next != "" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "more runs: --after %s\n", p.Next)
-			}
-			return printList(cmd.OutOrStdout(), a.output, p.Items, runCols()...)
+			return printPage(cmd, a.output, "runs", p, runCols()...)
 		},
 	}
-	cmd.Flags().IntVar(&limit, "limit", 100, "runs at most")
-	cmd.Flags().StringVar(&after, "after", "", "the runs after this one (the ID a previous list printed on stderr)")
+	pageFlags(cmd, &after, &limit, "runs")
 	return cmd
 }
 

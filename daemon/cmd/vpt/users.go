@@ -434,10 +434,7 @@ func (a *app) auditCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if p.Next != "" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "more entries: --after %s\n", p.Next)
-			}
-			return printList(cmd.OutOrStdout(), a.output, p.Items,
+			return printPage(cmd, a.output, "entries", p,
 				col("AT", func(e api.AuditEntry) string { return timestamp(e.At) }),
 				col("ACTOR", func(e api.AuditEntry) string { return e.Actor }),
 				col("OPERATION", func(e api.AuditEntry) string { return e.Operation }),
@@ -449,8 +446,7 @@ func (a *app) auditCommand() *cobra.Command {
 	f := list.Flags()
 	f.StringVar(&actor, "actor", "", "only the calls of this user")
 	f.StringVar(&target, "target", "", "only the calls on the object of this ID")
-	f.IntVar(&limit, "limit", 100, "entries at most")
-	f.StringVar(&after, "after", "", "the entries after this one (the ID a previous list printed on stderr)")
+	pageFlags(list, &after, &limit, "entries")
 	cmd.AddCommand(list)
 	return cmd
 }
