@@ -14,9 +14,11 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/stretchr/testify/require"
 
+	"github.com/virtplane/virtplane/daemon"
 	"github.com/virtplane/virtplane/daemon/api"
 	"github.com/virtplane/virtplane/daemon/client"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/network/ipam/dnsbl"
 )
 
 // limitedVM is a VM with every limit the provider manages; outPorts is
@@ -347,6 +349,83 @@ func TestAccAddresses(t *testing.T) {
 					resource.TestCheckResourceAttr("virtplane_vm.dual", "addresses.0", "203.0.113.14"),
 					resource.TestCheckResourceAttr("virtplane_vm.dual", "addresses.#", "2"),
 				),
+			},
+		},
+	})
+}
+
+// dnsblPool is a pool of one block with an exclusion; reserved is its
+// reserved list.
+func dnsblPool(reserved string) string {
+	return infra + `
+resource "virtplane_ip_pool" "bl" {
+  name        = "bl"
+  cluster_ids = [virtplane_cluster.fra1.id]
+  block {
+    range    = "198.51.100.0/28"
+    excluded = ["198.51.100.2"]
+    reserved = ` + reserved + `
+  }
+}
+`
+}
+
+// TestAccDNSBLExclusion: an address a DNSBL check excludes (the daemon
+// adds it to the block's excluded) is no diff: it shows in excluded_extra,
+// and a change of the block that re-creates it keeps it.
+func TestAccDNSBLExclusion(t *testing.T) {
+	r := dnsbl.NewFakeResolver()
+	r.SetA("7.100.51.198.bl.test", netip.MustParseAddr("127.0.0.2"))
+	e := newAccEnv(t, func(c *daemon.Config) { c.DNSBL = daemon.DNSBLConfig{Zones: []string{"bl.test"}, Resolver: r} })
+	blockOf := func() (model.IPBlock, error) {
+		_, b, err := e.poolBlock("bl", "198.51.100.0/28")
+		return b, err
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: e.factories(),
+		CheckDestroy:             e.checkNothingLeft,
+		Steps: []resource.TestStep{
+			{Config: e.provider() + dnsblPool(`["198.51.100.5"]`)},
+			{
+				// The check excludes the listed address: no diff.
+				PreConfig: func() {
+					p, _, err := e.poolBlock("bl", "198.51.100.0/28")
+					require.NoError(t, err)
+					rep, err := e.c.CheckPoolDNSBL(context.Background(), p.ID, api.DNSBLCheckBody{Addresses: []string{"198.51.100.7", "198.51.100.8"}, ExcludeListed: true})
+					require.NoError(t, err)
+					require.Equal(t, []string{"198.51.100.7"}, rep.Excluded)
+					b, err := blockOf()
+					require.NoError(t, err)
+					require.Equal(t, []string{"198.51.100.2", "198.51.100.7"}, b.Excluded)
+				},
+				Config:   e.provider() + dnsblPool(`["198.51.100.5"]`),
+				PlanOnly: true,
+			},
+			{
+				Config: e.provider() + dnsblPool(`["198.51.100.5"]`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				Check: resource.TestCheckTypeSetElemNestedAttrs("virtplane_ip_pool.bl", "block.*", map[string]string{
+					"excluded.#": "1", "excluded.0": "198.51.100.2", "excluded_extra.#": "1", "excluded_extra.0": "198.51.100.7"}),
+			},
+			{
+				// A change of the block re-creates it, the exclusion kept.
+				Config: e.provider() + dnsblPool(`["198.51.100.5", "198.51.100.6"]`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction("virtplane_ip_pool.bl", plancheck.ResourceActionUpdate)},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				Check: func(*terraform.State) error {
+					b, err := blockOf()
+					if err != nil {
+						return err
+					}
+					if !slices.Equal(b.Excluded, []string{"198.51.100.2", "198.51.100.7"}) || !slices.Equal(b.Reserved, []string{"198.51.100.5", "198.51.100.6"}) {
+						return fmt.Errorf("block %+v: want the DNSBL exclusion kept, two reservations", b)
+					}
+					return nil
+				},
 			},
 		},
 	})
