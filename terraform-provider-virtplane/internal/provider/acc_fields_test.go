@@ -277,6 +277,11 @@ func TestAccAddresses(t *testing.T) {
 			{ResourceName: "virtplane_vm.plain", ImportState: true, ImportStateVerify: true},
 			{ResourceName: "virtplane_ip_pool.dual", ImportState: true, ImportStateVerify: true},
 			{
+				// address left out later: the VM keeps it, no change.
+				Config:   e.provider() + strings.Replace(dualPool(`["203.0.113.34", "203.0.113.35"]`), `address    = "203.0.113.10"`, ``, 1),
+				PlanOnly: true,
+			},
+			{
 				// An exclusion the daemon adds (here: the spare block made
 				// again outside Terraform with one more) is no diff.
 				PreConfig: func() {
@@ -348,6 +353,21 @@ func TestAccAddresses(t *testing.T) {
 				Check: resource.ComposeTestCheckFunc(
 					resource.TestCheckResourceAttr("virtplane_vm.dual", "addresses.0", "203.0.113.14"),
 					resource.TestCheckResourceAttr("virtplane_vm.dual", "addresses.#", "2"),
+				),
+			},
+			{
+				// dual_stack changed: a replacement, with one address (another:
+				// a released address cools down before it is handed out again).
+				Config: e.provider() + strings.NewReplacer(`address    = "203.0.113.10"`, `address    = "203.0.113.13"`, `dual_stack = true`, `dual_stack = false`).
+					Replace(dualPool(`["203.0.113.34"]`)),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction("virtplane_vm.dual", plancheck.ResourceActionDestroyBeforeCreate)},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttr("virtplane_vm.dual", "addresses.#", "1"),
+					resource.TestCheckResourceAttr("virtplane_vm.dual", "address", "203.0.113.13"),
+					resource.TestCheckResourceAttr("virtplane_vm.dual", "dual_stack", "false"),
 				),
 			},
 		},

@@ -145,8 +145,12 @@ func (r *vmResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *r
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown(), stringplanmodifier.RequiresReplaceIf(addressReplace,
 					"a different address replaces the VM", "a different address replaces the VM")}},
 			"dual_stack": schema.BoolAttribute{Optional: true, Computed: true, Default: booldefault.StaticBool(false),
-				Description:   "An IPv4 and an IPv6 address from the pool (it needs a block of each; not in routed clusters). A change replaces the VM.",
-				PlanModifiers: []planmodifier.Bool{boolplanmodifier.RequiresReplace()}},
+				Description: "An IPv4 and an IPv6 address from the pool (it needs a block of each; not in routed clusters). A change replaces the VM.",
+				PlanModifiers: []planmodifier.Bool{boolplanmodifier.RequiresReplaceIf(func(_ context.Context, req planmodifier.BoolRequest, resp *boolplanmodifier.RequiresReplaceIfFuncResponse) {
+					// A state of an older provider has none recorded (a refresh
+					// reads it): that is no change of the VM.
+					resp.RequiresReplace = !req.StateValue.IsNull()
+				}, "a change replaces the VM", "a change replaces the VM")}},
 		},
 		Blocks: map[string]schema.Block{
 			"disk": schema.ListNestedBlock{
