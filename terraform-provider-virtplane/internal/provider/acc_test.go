@@ -34,7 +34,7 @@ type accEnv struct {
 	srv        *daemon.Server
 }
 
-func newAccEnv(t *testing.T) *accEnv {
+func newAccEnv(t *testing.T, opts ...func(*daemon.Config)) *accEnv {
 	tf := testenv.RequireTerraform(t)
 	dir := t.TempDir()
 	// Terraform here reaches no registry: providers come from this process
@@ -52,7 +52,11 @@ func newAccEnv(t *testing.T) *accEnv {
 
 	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "virtplane.db"))
 	require.NoError(t, err)
-	srv, err := daemon.New(daemon.Config{Store: st, Instance: "tf-acc", DataDir: dir, Workers: 8})
+	cfg := daemon.Config{Store: st, Instance: "tf-acc", DataDir: dir, Workers: 8}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := daemon.New(cfg)
 	require.NoError(t, err)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -464,6 +468,10 @@ func TestAccPlanTimeValidation(t *testing.T) {
 		{"virtplane_vm\" \"x\" {\n name = \"v\"\n cluster_id = \"c\"\n image_id = \"i\"\n pool_id = \"p\"\n cpus = 0\n memory_mib = 1024\n disk_gib = 1", "cpus"},
 		{"virtplane_vm\" \"x\" {\n name = \"v\"\n cluster_id = \"c\"\n image_id = \"i\"\n pool_id = \"p\"\n cpus = 1\n memory_mib = 1024\n disk_gib = 1\n ssh_keys = [\"not a key\"]", "ssh_keys"},
 		{"virtplane_token\" \"x\" {\n name = \"t\"\n ttl = \"forever\"", "ttl"},
+		{"virtplane_vm\" \"x\" {\n name = \"v\"\n cluster_id = \"c\"\n image_id = \"i\"\n pool_id = \"p\"\n cpus = 1\n memory_mib = 1024\n disk_gib = 1\n address = \"192.0.2.300\"", "address"},
+		{"virtplane_vm\" \"x\" {\n name = \"v\"\n cluster_id = \"c\"\n image_id = \"i\"\n pool_id = \"p\"\n cpus = 1\n memory_mib = 1024\n disk_gib = 1\n limits = { block_in_ports = [\"70000/tcp\"] }", "70000/tcp"},
+		{"virtplane_ip_pool\" \"x\" {\n name = \"p\"\n cluster_ids = [\"c\"]\n block {\n range = \"192.0.2.0/28\"\n reserved = [\"192.0.2.99\"]\n }", "192.0.2.99"},
+		{"virtplane_ip_pool\" \"x\" {\n name = \"p\"\n cluster_ids = [\"c\"]\n block {\n range = \"192.0.2.0/28\"\n excluded = [\"not-an-address\"]\n }", "excluded"},
 	}
 	var steps []resource.TestStep
 	for _, c := range cases {

@@ -6,8 +6,10 @@
 // sources for clusters, nodes, pools, images and VMs by name. Every resource
 // imports by ID. What the API can change in place is updated in place (a
 // VM's CPUs, memory, disk growth, limits and power state; a cluster's
-// settings; a node's maintenance and vtep; a pool's blocks); the rest
-// forces a replacement, which the plan shows. VM creates carry an
+// settings; a node's maintenance and vtep; a pool's blocks, a block whose
+// gateway, excluded or reserved changed being removed and added again);
+// the rest forces a replacement, which the plan shows (a VM's address and
+// dual_stack among it). VM creates carry an
 // idempotency key, so the client's retries never make a second VM, and the
 // provider waits for every task to end.
 //

@@ -2,9 +2,12 @@ package provider
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/setvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/virtplane/virtplane/daemon/api"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/network/ipam"
 )
 
 type poolResource struct{ base }
@@ -23,8 +27,12 @@ type poolResource struct{ base }
 func newPoolResource() resource.Resource { return &poolResource{} }
 
 type blockModel struct {
-	Range   types.String `tfsdk:"range"`
-	Gateway types.String `tfsdk:"gateway"`
+	Range         types.String   `tfsdk:"range"`
+	Gateway       types.String   `tfsdk:"gateway"`
+	Excluded      []types.String `tfsdk:"excluded"`
+	Reserved      []types.String `tfsdk:"reserved"`
+	Family        types.String   `tfsdk:"family"`
+	ExcludedExtra types.List     `tfsdk:"excluded_extra"`
 }
 
 type poolModel struct {
@@ -92,21 +100,125 @@ func (r *poolResource) Schema(_ context.Context, _ resource.SchemaRequest, resp 
 				NestedObject: schema.NestedBlockObject{Attributes: map[string]schema.Attribute{
 					"range":   schema.StringAttribute{Required: true, Validators: []validator.String{addressRange{}}},
 					"gateway": schema.StringAttribute{Optional: true, Validators: []validator.String{ipAddress{}}},
+					"excluded": schema.ListAttribute{Optional: true, ElementType: types.StringType,
+						Description: "Addresses, CIDRs or first-last ranges inside the range that are never handed out (a router's second address, a host's own). " +
+							"A change re-creates the block in place (removed, then added again; the pool stays): refused by the API while a VM holds an address of the block, and then nothing changes. " +
+							"Exclusions the daemon adds itself (a DNSBL check's exclude_listed) are not shown here but in excluded_extra, and cause no diff.",
+						Validators: []validator.List{listvalidator.SizeBetween(1, 1024), listvalidator.ValueStringsAre(addressOrRange{})}},
+					"reserved": schema.ListAttribute{Optional: true, ElementType: types.StringType,
+						Description: "Addresses inside the range handed out only to a VM create that asks for them (virtplane_vm's address). A change re-creates the block in place, as for excluded.",
+						Validators:  []validator.List{listvalidator.SizeBetween(1, 1024), listvalidator.ValueStringsAre(ipAddress{})}},
+					"family": schema.StringAttribute{Computed: true, Description: "The address family of the range: ipv4 or ipv6."},
+					"excluded_extra": schema.ListAttribute{Computed: true, ElementType: types.StringType,
+						Description: "Exclusions the block has beyond excluded: added by the daemon (a DNSBL check with exclude_listed) or outside Terraform. Kept when the block is re-created."},
 				}},
 			},
 		},
 	}
 }
 
-func poolState(p model.IPPool) poolModel {
+// poolState is the state of p; prior (the state or plan before) tells
+// the configured exclusions of a block from those the daemon added: an
+// exclusion the prior block of the same range had is configured, another
+// is extra. A block new to the state (an import) has all configured.
+func poolState(p model.IPPool, prior poolModel) poolModel {
 	m := poolModel{ID: types.StringValue(p.ID), Name: types.StringValue(p.Name), ClusterIDs: stringList(p.ClusterIDs)}
 	for _, b := range p.Blocks {
-		m.Blocks = append(m.Blocks, blockModel{Range: types.StringValue(b.Range), Gateway: strOrNull(b.Gateway)})
+		bm := blockModel{Range: types.StringValue(b.Range), Gateway: strOrNull(b.Gateway), Family: types.StringValue(b.Family),
+			Reserved: nullIfEmpty(b.Reserved)}
+		pb, known := prior.block(b.Range)
+		var conf []string
+		extra := []string{} // known, never null: no unknown in a plan
+		for _, e := range b.Excluded {
+			if !known || slices.Contains(plainStrings(pb.Excluded), e) {
+				conf = append(conf, e)
+			} else {
+				extra = append(extra, e)
+			}
+		}
+		bm.Excluded, bm.ExcludedExtra = nullIfEmpty(conf), listValue(extra)
+		m.Blocks = append(m.Blocks, bm)
 	}
 	return m
 }
 
-func (b blockModel) key() string { return b.Range.ValueString() + "|" + b.Gateway.ValueString() }
+func (m poolModel) block(rng string) (blockModel, bool) {
+	for _, b := range m.Blocks {
+		if b.Range.ValueString() == rng {
+			return b, true
+		}
+	}
+	return blockModel{}, false
+}
+
+func nullIfEmpty(l []string) []types.String {
+	if len(l) == 0 {
+		return nil
+	}
+	return stringList(l)
+}
+
+// same reports whether b, as configured, is the block as is.
+func (b blockModel) same(o model.IPBlock, prior poolModel) bool {
+	st := poolState(model.IPPool{Blocks: []model.IPBlock{o}}, prior).Blocks[0]
+	return b.Gateway.ValueString() == o.Gateway && slices.Equal(plainStrings(b.Excluded), plainStrings(st.Excluded)) &&
+		slices.Equal(plainStrings(b.Reserved), plainStrings(st.Reserved))
+}
+
+func (b blockModel) body() api.BlockBody {
+	return api.BlockBody{Range: b.Range.ValueString(), Gateway: b.Gateway.ValueString(), Excluded: plainOrNil(b.Excluded), Reserved: plainOrNil(b.Reserved)}
+}
+
+func plainOrNil(l []types.String) []string {
+	if len(l) == 0 {
+		return nil
+	}
+	return plainStrings(l)
+}
+
+// addressOrRange accepts an address, a CIDR or a first-last range.
+type addressOrRange struct{}
+
+func (addressOrRange) Description(context.Context) string {
+	return "an IP address, a CIDR or a first-last range"
+}
+func (v addressOrRange) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+func (v addressOrRange) ValidateString(ctx context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if _, err := netip.ParseAddr(req.ConfigValue.ValueString()); err == nil {
+		return
+	}
+	addressRange{}.ValidateString(ctx, req, resp)
+}
+
+// ValidateConfig checks each block as the API will (gateway, exclusions
+// and reservations inside the range), at plan time.
+func (r *poolResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	var blocks []blockModel
+	if d := req.Config.GetAttribute(ctx, path.Root("block"), &blocks); d.HasError() {
+		return // unknown parts: checked at apply
+	}
+	for i, b := range blocks {
+		if b.Range.IsUnknown() || b.Gateway.IsUnknown() || anyUnknown(b.Excluded) || anyUnknown(b.Reserved) {
+			continue
+		}
+		if _, err := ipam.ParseBlock(ipam.BlockSpec{ID: b.Range.ValueString(), Range: b.Range.ValueString(), Gateway: b.Gateway.ValueString(),
+			Excluded: plainOrNil(b.Excluded), Reserved: plainOrNil(b.Reserved)}); err != nil {
+			resp.Diagnostics.AddAttributeError(path.Root("block"), fmt.Sprintf("Invalid block %d", i+1), err.Error())
+		}
+	}
+}
+
+func anyUnknown(l []types.String) bool {
+	for _, v := range l {
+		if v.IsUnknown() {
+			return true
+		}
+	}
+	return false
+}
 
 func (r *poolResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
 	var plan poolModel
@@ -116,14 +228,14 @@ func (r *poolResource) Create(ctx context.Context, req resource.CreateRequest, r
 	}
 	body := api.PoolBody{Name: plan.Name.ValueString(), ClusterIDs: plainStrings(plan.ClusterIDs)}
 	for _, b := range plan.Blocks {
-		body.Blocks = append(body.Blocks, api.BlockBody{Range: b.Range.ValueString(), Gateway: b.Gateway.ValueString()})
+		body.Blocks = append(body.Blocks, b.body())
 	}
 	p, err := r.c.CreatePool(ctx, body)
 	if err != nil {
 		addError(&resp.Diagnostics, "Creating IP pool "+plan.Name.ValueString(), err)
 		return
 	}
-	resp.Diagnostics.Append(resp.State.Set(ctx, poolState(p))...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, poolState(p, plan))...)
 }
 
 func (r *poolResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -141,14 +253,18 @@ func (r *poolResource) Read(ctx context.Context, req resource.ReadRequest, resp 
 		addError(&resp.Diagnostics, "Reading IP pool "+st.ID.ValueString(), err)
 		return
 	}
-	resp.Diagnostics.Append(resp.State.Set(ctx, poolState(p))...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, poolState(p, st))...)
 }
 
-// Update adds the blocks the plan has and the pool lacks, then removes the
-// blocks the plan no longer has.
+// Update changes the blocks in place: a block whose gateway, exclusions
+// or reservations changed is removed and added again (the API has no
+// change of a block; it refuses to remove one a VM holds an address of),
+// keeping the exclusions the daemon added; then the blocks the plan adds
+// are added, then the ones it dropped removed.
 func (r *poolResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan poolModel
+	var plan, st poolModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &st)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -158,38 +274,77 @@ func (r *poolResource) Update(ctx context.Context, req resource.UpdateRequest, r
 		addError(&resp.Diagnostics, "Reading IP pool "+id, err)
 		return
 	}
-	want := map[string]bool{}
-	for _, b := range plan.Blocks {
-		want[b.key()] = true
+	// rec is what the state's exclusions are told by: the state's blocks,
+	// each replaced by the plan's once done.
+	rec := poolModel{Blocks: slices.Clone(st.Blocks)}
+	done := func(b blockModel) {
+		for i := range rec.Blocks {
+			if rec.Blocks[i].Range.Equal(b.Range) {
+				rec.Blocks[i] = b
+				return
+			}
+		}
+		rec.Blocks = append(rec.Blocks, b)
 	}
-	have := map[string]string{} // key -> block ID
-	for _, b := range p.Blocks {
-		have[blockModel{Range: types.StringValue(b.Range), Gateway: strOrNull(b.Gateway)}.key()] = b.ID
+	fail := func(summary string, err error) {
+		if q, gerr := r.c.GetPool(ctx, id); gerr == nil {
+			p = q
+		}
+		resp.Diagnostics.Append(resp.State.Set(ctx, poolState(p, rec))...)
+		addError(&resp.Diagnostics, summary, err)
 	}
+	current := map[string]model.IPBlock{}
+	for _, o := range p.Blocks {
+		current[o.Range] = o
+	}
+	name := plan.Name.ValueString()
 	for _, b := range plan.Blocks {
-		if _, ok := have[b.key()]; ok {
+		o, ok := current[b.Range.ValueString()]
+		if !ok || b.same(o, st) {
 			continue
 		}
-		if p, err = r.c.AddPoolBlock(ctx, id, api.BlockBody{Range: b.Range.ValueString(), Gateway: b.Gateway.ValueString()}); err != nil {
-			resp.Diagnostics.Append(resp.State.Set(ctx, poolState(p))...)
-			addError(&resp.Diagnostics, "Adding block "+b.Range.ValueString()+" to IP pool "+plan.Name.ValueString(), err)
+		body := b.body()
+		for _, e := range o.Excluded {
+			if sb, ok := st.block(o.Range); ok && !slices.Contains(plainStrings(sb.Excluded), e) && !slices.Contains(body.Excluded, e) {
+				body.Excluded = append(body.Excluded, e) // the daemon's, kept
+			}
+		}
+		if err := r.c.RemovePoolBlock(ctx, id, o.ID); err != nil {
+			fail("Re-creating block "+o.Range+" of IP pool "+name+" (its gateway, excluded or reserved changed): removing it", err)
 			return
 		}
+		if _, err := r.c.AddPoolBlock(ctx, id, body); err != nil {
+			// Put the block back as it was.
+			_, _ = r.c.AddPoolBlock(ctx, id, api.BlockBody{Range: o.Range, Gateway: o.Gateway, Excluded: o.Excluded, Reserved: o.Reserved})
+			fail("Re-creating block "+o.Range+" of IP pool "+name+": adding it again", err)
+			return
+		}
+		done(b)
 	}
-	for key, blockID := range have {
-		if want[key] {
+	for _, b := range plan.Blocks {
+		if _, ok := current[b.Range.ValueString()]; ok {
 			continue
 		}
-		if err := r.c.RemovePoolBlock(ctx, id, blockID); err != nil {
-			addError(&resp.Diagnostics, "Removing block "+strings.Split(key, "|")[0]+" from IP pool "+plan.Name.ValueString(), err)
-			break
+		if _, err := r.c.AddPoolBlock(ctx, id, b.body()); err != nil {
+			fail("Adding block "+b.Range.ValueString()+" to IP pool "+name, err)
+			return
+		}
+		done(b)
+	}
+	for _, o := range p.Blocks {
+		if _, ok := plan.block(o.Range); ok {
+			continue
+		}
+		if err := r.c.RemovePoolBlock(ctx, id, o.ID); err != nil {
+			fail("Removing block "+o.Range+" from IP pool "+name, err)
+			return
 		}
 	}
 	if p, err = r.c.GetPool(ctx, id); err != nil {
 		addError(&resp.Diagnostics, "Reading IP pool "+id, err)
 		return
 	}
-	resp.Diagnostics.Append(resp.State.Set(ctx, poolState(p))...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, poolState(p, rec))...)
 }
 
 func (r *poolResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {

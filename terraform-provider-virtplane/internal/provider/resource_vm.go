@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
@@ -13,6 +14,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/boolplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/listplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/virtplane/virtplane/daemon/api"
 	"github.com/virtplane/virtplane/daemon/model"
+	"github.com/virtplane/virtplane/network/firewall"
 )
 
 type vmResource struct{ base }
@@ -28,9 +31,16 @@ type vmResource struct{ base }
 func newVMResource() resource.Resource { return &vmResource{} }
 
 type limitsModel struct {
-	CPUPercent types.Int64 `tfsdk:"cpu_percent"`
-	NetMbit    types.Int64 `tfsdk:"net_mbit"`
-	DiskIOPS   types.Int64 `tfsdk:"disk_iops"`
+	CPUPercent     types.Int64    `tfsdk:"cpu_percent"`
+	CPUWeight      types.Int64    `tfsdk:"cpu_weight"`
+	IOWeight       types.Int64    `tfsdk:"io_weight"`
+	NetMbit        types.Int64    `tfsdk:"net_mbit"`
+	NetInMbit      types.Int64    `tfsdk:"net_in_mbit"`
+	NetOutMbit     types.Int64    `tfsdk:"net_out_mbit"`
+	DiskIOPS       types.Int64    `tfsdk:"disk_iops"`
+	BlockInPorts   []types.String `tfsdk:"block_in_ports"`
+	BlockOutPorts  []types.String `tfsdk:"block_out_ports"`
+	MaxConnections types.Int64    `tfsdk:"max_connections"`
 }
 
 // diskModel is a data disk; its place in the list is its identity (vdb,
@@ -61,6 +71,8 @@ type vmModel struct {
 	State     types.String   `tfsdk:"state"`
 	NodeID    types.String   `tfsdk:"node_id"`
 	Addresses types.List     `tfsdk:"addresses"`
+	Address   types.String   `tfsdk:"address"`
+	DualStack types.Bool     `tfsdk:"dual_stack"`
 }
 
 func (r *vmResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -69,12 +81,19 @@ func (r *vmResource) Metadata(_ context.Context, req resource.MetadataRequest, r
 
 func (r *vmResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	replace := []planmodifier.String{stringplanmodifier.RequiresReplace()}
-	limit := func(desc string, max int64) schema.Int64Attribute {
-		return schema.Int64Attribute{Optional: true, Description: desc + " (0 or unset: none).", Validators: []validator.Int64{int64validator.Between(0, max)}}
+	limit := func(desc string, max int64, more ...validator.Int64) schema.Int64Attribute {
+		return schema.Int64Attribute{Optional: true, Description: desc + " (0 or unset: none).", Validators: append([]validator.Int64{int64validator.Between(0, max)}, more...)}
 	}
+	ports := func(desc string) schema.ListAttribute {
+		return schema.ListAttribute{Optional: true, ElementType: types.StringType,
+			Description: desc + ": PORT/tcp, PORT/udp or FIRST-LAST/tcp|udp (25/tcp, 6000-6010/udp); at most 64; leave it out for none.",
+			Validators:  []validator.List{listvalidator.SizeBetween(1, 64), listvalidator.ValueStringsAre(portRange{})}}
+	}
+	netDir := path.MatchRelative().AtParent().AtName("net_in_mbit")
+	netOut := path.MatchRelative().AtParent().AtName("net_out_mbit")
 	resp.Schema = schema.Schema{
 		Description: "A virtual machine: placed by the scheduler, addressed from its pool, a linked clone of its image, booted with cloud-init. " +
-			"CPUs, memory, disk growth, data disks added or removed at the end of the list, limits and the power state change in place; name, cluster, image, pool, root storage, owner, SSH keys and user data replace it.",
+			"CPUs, memory, disk growth, data disks added or removed at the end of the list, limits and the power state change in place; name, cluster, image, pool, root storage, owner, SSH keys, user data, address and dual_stack replace it.",
 		Attributes: map[string]schema.Attribute{
 			"id":         idAttribute(),
 			"name":       nameAttribute("VM", true),
@@ -99,17 +118,39 @@ func (r *vmResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *r
 					}, "a change replaces the VM (cloud-init runs at the first boot)", "a change replaces the VM (cloud-init runs at the first boot)")}},
 			"owner": schema.StringAttribute{Optional: true, Computed: true, Description: "User ID of the owner (admins may create VMs for others); default the caller.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown(), stringplanmodifier.RequiresReplace()}},
-			"limits": schema.SingleNestedAttribute{Optional: true, Description: "Limits; change in place.",
+			"limits": schema.SingleNestedAttribute{Optional: true, Description: "Limits; change in place (the whole set is sent: what is left out is removed). " +
+				"Per-disk limits (the API's limits.disks) are not managed here: an update keeps the VM's.",
 				Attributes: map[string]schema.Attribute{
 					"cpu_percent": limit("CPU limit in percent", 100),
-					"net_mbit":    limit("Network limit in Mbit/s, both directions", 1<<20),
-					"disk_iops":   limit("Disk IOPS limit", 1<<24),
+					"cpu_weight":  limit("Relative CPU share against the node's other VMs (cgroup weight 1-10000)", 10000),
+					"io_weight":   limit("Relative disk IO share against the node's other VMs (cgroup weight 1-10000)", 10000),
+					"net_mbit": limit("Network limit in Mbit/s, both directions; not with net_in_mbit or net_out_mbit", 1<<20,
+						int64validator.ConflictsWith(netDir, netOut)),
+					"net_in_mbit":     limit("Limit of what the VM receives, Mbit/s", 1000000),
+					"net_out_mbit":    limit("Limit of what the VM sends, Mbit/s", 1000000),
+					"disk_iops":       limit("Disk IOPS limit", 1<<24),
+					"block_in_ports":  ports("TCP/UDP ports dropped towards the VM"),
+					"block_out_ports": ports("TCP/UDP destination ports dropped from the VM (outbound SMTP, say)"),
+					"max_connections": limit("Cap of the VM's concurrent connections; routed clusters only (the API refuses it in bridge and VxLAN clusters with 501 Not Implemented)", 1000000),
 				}},
 			"running": schema.BoolAttribute{Optional: true, Computed: true, Default: booldefault.StaticBool(true),
 				Description: "Whether the VM runs; changes in place (start or stop)."},
 			"state":     schema.StringAttribute{Computed: true, Description: "creating, running, stopped, failed, rescue."},
 			"node_id":   schema.StringAttribute{Computed: true, Description: "Node the VM runs on."},
-			"addresses": schema.ListAttribute{Computed: true, ElementType: types.StringType, Description: "The VM's addresses from its pool."},
+			"addresses": schema.ListAttribute{Computed: true, ElementType: types.StringType, Description: "The VM's addresses from its pool (with dual_stack an IPv4 one, then an IPv6 one)."},
+			"address": schema.StringAttribute{Optional: true, Computed: true,
+				Description: "The address the VM gets, from a block of its pool (admins only; the way to hand out a reserved address); with dual_stack the one of its family. " +
+					"Default: the next free one, and this is then the VM's first address. A different address replaces the VM; leaving it out later keeps the VM.",
+				Validators: []validator.String{ipAddress{}},
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown(), stringplanmodifier.RequiresReplaceIf(addressReplace,
+					"a different address replaces the VM", "a different address replaces the VM")}},
+			"dual_stack": schema.BoolAttribute{Optional: true, Computed: true, Default: booldefault.StaticBool(false),
+				Description: "An IPv4 and an IPv6 address from the pool (it needs a block of each; not in routed clusters). A change replaces the VM.",
+				PlanModifiers: []planmodifier.Bool{boolplanmodifier.RequiresReplaceIf(func(_ context.Context, req planmodifier.BoolRequest, resp *boolplanmodifier.RequiresReplaceIfFuncResponse) {
+					// A state of an older provider has none recorded (a refresh
+					// reads it): that is no change of the VM.
+					resp.RequiresReplace = !req.StateValue.IsNull()
+				}, "a change replaces the VM", "a change replaces the VM")}},
 		},
 		Blocks: map[string]schema.Block{
 			"disk": schema.ListNestedBlock{
@@ -147,7 +188,16 @@ func (d diskModel) request() api.DiskRequest {
 }
 
 func (m limitsModel) limits() model.Limits {
-	return model.Limits{CPUPercent: int(m.CPUPercent.ValueInt64()), NetMbit: int(m.NetMbit.ValueInt64()), DiskIOPS: int(m.DiskIOPS.ValueInt64())}
+	n := func(v types.Int64) int { return int(v.ValueInt64()) }
+	strs := func(l []types.String) []string {
+		if len(l) == 0 {
+			return nil
+		}
+		return plainStrings(l)
+	}
+	return model.Limits{CPUPercent: n(m.CPUPercent), CPUWeight: n(m.CPUWeight), IOWeight: n(m.IOWeight), NetMbit: n(m.NetMbit),
+		NetInMbit: n(m.NetInMbit), NetOutMbit: n(m.NetOutMbit), DiskIOPS: n(m.DiskIOPS),
+		BlockInPorts: strs(m.BlockInPorts), BlockOutPorts: strs(m.BlockOutPorts), MaxConnections: n(m.MaxConnections)}
 }
 
 func (m vmModel) limits() model.Limits {
@@ -173,7 +223,9 @@ func vmState(vm model.VM, prior vmModel) vmModel {
 		m.Disks = append(m.Disks, diskModel{SizeGiB: types.Int64Value(d.SizeGiB), Storage: strOrNull(d.Storage),
 			Target: types.StringValue(d.Target), Volume: types.StringValue(d.Volume)})
 	}
-	if l := vm.Limits; !l.IsZero() || prior.Limits != nil {
+	l := vm.Limits
+	l.Disks = nil // not managed here
+	if !l.IsZero() || prior.Limits != nil {
 		opt := func(v int, was types.Int64) types.Int64 {
 			if v == 0 && (prior.Limits == nil || was.IsNull()) {
 				return types.Int64Null()
@@ -184,9 +236,74 @@ func vmState(vm model.VM, prior vmModel) vmModel {
 		if prior.Limits != nil {
 			p = *prior.Limits
 		}
-		m.Limits = &limitsModel{CPUPercent: opt(l.CPUPercent, p.CPUPercent), NetMbit: opt(l.NetMbit, p.NetMbit), DiskIOPS: opt(l.DiskIOPS, p.DiskIOPS)}
+		ports := func(v []string) []types.String {
+			if len(v) == 0 {
+				return nil
+			}
+			return stringList(v)
+		}
+		m.Limits = &limitsModel{CPUPercent: opt(l.CPUPercent, p.CPUPercent), CPUWeight: opt(l.CPUWeight, p.CPUWeight), IOWeight: opt(l.IOWeight, p.IOWeight),
+			NetMbit: opt(l.NetMbit, p.NetMbit), NetInMbit: opt(l.NetInMbit, p.NetInMbit), NetOutMbit: opt(l.NetOutMbit, p.NetOutMbit),
+			DiskIOPS: opt(l.DiskIOPS, p.DiskIOPS), BlockInPorts: ports(l.BlockInPorts), BlockOutPorts: ports(l.BlockOutPorts),
+			MaxConnections: opt(l.MaxConnections, p.MaxConnections)}
+	}
+	m.DualStack = types.BoolValue(vm.DualStack)
+	// The address asked for is one of the VM's (spelled as configured);
+	// else the VM's first.
+	m.Address = types.StringNull()
+	if len(vm.Addresses) > 0 {
+		m.Address = types.StringValue(vm.Addresses[0])
+	}
+	if a := prior.Address; !a.IsNull() && !a.IsUnknown() && hasAddress(vm.Addresses, a.ValueString()) {
+		m.Address = a
 	}
 	return m
+}
+
+// hasAddress reports whether addrs holds a (compared as addresses, not
+// as text).
+func hasAddress(addrs []string, a string) bool {
+	want, err := netip.ParseAddr(a)
+	if err != nil {
+		return false
+	}
+	for _, s := range addrs {
+		if got, err := netip.ParseAddr(s); err == nil && got.Unmap() == want.Unmap() {
+			return true
+		}
+	}
+	return false
+}
+
+// addressReplace replaces the VM for an address it does not hold: one of
+// its addresses (an imported dual-stack VM's other family, a different
+// spelling) is recorded in place.
+func addressReplace(ctx context.Context, req planmodifier.StringRequest, resp *stringplanmodifier.RequiresReplaceIfFuncResponse) {
+	if req.ConfigValue.IsNull() || req.StateValue.IsNull() || req.State.Raw.IsNull() {
+		return // left out: the VM keeps its address
+	}
+	var addrs []string
+	if d := req.State.GetAttribute(ctx, path.Root("addresses"), &addrs); d.HasError() {
+		resp.RequiresReplace = true
+		return
+	}
+	resp.RequiresReplace = req.ConfigValue.IsUnknown() || !hasAddress(addrs, req.ConfigValue.ValueString())
+}
+
+// portRange accepts a port range as the API does: 25/tcp, 6000-6010/udp.
+type portRange struct{}
+
+func (portRange) Description(context.Context) string {
+	return "a port range: PORT/tcp, PORT/udp or FIRST-LAST/tcp|udp"
+}
+func (v portRange) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+func (v portRange) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if _, err := firewall.ParsePortRange(req.ConfigValue.ValueString()); err != nil {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid port range", err.Error())
+	}
 }
 
 func newKey() string {
@@ -236,7 +353,11 @@ func (r *vmResource) Create(ctx context.Context, req resource.CreateRequest, res
 	}
 	body := api.VMCreateBody{Name: plan.Name.ValueString(), ClusterID: plan.ClusterID.ValueString(), ImageID: plan.ImageID.ValueString(),
 		PoolID: plan.PoolID.ValueString(), CPUs: int(plan.CPUs.ValueInt64()), MemoryMiB: plan.MemoryMiB.ValueInt64(), DiskGiB: plan.DiskGiB.ValueInt64(),
-		SSHKeys: plainStrings(plan.SSHKeys), UserData: plan.UserData.ValueString(), Limits: plan.limits(), Disks: plan.diskRequests()}
+		SSHKeys: plainStrings(plan.SSHKeys), UserData: plan.UserData.ValueString(), Limits: plan.limits(), Disks: plan.diskRequests(),
+		DualStack: plan.DualStack.ValueBool()}
+	if !plan.Address.IsUnknown() && !plan.Address.IsNull() {
+		body.Address = plan.Address.ValueString()
+	}
 	if !plan.Storage.IsUnknown() && !plan.Storage.IsNull() {
 		body.Storage = plan.Storage.ValueString()
 	}
@@ -323,7 +444,23 @@ func (r *vmResource) Update(ctx context.Context, req resource.UpdateRequest, res
 	}
 	ok := true
 	if !plan.limits().Equal(st.limits()) {
-		ok = step("Setting the limits", func() (api.TaskView, error) { return r.c.SetVMLimits(ctx, id, plan.limits()) })
+		// The PUT replaces every limit: the per-disk ones, not managed
+		// here, are sent as the VM has them.
+		vm, err := r.c.GetVM(ctx, id)
+		var tv api.TaskView
+		if err == nil {
+			l := plan.limits()
+			l.Disks = vm.Limits.Disks
+			tv, err = r.c.SetVMLimits(ctx, id, l)
+		}
+		if err == nil {
+			err = r.wait(ctx, tv)
+		}
+		if err != nil {
+			// The API names the field of its body, the limits.
+			resp.Diagnostics.AddAttributeError(path.Root("limits"), "Setting the limits of VM "+plan.Name.ValueString(), err.Error())
+			ok = false
+		}
 	}
 	var cpus int
 	var mem, disk int64
