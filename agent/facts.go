@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"strconv"
@@ -26,6 +27,9 @@ type Facts struct {
 	// on the node (empty: it does). libvirt looks it up on both ends of
 	// every live migration, so each one waits out the resolver's timeouts.
 	HostnameUnresolved string `json:"hostname_unresolved,omitempty"`
+	// Addresses are the node's own unicast addresses (HostAddresses): a
+	// VM on the node must never be given one.
+	Addresses []string `json:"addresses,omitempty"`
 	// Kernel is the kernel release (uname -r), Arch the machine (uname -m).
 	Kernel string `json:"kernel"`
 	Arch   string `json:"arch"`
@@ -65,6 +69,7 @@ func ReadHostFacts(ctx context.Context) (Facts, error) {
 		return Facts{}, virtplane.Errorf(virtplane.ErrUnavailable, "facts: uname: %v", err)
 	}
 	f.HostnameUnresolved = checkHostname(ctx, net.DefaultResolver, f.Hostname)
+	f.Addresses = HostAddresses()
 	f.Kernel, f.Arch = unix.ByteSliceToString(u.Release[:]), unix.ByteSliceToString(u.Machine[:])
 	f.Cores = runtime.NumCPU()
 	mem, err := os.Open("/proc/meminfo")
@@ -76,6 +81,26 @@ func ReadHostFacts(ctx context.Context) (Facts, error) {
 		return Facts{}, err
 	}
 	return f, nil
+}
+
+// HostAddresses lists this host's global unicast addresses, those of every
+// interface (not loopback or link-local ones, which no pool hands out).
+func HostAddresses() []string {
+	ifas, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, ifa := range ifas {
+		n, ok := ifa.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		if a, ok := netip.AddrFromSlice(n.IP); ok && a.Unmap().IsGlobalUnicast() {
+			out = append(out, a.Unmap().String())
+		}
+	}
+	return out
 }
 
 // hostResolver is what checkHostname asks (*net.Resolver).

@@ -266,7 +266,7 @@ func agentFacts(ctx context.Context, cl *agent.Client) (node.Facts, error) {
 	if err != nil {
 		return node.Facts{}, err
 	}
-	f := node.Facts{Cores: af.Cores, MemoryMiB: af.MemoryBytes >> 20, Hostname: af.Hostname, AgentVersion: h.Version}
+	f := node.Facts{Cores: af.Cores, MemoryMiB: af.MemoryBytes >> 20, Hostname: af.Hostname, AgentVersion: h.Version, Addresses: af.Addresses}
 	if af.HostnameUnresolved != "" {
 		f.Warnings = append(f.Warnings, af.HostnameUnresolved)
 	}

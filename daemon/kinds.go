@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/agent"
 	"github.com/virtplane/virtplane/daemon/model"
 	"github.com/virtplane/virtplane/daemon/node"
 	"github.com/virtplane/virtplane/vmm"
@@ -126,7 +127,7 @@ func migrateHere(_ context.Context, dst *node.Backend) (vmm.MigrationTarget, err
 // hostFacts reads this host's capacity: its CPUs, its memory and the size
 // of the file system holding dir.
 func hostFacts(dir string) (node.Facts, error) {
-	f := node.Facts{Cores: runtime.NumCPU()}
+	f := node.Facts{Cores: runtime.NumCPU(), Addresses: agent.HostAddresses()}
 	f.Hostname, _ = os.Hostname()
 	mem, err := memTotal("/proc/meminfo")
 	if err != nil {

@@ -212,20 +212,9 @@ func (s *Server) excludeAddresses(ctx context.Context, pool model.IPPool, addrs 
 	}
 	_, err := s.changePool(ctx, pool.ID, func(p *model.IPPool) error {
 		for _, a := range addrs {
-			id := blockOf(*p, a)
-			i := slices.IndexFunc(p.Blocks, func(b model.IPBlock) bool { return b.ID == id })
-			if i < 0 {
+			if !p.ExcludeAddress(a) {
 				return virtplane.Errorf(virtplane.ErrConflict, "address %s: its block left pool %s during the check", a, p.ID)
 			}
-			b := &p.Blocks[i]
-			if !slices.Contains(b.Excluded, a.String()) {
-				b.Excluded = append(b.Excluded, a.String())
-			}
-			// IPAM drops a reservation of an address it excludes.
-			b.Reserved = slices.DeleteFunc(b.Reserved, func(r string) bool {
-				ra, err := netip.ParseAddr(r)
-				return err == nil && ra.Unmap() == a
-			})
 		}
 		return nil
 	})

@@ -90,6 +90,7 @@ func (s *Server) registerNodes() {
 			return nil, problem(field("body.address", err))
 		}
 		n.HostKey, n.HostKeyFingerprint, n.AgentVersion, n.Warnings = facts.HostKey, facts.HostKeyFingerprint, facts.AgentVersion, facts.Warnings
+		n.Addresses = facts.Addresses
 		if n.Cores, err = capacity("body.cores", b.Cores, facts.Cores, facts.Nominal); err == nil {
 			if n.MemoryMiB, err = capacity("body.memory_mib", b.MemoryMiB, facts.MemoryMiB, facts.Nominal); err == nil {
 				n.DiskGiB, err = capacity("body.disk_gib", b.DiskGiB, facts.DiskGiB, facts.Nominal)

@@ -131,7 +131,7 @@ func (f *Flow) createVM(ctx context.Context, r *tasks.Run) error {
 	var addrs []ipam.Allocation
 	if err := r.Step(ctx, "allocate address", tasks.NoUndo, func(ctx context.Context) error {
 		var err error
-		addrs, err = f.allocate(ctx, vm, in.Address)
+		addrs, err = f.allocate(ctx, r, vm, placement.Node, in.Address)
 		return err
 	}); err != nil {
 		return err
@@ -328,14 +328,28 @@ func (f *Flow) cloneRoot(ctx context.Context, r *tasks.Run, vm model.VM, nodeID,
 // allocate takes the VM's addresses from its pool: one of any family, or
 // with DualStack one IPv4 and one IPv6, IPv4 first. asked (an admin's
 // choice) is the address of its family. Each is the VM's (owner), so the
-// create's undo releases them all.
-func (f *Flow) allocate(ctx context.Context, vm model.VM, asked string) ([]ipam.Allocation, error) {
+// create's undo releases them all. An address of the node the VM goes to
+// (one its facts listed when it was added) is never handed out: found on
+// the way, it is excluded from the pool for good, and the next one taken.
+func (f *Flow) allocate(ctx context.Context, r *tasks.Run, vm model.VM, nodeID, asked string) ([]ipam.Allocation, error) {
+	n, err := f.node(ctx, nodeID)
+	if err != nil {
+		return nil, err
+	}
+	own := map[netip.Addr]bool{}
+	for _, s := range n.Addresses {
+		if a, err := netip.ParseAddr(s); err == nil {
+			own[a.Unmap()] = true
+		}
+	}
 	var want netip.Addr
 	if asked != "" {
-		var err error
 		// Checked by the API; parsed again for a task of an older daemon.
 		if want, err = netip.ParseAddr(asked); err != nil {
 			return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "address %q: %v", asked, err)
+		}
+		if own[want.Unmap()] {
+			return nil, virtplane.Errorf(virtplane.ErrInvalidArgument, "address %s is node %s's own", want, n.Name)
 		}
 	}
 	reqs := []ipam.Request{{Owner: ipam.Owner{VM: vm.ID, Interface: "eth0"}, Addr: want}}
@@ -350,13 +364,54 @@ func (f *Flow) allocate(ctx context.Context, vm model.VM, asked string) ([]ipam.
 	}
 	var out []ipam.Allocation
 	for _, req := range reqs {
-		a, err := f.cfg.IPAM.Allocate(ctx, vm.PoolID, req)
-		if err != nil {
-			return nil, err
+		for tries := 0; ; tries++ {
+			a, err := f.cfg.IPAM.Allocate(ctx, vm.PoolID, req)
+			if err != nil {
+				return nil, err
+			}
+			if !own[a.Addr()] {
+				out = append(out, a)
+				break
+			}
+			if tries == len(own) {
+				return nil, virtplane.Errorf(virtplane.ErrConflict, "pool %s keeps handing out node %s's own address %s", vm.PoolID, n.Name, a.Addr())
+			}
+			if err := f.excludeOwn(ctx, vm.PoolID, a); err != nil {
+				return nil, err
+			}
+			_ = r.Log(ctx, fmt.Sprintf("address %s is node %s's own: excluded from pool %s", a.Addr(), n.Name, vm.PoolID))
 		}
-		out = append(out, a)
 	}
 	return out, nil
+}
+
+// excludeOwn gives back an allocation of a node's own address and keeps
+// the address out of the pool for good, in IPAM and in the pool's record
+// (its block's excluded list shows it).
+func (f *Flow) excludeOwn(ctx context.Context, poolID string, a ipam.Allocation) error {
+	if err := f.cfg.IPAM.Release(ctx, poolID, a.Prefix); err != nil {
+		return err
+	}
+	if err := f.cfg.IPAM.Exclude(ctx, poolID, a.Addr()); err != nil {
+		return err
+	}
+	return f.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		o, err := tx.GetObject(ctx, store.KindPool, poolID)
+		if err != nil {
+			return err
+		}
+		var p model.IPPool
+		if err := json.Unmarshal(o.Data, &p); err != nil {
+			return err
+		}
+		if !p.ExcludeAddress(a.Addr()) {
+			return nil // the block left the pool meanwhile
+		}
+		if o.Data, err = json.Marshal(p); err != nil {
+			return err
+		}
+		return tx.UpdateObject(ctx, &o)
+	})
 }
 
 func allocationsString(as []ipam.Allocation) string {

@@ -354,6 +354,7 @@ type Node struct {
 	HostKey            string    `json:"host_key,omitempty" readOnly:"true" doc:"the SSH host key pinned when the node was added"`
 	HostKeyFingerprint string    `json:"host_key_fingerprint,omitempty" readOnly:"true" doc:"its SHA256 fingerprint"`
 	AgentVersion       string    `json:"agent_version,omitempty" readOnly:"true" doc:"version of the node agent the daemon installed"`
+	Addresses          []string  `json:"addresses,omitempty" readOnly:"true" doc:"the node's own addresses, read when it was added: never given to a VM on it"`
 	Warnings           []string  `json:"warnings,omitempty" readOnly:"true" doc:"what the daemon found wrong with the node when it was added, without refusing it (a hostname that does not resolve there slows every live migration)"`
 	Tags               []string  `json:"tags,omitempty" doc:"tags scripts select nodes by (PUT /v1/nodes/{id}/tags)"`
 	Created            time.Time `json:"created"`

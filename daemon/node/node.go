@@ -54,6 +54,8 @@ type Facts struct {
 	// Nominal says the capacity is a default, not read from hardware (a
 	// simulated node): an operator may set any.
 	Nominal bool
+	// Addresses are the node's own addresses: never given to a VM there.
+	Addresses []string
 	// Warnings are what is wrong with the node without keeping it out (a
 	// hostname that does not resolve): shown to the operator on the node.
 	Warnings []string
