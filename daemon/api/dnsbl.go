@@ -83,10 +83,8 @@ type dnsblOutcome struct {
 
 // blockOf returns the ID of the pool's block holding a, or "".
 func blockOf(pool model.IPPool, a netip.Addr) string {
-	for _, b := range pool.Blocks {
-		if blk, err := ipamBlock(b); err == nil && blk.Range.Contains(a) {
-			return b.ID
-		}
+	if i := pool.BlockOf(a); i >= 0 {
+		return pool.Blocks[i].ID
 	}
 	return ""
 }

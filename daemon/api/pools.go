@@ -84,24 +84,13 @@ func addressOfPool(pool model.IPPool, s string) error {
 		return virtplane.Errorf(virtplane.ErrInvalidArgument, "address %q is not an IP address", s)
 	}
 	a = a.Unmap()
-	for _, b := range pool.Blocks {
-		blk, err := ipamBlock(b)
-		if err != nil || !blk.Range.Contains(a) {
-			continue
+	if i := pool.BlockOf(a); i >= 0 {
+		blk, err := ipamBlock(pool.Blocks[i])
+		if err != nil {
+			return err
 		}
-		if a == blk.Gateway {
-			return virtplane.Errorf(virtplane.ErrInvalidArgument, "address %s is the gateway of block %s", a, b.Range)
-		}
-		if c := blk.CIDR; c.IsValid() && a.Is4() && c.Bits() < 31 && (a == blk.Range.From() || a == blk.Range.To()) {
-			return virtplane.Errorf(virtplane.ErrInvalidArgument, "address %s is the network or broadcast address of block %s", a, b.Range)
-		}
-		if c := blk.CIDR; c.IsValid() && a.Is6() && c.Bits() < 127 && a == blk.Range.From() {
-			return virtplane.Errorf(virtplane.ErrInvalidArgument, "address %s is the Subnet-Router anycast address of block %s", a, b.Range)
-		}
-		for _, e := range blk.Excluded {
-			if e.Contains(a) {
-				return virtplane.Errorf(virtplane.ErrInvalidArgument, "address %s is excluded from block %s (%s)", a, b.Range, e)
-			}
+		if why := blk.Refusal(a); why != "" {
+			return virtplane.Errorf(virtplane.ErrInvalidArgument, "address %s is %s", a, why)
 		}
 		return nil
 	}

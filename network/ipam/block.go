@@ -329,3 +329,56 @@ func (x u128) shl(n uint) u128 {
 	}
 	return u128{x.hi<<n | x.lo>>(64-n), x.lo << n}
 }
+
+// unfit is a range of a block that is never allocated, and why.
+type unfit struct {
+	r   netipx.IPRange
+	why string // "the gateway", "excluded", ...
+}
+
+// unfitRanges are the addresses of b that are never allocated: the
+// gateway, the network and broadcast addresses of an IPv4 CIDR (but in
+// /31 and /32, RFC 3021), the Subnet-Router anycast address of an IPv6
+// CIDR of single addresses (the all-zero one, RFC 4291 2.6.1: a host
+// holding it takes the routers' packets; /127 and /128 keep it, RFC 6164),
+// unless KeepNetworkBroadcast, and the exclusions. The allocator and
+// Refusal both read it.
+func (b Block) unfitRanges() []unfit {
+	var out []unfit
+	one := func(a netip.Addr, why string) { out = append(out, unfit{netipx.IPRangeFrom(a, a), why}) }
+	if b.Gateway.IsValid() {
+		one(b.Gateway, "the gateway")
+	}
+	if b.CIDR.IsValid() && !b.KeepNetworkBroadcast {
+		switch {
+		case b.CIDR.Addr().Is4() && b.CIDR.Bits() <= 30:
+			one(b.Range.From(), "the network address")
+			one(b.Range.To(), "the broadcast address")
+		case b.CIDR.Addr().Is6() && b.PrefixLen == 0 && b.CIDR.Bits() <= 126:
+			one(b.Range.From(), "the Subnet-Router anycast address")
+		}
+	}
+	for _, e := range b.Excluded {
+		out = append(out, unfit{e, "excluded"})
+	}
+	return out
+}
+
+// Refusal says why a is never allocated from b, naming the block ("the
+// gateway of block 192.0.2.0/24", "excluded from block ... (range)"), or
+// "" when it may be (whether it is free is the Manager's answer).
+func (b Block) Refusal(a netip.Addr) string {
+	name := b.Range.String()
+	if b.CIDR.IsValid() {
+		name = b.CIDR.String()
+	}
+	for _, u := range b.unfitRanges() {
+		if u.r.Contains(a) {
+			if u.why == "excluded" {
+				return fmt.Sprintf("excluded from block %s (%s)", name, u.r)
+			}
+			return u.why + " of block " + name
+		}
+	}
+	return ""
+}

@@ -161,3 +161,25 @@ func TestIPv6SubnetRouterAnycastExcluded(t *testing.T) {
 	assert.Equal(t, "2001:db8::", first(BlockSpec{Range: "2001:db8::/120", KeepNetworkBroadcast: true}))
 	assert.Equal(t, "2001:db8::", first(BlockSpec{Range: "2001:db8::-2001:db8::9"}), "a range is no subnet")
 }
+
+// Refusal names what the allocator never hands out, from the same list.
+func TestBlockRefusal(t *testing.T) {
+	v4, err := ParseBlock(BlockSpec{Range: "198.51.100.0/29", Gateway: "198.51.100.1", Excluded: []string{"198.51.100.2-198.51.100.3"}})
+	require.NoError(t, err)
+	v6, err := ParseBlock(BlockSpec{Range: "2001:db8::/120"})
+	require.NoError(t, err)
+	for a, want := range map[string]string{
+		"198.51.100.0": "the network address of block 198.51.100.0/29",
+		"198.51.100.7": "the broadcast address of block 198.51.100.0/29",
+		"198.51.100.1": "the gateway of block 198.51.100.0/29",
+		"198.51.100.3": "excluded from block 198.51.100.0/29 (198.51.100.2-198.51.100.3)",
+		"198.51.100.4": "",
+	} {
+		assert.Equal(t, want, v4.Refusal(netip.MustParseAddr(a)), a)
+	}
+	assert.Equal(t, "the Subnet-Router anycast address of block 2001:db8::/120", v6.Refusal(netip.MustParseAddr("2001:db8::")))
+	assert.Empty(t, v6.Refusal(netip.MustParseAddr("2001:db8::1")))
+	kept, err := ParseBlock(BlockSpec{Range: "198.51.100.0/29", KeepNetworkBroadcast: true})
+	require.NoError(t, err)
+	assert.Empty(t, kept.Refusal(netip.MustParseAddr("198.51.100.0")))
+}

@@ -63,21 +63,8 @@ func newBlockState(b Block, cooldown int64) *blockState {
 	addExcl := func(a, z netip.Addr) {
 		excl = append(excl, interval{b.offsetOf(a), b.offsetOf(z)})
 	}
-	if b.Gateway.IsValid() {
-		addExcl(b.Gateway, b.Gateway)
-	}
-	if b.CIDR.IsValid() && b.CIDR.Addr().Is4() && b.CIDR.Bits() <= 30 && !b.KeepNetworkBroadcast {
-		addExcl(b.Range.From(), b.Range.From())
-		addExcl(b.Range.To(), b.Range.To())
-	}
-	// IPv6 has no broadcast, but the all-zero address of a subnet is its
-	// Subnet-Router anycast address (RFC 4291 2.6.1): a host holding it
-	// takes the routers' packets. /127 and /128 keep it (RFC 6164).
-	if b.CIDR.IsValid() && b.CIDR.Addr().Is6() && b.PrefixLen == 0 && b.CIDR.Bits() <= 126 && !b.KeepNetworkBroadcast {
-		addExcl(b.Range.From(), b.Range.From())
-	}
-	for _, e := range b.Excluded {
-		addExcl(e.From(), e.To())
+	for _, u := range b.unfitRanges() {
+		addExcl(u.r.From(), u.r.To())
 	}
 	s.excl = mergeIntervals(excl)
 	if last < denseLimit {
