@@ -83,21 +83,39 @@ func ReadHostFacts(ctx context.Context) (Facts, error) {
 	return f, nil
 }
 
-// HostAddresses lists this host's global unicast addresses, those of every
-// interface (not loopback or link-local ones, which no pool hands out).
-func HostAddresses() []string {
+// HostNetworks lists the networks of this host's interfaces, each an
+// address with its mask (loopback and link-local ones too).
+func HostNetworks() []netip.Prefix {
 	ifas, err := net.InterfaceAddrs()
 	if err != nil {
 		return nil
 	}
-	var out []string
+	var out []netip.Prefix
 	for _, ifa := range ifas {
 		n, ok := ifa.(*net.IPNet)
 		if !ok {
 			continue
 		}
-		if a, ok := netip.AddrFromSlice(n.IP); ok && a.Unmap().IsGlobalUnicast() {
-			out = append(out, a.Unmap().String())
+		a, ok := netip.AddrFromSlice(n.IP)
+		if !ok {
+			continue
+		}
+		bits, _ := n.Mask.Size()
+		if a.Is4In6() && bits > 32 {
+			bits -= 96
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), bits))
+	}
+	return out
+}
+
+// HostAddresses lists this host's global unicast addresses, those of every
+// interface (not loopback or link-local ones, which no pool hands out).
+func HostAddresses() []string {
+	var out []string
+	for _, p := range HostNetworks() {
+		if p.Addr().IsGlobalUnicast() {
+			out = append(out, p.Addr().String())
 		}
 	}
 	return out

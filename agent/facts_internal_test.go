@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -23,4 +24,9 @@ func TestCheckHostname(t *testing.T) {
 	assert.Contains(t, checkHostname(t.Context(), empty, "node1"), "resolves to no address")
 	slow := lookupFunc(func(ctx context.Context, _ string) ([]string, error) { <-ctx.Done(); return nil, ctx.Err() })
 	assert.Contains(t, checkHostname(t.Context(), slow, "node1"), "deadline exceeded", "a lookup is bounded")
+}
+
+func TestHostNetworksAndAddresses(t *testing.T) {
+	assert.Contains(t, HostNetworks(), netip.MustParsePrefix("127.0.0.1/8"), "every host has lo; a mask read wrong would show here")
+	assert.NotContains(t, HostAddresses(), "127.0.0.1", "loopback is no address of the node's to keep out of pools")
 }

@@ -1,9 +1,6 @@
 package daemon
 
-import (
-	"net"
-	"net/netip"
-)
+import "net/netip"
 
 // defaultPoolCandidates are the ranges the first-run pool may take, in
 // order: the documentation networks of RFC 5737, which no real network
@@ -19,7 +16,7 @@ var defaultPoolCandidates = []netip.Prefix{
 // get an address the host answers for: on a host at 192.0.2.2/24 the first
 // VM got 192.0.2.2). When every candidate overlaps, the first one is taken
 // with the host's addresses inside it excluded. Pure: own comes from
-// hostNetworks.
+// agent.HostNetworks.
 func defaultPoolBlock(own []netip.Prefix) (rng, gateway string, excluded []string) {
 	for _, c := range defaultPoolCandidates {
 		if !overlapsAny(c, own) {
@@ -43,32 +40,4 @@ func overlapsAny(p netip.Prefix, own []netip.Prefix) bool {
 		}
 	}
 	return false
-}
-
-// hostNetworks lists the networks of this host's interfaces (address and
-// mask each). An error gives none: the pool then takes the first
-// candidate.
-func hostNetworks() []netip.Prefix {
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil
-	}
-	var out []netip.Prefix
-	for _, a := range addrs {
-		n, ok := a.(*net.IPNet)
-		if !ok {
-			continue
-		}
-		ip, ok := netip.AddrFromSlice(n.IP)
-		if !ok {
-			continue
-		}
-		bits, _ := n.Mask.Size()
-		ip = ip.Unmap()
-		if ip.Is4() && bits > 32 {
-			bits -= 96
-		}
-		out = append(out, netip.PrefixFrom(ip, bits))
-	}
-	return out
 }

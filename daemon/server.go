@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/virtplane/virtplane"
+	"github.com/virtplane/virtplane/agent"
 	"github.com/virtplane/virtplane/daemon/api"
 	"github.com/virtplane/virtplane/daemon/auth"
 	"github.com/virtplane/virtplane/daemon/events"
@@ -188,7 +189,7 @@ func (s *Server) SetupFirstNode(ctx context.Context, address string) error {
 	}
 	first := model.Node{ID: store.NewID(), ClusterID: c.ID, Name: address + "1", Address: addr.Raw, State: model.NodeActive,
 		Cores: facts.Cores, MemoryMiB: facts.MemoryMiB, DiskGiB: facts.DiskGiB, Created: time.Now().UTC()}
-	rng, gw, excluded := defaultPoolBlock(hostNetworks())
+	rng, gw, excluded := defaultPoolBlock(agent.HostNetworks())
 	pool := model.IPPool{ID: store.NewID(), Name: "default", ClusterIDs: []string{c.ID},
 		Blocks: []model.IPBlock{{ID: "b1", Range: rng, Gateway: gw, Family: "ipv4", Excluded: excluded}}, Created: time.Now().UTC()}
 	img := model.Image{ID: store.NewID(), Name: "debian-12", OSType: "linux", Source: "/var/lib/virtplane/images/debian-12.qcow2", Format: "qcow2", State: model.ImageRegistered, Created: time.Now().UTC()}
